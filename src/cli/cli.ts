@@ -1,0 +1,54 @@
+import yargs from "yargs";
+import { commands } from "./commands/index.js";
+import { UserError, errorMessage } from "../util/errors.js";
+import { packageVersion } from "../util/package.js";
+
+/**
+ * Builds the yargs parser and runs one command. Returns the exit code instead of
+ * exiting, so tests can call it in-process. Users see one line per error; stacks only
+ * under --debug.
+ */
+export async function runCli(argv: string[]): Promise<number> {
+    const debug = argv.includes("--debug");
+    let exitCode = 0;
+    const parser = yargs(argv)
+        .scriptName("autoact")
+        .usage("$0 <command> [options]\n\nAutoAct on one box: self-instruct, synthesize, split and train LoRA sub-agents on a GGUF model.")
+        .option("debug", { type: "boolean", describe: "Print stack traces for errors", default: false, global: true })
+        .version(packageVersion())
+        .strict()
+        .demandCommand(1, "Name a command: autoact --help lists them.")
+        .recommendCommands()
+        .wrap(Math.min(110, process.stdout.columns ?? 110))
+        .help()
+        .fail((message, error) => {
+            // yargs validation (unknown flag, missing argument) and errors thrown in handlers both land here.
+            throw error ?? new UserError(message ?? "invalid command line");
+        });
+    for (const command of commands)
+        parser.command(command);
+
+    try {
+        await parser.parseAsync();
+    } catch (error) {
+        exitCode = reportError(error, debug);
+    }
+    return exitCode || (typeof process.exitCode === "number" ? process.exitCode : 0);
+}
+
+function reportError(error: unknown, debug: boolean): number {
+    if (error instanceof UserError) {
+        process.stderr.write(`autoact: ${error.message}\n`);
+        if (error.hint != null)
+            process.stderr.write(`hint: ${error.hint}\n`);
+        if (debug && error.stack != null)
+            process.stderr.write(`${error.stack}\n`);
+        return error.exitCode;
+    }
+    process.stderr.write(`autoact: ${errorMessage(error)}\n`);
+    if (debug && error instanceof Error && error.stack != null)
+        process.stderr.write(`${error.stack}\n`);
+    else
+        process.stderr.write("hint: rerun with --debug for the stack trace\n");
+    return 1;
+}
