@@ -1,0 +1,100 @@
+import type { Argv, CommandModule } from "yargs";
+import { readGgufInfo, summarizeGguf } from "../../gguf/reader.js";
+import { InputError } from "../../util/errors.js";
+import { writeSyntheticModel, type SynthArch, type SynthChatTemplate, type SynthType } from "../../gguf/synth.js";
+
+interface SynthArgs {
+    arch?: string;
+    "n-embd"?: number;
+    layers?: number;
+    heads?: number;
+    "kv-heads"?: number;
+    ff?: number;
+    ctx?: number;
+    type?: string;
+    seed?: number;
+    vocab?: number;
+    preset?: string;
+    "chat-template"?: string;
+    "tied-embeddings"?: boolean;
+    out: string;
+}
+
+const synth: CommandModule<object, SynthArgs> = {
+    command: "synth",
+    describe: "Write a random-weight llama/qwen2 GGUF with a working tokenizer (for tests and benchmarks)",
+    builder: (yargs) => yargs
+        .option("preset", { type: "string", describe: "Shape from models/presets.json (tiny, tiny-chat, 27m, 100m, 0.5b, 1.5b); flags override it" })
+        .option("arch", { type: "string", describe: "llama | qwen2" })
+        .option("n-embd", { type: "number", describe: "Hidden size" })
+        .option("layers", { type: "number", describe: "Transformer blocks" })
+        .option("heads", { type: "number", describe: "Attention heads (must divide n-embd)" })
+        .option("kv-heads", { type: "number", describe: "Key/value heads (must divide heads; default: heads)" })
+        .option("ff", { type: "number", describe: "Feed-forward size" })
+        .option("ctx", { type: "number", describe: "Context length in the metadata (default 2048)" })
+        .option("type", { type: "string", describe: "f32 | f16 | q8_0 | q4_0 | q4_k (default f32)" })
+        .option("seed", { type: "number", describe: "Seed of the random weights (default 1)" })
+        .option("vocab", { type: "number", describe: "Vocabulary size (default 512)" })
+        .option("chat-template", { type: "string", describe: "chatml | none (default: chatml for qwen2, none for llama)" })
+        .option("tied-embeddings", { type: "boolean", describe: "Leave out output.weight (reuse token_embd)" })
+        .option("out", { type: "string", demandOption: true, describe: "Output .gguf file" }) as unknown as Argv<SynthArgs>,
+    handler: async (args) => {
+        for (const [flag, value] of Object.entries(args))
+            if (Array.isArray(value) && flag !== "_")
+                throw new InputError(`--${flag} is given more than once`);
+        const started = performance.now();
+        const result = await writeSyntheticModel({
+            preset: args.preset,
+            arch: args.arch as SynthArch,
+            nEmbd: args["n-embd"]!,
+            layers: args.layers!,
+            heads: args.heads!,
+            kvHeads: args["kv-heads"],
+            ff: args.ff!,
+            ctx: args.ctx,
+            type: args.type as SynthType | undefined,
+            seed: args.seed,
+            vocab: args.vocab,
+            chatTemplate: args["chat-template"] as SynthChatTemplate | undefined,
+            tiedEmbeddings: args["tied-embeddings"],
+            out: args.out
+        });
+        const seconds = (performance.now() - started) / 1000;
+        process.stdout.write(`wrote ${result.path}: ${result.params} parameters, ${result.bytes} bytes in ${seconds.toFixed(2)} s\n`);
+    }
+};
+
+interface InfoArgs {
+    file: string;
+    json?: boolean;
+}
+
+const info: CommandModule<object, InfoArgs> = {
+    command: "info <file>",
+    describe: "Print a GGUF file's architecture, type, parameters, context and tensors",
+    builder: (yargs) => yargs
+        .positional("file", { type: "string", demandOption: true, describe: "GGUF file" })
+        .option("json", { type: "boolean", default: false, describe: "Print metadata (long arrays shortened) and tensors as JSON" }) as unknown as Argv<InfoArgs>,
+    handler: async (args) => {
+        const gguf = await readGgufInfo(args.file);
+        if (!args.json) {
+            process.stdout.write(`${summarizeGguf(gguf)}\n`);
+            return;
+        }
+        const metadata = Object.fromEntries(Object.entries(gguf.metadata).map(([key, v]) => {
+            const value = Array.isArray(v.value) && v.value.length > 16 ? `[${v.value.length} items]` : v.value;
+            return [key, value];
+        }));
+        process.stdout.write(`${JSON.stringify({
+            path: gguf.path, version: gguf.version, fileSize: gguf.fileSize, metadata,
+            tensors: gguf.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, offset: t.offset, bytes: t.bytes }))
+        }, (_, v: unknown) => typeof v === "bigint" ? v.toString() : v, 2)}\n`);
+    }
+};
+
+export const modelCommand: CommandModule = {
+    command: "model <command>",
+    describe: "Synthetic models and GGUF inspection (model synth, model info)",
+    builder: (yargs) => yargs.command(synth).command(info).demandCommand(1, "Name a model subcommand: synth or info"),
+    handler: () => undefined
+};
