@@ -1,0 +1,159 @@
+import type { ToolSession } from "../tools/types.js";
+import { renderHistory, oneLine, type EpisodeStep } from "./react-format.js";
+
+/**
+ * One ReAct episode with AutoAct's Finish/Reflect protocol:
+ * - the first Finish records the answer and asks for a reflection;
+ * - Reflect[right] ends the episode with that answer; Reflect[wrong] asks to solve again,
+ *   and the next Finish ends the episode;
+ * - Reflect that does not directly follow Finish, or an unknown action, is an invalid
+ *   action: it gets an observation saying so and the episode goes on.
+ * The policy (one meta-agent, or the three sub-agents) decides the steps; this file owns
+ * the rules, so synthesis and evaluation cannot drift apart.
+ */
+
+export type StopReason = "finished" | "step_limit" | "context_limit" | "invalid";
+export type EpisodePhase = "solve" | "reflect";
+
+export interface PolicyStep {
+    thought: string;
+    /** Action name as written by the model ("" when none could be read). */
+    action: string;
+    argument: string;
+    promptTokens: number;
+    generatedTokens: number;
+    /** The largest prompt (in tokens) this step used: checked against the context limit. */
+    maxPromptTokens: number;
+}
+
+export interface StepPolicy {
+    /** Decides the next step from the history text (header, question, steps so far). */
+    next(history: string, phase: EpisodePhase): Promise<PolicyStep>;
+}
+
+export interface ToolRunner {
+    /** Canonical name of an available tool, or null when the name matches none. */
+    resolve(name: string): string | null;
+    run(name: string, argument: string, session: ToolSession): Promise<string>;
+    /** Names for the "invalid action" observation. */
+    readonly names: readonly string[];
+}
+
+export interface EpisodeOptions {
+    header: string;
+    question: string;
+    policy: StepPolicy;
+    tools: ToolRunner;
+    session: ToolSession;
+    maxSteps: number;
+    /** Stop when a prompt comes within `reserveTokens` of this many tokens. */
+    maxContext: number;
+    /** Defaults to 256: room for the next step's generation. */
+    reserveTokens?: number;
+    /** Consecutive steps without a readable action before giving up. Defaults to 3. */
+    maxUnreadable?: number;
+}
+
+export interface EpisodeResult {
+    steps: (EpisodeStep & { index: number })[];
+    finalAnswer: string | null;
+    stopReason: StopReason;
+    promptTokens: number;
+    generatedTokens: number;
+    invalidActions: number;
+    timeMs: number;
+}
+
+export const observations = {
+    reflect: (answer: string) => `Answer "${answer}" recorded. Check it: Reflect[right] if it is right, Reflect[wrong] if not.`,
+    retry: "Then solve the question again and give the new answer with Finish.",
+    reflectWithoutFinish: "Invalid action: Reflect must directly follow Finish.",
+    badVerdict: "Invalid action: Reflect takes right or wrong.",
+    unreadable: "Invalid action: write one action as Name[argument].",
+    unknown: (name: string, names: readonly string[]) =>
+        `Invalid action: ${name} is not available. Use one of: ${[...names, "Finish", "Reflect"].join(", ")}.`
+};
+
+export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult> {
+    const { header, question, policy, tools, session, maxSteps, maxContext } = options;
+    const reserve = options.reserveTokens ?? 256;
+    const maxUnreadable = options.maxUnreadable ?? 3;
+    const started = performance.now();
+    const steps: EpisodeResult["steps"] = [];
+    let pendingAnswer: string | null = null;
+    let retrying = false;
+    let phase: EpisodePhase = "solve";
+    let promptTokens = 0;
+    let generatedTokens = 0;
+    let invalidActions = 0;
+    let unreadableInRow = 0;
+
+    const finish = (stopReason: StopReason, finalAnswer: string | null): EpisodeResult => ({
+        steps, finalAnswer, stopReason, promptTokens, generatedTokens, invalidActions,
+        timeMs: performance.now() - started
+    });
+
+    while (steps.length < maxSteps) {
+        const history = renderHistory(header, question, steps);
+        const step = await policy.next(history, phase);
+        promptTokens += step.promptTokens;
+        generatedTokens += step.generatedTokens;
+        const action = step.action.trim();
+        const argument = oneLine(step.argument);
+        const record = (observation: string) => {
+            steps.push({ index: steps.length, thought: oneLine(step.thought), action, argument, observation });
+        };
+        const lastAction = steps.at(-1)?.action;
+        const key = action.toLowerCase();
+
+        if (action === "") {
+            invalidActions++;
+            record(observations.unreadable);
+            if (++unreadableInRow >= maxUnreadable)
+                return finish("invalid", pendingAnswer);
+        } else if (key === "finish") {
+            unreadableInRow = 0;
+            if (retrying || pendingAnswer != null) {
+                record("Episode finished.");
+                return finish("finished", argument);
+            }
+            pendingAnswer = argument;
+            record(observations.reflect(argument));
+            phase = "reflect";
+        } else if (key === "reflect") {
+            unreadableInRow = 0;
+            if (lastAction?.toLowerCase() !== "finish" || pendingAnswer == null) {
+                invalidActions++;
+                record(observations.reflectWithoutFinish);
+            } else {
+                const verdict = argument.toLowerCase().replace(/[^a-z]/g, "");
+                if (verdict === "right") {
+                    record("Episode finished.");
+                    return finish("finished", pendingAnswer);
+                } else if (verdict === "wrong") {
+                    record(observations.retry);
+                    retrying = true;
+                    phase = "solve";
+                } else {
+                    invalidActions++;
+                    record(observations.badVerdict);
+                }
+            }
+        } else {
+            unreadableInRow = 0;
+            const tool = tools.resolve(action);
+            if (tool == null) {
+                invalidActions++;
+                record(observations.unknown(action, tools.names));
+            } else {
+                record(await tools.run(tool, argument, session));
+            }
+        }
+        // A reflection is only asked for right after Finish.
+        if (phase === "reflect" && steps.at(-1)?.action.toLowerCase() !== "finish")
+            phase = "solve";
+        if (step.maxPromptTokens + reserve > maxContext)
+            return finish("context_limit", pendingAnswer);
+    }
+    return finish("step_limit", pendingAnswer);
+}

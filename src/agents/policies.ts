@@ -1,0 +1,114 @@
+import { parseAction } from "../tools/parse.js";
+import type { AgentModel, Sampling } from "./agent-model.js";
+import type { EpisodePhase, PolicyStep, StepPolicy } from "./episode.js";
+import { actionPrompt, argumentPrompt, thoughtPrompt } from "./react-format.js";
+import type { GenerationResult } from "../llm/engine.js";
+
+/** Sampling settings shared by every generation of an episode; each call gets its own seed. */
+export interface EpisodeSampling extends Omit<Sampling, "stop" | "seed"> {
+    /** Base seed of the episode: calls are seeded from it, so a rerun repeats the episode. */
+    seed: number;
+}
+
+class CallSeeds {
+    private calls = 0;
+    constructor(private readonly base: number) {}
+    next(): number {
+        // Distinct, repeatable seeds per call of an episode.
+        return (Math.imul(this.base, 2654435761) + 97 * ++this.calls) >>> 0;
+    }
+}
+
+function tally(results: GenerationResult[]): Pick<PolicyStep, "promptTokens" | "generatedTokens" | "maxPromptTokens"> {
+    return {
+        promptTokens: results.reduce((sum, r) => sum + r.promptTokens, 0),
+        generatedTokens: results.reduce((sum, r) => sum + r.generatedTokens, 0),
+        maxPromptTokens: Math.max(0, ...results.map((r) => r.promptTokens + r.generatedTokens))
+    };
+}
+
+const lineStop = ["\n"];
+
+/**
+ * Zero-shot ReAct by the meta-agent alone (trajectory synthesis, and the "react" baseline):
+ * one generation for the thought, one for the whole action line.
+ */
+export class MetaAgentPolicy implements StepPolicy {
+    private readonly seeds: CallSeeds;
+
+    constructor(private readonly agent: AgentModel, private readonly sampling: EpisodeSampling) {
+        this.seeds = new CallSeeds(sampling.seed);
+    }
+
+    async next(history: string): Promise<PolicyStep> {
+        const thought = await this.agent.complete(thoughtPrompt(history), this.callSampling());
+        const thoughtText = thought.text.trim();
+        const action = await this.agent.complete(actionPrompt(history, thoughtText), this.callSampling());
+        const parsed = parseAction(action.text);
+        return {
+            thought: thoughtText,
+            action: parsed?.name ?? "",
+            argument: parsed?.argument ?? "",
+            ...tally([thought, action])
+        };
+    }
+
+    private callSampling(): Sampling {
+        return { ...this.sampling, stop: lineStop, seed: this.seeds.next() };
+    }
+}
+
+export interface SubAgents {
+    plan: AgentModel;
+    tool: AgentModel;
+    reflect: AgentModel;
+}
+
+/**
+ * Group planning: the plan agent writes the thought and the action name (and Finish's
+ * answer); the tool agent writes a tool's argument; right after a Finish, the reflect agent
+ * writes the thought and the Reflect action.
+ */
+export class GroupPolicy implements StepPolicy {
+    private readonly seeds: CallSeeds;
+
+    constructor(private readonly agents: SubAgents, private readonly sampling: EpisodeSampling) {
+        this.seeds = new CallSeeds(sampling.seed);
+    }
+
+    async next(history: string, phase: EpisodePhase): Promise<PolicyStep> {
+        const lead = phase === "reflect" ? this.agents.reflect : this.agents.plan;
+        const thought = await lead.complete(thoughtPrompt(history), this.callSampling());
+        const thoughtText = thought.text.trim();
+        const action = await lead.complete(actionPrompt(history, thoughtText), this.callSampling());
+        const parsed = parseAction(action.text);
+        const name = parsed?.name ?? "";
+        const key = name.toLowerCase();
+        if (name === "" || key === "finish" || key === "reflect")
+            return { thought: thoughtText, action: name, argument: parsed?.argument ?? "", ...tally([thought, action]) };
+
+        const argument = await this.agents.tool.complete(argumentPrompt(history, thoughtText, name), this.callSampling());
+        return {
+            thought: thoughtText,
+            action: name,
+            argument: closeArgument(argument.text),
+            ...tally([thought, action, argument])
+        };
+    }
+
+    private callSampling(): Sampling {
+        return { ...this.sampling, stop: lineStop, seed: this.seeds.next() };
+    }
+}
+
+/** The tool agent continues after `Name[`: its argument ends at the matching `]`. */
+export function closeArgument(text: string): string {
+    let depth = 1;
+    for (let i = 0; i < text.length; i++) {
+        if (text[i] === "[")
+            depth++;
+        else if (text[i] === "]" && --depth === 0)
+            return text.slice(0, i).trim();
+    }
+    return text.trim();
+}

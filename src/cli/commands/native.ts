@@ -1,0 +1,33 @@
+import type { Argv, CommandModule } from "yargs";
+import { InputError } from "../../util/errors.js";
+import { createTrainProgress, ensureNativeBuild, nativeBackends, type NativeBackend } from "../../train/index.js";
+
+interface BuildArgs {
+    backend: string;
+    jobs?: number;
+    force: boolean;
+}
+
+const build: CommandModule<object, BuildArgs> = {
+    command: "build",
+    describe: "Build the LoRA trainer and llama-bench from node-llama-cpp's llama.cpp source (incremental)",
+    builder: (yargs) => yargs
+        .option("backend", { type: "string", default: "cpu", describe: `${nativeBackends.join(" | ")}` })
+        .option("jobs", { type: "number", describe: "Parallel compile jobs (default: physical cores)" })
+        .option("force", { type: "boolean", default: false, describe: "Re-clone and re-patch llama.cpp" }) as unknown as Argv<BuildArgs>,
+    handler: async (args) => {
+        if (!(nativeBackends as readonly string[]).includes(args.backend))
+            throw new InputError(`--backend: expected ${nativeBackends.join(", ")}; got "${args.backend}"`);
+        const progress = createTrainProgress();
+        const result = await ensureNativeBuild({ backend: args.backend as NativeBackend, jobs: args.jobs, force: args.force, onProgress: progress.build });
+        progress.done();
+        process.stdout.write(`${JSON.stringify({ trainer: result.trainer, llamaBench: result.llamaBench, buildDir: result.buildDir, llamaTag: result.llamaTag, seconds: Number(result.seconds.toFixed(2)) })}\n`);
+    }
+};
+
+export const nativeCommand: CommandModule = {
+    command: "native <command>",
+    describe: "Native trainer build",
+    builder: (yargs) => yargs.command(build).demandCommand(1),
+    handler: () => {}
+};

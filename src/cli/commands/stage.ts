@@ -1,0 +1,58 @@
+import path from "node:path";
+import type { Argv, CommandModule } from "yargs";
+import type { StageName } from "../../pipeline/config-schema.js";
+import type { SubAgentAdapters } from "../../pipeline/stages/eval.js";
+import { InputError } from "../../util/errors.js";
+import { pipelineRunOptions, runAndSummarize, withPipelineOptions, type PipelineArgs } from "../pipeline-options.js";
+
+interface StageArgs extends PipelineArgs {
+    config?: string;
+    plan?: string;
+    tool?: string;
+    reflect?: string;
+}
+
+const descriptions: Partial<Record<StageName, string>> = {
+    instruct: "Self-instruct: write new tasks from the seed examples (tasks.arrow)",
+    "select-tools": "Tool selection by the meta-agent (tools.arrow)",
+    synth: "Trajectory synthesis: zero-shot ReAct over parallel sequences (trajectories.arrow)",
+    filter: "Keep trajectories whose final answer is right (filtered.arrow)",
+    split: "Division of labor: plan / tool / reflect samples (samples.arrow)",
+    eval: "Group-planning evaluation and the react / cot baselines (eval-<set>.arrow, report.md)"
+};
+
+/**
+ * One command per pipeline stage: runs that stage on a run directory, with the config the
+ * run saved there (config.yaml) unless --config names another pipeline file.
+ */
+export function stageCommand(stage: StageName): CommandModule<object, StageArgs> {
+    return {
+        command: stage,
+        describe: descriptions[stage] ?? stage,
+        builder: (yargs) => {
+            let built = withPipelineOptions(yargs)
+                .option("config", { type: "string", describe: "Pipeline YAML (default: <run-dir>/config.yaml)" });
+            if (stage === "eval") {
+                built = built
+                    .option("plan", { type: "string", describe: "Plan agent's adapter GGUF (default: <run-dir>/adapters/plan.gguf)" })
+                    .option("tool", { type: "string", describe: "Tool agent's adapter GGUF" })
+                    .option("reflect", { type: "string", describe: "Reflect agent's adapter GGUF" });
+            }
+            return built as unknown as Argv<StageArgs>;
+        },
+        handler: async (args) => {
+            const runDir = args["run-dir"];
+            if (runDir == null && args.config == null)
+                throw new InputError(`autoact ${stage} needs --run-dir DIR (a run directory with config.yaml) or --config FILE`);
+            const adapters: SubAgentAdapters | undefined = args.plan ?? args.tool ?? args.reflect
+                ? { plan: args.plan, tool: args.tool, reflect: args.reflect }
+                : undefined;
+            await runAndSummarize({
+                configFile: args.config ?? path.join(runDir!, "config.yaml"),
+                only: [stage],
+                adapters,
+                ...pipelineRunOptions(args)
+            });
+        }
+    };
+}

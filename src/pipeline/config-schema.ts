@@ -1,0 +1,240 @@
+/**
+ * The pipeline configuration: every stage's settings with their defaults, grouped as the
+ * stages run. A pipeline YAML file holds only what differs from these defaults; an unknown
+ * key or a value of the wrong type is an error that names the file, the line and the key.
+ */
+
+export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
+export type StageName = (typeof stageNames)[number];
+
+export type AnswerMetric = "f1" | "em" | "option";
+export type DatasetFormat = "hotpotqa" | "scienceqa" | "jsonl";
+
+export interface EvalSetConfig {
+    /** Name used in `eval-<name>.arrow` and the report. */
+    name: string;
+    format: DatasetFormat;
+    /** File name, looked up in the data folders (see `data.search`). */
+    file: string;
+    /** Evaluate only the first N questions; 0 = all. */
+    limit: number;
+}
+
+export interface PipelineConfig {
+    name: string;
+    /** What the task is, in words the meta-agent reads when it picks tools and writes tasks. */
+    description: string;
+    task: {
+        /** "qa": free-text answers (EM/F1); "multiple-choice": options with a letter answer. */
+        kind: "qa" | "multiple-choice";
+        /** The metric that decides whether a trajectory is right (filtering) and is reported first. */
+        metric: AnswerMetric;
+    };
+    model: {
+        /** A GGUF path or an `hf:` URI; a preset name from models/presets.json also works. */
+        path: string;
+        gpu: "auto" | "cuda" | "metal" | "vulkan" | "cpu";
+        /** 0 = physical cores. */
+        threads: number;
+        /** Context size of every sequence. */
+        context_size: number;
+        /** Parallel sequences used by synthesis and evaluation. */
+        parallel: number;
+        /** Prompt template: the model's chat template when it has one, else AutoAct's plain one. */
+        template: "auto" | "chat" | "plain";
+    };
+    data: {
+        /** Folders searched (in order, relative to this file) for data files; --data DIR comes first. */
+        search: string[];
+        /** Dataset descriptor (datasets/<name>.json) used to download missing files. */
+        descriptor: string;
+        /** Seed examples ({Question, Answer} list); searched like data files, then datasets/. */
+        seeds: string;
+        /** Files whose paragraphs become the retrieval corpus (HotpotQA JSONL/JSON or {title,text} JSONL). */
+        corpus: string[];
+        eval: EvalSetConfig[];
+    };
+    instruct: {
+        /** How many tasks to generate (AutoAct: 800). */
+        target: number;
+        /** New examples asked for per round. */
+        per_round: number;
+        /** Examples shown per round (seeds first, then already generated ones). */
+        shown: number;
+        /** A random temperature is drawn from this range each round. */
+        temperature: [number, number];
+        max_tokens: number;
+        /** "seeds": AutoAct's self-instruct; "grounded": questions written from corpus passages. */
+        mode: "seeds" | "grounded";
+        /** Passages shown per grounded round. */
+        passages: number;
+        /** Answers longer than this are dropped (AutoAct HotpotQA: 20); 0 = no limit. */
+        max_answer_chars: number;
+        /** Give up after this many rounds without reaching the target. */
+        max_rounds: number;
+        seed: number;
+    };
+    tools: {
+        /** Tools the meta-agent may choose from. */
+        library: string[];
+        /** How many it picks. */
+        count: number;
+        /** Used (and recorded as such) when the meta-agent's answer is unusable. */
+        fallback: string[];
+    };
+    synth: {
+        max_steps: number;
+        /** Tokens of context a trajectory may use. */
+        max_context: number;
+        temperature: number;
+        top_p: number;
+        top_k: number;
+        /** New tokens for one Thought or Action line. */
+        max_tokens: number;
+        /** Trajectories per resume batch: a killed run continues from the last finished batch. */
+        batch_size: number;
+        seed: number;
+    };
+    filter: {
+        /** "correct": exact match (or option match); "f1": token F1 at least `min_f1`. */
+        keep: "correct" | "f1";
+        min_f1: number;
+        /** Keep at most this many (AutoAct: 200); 0 = all. */
+        max: number;
+    };
+    train: {
+        rank: number;
+        alpha: number;
+        targets: string[];
+        epochs: number;
+        /** 0 = go by epochs. */
+        steps: number;
+        lr: number;
+        schedule: "constant" | "linear" | "cosine";
+        warmup: number;
+        context: number;
+        grad_accum: number;
+        seed: number;
+    };
+    eval: {
+        max_steps: number;
+        temperature: number;
+        top_p: number;
+        top_k: number;
+        max_tokens: number;
+        /** Methods run on the evaluation sets: group planning and the two baselines. */
+        methods: ("group" | "react" | "cot")[];
+        seed: number;
+    };
+}
+
+export const defaultConfig: PipelineConfig = {
+    name: "custom",
+    description: "",
+    task: { kind: "qa", metric: "f1" },
+    model: { path: "default", gpu: "auto", threads: 0, context_size: 4096, parallel: 8, template: "auto" },
+    data: { search: [], descriptor: "", seeds: "", corpus: [], eval: [] },
+    instruct: {
+        target: 800,
+        per_round: 10,
+        shown: 4,
+        temperature: [0.1, 0.5],
+        max_tokens: 768,
+        mode: "seeds",
+        passages: 2,
+        max_answer_chars: 20,
+        max_rounds: 400,
+        seed: 1
+    },
+    tools: {
+        library: ["Search", "Retrieve", "Lookup", "Image2Text", "Calculator", "Code"],
+        count: 3,
+        fallback: ["Search", "Retrieve", "Lookup"]
+    },
+    synth: {
+        max_steps: 15,
+        max_context: 4096,
+        temperature: 0.9,
+        top_p: 1,
+        top_k: 0,
+        max_tokens: 128,
+        batch_size: 16,
+        seed: 1
+    },
+    filter: { keep: "correct", min_f1: 1, max: 200 },
+    train: {
+        rank: 8,
+        alpha: 16,
+        targets: ["attn_q", "attn_v"],
+        epochs: 5,
+        steps: 0,
+        lr: 1e-4,
+        schedule: "cosine",
+        warmup: 0.03,
+        context: 1024,
+        grad_accum: 1,
+        seed: 1
+    },
+    eval: {
+        max_steps: 10,
+        temperature: 0.5,
+        top_p: 0.75,
+        top_k: 40,
+        max_tokens: 128,
+        methods: ["group", "react", "cot"],
+        seed: 1
+    }
+};
+
+/** Allowed values of enumerated keys (dotted paths; `[]` = every element of an array). */
+export const configEnums: Record<string, readonly (string | number)[]> = {
+    "task.kind": ["qa", "multiple-choice"],
+    "task.metric": ["f1", "em", "option"],
+    "model.gpu": ["auto", "cuda", "metal", "vulkan", "cpu"],
+    "model.template": ["auto", "chat", "plain"],
+    "data.eval[].format": ["hotpotqa", "scienceqa", "jsonl"],
+    "instruct.mode": ["seeds", "grounded"],
+    "filter.keep": ["correct", "f1"],
+    "train.schedule": ["constant", "linear", "cosine"],
+    "train.targets[]": ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"],
+    "eval.methods[]": ["group", "react", "cot"]
+};
+
+/** Element templates for arrays of objects, used to check each element's keys and types. */
+export const configArrayElements: Record<string, unknown> = {
+    "data.eval": { name: "", format: "jsonl", file: "", limit: 0 } satisfies EvalSetConfig
+};
+
+/** Numeric keys that must be whole numbers, and their minimum. */
+export const configIntegers: Record<string, number> = {
+    "model.threads": 0,
+    "model.context_size": 64,
+    "model.parallel": 1,
+    "data.eval[].limit": 0,
+    "instruct.target": 0,
+    "instruct.per_round": 1,
+    "instruct.shown": 0,
+    "instruct.max_tokens": 1,
+    "instruct.passages": 1,
+    "instruct.max_answer_chars": 0,
+    "instruct.max_rounds": 1,
+    "instruct.seed": 0,
+    "tools.count": 1,
+    "synth.max_steps": 1,
+    "synth.max_context": 64,
+    "synth.top_k": 0,
+    "synth.max_tokens": 1,
+    "synth.batch_size": 1,
+    "synth.seed": 0,
+    "filter.max": 0,
+    "train.rank": 1,
+    "train.epochs": 0,
+    "train.steps": 0,
+    "train.context": 16,
+    "train.grad_accum": 1,
+    "train.seed": 0,
+    "eval.max_steps": 1,
+    "eval.top_k": 0,
+    "eval.max_tokens": 1,
+    "eval.seed": 0
+};

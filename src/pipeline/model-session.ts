@@ -1,0 +1,75 @@
+import { createEngine, type Engine, type Generator, type LoadedModel } from "../llm/engine.js";
+import type { AdapterSpec } from "../llm/types.js";
+import { createPromptFormatter, type PromptFormatter } from "../llm/prompt-format.js";
+import { AgentModel } from "../agents/agent-model.js";
+import type { PipelineConfig } from "./config-schema.js";
+
+/**
+ * The model of one pipeline run, loaded once and shared by every stage: one engine, one
+ * loaded model, and one generator (context) per adapter set, so the three sub-agents of
+ * group planning share the base weights.
+ */
+export class ModelSession {
+    private engine: Engine | null = null;
+    private model: LoadedModel | null = null;
+    private formatterValue: PromptFormatter | null = null;
+    private readonly generators = new Map<string, Promise<Generator>>();
+
+    constructor(readonly modelPath: string, private readonly config: PipelineConfig["model"]) {}
+
+    async loaded(): Promise<LoadedModel> {
+        if (this.model == null) {
+            this.engine = await createEngine({
+                gpu: this.config.gpu,
+                threads: this.config.threads > 0 ? this.config.threads : undefined
+            });
+            this.model = await this.engine.loadModel(this.modelPath);
+            this.formatterValue = createPromptFormatter(this.model.model, { template: this.config.template });
+        }
+        return this.model;
+    }
+
+    async formatter(): Promise<PromptFormatter> {
+        await this.loaded();
+        return this.formatterValue!;
+    }
+
+    /** Context size every sequence gets: the config's, capped by the model's training context. */
+    async contextSize(): Promise<number> {
+        const model = await this.loaded();
+        const train = model.info.trainContextSize;
+        return train > 0 ? Math.min(this.config.context_size, train) : this.config.context_size;
+    }
+
+    /** A generator with the given adapters (none = the base model), created once per adapter set. */
+    async generator(adapters: AdapterSpec[] = []): Promise<Generator> {
+        const key = JSON.stringify(adapters.map((a) => [a.filePath, a.scale ?? 1]));
+        let generator = this.generators.get(key);
+        if (generator == null) {
+            generator = (async () => {
+                const model = await this.loaded();
+                return model.createGenerator({
+                    parallel: this.config.parallel,
+                    contextSize: await this.contextSize(),
+                    adapters
+                });
+            })();
+            this.generators.set(key, generator);
+        }
+        return generator;
+    }
+
+    async agent(name: string, adapters: AdapterSpec[] = []): Promise<AgentModel> {
+        return new AgentModel({ name, generator: await this.generator(adapters), formatter: await this.formatter() });
+    }
+
+    async dispose(): Promise<void> {
+        for (const generator of this.generators.values())
+            await (await generator).dispose();
+        this.generators.clear();
+        await this.model?.dispose();
+        await this.engine?.dispose();
+        this.model = null;
+        this.engine = null;
+    }
+}

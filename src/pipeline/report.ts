@@ -1,0 +1,95 @@
+import fs from "node:fs";
+import { readTable } from "../data/table-io.js";
+import type { EvalRow } from "../data/schemas.js";
+import { meanByGroup } from "../metrics/index.js";
+import { writeFileAtomicSync } from "../util/fs.js";
+import { configToYaml } from "./config.js";
+import { stageNames, type PipelineConfig } from "./config-schema.js";
+import type { RunDir } from "./run-dir.js";
+
+/**
+ * report.md: what each stage did (rows, time, throughput), the evaluation metrics per
+ * level and overall for each method, and the resolved config beside them.
+ */
+export async function writeReport(runDir: RunDir, config: PipelineConfig): Promise<string> {
+    const manifest = runDir.readManifest(config.name);
+    const lines: string[] = [`# autoact run: ${config.name}`, ""];
+    lines.push(`Run directory: \`${runDir.dir}\``, "");
+    if (manifest.model != null)
+        lines.push(`Model: \`${manifest.model.source}\` (sha256 ${manifest.model.sha256.slice(0, 16)}…, ${(manifest.model.bytes / 1e6).toFixed(1)} MB)`, "");
+
+    lines.push("## Stages", "", "| stage | status | rows | seconds | tokens/s | notes |", "|---|---|---|---|---|---|");
+    for (const stage of stageNames) {
+        const record = manifest.stages[stage];
+        if (record == null) {
+            lines.push(`| ${stage} | not run | | | | |`);
+            continue;
+        }
+        const rows = Object.entries(record.outputs).map(([name, o]) => `${name}: ${o.rows}`).join(", ");
+        const stats = record.stats ?? {};
+        const rate = typeof stats.tokens_per_s === "number" ? stats.tokens_per_s.toFixed(1) : "";
+        const notes = Object.entries(stats)
+            .filter(([key]) => key !== "tokens_per_s" && !key.includes("."))
+            .map(([key, value]) => `${key}=${typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : value}`)
+            .join(" ");
+        lines.push(`| ${stage} | ${record.status} | ${rows} | ${record.seconds?.toFixed(1) ?? ""} | ${rate} | ${escapeCell(notes || (record.error ?? ""))} |`);
+    }
+    lines.push("");
+
+    const evalFiles = fs.existsSync(runDir.dir) ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort() : [];
+    if (evalFiles.length > 0) {
+        lines.push("## Evaluation", "");
+        for (const file of evalFiles) {
+            const rows = await readTable(runDir.file(file), "eval");
+            lines.push(`### ${file.replace(/^eval-|\.arrow$/g, "")}`, "");
+            lines.push(...evalTable(rows), "");
+        }
+    }
+    lines.push("## Config", "", "```yaml", configToYaml(config).trimEnd(), "```", "");
+    const text = lines.join("\n");
+    writeFileAtomicSync(runDir.file("report.md"), text);
+    return runDir.file("report.md");
+}
+
+/** One row per method and level (then overall): EM, F1, accuracy, steps, invalid actions, limits, speed. */
+export function evalTable(rows: EvalRow[]): string[] {
+    const out = [
+        "| method | level | n | EM | F1 | accuracy | mean steps | invalid-action rate | step-limit rate | tokens/s | episode s (sum) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    ];
+    const methods = [...new Set(rows.map((r) => r.method))];
+    for (const method of methods) {
+        const mine = rows.filter((r) => r.method === method);
+        const groups = meanByGroup(mine, {
+            groupOf: (r) => r.level ?? undefined,
+            metrics: {
+                em: (r) => r.em,
+                f1: (r) => r.f1,
+                accuracy: (r) => r.correct,
+                steps: (r) => r.steps,
+                invalid: (r) => (r.steps === 0 ? 0 : r.invalid_actions / r.steps),
+                stepLimit: (r) => r.stop_reason === "step_limit"
+            }
+        });
+        for (const group of groups) {
+            const members = group.group === "overall" ? mine : mine.filter((r) => (r.level ?? undefined) === group.group);
+            const tokens = members.reduce((sum, r) => sum + r.generated_tokens, 0);
+            const seconds = members.reduce((sum, r) => sum + r.time_ms, 0) / 1000;
+            const m = group.means;
+            out.push(`| ${method} | ${group.group} | ${group.count} | ${pct(m.em)} | ${pct(m.f1)} | ${pct(m.accuracy)} | ${fixed(m.steps)} | ${pct(m.invalid)} | ${pct(m.stepLimit)} | ${seconds > 0 ? (tokens / seconds).toFixed(1) : ""} | ${seconds.toFixed(1)} |`);
+        }
+    }
+    return out;
+}
+
+function pct(value: number | undefined): string {
+    return value == null ? "" : (100 * value).toFixed(1);
+}
+
+function fixed(value: number | undefined): string {
+    return value == null ? "" : value.toFixed(2);
+}
+
+function escapeCell(text: string): string {
+    return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
+}

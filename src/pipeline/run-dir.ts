@@ -1,0 +1,121 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { writeFileAtomicSync } from "../util/fs.js";
+import { InputError } from "../util/errors.js";
+import type { StageName } from "./config-schema.js";
+
+/**
+ * A run directory: the resolved config, a manifest that records each stage, one Arrow table
+ * per stage, and part files of stages that were interrupted.
+ *
+ *   run/config.yaml  run/manifest.json  run/tasks.arrow ... run/report.md
+ *   run/parts/<stage>/<input-hash>/batch-000001.arrow   (while a stage runs)
+ */
+export interface StageRecord {
+    status: "running" | "done" | "failed" | "skipped";
+    /** Hash of everything the stage read: its config section, input tables, model, limit. */
+    inputHash: string;
+    outputs: Record<string, { rows: number; sha256?: string }>;
+    startedAt: string;
+    finishedAt?: string;
+    seconds?: number;
+    /** Stage-specific figures: tokens, tokens/s, kept counts, fallbacks... */
+    stats?: Record<string, number | string | boolean>;
+    error?: string;
+}
+
+export interface Manifest {
+    version: 1;
+    pipeline: string;
+    createdAt: string;
+    updatedAt: string;
+    model?: { source: string; path: string; sha256: string; bytes: number };
+    stages: Partial<Record<StageName, StageRecord>>;
+}
+
+export class RunDir {
+    readonly dir: string;
+
+    constructor(dir: string) {
+        this.dir = path.resolve(dir);
+    }
+
+    file(name: string): string {
+        return path.join(this.dir, name);
+    }
+
+    exists(name: string): boolean {
+        return fs.existsSync(this.file(name));
+    }
+
+    ensure(): void {
+        fs.mkdirSync(this.dir, { recursive: true });
+    }
+
+    readManifest(pipeline = "unknown"): Manifest {
+        const file = this.file("manifest.json");
+        if (!fs.existsSync(file)) {
+            const now = new Date().toISOString();
+            return { version: 1, pipeline, createdAt: now, updatedAt: now, stages: {} };
+        }
+        try {
+            return JSON.parse(fs.readFileSync(file, "utf8")) as Manifest;
+        } catch (error) {
+            throw new InputError(`${file}: corrupt manifest (${(error as Error).message}); move it away to start the run afresh`);
+        }
+    }
+
+    writeManifest(manifest: Manifest): void {
+        manifest.updatedAt = new Date().toISOString();
+        writeFileAtomicSync(this.file("manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    }
+
+    /** Updates one stage's record in the manifest on disk. */
+    updateStage(stage: StageName, update: (record: StageRecord | undefined) => StageRecord, pipeline?: string): StageRecord {
+        const manifest = this.readManifest(pipeline);
+        const record = update(manifest.stages[stage]);
+        manifest.stages[stage] = record;
+        this.writeManifest(manifest);
+        return record;
+    }
+
+    /** Folder for the finished batches of a stage run with the given input hash. */
+    partsDir(stage: StageName, inputHash: string): string {
+        return path.join(this.dir, "parts", stage, inputHash.slice(0, 16));
+    }
+
+    /** Removes part folders of a stage (all input hashes). */
+    clearParts(stage: StageName): void {
+        fs.rmSync(path.join(this.dir, "parts", stage), { recursive: true, force: true });
+        const parts = path.join(this.dir, "parts");
+        if (fs.existsSync(parts) && fs.readdirSync(parts).length === 0)
+            fs.rmdirSync(parts);
+    }
+}
+
+/** A stable hash of JSON-able values (object keys sorted). */
+export function hashValues(...values: unknown[]): string {
+    const hash = crypto.createHash("sha256");
+    for (const value of values)
+        hash.update(stableStringify(value)).update("\u0000");
+    return hash.digest("hex");
+}
+
+export function stableStringify(value: unknown): string {
+    if (value === undefined)
+        return "null";
+    if (value === null || typeof value !== "object")
+        return JSON.stringify(value);
+    if (Array.isArray(value))
+        return `[${value.map(stableStringify).join(",")}]`;
+    const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(",")}}`;
+}
+
+/** sha256 of a file, cached beside nothing: cheap enough for tables; models use model-hash.ts. */
+export function hashFileSync(file: string): string {
+    return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}

@@ -1,0 +1,222 @@
+import fs from "node:fs";
+import path from "node:path";
+import { InputError, errorMessage } from "../util/errors.js";
+import { writeFileAtomicSync } from "../util/fs.js";
+import { createProgress, type ProgressReporter } from "../util/progress.js";
+import { cachedSha256 } from "../util/file-hash.js";
+import { loadModelPresets, realModelPreset, realModelSource } from "../gguf/presets.js";
+import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
+import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
+import { configToYaml, loadConfig } from "./config.js";
+import type { StageContext, StageDefinition } from "./context.js";
+import { DataLocator } from "./data-locator.js";
+import { ModelSession } from "./model-session.js";
+import { RunDir, hashFileSync, hashValues, type StageRecord } from "./run-dir.js";
+import { instructStage } from "./stages/instruct.js";
+import { selectToolsStage } from "./stages/select-tools.js";
+import { synthStage } from "./stages/synth.js";
+import { filterStage } from "./stages/filter.js";
+import { splitStage } from "./stages/split.js";
+import { trainStage } from "./stages/train.js";
+import { createEvalStage, type SubAgentAdapters } from "./stages/eval.js";
+import { writeReport } from "./report.js";
+
+export interface RunPipelineOptions {
+    /** The pipeline YAML file. */
+    configFile: string;
+    /** --model: a GGUF path, an `hf:` URI or a preset name; overrides `model.path`. */
+    model?: string;
+    /** Defaults to runs/<pipeline name>. */
+    runDir?: string;
+    /** Run only the stages from this one on. */
+    from?: StageName;
+    /** Run only the stages up to this one. */
+    until?: StageName;
+    /** Stages not to run. */
+    skip?: StageName[];
+    /** Exactly these stages (the per-stage commands). */
+    only?: StageName[];
+    /** --limit N: caps every stage's item count. */
+    limit?: number;
+    /** --set KEY=VALUE overrides. */
+    set?: string[];
+    /** --data DIR: folders searched first for data files. */
+    dataDirs?: string[];
+    /** Adapters for evaluation instead of the run directory's. */
+    adapters?: SubAgentAdapters;
+    /** Rerun the selected stages even when their inputs are unchanged. Defaults to false. */
+    force?: boolean;
+    progress?: ProgressReporter;
+    log?: (line: string) => void;
+}
+
+export interface StageOutcome {
+    stage: StageName;
+    status: "ran" | "up-to-date" | "skipped";
+    seconds: number;
+    record?: StageRecord;
+}
+
+export interface RunPipelineResult {
+    runDir: string;
+    stages: StageOutcome[];
+    report: string;
+}
+
+const stageDefinitions = (adapters?: SubAgentAdapters): Record<StageName, StageDefinition> => ({
+    instruct: instructStage,
+    "select-tools": selectToolsStage,
+    synth: synthStage,
+    filter: filterStage,
+    split: splitStage,
+    train: trainStage,
+    eval: createEvalStage(adapters)
+});
+
+/**
+ * Runs a pipeline's stages in order. A stage whose inputs (config section, input tables,
+ * model, limit) are unchanged since it last finished is skipped; a stage that was killed
+ * continues from its last finished batch.
+ */
+export async function runPipeline(options: RunPipelineOptions): Promise<RunPipelineResult> {
+    const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const loaded = loadConfig(options.configFile, { set: options.set });
+    const config = loaded.config;
+    if (options.model != null)
+        config.model.path = isRemoteSource(options.model) || isPresetName(options.model) ? options.model : path.resolve(options.model);
+    if (options.limit != null && (!Number.isInteger(options.limit) || options.limit < 1))
+        throw new InputError(`--limit must be a whole number of at least 1, got ${options.limit}`);
+    const selected = selectStages(options);
+    const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
+    runDir.ensure();
+    const modelSource = modelSourceFor(config, loaded.baseDir);
+    // The saved config stands on its own: the per-stage commands run from it alone.
+    config.data.search = config.data.search.map((dir) => path.resolve(loaded.baseDir, dir));
+    config.model.path = modelSource;
+    writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
+
+    const needsModel = selected.some((stage) => stageDefinitions()[stage].usesModel);
+    const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
+    const manifest = runDir.readManifest(config.name);
+    if (modelPath != null) {
+        manifest.model = { source: modelSource, path: modelPath, sha256: await cachedSha256(modelPath), bytes: fs.statSync(modelPath).size };
+        runDir.writeManifest(manifest);
+    }
+    const session = new ModelSession(modelPath ?? "", config.model);
+    const context: StageContext = {
+        config,
+        configDir: loaded.baseDir,
+        runDir,
+        limit: options.limit ?? null,
+        data: new DataLocator({
+            dataDirs: options.dataDirs,
+            searchDirs: config.data.search.map((dir) => path.resolve(loaded.baseDir, dir)),
+            descriptor: config.data.descriptor
+        }),
+        model: session,
+        progress: options.progress ?? createProgress(),
+        log
+    };
+    const definitions = stageDefinitions(options.adapters);
+    const outcomes: StageOutcome[] = [];
+    try {
+        for (const stage of stageNames) {
+            if (!selected.includes(stage)) {
+                outcomes.push({ stage, status: "skipped", seconds: 0 });
+                continue;
+            }
+            outcomes.push(await runStage(definitions[stage], context, manifest.model?.sha256 ?? "", options.force ?? false));
+        }
+    } finally {
+        await session.dispose();
+    }
+    const report = await writeReport(runDir, config);
+    return { runDir: runDir.dir, stages: outcomes, report };
+}
+
+async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
+    const { runDir } = context;
+    const tableHashes = stage.inputTables(context).map((name) => {
+        const file = runDir.file(name);
+        if (!fs.existsSync(file)) {
+            const producer = producerOf(name);
+            throw new InputError(`stage ${stage.name} needs ${file}${producer ? `; run the ${producer} stage first` : ""}`);
+        }
+        return [name, hashFileSync(file)];
+    });
+    const inputHash = hashValues(stage.name, stage.inputValues(context), tableHashes, stage.usesModel ? modelHash : null);
+    const previous = runDir.readManifest().stages[stage.name];
+    const outputsPresent = previous != null && Object.keys(previous.outputs).every((name) => runDir.exists(name));
+    if (!force && previous?.status === "done" && previous.inputHash === inputHash && outputsPresent) {
+        context.log(`${stage.name}: up to date`);
+        return { stage: stage.name, status: "up-to-date", seconds: 0, record: previous };
+    }
+    if (previous != null && previous.inputHash !== inputHash)
+        runDir.clearParts(stage.name);
+    const startedAt = new Date().toISOString();
+    const started = performance.now();
+    runDir.updateStage(stage.name, () => ({ status: "running", inputHash, outputs: {}, startedAt }));
+    context.log(`${stage.name}: ${stage.description}`);
+    try {
+        const result = await stage.run(context, inputHash);
+        const seconds = (performance.now() - started) / 1000;
+        const record = runDir.updateStage(stage.name, () => ({
+            status: "done",
+            inputHash,
+            outputs: Object.fromEntries(Object.entries(result.outputs).map(([name, rows]) => [name, { rows, sha256: hashFileSync(runDir.file(name)) }])),
+            startedAt,
+            finishedAt: new Date().toISOString(),
+            seconds,
+            stats: result.stats
+        }));
+        context.log(`${stage.name}: done in ${seconds.toFixed(1)}s (${Object.entries(result.outputs).map(([n, r]) => `${n}: ${r} rows`).join(", ")})`);
+        return { stage: stage.name, status: "ran", seconds, record };
+    } catch (error) {
+        runDir.updateStage(stage.name, (record) => ({
+            ...(record ?? { inputHash, outputs: {}, startedAt }),
+            status: "failed",
+            finishedAt: new Date().toISOString(),
+            seconds: (performance.now() - started) / 1000,
+            error: errorMessage(error)
+        }));
+        throw error;
+    }
+}
+
+function selectStages(options: RunPipelineOptions): StageName[] {
+    const check = (name: string, flag: string): StageName => {
+        if (!(stageNames as readonly string[]).includes(name))
+            throw new InputError(`${flag} ${name}: unknown stage (stages: ${stageNames.join(", ")})`);
+        return name as StageName;
+    };
+    if (options.only != null)
+        return options.only.map((name) => check(name, "stage"));
+    const from = options.from == null ? 0 : stageNames.indexOf(check(options.from, "--from"));
+    const until = options.until == null ? stageNames.length - 1 : stageNames.indexOf(check(options.until, "--until"));
+    if (from > until)
+        throw new InputError(`--from ${options.from} comes after --until ${options.until}`);
+    const skip = new Set((options.skip ?? []).map((name) => check(name, "--skip")));
+    return stageNames.slice(from, until + 1).filter((stage) => !skip.has(stage));
+}
+
+function producerOf(table: string): StageName | null {
+    const producers: Record<string, StageName> = {
+        "tasks.arrow": "instruct", "tools.arrow": "select-tools", "trajectories.arrow": "synth",
+        "filtered.arrow": "filter", "samples.arrow": "split"
+    };
+    return producers[table] ?? null;
+}
+
+function isPresetName(name: string): boolean {
+    return name === "default" || name in loadModelPresets().real.models;
+}
+
+/** `model.path` as a source: a preset name, an `hf:` URI, or a path relative to the config file. */
+function modelSourceFor(config: PipelineConfig, baseDir: string): string {
+    const value = config.model.path;
+    if (value === "default")
+        return realModelSource(realModelPreset());
+    if (value in loadModelPresets().real.models)
+        return realModelSource(realModelPreset(value));
+    return isRemoteSource(value) ? value : path.resolve(baseDir, value);
+}

@@ -1,0 +1,23 @@
+import fs from "node:fs";
+import { InputError } from "../util/errors.js";
+import type { TaskPair } from "../agents/meta-agent.js";
+
+/** Reads a seeds file: a JSON list of `{"Question": ..., "Answer": ...}` (AutoAct's shape). */
+export function readSeeds(file: string): TaskPair[] {
+    let value: unknown;
+    try {
+        value = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (error) {
+        throw new InputError(`${file}: not a JSON file of seed examples (${(error as Error).message})`);
+    }
+    if (!Array.isArray(value) || value.length === 0)
+        throw new InputError(`${file}: expected a non-empty JSON list of {"Question": ..., "Answer": ...}`);
+    return value.map((item, i) => {
+        const record = item as Record<string, unknown>;
+        const question = record?.Question ?? record?.question;
+        const answer = record?.Answer ?? record?.answer;
+        if (typeof question !== "string" || question.trim() === "" || (typeof answer !== "string" && typeof answer !== "number"))
+            throw new InputError(`${file}: seed ${i + 1} needs a "Question" string and an "Answer"`);
+        return { question: question.trim(), answer: String(answer).trim() };
+    });
+}

@@ -1,0 +1,42 @@
+import type { FilteredRow } from "../../data/schemas.js";
+import { readTable, writeTable } from "../../data/table-io.js";
+import type { StageDefinition } from "../context.js";
+import { choicesFromQuestion, scoreTaskAnswer } from "../task-setup.js";
+
+/**
+ * Filtering: scores every trajectory's final answer against its task's answer (EM and F1
+ * with HotpotQA's normalization, or option match) and keeps the right ones, up to `max`.
+ */
+export const filterStage: StageDefinition = {
+    name: "filter",
+    description: "Filtering: keep trajectories whose final answer is right",
+    usesModel: false,
+    inputTables: () => ["trajectories.arrow", "tasks.arrow"],
+    inputValues: (context) => ({ filter: context.config.filter, task: context.config.task }),
+    async run(context) {
+        const settings = context.config.filter;
+        const trajectories = await readTable(context.runDir.file("trajectories.arrow"), "trajectories");
+        const tasks = new Map((await readTable(context.runDir.file("tasks.arrow"), "tasks")).map((t) => [t.id, t]));
+        const scored: FilteredRow[] = trajectories.map((trajectory) => {
+            const task = tasks.get(trajectory.task_id);
+            const choices = task?.choices ?? choicesFromQuestion(trajectory.question);
+            return { ...trajectory, ...scoreTaskAnswer(context.config.task, trajectory.final_answer, trajectory.gold_answer, choices) };
+        });
+        const keep = (row: FilteredRow) => row.stop_reason === "finished" &&
+            (settings.keep === "correct" ? row.correct : row.f1 >= settings.min_f1);
+        const kept = scored.filter(keep);
+        const limitedKept = settings.max > 0 ? kept.slice(0, settings.max) : kept;
+        await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
+        const mean = (values: number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
+        return {
+            outputs: { "filtered.arrow": limitedKept.length },
+            stats: {
+                trajectories: scored.length,
+                kept: limitedKept.length,
+                right: scored.filter((r) => r.correct).length,
+                mean_em: mean(scored.map((r) => r.em)),
+                mean_f1: mean(scored.map((r) => r.f1))
+            }
+        };
+    }
+};

@@ -1,0 +1,128 @@
+import { parseTaskPairs, selfInstructPrompt, TaskDeduplicator, type Passage, type TaskPair } from "../../agents/meta-agent.js";
+import type { TaskRow } from "../../data/schemas.js";
+import { writeTable } from "../../data/table-io.js";
+import { SeededRandom, deriveSeed } from "../../util/random.js";
+import { StageBatches } from "../batches.js";
+import { limited, type StageContext, type StageDefinition } from "../context.js";
+import { openRunCorpus } from "../corpus.js";
+import { readSeeds } from "../seeds.js";
+
+/**
+ * Self-instruct: the meta-agent writes new tasks from the seeds (and, in grounded mode,
+ * from passages sampled from the corpus, kept with each task). Rounds run in waves of
+ * `model.parallel` at once; each wave is a resume batch.
+ */
+export const instructStage: StageDefinition = {
+    name: "instruct",
+    description: "Self-instruct: generate tasks from the seed examples",
+    usesModel: true,
+    inputTables: () => [],
+    inputValues: (context) => ({
+        description: context.config.description,
+        task: context.config.task,
+        instruct: context.config.instruct,
+        seeds: context.config.data.seeds,
+        corpus: context.config.instruct.mode === "grounded" ? context.config.data.corpus : [],
+        template: context.config.model.template,
+        limit: context.limit
+    }),
+    async run(context, inputHash) {
+        const { config } = context;
+        const settings = config.instruct;
+        const seedsFile = await context.data.requireSeeds(config.data.seeds);
+        const seeds = readSeeds(seedsFile);
+        const target = limited(settings.target, context.limit);
+        const maxRounds = context.limit == null
+            ? settings.max_rounds
+            : Math.min(settings.max_rounds, Math.max(2, 2 * Math.ceil(target / settings.per_round)));
+        const dedup = new TaskDeduplicator({
+            uniqueAnswers: config.task.kind === "qa",
+            maxAnswerChars: settings.max_answer_chars
+        });
+        seeds.forEach((seed) => dedup.remember(seed));
+
+        const seedRows: TaskRow[] = seeds.map((seed, i) => taskRow(`seed-${i + 1}`, seed, "seed", 0, []));
+        const generated: TaskRow[] = [];
+        const corpus = settings.mode === "grounded" ? await openRunCorpus(context) : null;
+        const agent = await context.model.agent("meta");
+        const batches = new StageBatches(context.runDir, "instruct", inputHash, "tasks");
+        const done = batches.completed();
+        const wave = Math.max(1, context.config.model.parallel);
+        let tokens = 0;
+        context.progress.start("instruct", target);
+
+        for (let first = 0, batch = 0; first < maxRounds && generated.length < target; first += wave, batch++) {
+            if (done.has(batch)) {
+                const rows = await batches.read(batch);
+                rows.forEach((row) => dedup.remember(row));
+                generated.push(...rows);
+                context.progress.advance(rows.length);
+                continue;
+            }
+            const rounds = Array.from({ length: Math.min(wave, maxRounds - first) }, (_, i) => first + i + 1);
+            // Each round's examples and passages are drawn before the wave, from what exists now.
+            const plans = rounds.map((round) => {
+                const random = new SeededRandom(deriveSeed(settings.seed, `round-${round}`));
+                const fromGenerated = Math.max(0, settings.shown - seeds.length);
+                const examples: TaskPair[] = [
+                    ...random.sample(seeds, settings.shown),
+                    ...random.sample(generated, fromGenerated)
+                ];
+                const passages: Passage[] = corpus?.samplePages(settings.passages, random) ?? [];
+                return {
+                    round,
+                    passages,
+                    temperature: random.uniform(settings.temperature[0], settings.temperature[1]),
+                    prompt: selfInstructPrompt({
+                        description: config.description,
+                        examples,
+                        count: settings.per_round,
+                        passages: corpus == null ? undefined : passages
+                    })
+                };
+            });
+            const results = await Promise.all(plans.map((plan) => agent.complete(plan.prompt, {
+                temperature: plan.temperature,
+                maxTokens: settings.max_tokens,
+                seed: deriveSeed(settings.seed, `gen-${plan.round}`)
+            })));
+            const rows: TaskRow[] = [];
+            results.forEach((result, i) => {
+                tokens += result.generatedTokens;
+                const plan = plans[i]!;
+                for (const pair of parseTaskPairs(result.text)) {
+                    if (generated.length + rows.length >= target)
+                        break;
+                    if (dedup.accept(pair))
+                        rows.push(taskRow(`gen-${plan.round}-${rows.length + 1}`, pair, "generated", plan.round, plan.passages));
+                }
+            });
+            await batches.write(batch, rows);
+            generated.push(...rows);
+            context.progress.advance(rows.length, results.reduce((sum, r) => sum + r.generatedTokens, 0));
+        }
+        corpus?.close();
+        context.progress.done();
+        const rows = [...seedRows, ...generated];
+        await writeTable(context.runDir.file("tasks.arrow"), "tasks", rows);
+        context.runDir.clearParts("instruct");
+        return {
+            outputs: { "tasks.arrow": rows.length },
+            stats: { seeds: seeds.length, generated: generated.length, target, generated_tokens: tokens }
+        };
+    }
+};
+
+function taskRow(id: string, pair: TaskPair, source: TaskRow["source"], round: number, passages: Passage[]): TaskRow {
+    return {
+        id,
+        question: pair.question,
+        answer: pair.answer,
+        source,
+        round,
+        choices: null,
+        level: null,
+        passages: passages.map((p) => ({ title: p.title, text: p.text })),
+        meta: null
+    };
+}

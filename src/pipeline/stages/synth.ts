@@ -1,0 +1,117 @@
+import { runEpisode } from "../../agents/episode.js";
+import { MetaAgentPolicy } from "../../agents/policies.js";
+import type { TaskRow, TrajectoryRow } from "../../data/schemas.js";
+import { readTable } from "../../data/table-io.js";
+import { ToolSession } from "../../tools/index.js";
+import { deriveSeed } from "../../util/random.js";
+import { StageBatches } from "../batches.js";
+import { limited, type StageDefinition } from "../context.js";
+import { openTaskSetup } from "../task-setup.js";
+import { InputError } from "../../util/errors.js";
+
+/**
+ * Trajectory synthesis: the meta-agent answers every task in a zero-shot ReAct loop with
+ * the selected tools. All episodes of a batch are in flight at once over the engine's
+ * parallel sequences; each finished batch is saved, so a killed run resumes after it.
+ */
+export const synthStage: StageDefinition = {
+    name: "synth",
+    description: "Trajectory synthesis: zero-shot ReAct with the Finish/Reflect protocol",
+    usesModel: true,
+    inputTables: () => ["tasks.arrow", "tools.arrow"],
+    inputValues: (context) => ({
+        synth: context.config.synth,
+        description: context.config.description,
+        task: context.config.task,
+        corpus: context.config.data.corpus,
+        template: context.config.model.template,
+        limit: context.limit
+    }),
+    async run(context, inputHash) {
+        const settings = context.config.synth;
+        const allTasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+        if (allTasks.length === 0)
+            throw new InputError(`${context.runDir.file("tasks.arrow")}: no tasks to synthesize trajectories for`);
+        const tasks = allTasks.slice(0, limited(allTasks.length, context.limit));
+        const setup = await openTaskSetup(context);
+        const agent = await context.model.agent("meta");
+        const maxContext = Math.min(settings.max_context, await context.model.contextSize());
+        const batches = new StageBatches(context.runDir, "synth", inputHash, "trajectories");
+        const done = batches.completed();
+        const started = performance.now();
+        let generatedTokens = 0;
+        let resumed = 0;
+        context.progress.start("synth", tasks.length);
+        try {
+            for (let batch = 0; batch * settings.batch_size < tasks.length; batch++) {
+                const slice = tasks.slice(batch * settings.batch_size, (batch + 1) * settings.batch_size);
+                if (done.has(batch)) {
+                    resumed += slice.length;
+                    context.progress.advance(slice.length);
+                    continue;
+                }
+                const rows = await Promise.all(slice.map(async (task): Promise<TrajectoryRow> => {
+                    const result = await runEpisode({
+                        header: setup.header,
+                        question: task.question,
+                        policy: new MetaAgentPolicy(agent, {
+                            temperature: settings.temperature,
+                            topP: settings.top_p,
+                            topK: settings.top_k,
+                            maxTokens: settings.max_tokens,
+                            seed: deriveSeed(settings.seed, task.id)
+                        }),
+                        tools: setup.runner,
+                        session: new ToolSession({ image: imageOf(task) }),
+                        maxSteps: settings.max_steps,
+                        maxContext,
+                        reserveTokens: 2 * settings.max_tokens
+                    });
+                    generatedTokens += result.generatedTokens;
+                    context.progress.advance(1, result.generatedTokens);
+                    return {
+                        id: `traj-${task.id}`,
+                        task_id: task.id,
+                        question: task.question,
+                        gold_answer: task.answer,
+                        steps: result.steps,
+                        final_answer: result.finalAnswer,
+                        stop_reason: result.stopReason,
+                        prompt_tokens: result.promptTokens,
+                        generated_tokens: result.generatedTokens,
+                        time_ms: result.timeMs,
+                        batch
+                    };
+                }));
+                await batches.write(batch, rows);
+            }
+        } finally {
+            setup.close();
+        }
+        const seconds = (performance.now() - started) / 1000;
+        context.progress.done();
+        const rows = await batches.finalize(context.runDir.file("trajectories.arrow"), context.runDir, "synth");
+        return {
+            outputs: { "trajectories.arrow": rows },
+            stats: {
+                trajectories: rows,
+                resumed,
+                generated_tokens: generatedTokens,
+                tokens_per_s: generatedTokens / Math.max(seconds, 1e-3),
+                parallel: context.config.model.parallel
+            }
+        };
+    }
+};
+
+/** ScienceQA-style tasks keep their image caption and OCR in `meta`. */
+export function imageOf(task: Pick<TaskRow, "meta">): { caption: string; ocr: string } | undefined {
+    if (task.meta == null)
+        return undefined;
+    try {
+        const meta = JSON.parse(task.meta) as { image?: { caption: string; ocr: string } };
+        return meta.image;
+    } catch {
+        return undefined;
+    }
+}
