@@ -1,0 +1,68 @@
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engine.js";
+import { createPromptFormatter, formatResponse, formatTrainingSample, plainResponseMarker } from "../../src/llm/prompt-format.js";
+import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import { tempDir } from "./helpers.js";
+
+/**
+ * The one formatter builds training samples and inference prompts: the prompt part of a
+ * training sample must be exactly the tokens inference evaluates, and the loss mask must
+ * cover exactly the response (and its end token).
+ */
+describe("prompt formatter", () => {
+    let engine: Engine;
+    let plainModel: LoadedModel;
+    let chatModel: LoadedModel;
+    beforeAll(async () => {
+        const dir = tempDir("format");
+        const common = { nEmbd: 64, layers: 2, heads: 4, kvHeads: 2, ff: 128, ctx: 512, vocab: 320, type: "f32" as const, seed: 5 };
+        const plain = await writeSyntheticModel({ ...common, arch: "llama", out: path.join(dir, "plain.gguf") });
+        const chat = await writeSyntheticModel({ ...common, arch: "qwen2", chatTemplate: "chatml", out: path.join(dir, "chat.gguf") });
+        engine = await createEngine({ gpu: "cpu", threads: 2 });
+        plainModel = await engine.loadModel(plain.path);
+        chatModel = await engine.loadModel(chat.path);
+    });
+    afterAll(async () => {
+        await plainModel?.dispose();
+        await chatModel?.dispose();
+        await engine?.dispose();
+    });
+
+    const sample = { input: "Question: What is 2+2?\nThought:", output: " It is 4, so Finish[4]." };
+
+    it("uses the plain AutoAct template for a model without a chat template", () => {
+        const formatter = createPromptFormatter(plainModel.model);
+        expect(formatter.kind).toBe("plain");
+        const prompt = formatter.formatPrompt(sample.input);
+        expect(plainModel.detokenize(prompt)).toContain(sample.input + plainResponseMarker);
+        expect(formatter.endTokens).toEqual([plainModel.eosToken]);
+    });
+
+    it("applies the model's chat template when it has one", () => {
+        const formatter = createPromptFormatter(chatModel.model);
+        expect(formatter.kind).toBe("chat-template");
+        const text = chatModel.model.detokenize(formatter.formatPrompt(sample.input) as never, true);
+        expect(text).toContain("<|im_start|>user");
+        expect(text).toContain(sample.input);
+        expect(text.trimEnd().endsWith("<|im_start|>assistant")).toBe(true);
+        expect(createPromptFormatter(chatModel.model, { template: "plain" }).kind).toBe("plain");
+    });
+
+    for (const which of ["plain", "chat"] as const) {
+        it(`${which}: the mask covers exactly the response tokens and the prompt round-trips`, () => {
+            const model = which === "plain" ? plainModel : chatModel;
+            const formatter = createPromptFormatter(model.model);
+            const prompt = formatter.formatPrompt(sample.input);
+            const response = formatResponse(model.model, formatter, sample.output);
+            const { tokens, mask } = formatTrainingSample(model.model, formatter, sample);
+            expect(tokens).toHaveLength(mask.length);
+            expect(tokens.slice(0, prompt.length)).toEqual(prompt);
+            expect(tokens.slice(prompt.length)).toEqual(response);
+            expect(mask.slice(0, prompt.length).every((m) => m === 0)).toBe(true);
+            expect(mask.slice(prompt.length).every((m) => m === 1)).toBe(true);
+            expect(response.at(-1)).toBe(formatter.endTokens[0]);
+            expect(model.detokenize(response.slice(0, -1))).toBe(sample.output);
+        });
+    }
+});

@@ -1,0 +1,186 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runPipeline } from "../../src/pipeline/runner.js";
+import { readTable, readTableInfo } from "../../src/data/table-io.js";
+import { createProgress } from "../../src/util/progress.js";
+import { packageRoot } from "../../src/util/package.js";
+import { runCliProcess } from "../helpers/cli.js";
+
+const shared = path.resolve(packageRoot, "../shared");
+const tinyModel = path.join(shared, "models", "stories260K.gguf");
+const haveShared = fs.existsSync(tinyModel) && fs.existsSync(path.join(shared, "datasets", "hotpotqa", "easy.jsonl"));
+if (!haveShared)
+    console.warn(`skipping pipeline runs: ${tinyModel} or the shared datasets are absent`);
+
+// Small budgets: the tiny model answers nothing right; these tests check the machinery.
+const quick = [
+    "model.context_size=1024", "model.parallel=4",
+    "instruct.max_tokens=48", "synth.max_steps=3", "synth.max_tokens=24", "synth.batch_size=2",
+    "eval.max_steps=2", "eval.max_tokens=16"
+];
+const silent = { progress: createProgress({ silent: true }), log: () => {} };
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-run-"));
+
+describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
+    it("hotpotqa: every stage but train writes its table, a manifest and a report; a rerun skips them all", async () => {
+        const runDir = tmp();
+        const options = {
+            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"),
+            model: tinyModel, runDir, limit: 2, skip: ["train" as const], set: quick, ...silent
+        };
+        const first = await runPipeline(options);
+        expect(first.stages.filter((s) => s.status === "ran").map((s) => s.stage))
+            .toEqual(["instruct", "select-tools", "synth", "filter", "split", "eval"]);
+        const tables: Record<string, string> = {
+            "tasks.arrow": "tasks", "tools.arrow": "tools", "trajectories.arrow": "trajectories",
+            "filtered.arrow": "filtered", "samples.arrow": "samples", "eval-easy.arrow": "eval", "eval-medium.arrow": "eval"
+        };
+        for (const [file, schema] of Object.entries(tables)) {
+            const info = await readTableInfo(path.join(runDir, file));
+            expect(info.schemaName, file).toBe(schema);
+        }
+        const tasks = await readTable(path.join(runDir, "tasks.arrow"), "tasks");
+        expect(tasks.filter((t) => t.source === "seed")).toHaveLength(2);
+        const trajectories = await readTable(path.join(runDir, "trajectories.arrow"), "trajectories");
+        expect(trajectories.length).toBe(Math.min(2, tasks.length));
+        for (const t of trajectories) {
+            expect(t.steps.length).toBeGreaterThan(0);
+            expect(t.steps.length).toBeLessThanOrEqual(3);
+        }
+        const tools = await readTable(path.join(runDir, "tools.arrow"), "tools");
+        expect(tools.filter((t) => t.selected)).toHaveLength(3);
+        const evalRows = await readTable(path.join(runDir, "eval-easy.arrow"), "eval");
+        expect(evalRows.map((r) => r.method).sort()).toEqual(["cot", "cot", "group", "group", "react", "react"]);
+
+        const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+        expect(manifest.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+        for (const stage of ["instruct", "select-tools", "synth", "filter", "split", "eval"])
+            expect(manifest.stages[stage].status, stage).toBe("done");
+        expect(manifest.stages.train).toBeUndefined();
+        const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
+        expect(report).toContain("## Evaluation");
+        expect(report).toContain("| group | overall |");
+        expect(fs.existsSync(path.join(runDir, "parts"))).toBe(false);
+
+        const second = await runPipeline(options);
+        expect(second.stages.filter((s) => s.status !== "skipped").every((s) => s.status === "up-to-date")).toBe(true);
+
+        // A changed setting reruns that stage and every stage after it whose input changed.
+        const third = await runPipeline({ ...options, set: [...quick, "filter.max=1"] });
+        expect(third.stages.find((s) => s.stage === "filter")!.status).toBe("ran");
+        expect(third.stages.find((s) => s.stage === "synth")!.status).toBe("up-to-date");
+    });
+
+    it("scienceqa: multiple-choice tasks with images run through every stage but train", async () => {
+        const runDir = tmp();
+        const result = await runPipeline({
+            configFile: path.join(packageRoot, "pipelines", "scienceqa.yaml"),
+            model: tinyModel, runDir, limit: 2, skip: ["train"], set: quick, ...silent
+        });
+        expect(result.stages.filter((s) => s.status === "ran")).toHaveLength(6);
+        const evalRows = await readTable(path.join(runDir, "eval-grade1-4.arrow"), "eval");
+        expect(evalRows).toHaveLength(6);
+        expect(evalRows.every((r) => r.level != null)).toBe(true);
+    });
+});
+
+describe.skipIf(!haveShared)("resume after SIGKILL", () => {
+    let dataDir: string;
+    beforeAll(() => {
+        dataDir = tmp();
+        const seeds = Array.from({ length: 6 }, (_, i) => ({ Question: `Which number comes after ${i * 7}?`, Answer: String(i * 7 + 1) }));
+        fs.writeFileSync(path.join(dataDir, "seeds.json"), JSON.stringify(seeds));
+    });
+
+    it("a synthesis killed part-way continues from its last batch: same rows as an uninterrupted run, none duplicated", async () => {
+        const set = [...quick, "synth.batch_size=1", "synth.max_steps=2", "instruct.target=0"];
+        const base = { configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: tinyModel, set, dataDirs: [dataDir], ...silent };
+
+        const straight = tmp();
+        await runPipeline({ ...base, runDir: straight, until: "synth" });
+        const expected = await readTable(path.join(straight, "trajectories.arrow"), "trajectories");
+        expect(expected).toHaveLength(6);
+
+        const killed = tmp();
+        await runPipeline({ ...base, runDir: killed, until: "select-tools" });
+        const child = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli/main.js"), "synth", "--run-dir", killed, "--data", dataDir], {
+            stdio: "ignore", env: { ...process.env, CI: "1" }
+        });
+        const partsRoot = path.join(killed, "parts", "synth");
+        const countParts = () => (fs.existsSync(partsRoot)
+            ? fs.readdirSync(partsRoot).flatMap((d) => fs.readdirSync(path.join(partsRoot, d))).filter((f) => f.endsWith(".arrow")).length
+            : 0);
+        const deadline = Date.now() + 300_000;
+        while (countParts() < 2 && Date.now() < deadline)
+            await new Promise((resolve) => setTimeout(resolve, 100));
+        child.kill("SIGKILL");
+        await new Promise((resolve) => child.once("exit", resolve));
+        const partsAtKill = countParts();
+        expect(partsAtKill).toBeGreaterThanOrEqual(2);
+        expect(fs.existsSync(path.join(killed, "trajectories.arrow"))).toBe(false);
+
+        const resumed = await runPipeline({ ...base, runDir: killed, only: ["synth"] });
+        const record = resumed.stages.find((s) => s.stage === "synth")!.record!;
+        expect(Number(record.stats!.resumed)).toBeGreaterThanOrEqual(partsAtKill);
+        const rows = await readTable(path.join(killed, "trajectories.arrow"), "trajectories");
+        expect(rows).toHaveLength(expected.length);
+        expect(new Set(rows.map((r) => r.id)).size).toBe(rows.length);
+        expect(rows.map((r) => r.task_id)).toEqual(expected.map((r) => r.task_id));
+    });
+});
+
+describe("bad input through the CLI: one line, exit code 2, no table left behind", () => {
+    const dir = tmp();
+    const write = (name: string, text: string) => {
+        const file = path.join(dir, name);
+        fs.writeFileSync(file, text);
+        return file;
+    };
+    const expectOneLineError = (result: { code: number | null; stderr: string }, pattern: RegExp) => {
+        expect(result.code).toBe(2);
+        const lines = result.stderr.trim().split("\n").filter((l) => !l.startsWith("hint:"));
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(pattern);
+    };
+
+    it("malformed YAML", async () => {
+        const file = write("bad.yaml", "name: x\nsynth: [\n");
+        expectOneLineError(await runCliProcess(["run", file, "--run-dir", path.join(dir, "r1")]), /bad\.yaml:\d+: malformed YAML/);
+    });
+
+    it("unknown key", async () => {
+        const file = write("unknown.yaml", "name: x\nsynth:\n  speed: 3\n");
+        expectOneLineError(await runCliProcess(["run", file, "--run-dir", path.join(dir, "r2")]), /unknown\.yaml:3: unknown key "synth\.speed"/);
+    });
+
+    it.skipIf(!haveShared)("missing seeds file", async () => {
+        const runDir = path.join(dir, "r3");
+        const result = await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", tinyModel,
+            "--run-dir", runDir, "--set", "data.seeds=nowhere.json", "--set", "data.descriptor=", "--until", "instruct"]);
+        expectOneLineError(result, /seeds file "nowhere\.json" not found/);
+        expect(fs.existsSync(path.join(runDir, "tasks.arrow"))).toBe(false);
+    });
+
+    it.skipIf(!haveShared)("an empty seeds file", async () => {
+        const empty = write("empty.json", "[]");
+        const runDir = path.join(dir, "r4");
+        expectOneLineError(await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", tinyModel,
+            "--run-dir", runDir, "--until", "instruct", "--set", `data.seeds=${empty}`]), /empty\.json: expected a non-empty JSON list/);
+        expect(fs.readdirSync(runDir).filter((f) => f.endsWith(".arrow"))).toEqual([]);
+    });
+
+    it("a corrupt model", async () => {
+        const model = write("corrupt.gguf", "GGUF but not really a model file at all");
+        const runDir = path.join(dir, "r5");
+        expectOneLineError(await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", model,
+            "--run-dir", runDir, "--until", "instruct"]), /corrupt\.gguf/);
+        expect(fs.existsSync(path.join(runDir, "tasks.arrow"))).toBe(false);
+    });
+
+    it("an unknown flag", async () => {
+        expectOneLineError(await runCliProcess(["run", "x.yaml", "--frobnicate"]), /Unknown argument: frobnicate/);
+    });
+});
