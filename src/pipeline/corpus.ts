@@ -27,7 +27,7 @@ export async function ensureRunCorpus(context: StageContext): Promise<string> {
         return db;
     fs.rmSync(db, { force: true });
     if (files.length === 0) {
-        await importCorpus({ file: emptyJsonl(context), db, format: "jsonl", replace: true });
+        await importCorpus({ file: emptyJsonl(context), db, format: "jsonl", replace: true, allowEmpty: true });
     }
     for (const [i, file] of files.entries()) {
         const result = await importCorpus({ file, db, replace: i === 0 });

@@ -1,0 +1,187 @@
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { InputError } from "../util/errors.js";
+import { requireFile, temporaryNameFor } from "../util/fs.js";
+import { readJsonRecords, type JsonRecord } from "../data/datasets/records.js";
+import { CORPUS_SCHEMA, CORPUS_SCHEMA_VERSION, titleKey } from "./corpus.js";
+import { splitSentences } from "./sentences.js";
+
+export type CorpusFormat = "auto" | "jsonl" | "hotpotqa";
+
+export interface ImportCorpusOptions {
+    /** JSONL of pages `{title, text}` (or `{title, sentences}`), or a HotpotQA file (BOLAA JSONL or the official JSON array). */
+    file: string;
+    /** The SQLite database to create or add to. */
+    db: string;
+    /** "jsonl" = pages; "hotpotqa" = questions whose context paragraphs become pages. Defaults to "auto" (decided from the first record). */
+    format?: CorpusFormat;
+    /** Start a new database even when `db` exists. Defaults to false (pages are added; titles already present are skipped). */
+    replace?: boolean;
+    /** Pages per transaction. Defaults to 10000. */
+    batchSize?: number;
+    /** Accept an input without pages (creates an empty corpus, whose tools say so). Defaults to false: an empty input is an InputError. */
+    allowEmpty?: boolean;
+    /** Called after each committed batch. Defaults to none. */
+    onProgress?: (progress: { pages: number; records: number }) => void;
+}
+
+export interface ImportCorpusResult {
+    db: string;
+    format: "jsonl" | "hotpotqa";
+    /** Records read from the file (pages, or questions for HotpotQA). */
+    records: number;
+    /** Pages added to the database. */
+    pagesAdded: number;
+    /** Pages skipped because their title was already present. */
+    duplicates: number;
+    /** Pages in the database after the import. */
+    totalPages: number;
+    seconds: number;
+    pagesPerSecond: number;
+}
+
+interface NewPage {
+    title: string;
+    text: string;
+    sentences: string[];
+}
+
+/**
+ * Imports pages into a corpus database. Streams the input and commits in batches; works on
+ * a hidden temporary copy that replaces `db` only when everything went well, so bad input
+ * (reported with file and line) never leaves a half-written database.
+ */
+export async function importCorpus(options: ImportCorpusOptions): Promise<ImportCorpusResult> {
+    const { file, db: target, format = "auto", replace = false, batchSize = 10_000, allowEmpty = false, onProgress } = options;
+    requireFile(file, "corpus input file");
+    if (!["auto", "jsonl", "hotpotqa"].includes(format))
+        throw new InputError(`unknown corpus format "${format}" (expected auto, jsonl or hotpotqa)`);
+    fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+    const started = performance.now();
+    const tmp = temporaryNameFor(target);
+    let db: Database.Database | undefined;
+    try {
+        if (!replace && fs.existsSync(target))
+            fs.copyFileSync(target, tmp);
+        db = new Database(tmp);
+        // A temporary file renamed at the end: no journal needed for crash safety.
+        db.pragma("journal_mode = OFF");
+        db.pragma("synchronous = OFF");
+        db.pragma("cache_size = -262144");
+        db.pragma("temp_store = MEMORY");
+        db.exec(CORPUS_SCHEMA);
+        const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+        if (version != null && Number(version.value) !== CORPUS_SCHEMA_VERSION)
+            throw new InputError(`${target}: corpus schema version ${version.value}, expected ${CORPUS_SCHEMA_VERSION}; import with --replace`);
+        db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)").run(String(CORPUS_SCHEMA_VERSION));
+
+        const insertPage = db.prepare("INSERT OR IGNORE INTO pages(title, key, text, sentences) VALUES (?, ?, ?, ?)");
+        const insertText = db.prepare("INSERT INTO pages_fts(rowid, title, text) VALUES (?, ?, ?)");
+        const insertTitle = db.prepare("INSERT INTO titles_fts(rowid, title) VALUES (?, ?)");
+        let added = 0, duplicates = 0, records = 0;
+        const commit = db.transaction((pages: NewPage[]) => {
+            for (const page of pages) {
+                const info = insertPage.run(page.title, titleKey(page.title), page.text, JSON.stringify(page.sentences));
+                if (info.changes === 0) {
+                    duplicates++;
+                    continue;
+                }
+                const id = info.lastInsertRowid;
+                insertText.run(id, page.title, page.text);
+                insertTitle.run(id, page.title);
+                added++;
+            }
+        });
+
+        let resolved: "jsonl" | "hotpotqa" | undefined = format === "auto" ? undefined : format;
+        let batch: NewPage[] = [];
+        for await (const record of readJsonRecords(file, { what: "corpus input file", allowEmpty })) {
+            records++;
+            resolved ??= detectFormat(file, record);
+            if (resolved === "hotpotqa")
+                batch.push(...hotpotqaPages(file, record));
+            else
+                batch.push(jsonlPage(file, record));
+            if (batch.length >= batchSize) {
+                commit(batch);
+                batch = [];
+                onProgress?.({ pages: added, records });
+            }
+        }
+        commit(batch);
+        onProgress?.({ pages: added, records });
+        if (added === 0 && duplicates === 0 && !allowEmpty)
+            throw new InputError(`${file}: no pages to import`);
+        // Merges the FTS b-trees once, so queries on the finished corpus read fewer segments.
+        db.exec("INSERT INTO pages_fts(pages_fts) VALUES ('optimize'); INSERT INTO titles_fts(titles_fts) VALUES ('optimize');");
+        const totalPages = (db.prepare("SELECT count(*) AS n FROM pages").get() as { n: number }).n;
+        db.pragma("journal_mode = DELETE");
+        db.close();
+        db = undefined;
+        fs.renameSync(tmp, target);
+        const seconds = (performance.now() - started) / 1000;
+        return {
+            db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, totalPages,
+            seconds, pagesPerSecond: added / Math.max(seconds, 1e-9)
+        };
+    } finally {
+        if (db?.open)
+            db.close();
+        fs.rmSync(tmp, { force: true });
+    }
+}
+
+function detectFormat(file: string, record: JsonRecord): "jsonl" | "hotpotqa" {
+    const value = record.value;
+    if (value != null && typeof value === "object" && !Array.isArray(value)) {
+        if ("context" in value && "question" in value)
+            return "hotpotqa";
+        if ("title" in value)
+            return "jsonl";
+    }
+    throw new InputError(`${file}:${record.line}: cannot tell the corpus format: expected a page {title, text} or a HotpotQA question {question, context}`);
+}
+
+function jsonlPage(file: string, record: JsonRecord): NewPage {
+    const value = record.value as Record<string, unknown>;
+    const where = `${file}:${record.line}`;
+    if (value == null || typeof value !== "object" || Array.isArray(value))
+        throw new InputError(`${where}: expected a JSON object {title, text}`);
+    const title = value.title;
+    if (typeof title !== "string" || title.trim().length === 0)
+        throw new InputError(`${where}: key "title" must be a non-empty string`);
+    let sentences: string[];
+    let text: string;
+    if (value.sentences !== undefined) {
+        if (!Array.isArray(value.sentences) || !value.sentences.every((s) => typeof s === "string"))
+            throw new InputError(`${where}: key "sentences" must be an array of strings`);
+        sentences = (value.sentences as string[]).map((s) => s.trim()).filter((s) => s.length > 0);
+        text = typeof value.text === "string" ? value.text.trim() : sentences.join(" ");
+    } else {
+        if (typeof value.text !== "string")
+            throw new InputError(`${where}: key "text" must be a string`);
+        text = value.text.trim();
+        sentences = splitSentences(text);
+    }
+    return { title: title.trim(), text, sentences };
+}
+
+function hotpotqaPages(file: string, record: JsonRecord): NewPage[] {
+    const value = record.value as Record<string, unknown>;
+    const where = `${file}:${record.line}`;
+    if (value == null || typeof value !== "object" || !Array.isArray(value.context))
+        throw new InputError(`${where}: key "context" must be a list of [title, sentences] pairs`);
+    return value.context.map((entry: unknown, index: number) => {
+        if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Array.isArray(entry[1]) ||
+            !entry[1].every((s: unknown) => typeof s === "string"))
+            throw new InputError(`${where}: context[${index}] must be [title, [sentences]]`);
+        const raw = entry[1] as string[];
+        // HotpotQA keeps each sentence's leading space: joining with "" restores the paragraph.
+        return {
+            title: entry[0].trim(),
+            text: raw.join("").trim(),
+            sentences: raw.map((s) => s.trim()).filter((s) => s.length > 0)
+        };
+    });
+}

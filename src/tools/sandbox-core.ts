@@ -1,0 +1,166 @@
+import { newQuickJSWASMModule, shouldInterruptAfterDeadline, type QuickJSWASMModule } from "quickjs-emscripten";
+
+export interface SandboxOptions {
+    /** Wall-clock limit for one run, enforced by QuickJS's interrupt handler. Defaults to 1000 ms. */
+    timeoutMs?: number;
+    /** Heap limit of the QuickJS runtime. Defaults to 32 MiB. */
+    memoryBytes?: number;
+    /** Stack limit of the QuickJS runtime (deep recursion). Defaults to 256 KiB. */
+    stackBytes?: number;
+    /** Output beyond this is cut, with a note. Defaults to 2000 characters. */
+    maxOutputChars?: number;
+}
+
+export interface SandboxResult {
+    ok: boolean;
+    /** What console.log printed, then the value of the last expression when it is not undefined. */
+    output: string;
+    /** For failures: "timeout", "memory", "stack" or "error" (an exception thrown by the code). */
+    failure?: "timeout" | "memory" | "stack" | "error";
+    /** The thrown error as "Name: message". */
+    error?: string;
+}
+
+// One WASM module is shared; a fresh runtime (own heap, limits, globals) per run isolates runs.
+let modulePromise: Promise<QuickJSWASMModule> | undefined;
+
+function quickjs(): Promise<QuickJSWASMModule> {
+    modulePromise ??= newQuickJSWASMModule();
+    return modulePromise;
+}
+
+const PRELUDE = `
+globalThis.console = (() => {
+    const show = (value) => {
+        if (typeof value === "string") return value;
+        if (typeof value === "function") return "[Function " + (value.name || "anonymous") + "]";
+        if (value === undefined) return "undefined";
+        try { const json = JSON.stringify(value); return json === undefined ? String(value) : json; }
+        catch (e) { return String(value); }
+    };
+    const print = (...args) => __print(args.map(show).join(" "));
+    return { log: print, info: print, warn: print, error: print, debug: print };
+})();
+globalThis.print = console.log;
+`;
+
+/**
+ * Runs untrusted JavaScript in a QuickJS WebAssembly sandbox on the calling thread: no file
+ * system, no network, no host objects besides `console`; time, heap and stack limits. Never
+ * throws for the code's own failures: they come back as `failure` and `error`.
+ * QuickJS polls its interrupt handler only every few thousand bytecode steps, so code that
+ * spends long in native built-ins can overrun `timeoutMs`; `runSandboxed` (sandbox.ts) runs
+ * this on a worker thread with a hard deadline instead.
+ */
+export async function runSandboxedInline(code: string, options: SandboxOptions = {}): Promise<SandboxResult> {
+    const { timeoutMs = 1000, memoryBytes = 32 * 1024 * 1024, stackBytes = 256 * 1024, maxOutputChars = 2000 } = options;
+    const module = await quickjs();
+    const runtime = module.newRuntime();
+    const lines: string[] = [];
+    let length = 0, truncated = false;
+    const append = (text: string) => {
+        if (truncated)
+            return;
+        if (length + text.length > maxOutputChars) {
+            lines.push(text.slice(0, Math.max(0, maxOutputChars - length)));
+            truncated = true;
+            return;
+        }
+        lines.push(text);
+        length += text.length + 1;
+    };
+    let result: SandboxResult;
+    const deadline = Date.now() + timeoutMs;
+    try {
+        runtime.setMemoryLimit(memoryBytes);
+        runtime.setMaxStackSize(stackBytes);
+        runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
+        const context = runtime.newContext();
+        try {
+            const printFn = context.newFunction("__print", (handle) => {
+                append(context.getString(handle));
+            });
+            context.setProp(context.global, "__print", printFn);
+            printFn.dispose();
+            const prelude = context.evalCode(PRELUDE, "prelude.js");
+            if (prelude.error != null) {
+                prelude.error.dispose();
+                throw new Error("sandbox prelude failed");
+            }
+            prelude.value.dispose();
+
+            const evaluated = context.evalCode(code, "code.js");
+            if (evaluated.error != null) {
+                const error = describeError(context.dump(evaluated.error));
+                disposeHandle(evaluated.error);
+                result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes);
+            } else {
+                const handle = evaluated.value;
+                // Promise callbacks (then/await) run as pending jobs; a returned promise is awaited.
+                const jobs = runtime.executePendingJobs();
+                if (jobs.error != null) {
+                    const error = describeError(context.dump(jobs.error));
+                    disposeHandle(jobs.error);
+                    result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes);
+                } else {
+                    const state = context.getPromiseState(handle);
+                    if (state.type === "rejected") {
+                        const error = describeError(context.dump(state.error));
+                        disposeHandle(state.error);
+                        result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes);
+                    } else {
+                        if (state.type === "fulfilled") {
+                            const value: unknown = context.dump(state.value);
+                            if (state.value !== handle)
+                                disposeHandle(state.value);
+                            if (value !== undefined)
+                                append(typeof value === "string" ? value : JSON.stringify(value) ?? String(value));
+                        } else {
+                            append("[a promise that never settled]");
+                        }
+                        result = { ok: true, output: "" };
+                    }
+                }
+                disposeHandle(handle);
+            }
+        } finally {
+            context.dispose();
+        }
+    } catch (error) {
+        // A failure of the WASM module itself: start a fresh module next time.
+        modulePromise = undefined;
+        result = { ok: false, output: "", failure: "error", error: `sandbox failure: ${(error as Error).message}` };
+    } finally {
+        try {
+            runtime.dispose();
+        } catch {
+            modulePromise = undefined;
+        }
+    }
+    result.output = lines.join("\n") + (truncated ? `\n[output cut at ${maxOutputChars} characters]` : "");
+    return result;
+}
+
+function disposeHandle(handle: { alive: boolean; dispose(): void }): void {
+    if (handle.alive)
+        handle.dispose();
+}
+
+function describeError(dumped: unknown): string {
+    if (dumped != null && typeof dumped === "object") {
+        const { name, message } = dumped as { name?: unknown; message?: unknown };
+        if (typeof message === "string")
+            return `${typeof name === "string" ? name : "Error"}: ${message}`;
+    }
+    return `Uncaught ${typeof dumped === "string" ? dumped : JSON.stringify(dumped)}`;
+}
+
+function failure(error: string, pastDeadline: boolean, timeoutMs: number, memoryBytes: number): SandboxResult {
+    if (/interrupted/i.test(error) && pastDeadline)
+        return { ok: false, output: "", failure: "timeout", error: `time limit of ${timeoutMs} ms exceeded` };
+    if (/out of memory/i.test(error) || /invalid (string|array) length/i.test(error))
+        return { ok: false, output: "", failure: "memory", error: `memory limit of ${Math.round(memoryBytes / 1048576)} MiB exceeded (${error})` };
+    if (/stack overflow/i.test(error))
+        return { ok: false, output: "", failure: "stack", error: `stack limit exceeded (${error})` };
+    return { ok: false, output: "", failure: "error", error };
+}
