@@ -65,7 +65,7 @@ export function applyOverride(config: PipelineConfig, assignment: string): void 
     }
     // `--set name=123` on a string key means the string "123".
     const current = getPath(config, key.split("."));
-    if (typeof current === "string" && value != null && typeof value !== "string")
+    if (typeof current === "string" && typeof value !== "string")
         value = raw;
     const patch: Record<string, unknown> = {};
     let cursor = patch;

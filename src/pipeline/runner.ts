@@ -6,6 +6,7 @@ import { createProgress, type ProgressReporter } from "../util/progress.js";
 import { cachedSha256 } from "../util/file-hash.js";
 import { loadModelPresets, realModelPreset, realModelSource } from "../gguf/presets.js";
 import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
+import { checkGgufFile } from "../llm/gguf-check.js";
 import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
 import { configToYaml, loadConfig } from "./config.js";
 import type { StageContext, StageDefinition } from "./context.js";
@@ -97,6 +98,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
 
     const needsModel = selected.some((stage) => stageDefinitions()[stage].usesModel);
     const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
+    if (modelPath != null)
+        await checkGgufFile(modelPath);
     const manifest = runDir.readManifest(config.name);
     if (modelPath != null) {
         manifest.model = { source: modelSource, path: modelPath, sha256: await cachedSha256(modelPath), bytes: fs.statSync(modelPath).size };

@@ -1,0 +1,265 @@
+import fs from "node:fs";
+import path from "node:path";
+import { getLlama, LlamaLogLevel, readGgufFileInfo, type Llama, type LlamaContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
+import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import { physicalCoreCount } from "./cpu.js";
+import { checkGgufFile } from "./gguf-check.js";
+import { Generator, type GeneratorHost } from "./generator.js";
+import { resolveModelSource } from "./model-source.js";
+import { createRawSampler, rawContext } from "./native-access.js";
+import type { AdapterSpec, EngineOptions, GenerationRequest, GeneratorOptions, GpuChoice, LoadModelOptions } from "./types.js";
+
+export type * from "./types.js";
+export { Generator } from "./generator.js";
+export { modelCacheDir } from "./model-source.js";
+export { physicalCoreCount } from "./cpu.js";
+
+/** Creates the engine: one llama.cpp binding (backend + thread count) for all models. */
+export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+    const gpu: GpuChoice = options.gpu ?? "auto";
+    if (!["auto", "cuda", "metal", "vulkan", "cpu"].includes(gpu))
+        throw new InputError(`unknown GPU choice "${gpu}" (expected auto, cuda, metal, vulkan or cpu)`);
+    const threads = options.threads ?? physicalCoreCount();
+    if (!Number.isInteger(threads) || threads < 1)
+        throw new InputError(`invalid thread count ${threads} (expected a positive integer)`);
+    let llama: Llama;
+    try {
+        llama = await getLlama({
+            gpu: gpu === "cpu" ? false : gpu,
+            // node-llama-cpp's own default (max(4, cores)) makes small machines ~100x slower.
+            maxThreads: threads,
+            logLevel: LlamaLogLevel.error,
+            // Never compile llama.cpp behind the user's back: use a prebuilt or an existing local build.
+            build: "never",
+            progressLogs: false
+        });
+    } catch (error) {
+        throw new RuntimeFailure(`cannot start llama.cpp with gpu=${gpu}: ${errorMessage(error).split("\n")[0]}`);
+    }
+    return new Engine(llama, threads);
+}
+
+export class Engine {
+    readonly backend: string;
+    readonly threads: number;
+    private readonly models = new Set<LoadedModel>();
+    private computeTail: Promise<unknown> = Promise.resolve();
+
+    /** @internal use `createEngine` */
+    constructor(readonly llama: Llama, threads: number) {
+        this.backend = llama.gpu === false ? "cpu" : llama.gpu;
+        this.threads = threads;
+    }
+
+    /** Loads a GGUF from a path or an `hf:` URI (downloaded once into `modelCacheDir()`). */
+    async loadModel(source: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+        const filePath = await resolveModelSource(source);
+        await checkGgufFile(filePath, "model");
+        let model: LlamaModel;
+        try {
+            model = await this.llama.loadModel({
+                modelPath: filePath,
+                gpuLayers: this.backend === "cpu" ? 0 : (options.gpuLayers ?? "auto")
+            });
+        } catch (error) {
+            throw new InputError(`cannot load model ${filePath}: ${errorMessage(error).split("\n")[0]}`);
+        }
+        const loaded = new LoadedModel(this, model, filePath);
+        this.models.add(loaded);
+        model.onDispose.createListener(() => this.models.delete(loaded));
+        return loaded;
+    }
+
+    /**
+     * Runs native compute one batch at a time across all contexts of this engine: two
+     * contexts decoding at once would each spin `threads` threads on the same cores.
+     */
+    withComputeLock<T>(fn: () => Promise<T>): Promise<T> {
+        const run = this.computeTail.then(fn, fn);
+        this.computeTail = run.catch(() => undefined);
+        return run;
+    }
+
+    async dispose(): Promise<void> {
+        for (const model of [...this.models])
+            await model.dispose();
+        await this.llama.dispose();
+    }
+}
+
+export interface ModelInfo {
+    backend: string;
+    gpuLayers: number;
+    totalLayers: number;
+    trainContextSize: number;
+    sizeBytes: number;
+}
+
+export class LoadedModel {
+    readonly llama: Llama;
+    readonly info: ModelInfo;
+    private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+    private readonly checkedAdapters = new Set<string>();
+    private readonly host: GeneratorHost;
+
+    /** @internal use `Engine.loadModel` */
+    constructor(readonly engine: Engine, readonly model: LlamaModel, readonly path: string) {
+        this.llama = engine.llama;
+        this.info = {
+            backend: engine.backend,
+            gpuLayers: model.gpuLayers,
+            totalLayers: model.fileInsights.totalLayers,
+            trainContextSize: model.trainContextSize,
+            sizeBytes: fs.statSync(path).size
+        };
+        this.host = {
+            llama: this.llama,
+            model,
+            promptTokens: (prompt) => this.promptTokens(prompt),
+            grammarFor: (spec) => this.grammarFor(spec),
+            isEog: (token) => model.isEogToken(token as Token),
+            withComputeLock: (fn) => engine.withComputeLock(fn)
+        };
+    }
+
+    get eosToken(): number | undefined {
+        return this.model.tokens.eos ?? undefined;
+    }
+
+    get bosToken(): number | undefined {
+        return this.model.tokens.bos ?? undefined;
+    }
+
+    /** Tokenizes without adding BOS; `special` parses special-token text like `<s>` (default false). */
+    tokenize(text: string, options: { special?: boolean } = {}): number[] {
+        return this.model.tokenize(text, options.special ?? false);
+    }
+
+    detokenize(tokens: number[], options: { special?: boolean } = {}): string {
+        return this.model.detokenize(tokens as Token[], options.special ?? false);
+    }
+
+    /** Token ids of a request's prompt: text is tokenized with special tokens, BOS prepended when the model wants one. */
+    promptTokens(prompt: string | number[]): number[] {
+        if (typeof prompt !== "string")
+            return prompt;
+        const tokens = this.model.tokenize(prompt, true);
+        const bos = this.model.tokens.bos;
+        if (bos != null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos)
+            tokens.unshift(bos);
+        return tokens;
+    }
+
+    /** A context with `parallel` sequences and a request queue. */
+    async createGenerator(options: GeneratorOptions = {}): Promise<Generator> {
+        const parallel = options.parallel ?? 1;
+        if (!Number.isInteger(parallel) || parallel < 1)
+            throw new InputError(`invalid parallel sequence count ${parallel}`);
+        const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
+        const batchSize = options.batchSize ?? 512;
+        const context = await this.createContext({ sequences: parallel, contextSize, batchSize, adapters: options.adapters ?? [] });
+        return new Generator(this.host, context, { parallel, contextSize: context.contextSize, batchSize: context.batchSize });
+    }
+
+    /**
+     * Log-probability of each token given all tokens before it, for tokens[from..]
+     * (`from` defaults to 1: the first token has no prefix). Uses a context of its own.
+     */
+    async scoreTokens(tokens: number[], options: { adapters?: AdapterSpec[]; from?: number } = {}): Promise<number[]> {
+        const from = Math.max(1, options.from ?? 1);
+        if (tokens.length <= from)
+            return [];
+        const batchSize = Math.min(512, tokens.length);
+        const context = await this.createContext({ sequences: 1, contextSize: tokens.length + 1, batchSize, adapters: options.adapters ?? [] });
+        const raw = rawContext(context);
+        const sampler = createRawSampler(this.llama, this.model, { temperature: 0 });
+        const scores: number[] = [];
+        try {
+            for (let start = 0; start < tokens.length - 1; start += batchSize) {
+                const chunk = tokens.slice(start, Math.min(start + batchSize, tokens.length - 1));
+                // Logits at position p predict token p + 1; only positions >= from - 1 are needed.
+                const wanted: number[] = [];
+                for (let i = 0; i < chunk.length; i++)
+                    if (start + i + 1 >= from)
+                        wanted.push(i);
+                raw.initBatch(chunk.length);
+                const indexes = raw.addToBatch(0, start, Uint32Array.from(chunk), Uint32Array.from(wanted));
+                await this.engine.withComputeLock(() => raw.decodeBatch());
+                for (let k = 0; k < wanted.length; k++) {
+                    const target = tokens[start + wanted[k]! + 1]!;
+                    const [, probabilities] = await raw.sampleToken(indexes[k]!, sampler, true);
+                    scores.push(Math.log(findProbability(probabilities ?? [], target)));
+                }
+            }
+        } finally {
+            sampler.dispose();
+            await context.dispose();
+        }
+        return scores;
+    }
+
+    async dispose(): Promise<void> {
+        await this.model.dispose();
+    }
+
+    /** @internal */
+    async grammarFor(spec: NonNullable<GenerationRequest["grammar"]>): Promise<LlamaGrammar> {
+        const key = JSON.stringify(spec);
+        let grammar = this.grammars.get(key);
+        if (grammar == null) {
+            grammar = ("gbnf" in spec
+                ? this.llama.createGrammar({ grammar: spec.gbnf })
+                : this.llama.createGrammarForJsonSchema(spec.jsonSchema as never) as Promise<LlamaGrammar>)
+                .catch((error: unknown) => {
+                    this.grammars.delete(key);
+                    throw new InputError(`invalid ${"gbnf" in spec ? "GBNF grammar" : "JSON schema"}: ${errorMessage(error).split("\n")[0]}`);
+                });
+            this.grammars.set(key, grammar);
+        }
+        return await grammar;
+    }
+
+    private async createContext(options: { sequences: number; contextSize: number; batchSize: number; adapters: AdapterSpec[] }): Promise<LlamaContext> {
+        for (const adapter of options.adapters)
+            await this.checkAdapter(adapter);
+        try {
+            return await this.model.createContext({
+                sequences: options.sequences,
+                contextSize: options.contextSize,
+                batchSize: Math.min(options.batchSize, options.contextSize * options.sequences),
+                threads: this.engine.threads,
+                lora: options.adapters.length === 0 ? undefined : {
+                    adapters: options.adapters.map((a) => ({ filePath: path.resolve(a.filePath), scale: a.scale ?? 1 }))
+                },
+                failedCreationRemedy: false
+            });
+        } catch (error) {
+            throw new RuntimeFailure(`cannot create a context (${options.sequences} x ${options.contextSize} tokens) for ${this.path}: ${errorMessage(error).split("\n")[0]}`);
+        }
+    }
+
+    /** llama.cpp aborts the process on some bad adapter files, so check them first. */
+    private async checkAdapter(adapter: AdapterSpec): Promise<void> {
+        const filePath = path.resolve(adapter.filePath);
+        if (adapter.scale != null && !Number.isFinite(adapter.scale))
+            throw new InputError(`adapter scale must be a finite number: ${filePath}`);
+        if (this.checkedAdapters.has(filePath))
+            return;
+        await checkGgufFile(filePath, "adapter");
+        const info = await readGgufFileInfo(filePath, { readTensorInfo: false, logWarnings: false });
+        const general = info.metadata.general as { type?: string; architecture?: string } | undefined;
+        if (general?.type !== "adapter")
+            throw new InputError(`not a LoRA adapter GGUF (general.type is ${JSON.stringify(general?.type)}): ${filePath}`);
+        const baseArch = this.model.fileInfo.metadata.general.architecture;
+        if (general.architecture !== baseArch)
+            throw new InputError(`adapter architecture ${general.architecture} does not match the model's ${baseArch}: ${filePath}`);
+        this.checkedAdapters.add(filePath);
+    }
+}
+
+function findProbability(flat: number[], token: number): number {
+    for (let i = 0; i < flat.length; i += 2)
+        if (flat[i] === token)
+            return flat[i + 1]!;
+    return 0;
+}
