@@ -1,12 +1,16 @@
+import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
+import { runAndSummarize } from "../pipeline-options.js";
 import { InputError } from "../../util/errors.js";
 import { createTrainProgress, nativeBackends, trainAgents, type NativeBackend } from "../../train/index.js";
 
 interface TrainArgs {
-    base: string;
-    data: string;
-    agent: string;
-    out: string;
+    "run-dir"?: string;
+    config?: string;
+    base?: string;
+    data?: string;
+    agent?: string;
+    out?: string;
     steps?: number;
     epochs?: number;
     rank?: number;
@@ -29,12 +33,14 @@ interface TrainArgs {
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
     command: "train",
-    describe: "Train LoRA adapters (plan, tool, reflect) on a GGUF base with the native trainer",
+    describe: "Train LoRA adapters (plan, tool, reflect) with the native trainer: a pipeline's (--run-dir) or on their own (--base --data --agent --out)",
     builder: (yargs) => yargs
-        .option("base", { type: "string", demandOption: true, describe: "Base model GGUF" })
-        .option("data", { type: "string", demandOption: true, describe: "samples.arrow, or JSON/JSONL rows of {input, output, agent?}" })
-        .option("agent", { type: "string", demandOption: true, describe: "plan | tool | reflect | all (each agent in the data)" })
-        .option("out", { type: "string", demandOption: true, describe: "Output folder: <agent>.gguf and train-<agent>.arrow" })
+        .option("run-dir", { type: "string", describe: "Run the pipeline's train stage on this run directory (its config.yaml and samples.arrow)" })
+        .option("config", { type: "string", describe: "With --run-dir: pipeline YAML instead of <run-dir>/config.yaml" })
+        .option("base", { type: "string", describe: "Base model GGUF" })
+        .option("data", { type: "string", describe: "samples.arrow, or JSON/JSONL rows of {input, output, agent?}" })
+        .option("agent", { type: "string", describe: "plan | tool | reflect | all (each agent in the data)" })
+        .option("out", { type: "string", describe: "Output folder: <agent>.gguf and train-<agent>.arrow" })
         .option("steps", { type: "number", describe: "Optimizer steps (default: as many as --epochs take)" })
         .option("epochs", { type: "number", describe: "Epochs (default 1)" })
         .option("rank", { type: "number", describe: "LoRA rank (default 8)" })
@@ -54,6 +60,13 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
+        if (args["run-dir"] != null) {
+            await runAndSummarize({ configFile: args.config ?? path.join(args["run-dir"], "config.yaml"), runDir: args["run-dir"], only: ["train"] });
+            return;
+        }
+        const missing = (["base", "data", "agent", "out"] as const).filter((key) => args[key] == null);
+        if (missing.length > 0)
+            throw new InputError(`autoact train needs --run-dir DIR, or ${missing.map((key) => `--${key}`).join(", ")} (with --base, --data, --agent and --out)`);
         if (!(nativeBackends as readonly string[]).includes(args.backend))
             throw new InputError(`--backend: expected ${nativeBackends.join(", ")}; got "${args.backend}"`);
         if (args.schedule != null && !["constant", "linear", "cosine"].includes(args.schedule))
@@ -61,10 +74,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         const progress = createTrainProgress();
         try {
             const results = await trainAgents({
-                base: args.base,
-                data: args.data,
-                agent: args.agent,
-                outDir: args.out,
+                base: args.base!,
+                data: args.data!,
+                agent: args.agent!,
+                outDir: args.out!,
                 steps: args.steps,
                 epochs: args.epochs,
                 rank: args.rank,

@@ -1,0 +1,215 @@
+#include "args.h"
+#include "common.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+const std::vector<std::string> k_target_modules = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+};
+
+namespace {
+
+struct flag {
+    const char * name;
+    const char * help;
+    std::function<std::string(const train_params &)> show; // current (default) value for --help
+    std::function<void(train_params &, const std::string &)> set; // nullptr value for switches
+    bool is_switch = false;
+};
+
+int64_t parse_int(const std::string & flag, const std::string & v, int64_t lo, int64_t hi) {
+    errno = 0;
+    char * end = nullptr;
+    const long long x = strtoll(v.c_str(), &end, 10);
+    if (errno || end == v.c_str() || *end != '\0' || x < lo || x > hi) {
+        throw input_error(string_format("%s: expected an integer in [%lld, %lld], got '%s'", flag.c_str(), (long long) lo, (long long) hi, v.c_str()));
+    }
+    return x;
+}
+
+float parse_float(const std::string & flag, const std::string & v, double lo, double hi) {
+    errno = 0;
+    char * end = nullptr;
+    const double x = strtod(v.c_str(), &end);
+    if (errno || end == v.c_str() || *end != '\0' || !(x >= lo && x <= hi)) {
+        throw input_error(string_format("%s: expected a number in [%g, %g], got '%s'", flag.c_str(), lo, hi, v.c_str()));
+    }
+    return (float) x;
+}
+
+std::vector<std::string> split_list(const std::string & v) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= v.size()) {
+        const size_t comma = v.find(',', start);
+        const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) {
+            out.push_back(item);
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string> & v) {
+    std::string out;
+    for (const auto & s : v) {
+        out += (out.empty() ? "" : ",") + s;
+    }
+    return out;
+}
+
+#define FLAG_STR(NAME, FIELD, HELP) \
+    flag{NAME, HELP, [](const train_params & p) { return p.FIELD; }, [](train_params & p, const std::string & v) { p.FIELD = v; }}
+#define FLAG_INT(NAME, FIELD, LO, HI, HELP) \
+    flag{NAME, HELP, [](const train_params & p) { return std::to_string(p.FIELD); }, \
+         [](train_params & p, const std::string & v) { p.FIELD = (decltype(p.FIELD)) parse_int(NAME, v, LO, HI); }}
+#define FLAG_FLOAT(NAME, FIELD, LO, HI, HELP) \
+    flag{NAME, HELP, [](const train_params & p) { return string_format("%g", p.FIELD); }, \
+         [](train_params & p, const std::string & v) { p.FIELD = parse_float(NAME, v, LO, HI); }}
+#define FLAG_SWITCH(NAME, FIELD, HELP) \
+    flag{NAME, HELP, [](const train_params & p) { return std::string(p.FIELD ? "on" : "off"); }, \
+         [](train_params & p, const std::string &) { p.FIELD = true; }, true}
+
+const std::vector<flag> & flags() {
+    static const std::vector<flag> all = {
+        FLAG_STR("--base", base, "base model GGUF (required)"),
+        FLAG_STR("--data", data, "tokenized samples, see native/README.md (required unless --init-only)"),
+        FLAG_STR("--out", out, "final adapter GGUF (required)"),
+        FLAG_STR("--checkpoint", checkpoint, "checkpoint file (default <out>.ckpt)"),
+        FLAG_STR("--adapter-in", adapter_in, "start from this adapter GGUF instead of a fresh one"),
+        FLAG_STR("--agent", agent, "sub-agent name recorded in the adapter (autoact.agent)"),
+        flag{"--targets", "comma-separated target modules",
+             [](const train_params & p) { return join(p.targets); },
+             [](train_params & p, const std::string & v) {
+                 p.targets = split_list(v);
+                 if (p.targets.empty()) {
+                     throw input_error("--targets: name at least one of " + join(k_target_modules));
+                 }
+                 for (const auto & t : p.targets) {
+                     if (std::find(k_target_modules.begin(), k_target_modules.end(), t) == k_target_modules.end()) {
+                         throw input_error("--targets: unknown target module '" + t + "' (known: " + join(k_target_modules) + ")");
+                     }
+                 }
+             }},
+        FLAG_INT("--rank", rank, 1, 4096, "LoRA rank"),
+        FLAG_FLOAT("--alpha", alpha, 1e-6, 1e6, "LoRA alpha (the update is scaled by alpha/rank)"),
+        FLAG_FLOAT("--lr", lr, 0.0, 1e30, "peak learning rate"),
+        flag{"--schedule", "learning-rate schedule after warm-up: constant | linear | cosine",
+             [](const train_params & p) { return p.schedule; },
+             [](train_params & p, const std::string & v) {
+                 if (v != "constant" && v != "linear" && v != "cosine") {
+                     throw input_error("--schedule: expected constant, linear or cosine, got '" + v + "'");
+                 }
+                 p.schedule = v;
+             }},
+        FLAG_INT("--warmup", warmup, 0, 1 << 30, "warm-up steps (linear from 0)"),
+        FLAG_FLOAT("--beta1", beta1, 0.0, 0.999999, "AdamW beta1"),
+        FLAG_FLOAT("--beta2", beta2, 0.0, 0.99999999, "AdamW beta2"),
+        FLAG_FLOAT("--eps", eps, 0.0, 1.0, "AdamW epsilon"),
+        FLAG_FLOAT("--weight-decay", weight_decay, 0.0, 1.0, "AdamW decoupled weight decay"),
+        FLAG_FLOAT("--grad-clip", grad_clip, 0.0, 1e30, "max global gradient norm (0 = off)"),
+        FLAG_INT("--ctx", ctx, 8, 1 << 20, "context length; a longer sample is an error"),
+        FLAG_INT("--batch", batch, 1, 1 << 20, "samples per micro-batch"),
+        FLAG_INT("--grad-accum", grad_accum, 1, 1 << 20, "micro-batches per optimizer step"),
+        FLAG_INT("--epochs", epochs, 1, 1 << 20, "epochs (when --steps is 0)"),
+        FLAG_INT("--steps", steps, 0, 1 << 30, "optimizer steps (0 = as many as --epochs take)"),
+        FLAG_FLOAT("--eval-fraction", eval_fraction, 0.0, 0.9, "share of samples held out for the eval loss"),
+        FLAG_INT("--eval-every", eval_every, 0, 1 << 30, "steps between eval losses (0 = only at the end)"),
+        flag{"--seed", "seed of the initialization, the split and the data order",
+             [](const train_params & p) { return std::to_string(p.seed); },
+             [](train_params & p, const std::string & v) { p.seed = (uint64_t) parse_int("--seed", v, 0, INT64_MAX); }},
+        FLAG_INT("--checkpoint-every", checkpoint_every, 0, 1 << 30, "steps between checkpoints (0 = only on SIGINT/SIGTERM)"),
+        FLAG_SWITCH("--resume", resume, "continue from the checkpoint when it exists"),
+        FLAG_INT("--threads", threads, 0, 1024, "CPU threads (0 = all hardware threads)"),
+        FLAG_INT("--n-gpu-layers", n_gpu_layers, -1, 1 << 20, "layers offloaded to a GPU backend (-1 = all)"),
+        FLAG_SWITCH("--init-only", init_only, "write the freshly initialized adapter to --out and exit"),
+        FLAG_INT("--grad-check", grad_check, 0, 1 << 20, "compare N gradient entries with central differences and exit"),
+        FLAG_FLOAT("--grad-check-eps", grad_check_eps, 1e-8, 1.0, "finite-difference step of --grad-check"),
+        FLAG_SWITCH("--verbose", verbose, "print llama.cpp's own logs on stderr"),
+    };
+    return all;
+}
+
+void print_help(const char * argv0) {
+    const train_params defaults;
+    fprintf(stderr, "usage: %s --base MODEL.gguf --data SAMPLES.bin --out ADAPTER.gguf [options]\n\n", argv0);
+    fprintf(stderr, "Trains a LoRA adapter on a GGUF base; progress as JSON lines on stdout.\n\n");
+    for (const auto & f : flags()) {
+        const std::string shown = f.show(defaults);
+        fprintf(stderr, "  %-20s %s%s\n", f.name, f.help, shown.empty() ? "" : (" [" + shown + "]").c_str());
+    }
+}
+
+} // namespace
+
+bool train_params_parse(int argc, char ** argv, train_params & params) {
+    std::map<std::string, const flag *> by_name;
+    for (const auto & f : flags()) {
+        by_name[f.name] = &f;
+    }
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "-h" || arg == "--help") {
+            print_help(argv[0]);
+            return false;
+        }
+        std::string value;
+        bool has_value = false;
+        const size_t eq = arg.find('=');
+        if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            has_value = true;
+        }
+        const auto it = by_name.find(arg);
+        if (it == by_name.end()) {
+            throw input_error("unknown flag '" + arg + "' (see --help)");
+        }
+        const flag & f = *it->second;
+        if (!f.is_switch && !has_value) {
+            if (i + 1 >= argc) {
+                throw input_error(arg + ": missing value");
+            }
+            value = argv[++i];
+        }
+        f.set(params, value);
+    }
+    if (params.base.empty()) {
+        throw input_error("--base is required");
+    }
+    if (params.out.empty()) {
+        throw input_error("--out is required");
+    }
+    if (params.data.empty() && !params.init_only) {
+        throw input_error("--data is required");
+    }
+    if (params.checkpoint.empty()) {
+        params.checkpoint = params.out + ".ckpt";
+    }
+    return true;
+}
+
+std::string train_params_json(const train_params & p) {
+    std::string targets = "[";
+    for (size_t i = 0; i < p.targets.size(); ++i) {
+        targets += (i ? "," : "") + json_line::quote(p.targets[i]);
+    }
+    targets += "]";
+    json_line j;
+    j.str("agent", p.agent).raw("targets", targets).integer("rank", p.rank).num("alpha", p.alpha)
+     .num("lr", p.lr).str("schedule", p.schedule).integer("warmup", p.warmup)
+     .num("beta1", p.beta1).num("beta2", p.beta2).num("eps", p.eps).num("weight_decay", p.weight_decay)
+     .num("grad_clip", p.grad_clip).integer("ctx", p.ctx).integer("batch", p.batch)
+     .integer("grad_accum", p.grad_accum).integer("epochs", p.epochs).integer("steps", p.steps)
+     .num("eval_fraction", p.eval_fraction).integer("eval_every", p.eval_every)
+     .str("seed", std::to_string(p.seed));
+    return j.text();
+}

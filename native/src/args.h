@@ -1,0 +1,66 @@
+// Command-line parameters of autoact-train. The defaults here also feed --help.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+// The target modules a LoRA can adapt, as GGUF tensor names blk.<i>.<module>.weight.
+extern const std::vector<std::string> k_target_modules;
+
+struct train_params {
+    // files
+    std::string base;             // base model GGUF
+    std::string data;             // tokenized samples (format: native/README.md)
+    std::string out;              // final adapter GGUF
+    std::string checkpoint;       // checkpoint file; default <out>.ckpt
+    std::string adapter_in;       // start from this adapter instead of a fresh one
+    std::string agent = "default"; // sub-agent name, recorded in the adapter
+
+    // adapter
+    std::vector<std::string> targets = k_target_modules;
+    int32_t rank  = 8;
+    float   alpha = 16.0f;
+
+    // optimizer (AdamW, decoupled weight decay) and schedule
+    float       lr           = 2e-4f;
+    std::string schedule     = "cosine"; // constant | linear | cosine (after warm-up)
+    int32_t     warmup       = 0;        // warm-up steps, linear from 0
+    float       beta1        = 0.9f;
+    float       beta2        = 0.999f;
+    float       eps          = 1e-8f;
+    float       weight_decay = 0.0f;
+    float       grad_clip    = 1.0f;     // max global gradient norm, 0 = off
+
+    // batches
+    int32_t ctx        = 512; // context length; a longer sample is an error
+    int32_t batch      = 1;   // samples per micro-batch
+    int32_t grad_accum = 1;   // micro-batches per optimizer step
+    int32_t epochs     = 1;
+    int32_t steps      = 0;   // optimizer steps; 0 = as many as `epochs` take
+
+    // evaluation
+    float   eval_fraction = 0.0f; // share of samples held out for eval loss
+    int32_t eval_every    = 0;    // steps between eval losses; 0 = only at the end
+
+    // safety
+    uint64_t seed             = 42;
+    int32_t  checkpoint_every = 0; // steps; 0 = only on SIGINT/SIGTERM and at the end
+    bool     resume           = false;
+
+    // machine
+    int32_t threads      = 0;  // 0 = all hardware threads
+    int32_t n_gpu_layers = 0;  // layers offloaded to a GPU backend (-1 = all)
+
+    // modes
+    bool    init_only      = false; // write the fresh adapter to --out and exit
+    int32_t grad_check     = 0;     // compare N gradient entries with central differences and exit
+    float   grad_check_eps = 1e-2f; // finite-difference step (relative to the entry, at least this absolute)
+    bool    verbose        = false; // llama.cpp's own logs on stderr
+};
+
+// Parses argv; throws input_error naming the flag on a bad one. Returns false after --help.
+bool train_params_parse(int argc, char ** argv, train_params & params);
+
+// The configuration as a JSON object (recorded in the adapter's autoact.train_config).
+std::string train_params_json(const train_params & params);

@@ -1,0 +1,441 @@
+// autoact-train: trains a LoRA adapter (GGUF) on a frozen GGUF base with llama.cpp's own graphs.
+//
+// The loop: load the base, create or resume the adapter, attach it; for each step, run the
+// step's samples forward and backward (loss only on the response tokens), then AdamW on the
+// host over the adapter's tensors; log one JSON line; checkpoint when asked or interrupted;
+// write the adapter GGUF at the end (temporary name, then rename).
+//
+// Exit codes: 0 done, 2 bad input, 1 failure, 3 NaN/Inf loss (last good state checkpointed),
+// 130 interrupted by SIGINT/SIGTERM (checkpointed).
+
+#include "adapter.h"
+#include "args.h"
+#include "checkpoint.h"
+#include "common.h"
+#include "dataset.h"
+#include "pass.h"
+
+#include "llama.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+void on_signal(int) {
+    g_interrupted = 1;
+}
+
+bool g_verbose = false;
+
+void on_llama_log(ggml_log_level level, const char * text, void *) {
+    if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
+        fputs(text, stderr);
+    }
+}
+
+double now_s() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+double lr_at(const train_params & p, int64_t step, int64_t total) {
+    if (p.warmup > 0 && step <= p.warmup) {
+        return p.lr * (double) step / p.warmup;
+    }
+    if (p.schedule == "constant") {
+        return p.lr;
+    }
+    const double decay_steps = (double) std::max<int64_t>(1, total - p.warmup);
+    const double progress = std::min(1.0, (double) (step - p.warmup - 1) / decay_steps);
+    if (p.schedule == "linear") {
+        return p.lr * (1.0 - progress);
+    }
+    return p.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+// The settings a resumed run must share with the checkpoint, or its result would differ.
+std::map<std::string, std::string> run_structure(const train_params & p, const lora_adapter & a, const dataset & ds) {
+    std::string targets;
+    for (const auto & t : a.tensors) {
+        targets += t.name + ";";
+    }
+    return {
+        { "rank", std::to_string(a.rank) },
+        { "alpha", string_format("%g", a.alpha) },
+        { "tensors_fnv1a", std::to_string(string_fnv1a(targets)) },
+        { "seed", std::to_string(p.seed) },
+        { "batch", std::to_string(p.batch) },
+        { "grad_accum", std::to_string(p.grad_accum) },
+        { "eval_fraction", string_format("%g", p.eval_fraction) },
+        { "data_fnv1a", std::to_string(file_fnv1a(p.data)) },
+        { "n_train", std::to_string(ds.train.size()) },
+    };
+}
+
+std::map<std::string, std::string> adapter_meta(const train_params & p, const base_info &) {
+    return {
+        { "autoact.agent", p.agent },
+        { "autoact.train_config", train_params_json(p) },
+        { "general.name", "autoact " + p.agent + " adapter" },
+    };
+}
+
+double eval_loss(trainer_graph & tg, const std::vector<sample> & eval) {
+    double sum = 0.0;
+    int64_t n = 0;
+    for (const auto & smp : eval) {
+        sum += trainer_pass(tg, smp, false, 1.0f) * (double) smp.labels.size();
+        n += (int64_t) smp.labels.size();
+    }
+    return n > 0 ? sum / (double) n : NAN;
+}
+
+// AdamW with decoupled weight decay, `t` = 1-based optimizer step; grads already clipped by `gscale`.
+void adamw_update(lora_tensor & t, const std::vector<float> & grad, float gscale, const train_params & p, double lr, int64_t step) {
+    const double bc1 = 1.0 - std::pow((double) p.beta1, (double) step);
+    const double bc2 = 1.0 - std::pow((double) p.beta2, (double) step);
+    const float b1 = p.beta1, b2 = p.beta2;
+    for (size_t j = 0; j < t.value.size(); ++j) {
+        const float g = grad[j] * gscale;
+        t.m[j] = b1 * t.m[j] + (1.0f - b1) * g;
+        t.v[j] = b2 * t.v[j] + (1.0f - b2) * g * g;
+        const double mhat = t.m[j] / bc1;
+        const double vhat = t.v[j] / bc2;
+        t.value[j] -= (float) (lr * (mhat / (std::sqrt(vhat) + p.eps) + p.weight_decay * t.value[j]));
+    }
+}
+
+int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & ds) {
+    lora_adapter & a = *tg.adapter;
+    const sample & smp = ds.train[0];
+    trainer_grads_zero(tg);
+    const double loss0 = trainer_pass(tg, smp, true, 1.0f);
+    json_line().str("event", "grad_check_start").integer("sample", smp.index).num("loss", loss0)
+        .integer("n_outputs", (int64_t) smp.labels.size()).emit();
+
+    rng64 rng(p.seed ^ 0x9c4ec4ull);
+    std::vector<float> grad;
+    double max_rel = 0.0;
+    int64_t n_checked = 0;
+    for (int64_t c = 0; c < p.grad_check; ++c) {
+        const size_t ti = (size_t) (c % (int64_t) a.tensors.size());
+        const size_t ti_shuffled = (ti * 7919u + (size_t) (c / (int64_t) a.tensors.size())) % a.tensors.size();
+        lora_tensor & t = a.tensors[ti_shuffled];
+        trainer_read_grad(tg, ti_shuffled, grad);
+        // the largest of a few random entries: tiny gradients drown in float32 rounding
+        size_t idx = 0;
+        for (int k = 0; k < 32; ++k) {
+            const size_t cand = (size_t) (rng.next() % t.value.size());
+            if (k == 0 || std::fabs(grad[cand]) > std::fabs(grad[idx])) {
+                idx = cand;
+            }
+        }
+        const float x0 = t.value[idx];
+        const float h = p.grad_check_eps;
+        double l[2];
+        for (int s = 0; s < 2; ++s) {
+            const float x = s == 0 ? x0 + h : x0 - h;
+            ggml_backend_tensor_set(t.dev, &x, idx * sizeof(float), sizeof(float));
+            l[s] = trainer_pass(tg, smp, false, 1.0f);
+        }
+        ggml_backend_tensor_set(t.dev, &x0, idx * sizeof(float), sizeof(float));
+        const double numeric = (l[0] - l[1]) / (2.0 * (double) h);
+        const double analytic = grad[idx];
+        const double denom = std::max({ std::fabs(analytic), std::fabs(numeric), 1e-12 });
+        const double rel = std::fabs(analytic - numeric) / denom;
+        max_rel = std::max(max_rel, rel);
+        n_checked++;
+        json_line().str("event", "grad_check").str("tensor", t.name).integer("index", (int64_t) idx)
+            .num("analytic", analytic).num("numeric", numeric).num("rel_error", rel).emit();
+    }
+    json_line().str("event", "grad_check_done").integer("n", n_checked).num("max_rel_error", max_rel).emit();
+    return 0;
+}
+
+int run(int argc, char ** argv) {
+    train_params p;
+    if (!train_params_parse(argc, argv, p)) {
+        return 0;
+    }
+    g_verbose = p.verbose;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    llama_log_set(on_llama_log, nullptr);
+    llama_backend_init();
+
+    // ---- the base model's header: architecture, tensor shapes and types ----
+    const base_info base = base_info_read(p.base);
+    for (const auto & [name, type] : base.tensor_type) {
+        if (type == GGML_TYPE_BF16 && name.rfind("blk.", 0) == 0) {
+            throw input_error(p.base + ": tensor " + name + " is BF16, which ggml cannot backpropagate through on CPU; use an F32, F16 or quantized base");
+        }
+    }
+
+    // ---- the adapter: resumed, given, or fresh ----
+    const bool resuming = p.resume && file_exists(p.checkpoint);
+    lora_adapter adapter;
+    if (!p.adapter_in.empty()) {
+        adapter = lora_read(p.adapter_in, base);
+    } else {
+        adapter = lora_create(base, p.targets, p.rank, p.alpha, p.seed, p.grad_check > 0 ? 1.0f : 0.0f);
+    }
+    if (p.init_only) {
+        lora_write(p.out, adapter, adapter_meta(p, base));
+        json_line().str("event", "done").str("adapter", p.out).integer("steps", 0).integer("n_params", lora_n_params(adapter)).emit();
+        return 0;
+    }
+
+    // ---- the base model and a context for one sequence of up to --ctx tokens ----
+    llama_model_params mparams = llama_model_default_params();
+    mparams.n_gpu_layers    = p.n_gpu_layers;
+    mparams.use_extra_bufts = false; // repacked weights cannot be read by the backward pass (OUT_PROD)
+    llama_model * model = llama_model_load_from_file(p.base.c_str(), mparams);
+    if (!model) {
+        throw input_error(p.base + ": llama.cpp cannot load this model (rerun with --verbose for its log)");
+    }
+    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+
+    // ---- the data: validated before anything is trained ----
+    const dataset ds = dataset_load(p.data, n_vocab, p.ctx, p.eval_fraction, p.seed);
+    if (ds.n_skipped > 0) {
+        fprintf(stderr, "autoact-train: skipped %lld samples without a response token\n", (long long) ds.n_skipped);
+    }
+
+    checkpoint_state ckpt;
+    ckpt.structure = run_structure(p, adapter, ds);
+    if (resuming) {
+        adapter = checkpoint_load(p.checkpoint, base, ckpt.structure, ckpt);
+        fprintf(stderr, "autoact-train: resuming from %s at step %lld\n", p.checkpoint.c_str(), (long long) ckpt.step);
+    }
+
+    // llama.cpp loads adapters from files: hand it the current values through a temporary one
+    const std::string init_path = p.checkpoint + string_format(".init.%d.gguf", (int) getpid());
+    lora_write(init_path, adapter, adapter_meta(p, base));
+    llama_adapter_lora * lora = llama_adapter_lora_init(model, init_path.c_str());
+    unlink(init_path.c_str());
+    if (!lora) {
+        throw runtime_failure("llama.cpp could not load the adapter it was given (rerun with --verbose)");
+    }
+
+    llama_context_params cparams = llama_context_default_params();
+    cparams.n_ctx           = (uint32_t) p.ctx;
+    cparams.n_batch         = (uint32_t) p.ctx;
+    cparams.n_ubatch        = (uint32_t) p.ctx;
+    cparams.n_seq_max       = 1;
+    cparams.n_threads       = p.threads > 0 ? p.threads : (int32_t) std::max(1u, std::thread::hardware_concurrency());
+    cparams.n_threads_batch = cparams.n_threads;
+    cparams.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cparams.no_perf         = true;
+    llama_context * lctx = llama_init_from_model(model, cparams);
+    if (!lctx) {
+        throw runtime_failure("llama.cpp could not create a context of " + std::to_string(p.ctx) + " tokens");
+    }
+    float scale = 1.0f;
+    if (llama_set_adapters_lora(lctx, &lora, 1, &scale) != 0) {
+        throw runtime_failure("llama.cpp could not attach the adapter");
+    }
+    llama_autoact_train_init(lctx);
+
+    // bind our tensors to the loaded adapter's
+    {
+        std::vector<ggml_tensor *> devs(adapter.tensors.size() + 1);
+        const int32_t n = llama_autoact_adapter_tensors(lora, devs.data(), (int32_t) devs.size());
+        if (n != (int32_t) adapter.tensors.size()) {
+            throw runtime_failure("the loaded adapter has a different tensor count");
+        }
+        for (auto & t : adapter.tensors) {
+            for (int32_t i = 0; i < n; ++i) {
+                if (t.name == ggml_get_name(devs[i])) {
+                    t.dev = devs[i];
+                }
+            }
+            if (!t.dev) {
+                throw runtime_failure("the loaded adapter lacks " + t.name);
+            }
+        }
+    }
+    trainer_graph tg;
+    trainer_graph_init(tg, lctx, adapter, n_vocab);
+
+    if (p.grad_check > 0) {
+        const int rc = run_grad_check(p, tg, ds);
+        trainer_graph_free(tg);
+        llama_free(lctx);
+        llama_model_free(model);
+        return rc;
+    }
+
+    // ---- the run's shape ----
+    const int64_t per_step        = (int64_t) p.batch * p.grad_accum;
+    const int64_t n_train         = (int64_t) ds.train.size();
+    const int64_t steps_per_epoch = (n_train + per_step - 1) / per_step;
+    const int64_t total_steps     = p.steps > 0 ? p.steps : (int64_t) p.epochs * steps_per_epoch;
+    const int64_t n_params        = lora_n_params(adapter);
+    const int64_t start_step      = ckpt.step; // ckpt.step moves with each checkpoint
+
+    json_line().str("event", "start").integer("n_train", n_train).integer("n_eval", (int64_t) ds.eval.size())
+        .integer("n_skipped", ds.n_skipped).integer("n_params", n_params).integer("total_steps", total_steps)
+        .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
+        .integer("threads", cparams.n_threads).emit();
+
+    const double t_start = now_s();
+    int64_t tokens_here = 0;       // tokens trained by this process
+    double  train_time_here = 0.0; // seconds spent in training steps by this process
+    double  last_loss = NAN, last_eval = NAN, first_loss = NAN;
+    std::vector<float> grad;
+
+    auto save_checkpoint = [&](int64_t step) {
+        ckpt.step      = step;
+        ckpt.elapsed_s = ckpt.elapsed_s + train_time_here;
+        ckpt.tokens    = ckpt.tokens + tokens_here;
+        checkpoint_save(p.checkpoint, adapter, ckpt);
+        ckpt.elapsed_s -= train_time_here; // keep the totals relative to this process's counters
+        ckpt.tokens    -= tokens_here;
+        json_line().str("event", "checkpoint").integer("step", step).str("path", p.checkpoint).emit();
+    };
+
+    for (int64_t step = start_step + 1; step <= total_steps; ++step) {
+        const double t_step = now_s();
+        const double lr = lr_at(p, step, total_steps);
+
+        // this step's samples, in the seeded order
+        std::vector<const sample *> batch;
+        int64_t n_trained = 0;
+        for (int64_t k = (step - 1) * per_step; k < step * per_step; ++k) {
+            batch.push_back(&ds.train[dataset_order((size_t) n_train, p.seed, k)]);
+            n_trained += (int64_t) batch.back()->labels.size();
+        }
+
+        // forward + backward of each sample; the step loss is the mean over all trained tokens
+        trainer_grads_zero(tg);
+        double loss = 0.0;
+        int64_t tokens_step = 0;
+        for (const sample * smp : batch) {
+            const float weight = (float) ((double) smp->labels.size() / (double) n_trained);
+            const double l = trainer_pass(tg, *smp, true, weight);
+            if (!std::isfinite(l)) {
+                save_checkpoint(step - 1);
+                json_line().str("event", "error").str("kind", "nan").integer("step", step).integer("sample", smp->index)
+                    .str("message", "non-finite loss; the last good state is in the checkpoint").emit();
+                throw runtime_failure(string_format("loss is %s at step %lld (sample %d): lower --lr; the last good state (step %lld) is in %s",
+                            std::isnan(l) ? "NaN" : "Inf", (long long) step, smp->index, (long long) (step - 1), p.checkpoint.c_str()), 3);
+            }
+            loss += l * weight;
+            tokens_step += (int64_t) smp->tokens.size();
+            if (g_interrupted) {
+                break;
+            }
+        }
+        if (g_interrupted) {
+            // the step is incomplete: keep the state of the last complete one
+            save_checkpoint(step - 1);
+            json_line().str("event", "interrupted").integer("step", step - 1).str("checkpoint", p.checkpoint).emit();
+            return 130;
+        }
+
+        // global gradient norm, clipping, AdamW on the host
+        double norm2 = 0.0;
+        std::vector<std::vector<float>> grads(adapter.tensors.size());
+        for (size_t i = 0; i < adapter.tensors.size(); ++i) {
+            trainer_read_grad(tg, i, grads[i]);
+            for (const float g : grads[i]) {
+                norm2 += (double) g * g;
+            }
+        }
+        const double gnorm = std::sqrt(norm2);
+        if (!std::isfinite(gnorm)) {
+            save_checkpoint(step - 1);
+            json_line().str("event", "error").str("kind", "nan").integer("step", step).str("message", "non-finite gradient").emit();
+            throw runtime_failure(string_format("gradient is not finite at step %lld: lower --lr; the last good state is in %s",
+                        (long long) step, p.checkpoint.c_str()), 3);
+        }
+        const float gscale = p.grad_clip > 0.0f && gnorm > p.grad_clip ? (float) (p.grad_clip / gnorm) : 1.0f;
+        for (size_t i = 0; i < adapter.tensors.size(); ++i) {
+            adamw_update(adapter.tensors[i], grads[i], gscale, p, lr, step);
+        }
+        trainer_upload(tg);
+
+        tokens_here += tokens_step;
+        train_time_here += now_s() - t_step;
+        last_loss = loss;
+        if (step == 1) {
+            first_loss = loss;
+        }
+
+        const bool eval_now = !ds.eval.empty() && ((p.eval_every > 0 && step % p.eval_every == 0) || step == total_steps);
+        if (eval_now) {
+            last_eval = eval_loss(tg, ds.eval);
+        }
+        const double tps = train_time_here > 0 ? (double) tokens_here / train_time_here : 0.0;
+        const double eta = (double) (total_steps - step) * (train_time_here / (double) (step - start_step));
+        json_line line;
+        line.str("event", "step").integer("step", step).num("epoch", (double) (step * per_step) / (double) n_train)
+            .num("loss", loss);
+        if (eval_now) {
+            line.num("eval_loss", last_eval);
+        } else {
+            line.null("eval_loss");
+        }
+        line.num("lr", lr).num("grad_norm", gnorm).integer("tokens", tokens_step).num("tokens_per_s", tps)
+            .num("elapsed_s", ckpt.elapsed_s + (now_s() - t_start)).num("eta_s", eta)
+            .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).emit();
+
+        if (p.checkpoint_every > 0 && step % p.checkpoint_every == 0 && step < total_steps) {
+            save_checkpoint(step);
+        }
+        if (g_interrupted) {
+            save_checkpoint(step);
+            json_line().str("event", "interrupted").integer("step", step).str("checkpoint", p.checkpoint).emit();
+            return 130;
+        }
+    }
+
+    // ---- the result ----
+    if (!ds.eval.empty() && !std::isfinite(last_eval)) {
+        last_eval = eval_loss(tg, ds.eval);
+    }
+    save_checkpoint(total_steps);
+    lora_write(p.out, adapter, adapter_meta(p, base));
+    const double train_s = ckpt.elapsed_s + train_time_here;
+    json_line().str("event", "done").str("adapter", p.out).integer("steps", total_steps)
+        .num("first_loss", first_loss).num("loss", last_loss).num("eval_loss", last_eval)
+        .num("tokens_per_s", train_time_here > 0 ? tokens_here / train_time_here : 0.0)
+        .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
+        .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params).emit();
+
+    trainer_graph_free(tg);
+    llama_free(lctx);
+    llama_model_free(model);
+    llama_backend_free();
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char ** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const input_error & e) {
+        json_line().str("event", "error").str("kind", "input").str("message", e.what()).emit();
+        fprintf(stderr, "autoact-train: %s\n", e.what());
+        return 2;
+    } catch (const runtime_failure & e) {
+        if (e.exit_code != 3) {
+            json_line().str("event", "error").str("kind", "runtime").str("message", e.what()).emit();
+        }
+        fprintf(stderr, "autoact-train: %s\n", e.what());
+        return e.exit_code;
+    } catch (const std::exception & e) {
+        json_line().str("event", "error").str("kind", "runtime").str("message", e.what()).emit();
+        fprintf(stderr, "autoact-train: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,111 @@
+import fs from "node:fs";
+import path from "node:path";
+import { iterateAnyTable } from "../data/table-io.js";
+import { InputError } from "../util/errors.js";
+import { requireFile } from "../util/fs.js";
+import type { TokenizedSample } from "./samples-file.js";
+
+/** One training row: the prompt text, the response to learn, and optionally its sub-agent. */
+export interface TrainingRow {
+    input: string;
+    output: string;
+    agent?: string;
+}
+
+/**
+ * Reads training rows from the pipeline's `samples.arrow` (or any Arrow file with `input` and
+ * `output` columns), a JSON array, or JSONL of `{input, output, agent?}` objects (the shape of
+ * the original AutoAct training files). Throws InputError naming the file and line (or row).
+ */
+export async function loadTrainingRows(filePath: string): Promise<TrainingRow[]> {
+    requireFile(filePath, "training data");
+    const ext = path.extname(filePath).toLowerCase();
+    if (ext === ".arrow" || ext === ".feather" || ext === ".ipc")
+        return loadArrowRows(filePath);
+    const text = fs.readFileSync(filePath, "utf8");
+    if (ext === ".jsonl" || ext === ".ndjson")
+        return parseJsonl(filePath, text);
+    if (ext === ".json")
+        return parseJsonArray(filePath, text);
+    throw new InputError(`${filePath}: unknown training data format (expected .arrow, .json or .jsonl)`);
+}
+
+/**
+ * The rows of one sub-agent. Rows without an `agent` field belong to every agent (files
+ * written for one agent, as AutoAct's are); with agent "all" every row is kept.
+ */
+export function rowsForAgent(rows: readonly TrainingRow[], agent: string): TrainingRow[] {
+    if (agent === "all")
+        return [...rows];
+    return rows.filter((row) => row.agent == null || row.agent === agent);
+}
+
+/** The distinct agents named by the rows, in first-seen order. */
+export function agentsInRows(rows: readonly TrainingRow[]): string[] {
+    return [...new Set(rows.flatMap((row) => (row.agent == null ? [] : [row.agent])))];
+}
+
+/**
+ * Tokenizes rows with `tokenize` (the project's prompt formatter in production: prompt tokens
+ * with mask 0, response tokens with mask 1). Kept separate so tests and tools can pass tokens.
+ */
+export function tokenizeRows(rows: readonly TrainingRow[], tokenize: (row: TrainingRow) => TokenizedSample): TokenizedSample[] {
+    return rows.map((row, i) => {
+        const sample = tokenize(row);
+        if (sample.tokens.length !== sample.mask.length)
+            throw new InputError(`row ${i}: the tokenizer returned ${sample.tokens.length} tokens but ${sample.mask.length} mask values`);
+        return sample;
+    });
+}
+
+async function loadArrowRows(filePath: string): Promise<TrainingRow[]> {
+    const rows: TrainingRow[] = [];
+    for await (const batch of iterateAnyTable(filePath)) {
+        for (const raw of batch)
+            rows.push(checkRow(raw, `${filePath}: row ${rows.length}`));
+    }
+    return rows;
+}
+
+function parseJsonl(filePath: string, text: string): TrainingRow[] {
+    const rows: TrainingRow[] = [];
+    const lines = text.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i]!.trim();
+        if (line === "")
+            continue;
+        let value: unknown;
+        try {
+            value = JSON.parse(line);
+        } catch (error) {
+            throw new InputError(`${filePath}:${i + 1}: invalid JSON (${(error as Error).message})`);
+        }
+        rows.push(checkRow(value, `${filePath}:${i + 1}`));
+    }
+    return rows;
+}
+
+function parseJsonArray(filePath: string, text: string): TrainingRow[] {
+    let value: unknown;
+    try {
+        value = JSON.parse(text);
+    } catch (error) {
+        throw new InputError(`${filePath}: invalid JSON (${(error as Error).message})`);
+    }
+    if (!Array.isArray(value))
+        throw new InputError(`${filePath}: expected a JSON array of {input, output} objects`);
+    return value.map((item, i) => checkRow(item, `${filePath}: item ${i}`));
+}
+
+function checkRow(value: unknown, where: string): TrainingRow {
+    if (value == null || typeof value !== "object" || Array.isArray(value))
+        throw new InputError(`${where}: expected an object with string fields input and output`);
+    const row = value as Record<string, unknown>;
+    for (const key of ["input", "output"] as const) {
+        if (typeof row[key] !== "string")
+            throw new InputError(`${where}: field "${key}" must be a string`);
+    }
+    if (row.agent != null && typeof row.agent !== "string")
+        throw new InputError(`${where}: field "agent" must be a string`);
+    return { input: row.input as string, output: row.output as string, ...(row.agent != null ? { agent: row.agent as string } : {}) };
+}

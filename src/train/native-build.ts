@@ -1,0 +1,204 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { physicalCoreCount } from "../llm/cpu.js";
+import { InputError, RuntimeFailure } from "../util/errors.js";
+import { writeFileAtomicSync } from "../util/fs.js";
+import { packageRoot } from "../util/package.js";
+
+/**
+ * Builds the native trainer (`autoact-train`) and llama.cpp's own `llama-bench` from the
+ * llama.cpp source node-llama-cpp ships as a git bundle: clone it into native/build, apply
+ * native/patches/*.patch, configure native/CMakeLists.txt, and build only the targets needed.
+ * Incremental: the patched clone is kept while its stamp (tag + bundle size + patch hashes)
+ * matches, and ninja rebuilds only what changed.
+ */
+export const nativeBackends = ["cpu", "cuda", "vulkan", "metal"] as const;
+export type NativeBackend = (typeof nativeBackends)[number];
+
+export interface NativeBuildProgress {
+    phase: "clone" | "patch" | "configure" | "build" | "ready";
+    message: string;
+    /** Build steps done and total (phase "build"). */
+    done?: number;
+    total?: number;
+}
+
+export interface NativeBuildOptions {
+    /** Compute backend compiled into ggml. Defaults to "cpu". */
+    backend?: NativeBackend;
+    /** Called with each phase and with ninja's step counter. Defaults to none. */
+    onProgress?: (progress: NativeBuildProgress) => void;
+    /** Parallel compile jobs. Defaults to the physical core count. */
+    jobs?: number;
+    /** Re-clone and re-patch even when the stamp matches. Defaults to false. */
+    force?: boolean;
+    /** Folder holding the clone and the build folders. Defaults to <package>/native/build. */
+    buildRoot?: string;
+}
+
+export interface NativeBuild {
+    /** The trainer executable. */
+    trainer: string;
+    /** llama.cpp's llama-bench, built from the same (patched) source. */
+    llamaBench: string;
+    /** The CMake build folder of this backend. */
+    buildDir: string;
+    /** llama.cpp tag of the bundle. */
+    llamaTag: string;
+    /** Seconds the call took. */
+    seconds: number;
+}
+
+const nativeDir = path.join(packageRoot, "native");
+const bundleDir = path.join(packageRoot, "node_modules", "node-llama-cpp", "llama");
+
+export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promise<NativeBuild> {
+    const {
+        backend = "cpu", onProgress = () => {}, jobs = physicalCoreCount(), force = false,
+        buildRoot = path.join(nativeDir, "build")
+    } = options;
+    const started = performance.now();
+    if (!(nativeBackends as readonly string[]).includes(backend))
+        throw new InputError(`unknown backend "${backend}" (expected ${nativeBackends.join(", ")})`);
+    const tools = await findTools(backend);
+
+    const source = path.join(buildRoot, "llama.cpp");
+    const llamaTag = await preparePatchedSource(source, force, onProgress);
+
+    const buildDir = path.join(buildRoot, backend);
+    await configure(buildDir, source, backend, tools, onProgress);
+
+    onProgress({ phase: "build", message: `building autoact-train and llama-bench (${backend}, ${jobs} jobs)` });
+    const targets = ["autoact-train", "llama-bench"];
+    const args = tools.ninja
+        ? ["-C", buildDir, "-j", String(jobs), ...targets]
+        : ["--build", buildDir, "--parallel", String(jobs), "--target", ...targets];
+    // ccache keys on paths relative to the package, so checkouts at other paths share the cache
+    const env = { CCACHE_BASEDIR: packageRoot, CCACHE_NOHASHDIR: "1" };
+    const child = execa(tools.ninja ? "ninja" : "cmake", args, { all: true, reject: false, buffer: { all: true }, env });
+    child.all?.on("data", (chunk: Buffer) => {
+        for (const match of chunk.toString().matchAll(/\[(\d+)\/(\d+)\]\s*(.*)/g))
+            onProgress({ phase: "build", message: match[3]!.trim(), done: Number(match[1]), total: Number(match[2]) });
+    });
+    const result = await child;
+    if (result.exitCode !== 0)
+        throw new RuntimeFailure(`native build failed in ${buildDir} (exit ${result.exitCode}): ${lastLines(String(result.all ?? ""), 15)}`);
+
+    const exe = process.platform === "win32" ? ".exe" : "";
+    const build: NativeBuild = {
+        trainer: path.join(buildDir, "bin", `autoact-train${exe}`),
+        llamaBench: path.join(buildDir, "bin", `llama-bench${exe}`),
+        buildDir,
+        llamaTag,
+        seconds: (performance.now() - started) / 1000
+    };
+    for (const file of [build.trainer, build.llamaBench]) {
+        if (!fs.existsSync(file))
+            throw new RuntimeFailure(`native build finished but ${file} is missing`);
+    }
+    onProgress({ phase: "ready", message: `native build ready in ${build.seconds.toFixed(1)} s` });
+    return build;
+}
+
+/** Where a previous build put the binaries, without building; null when absent. */
+export function findNativeBuild(backend: NativeBackend = "cpu", buildRoot = path.join(nativeDir, "build")): { trainer: string; llamaBench: string } | null {
+    const bin = path.join(buildRoot, backend, "bin");
+    const exe = process.platform === "win32" ? ".exe" : "";
+    const trainer = path.join(bin, `autoact-train${exe}`);
+    const llamaBench = path.join(bin, `llama-bench${exe}`);
+    return fs.existsSync(trainer) && fs.existsSync(llamaBench) ? { trainer, llamaBench } : null;
+}
+
+interface Tools {
+    ninja: boolean;
+    ccache: boolean;
+}
+
+async function findTools(backend: NativeBackend): Promise<Tools> {
+    if (!(await which("cmake")))
+        throw new RuntimeFailure("cmake not found: install it (Debian: apt-get install cmake ninja-build ccache)");
+    if (!(await which("git")))
+        throw new RuntimeFailure("git not found: it is needed to clone llama.cpp's source bundle");
+    if (backend === "cuda" && !(await which("nvcc")) && !fs.existsSync("/usr/local/cuda/bin/nvcc"))
+        throw new InputError("--backend cuda: the CUDA toolkit (nvcc) is not installed");
+    if (backend === "vulkan" && !(await which("glslc")))
+        throw new InputError("--backend vulkan: the Vulkan SDK (glslc) is not installed");
+    if (backend === "metal" && process.platform !== "darwin")
+        throw new InputError("--backend metal: Metal exists only on macOS");
+    return { ninja: await which("ninja"), ccache: await which("ccache") };
+}
+
+async function which(command: string): Promise<boolean> {
+    const result = await execa(command, ["--version"], { reject: false, stdin: "ignore" }).catch(() => null);
+    return result != null && result.exitCode === 0;
+}
+
+interface SourceStamp {
+    tag: string;
+    bundleBytes: number;
+    patches: { name: string; sha256: string }[];
+}
+
+/** Clones and patches the bundle unless the stamp says the clone is already that. */
+async function preparePatchedSource(source: string, force: boolean, onProgress: (p: NativeBuildProgress) => void): Promise<string> {
+    const bundle = path.join(bundleDir, "gitRelease.bundle");
+    const infoFile = path.join(bundleDir, "llama.cpp.info.json");
+    if (!fs.existsSync(bundle))
+        throw new RuntimeFailure(`llama.cpp source bundle not found: ${bundle} (is node-llama-cpp installed?)`);
+    const tag = (JSON.parse(fs.readFileSync(infoFile, "utf8")) as { tag: string }).tag;
+    const patchDir = path.join(nativeDir, "patches");
+    const patches = fs.readdirSync(patchDir).filter((name) => name.endsWith(".patch")).sort()
+        .map((name) => ({ name, sha256: crypto.createHash("sha256").update(fs.readFileSync(path.join(patchDir, name))).digest("hex") }));
+    const stamp: SourceStamp = { tag, bundleBytes: fs.statSync(bundle).size, patches };
+    const stampFile = `${source}.stamp.json`;
+    const current = fs.existsSync(stampFile) ? fs.readFileSync(stampFile, "utf8") : "";
+    if (!force && current === JSON.stringify(stamp) && fs.existsSync(path.join(source, "CMakeLists.txt")))
+        return tag;
+
+    onProgress({ phase: "clone", message: `cloning llama.cpp ${tag} from node-llama-cpp's bundle` });
+    fs.rmSync(stampFile, { force: true });
+    fs.rmSync(source, { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(source), { recursive: true });
+    await run("git", ["clone", "--quiet", bundle, source]);
+    for (const patch of patches) {
+        onProgress({ phase: "patch", message: `applying ${patch.name}` });
+        await run("git", ["-C", source, "apply", "--whitespace=nowarn", path.join(patchDir, patch.name)]);
+    }
+    writeFileAtomicSync(stampFile, JSON.stringify(stamp));
+    return tag;
+}
+
+async function configure(buildDir: string, source: string, backend: NativeBackend, tools: Tools, onProgress: (p: NativeBuildProgress) => void): Promise<void> {
+    const args = [
+        "-S", nativeDir, "-B", buildDir,
+        ...(tools.ninja ? ["-G", "Ninja"] : []),
+        "-DCMAKE_BUILD_TYPE=Release",
+        `-DAUTOACT_LLAMA_SRC=${source}`,
+        `-DGGML_CCACHE=${tools.ccache ? "ON" : "OFF"}`,
+        "-DGGML_NATIVE=ON",
+        `-DGGML_CUDA=${backend === "cuda" ? "ON" : "OFF"}`,
+        `-DGGML_VULKAN=${backend === "vulkan" ? "ON" : "OFF"}`,
+        `-DGGML_METAL=${backend === "metal" ? "ON" : "OFF"}`
+    ];
+    // Re-run CMake only when its arguments changed (CMake itself notices edited CMakeLists).
+    const stampFile = path.join(buildDir, "autoact-configure.json");
+    const generated = path.join(buildDir, tools.ninja ? "build.ninja" : "Makefile");
+    if (fs.existsSync(generated) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, "utf8") === JSON.stringify(args))
+        return;
+    onProgress({ phase: "configure", message: `configuring ${backend} build in ${buildDir}` });
+    fs.mkdirSync(buildDir, { recursive: true });
+    await run("cmake", args);
+    writeFileAtomicSync(stampFile, JSON.stringify(args));
+}
+
+async function run(command: string, args: string[]): Promise<void> {
+    const result = await execa(command, args, { all: true, reject: false, stdin: "ignore" });
+    if (result.exitCode !== 0)
+        throw new RuntimeFailure(`${command} ${args.slice(0, 3).join(" ")} ... failed (exit ${result.exitCode}): ${lastLines(String(result.all ?? ""), 15)}`);
+}
+
+function lastLines(text: string, n: number): string {
+    return text.trim().split("\n").slice(-n).join("\n");
+}

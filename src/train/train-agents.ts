@@ -1,0 +1,181 @@
+import fs from "node:fs";
+import path from "node:path";
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { readAnyTable, writeTable } from "../data/table-io.js";
+import type { TrainingCurveRow } from "../data/schemas.js";
+import { physicalCoreCount } from "../llm/cpu.js";
+import { createPromptFormatter, formatTrainingSample } from "../llm/prompt-format.js";
+import { InputError, UserError, errorMessage } from "../util/errors.js";
+import { requireFile } from "../util/fs.js";
+import { agentsInRows, loadTrainingRows, rowsForAgent, tokenizeRows, type TrainingRow } from "./dataset.js";
+import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
+import { writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
+import { trainAdapter, type TrainDone, type TrainHyperParams, type TrainStart, type TrainStep } from "./trainer.js";
+
+export const trainableAgents = ["plan", "tool", "reflect"] as const;
+
+export interface TrainAgentsOptions extends TrainHyperParams {
+    /** Base model GGUF. */
+    base: string;
+    /** samples.arrow, or JSON/JSONL rows of {input, output, agent?}. */
+    data: string;
+    /** "plan", "tool", "reflect", "all" (each agent named in the data), or any name for rows without agents. */
+    agent: string;
+    /** Output folder: <agent>.gguf and train-<agent>.arrow. */
+    outDir: string;
+    /** Continue from a checkpoint left by an interrupted run. Defaults to true. */
+    resume?: boolean;
+    /** CPU threads. Defaults to the physical core count. */
+    threads?: number;
+    /** Native backend to build and train with. Defaults to "cpu". */
+    backend?: NativeBackend;
+    /** Layers offloaded to the GPU (GPU backends). Defaults to 0 on cpu, all (-1) otherwise. */
+    gpuLayers?: number;
+    /** Tokenizes one row. Defaults to the project's prompt formatter on the base model (response-only mask). */
+    tokenize?: (rows: readonly TrainingRow[]) => Promise<TokenizedSample[]>;
+    /** Native build progress. Defaults to none. */
+    onBuildProgress?: (progress: NativeBuildProgress) => void;
+    /** Training start, steps and lines of the trainer's log. Defaults to none. */
+    onStart?: (agent: string, start: TrainStart) => void;
+    onStep?: (agent: string, step: TrainStep) => void;
+    onLog?: (agent: string, line: string) => void;
+    /** Aborting interrupts training (a checkpoint is written). Defaults to none. */
+    signal?: AbortSignal;
+}
+
+export interface TrainedAgent {
+    agent: string;
+    adapterPath: string;
+    curvePath: string;
+    samples: number;
+    done: TrainDone;
+    curve: TrainStep[];
+}
+
+/**
+ * Trains one adapter per sub-agent: reads the rows, tokenizes them with the prompt formatter,
+ * writes the trainer's input, builds the trainer on first use, runs it, and records the curve
+ * as train-<agent>.arrow beside <agent>.gguf. Interrupted runs leave a checkpoint that the next
+ * call (resume, the default) continues from.
+ */
+export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
+    const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
+    requireFile(base, "base model");
+    const rows = await loadTrainingRows(data);
+    if (rows.length === 0)
+        throw new InputError(`${data}: the dataset is empty`);
+
+    let agents: string[];
+    if (agent === "all") {
+        agents = agentsInRows(rows);
+        if (agents.length === 0)
+            throw new InputError(`${data}: no row names an agent; use --agent with one name to train all rows as one adapter`);
+    } else
+        agents = [agent];
+    const perAgent = agents.map((name) => ({ name, rows: rowsForAgent(rows, name) }));
+    for (const { name, rows: agentRows } of perAgent) {
+        if (agentRows.length === 0)
+            throw new InputError(`${data}: no rows for agent "${name}" (agents present: ${agentsInRows(rows).join(", ") || "none"})`);
+    }
+
+    const tokenize = options.tokenize ?? ((agentRows: readonly TrainingRow[]) => tokenizeWithFormatter(base, agentRows, threads));
+    const build = await ensureNativeBuild({ backend, onProgress: options.onBuildProgress });
+    fs.mkdirSync(outDir, { recursive: true });
+
+    const results: TrainedAgent[] = [];
+    for (const { name, rows: agentRows } of perAgent) {
+        const samples = await tokenize(agentRows);
+        const ctx = options.ctx ?? 512;
+        const longest = samples.reduce((max, s, i) => (s.tokens.length > samples[max]!.tokens.length ? i : max), 0);
+        if (samples[longest]!.tokens.length > ctx) {
+            throw new InputError(`agent ${name}: sample ${longest} has ${samples[longest]!.tokens.length} tokens, ` +
+                `more than the context length ${ctx} (raise --ctx)`);
+        }
+        const samplesFile = path.join(outDir, `.train-${name}.samples.bin`);
+        await writeTrainingSamples(samplesFile, samples);
+        const adapterPath = path.join(outDir, `${name}.gguf`);
+        const checkpoint = `${adapterPath}.ckpt`;
+        const curvePath = path.join(outDir, `train-${name}.arrow`);
+        if (!resume)
+            fs.rmSync(checkpoint, { force: true });
+        const earlier = resume && fs.existsSync(checkpoint) ? await readCurve(curvePath) : [];
+
+        const curve: TrainStep[] = [];
+        let startStep = 0;
+        const writeCurve = async () => {
+            const rowsOut = [...earlier.filter((row) => row.step <= startStep), ...curve.map((step) => curveRow(name, step))];
+            await writeTable(curvePath, "training_curve", rowsOut);
+        };
+        try {
+            const result = await trainAdapter({
+                ...options,
+                trainer: build.trainer,
+                base,
+                samplesFile,
+                out: adapterPath,
+                agent: name,
+                checkpoint,
+                resume,
+                threads,
+                gpuLayers: options.gpuLayers ?? (backend === "cpu" ? 0 : -1),
+                onEvent: (event) => {
+                    if (event.event === "start") {
+                        startStep = Number(event.start_step);
+                        options.onStart?.(name, event as unknown as TrainStart);
+                    }
+                },
+                onStep: (step) => {
+                    curve.push(step);
+                    options.onStep?.(name, step);
+                },
+                onLog: (line) => options.onLog?.(name, line)
+            });
+            await writeCurve();
+            results.push({ agent: name, adapterPath, curvePath, samples: samples.length, done: result.done, curve: result.curve });
+        } catch (error) {
+            if (error instanceof UserError && curve.length > 0)
+                await writeCurve().catch(() => undefined); // keep what was learned so far with the checkpoint
+            throw error;
+        }
+    }
+    return results;
+}
+
+/** Tokenizes rows with the base model's prompt formatter (prompt mask 0, response mask 1). */
+export async function tokenizeWithFormatter(base: string, rows: readonly TrainingRow[], threads: number): Promise<TokenizedSample[]> {
+    const llama = await getLlama({ gpu: false, maxThreads: threads, logLevel: LlamaLogLevel.error, build: "never", progressLogs: false });
+    let model;
+    try {
+        model = await llama.loadModel({ modelPath: base, vocabOnly: true });
+    } catch (error) {
+        throw new InputError(`cannot load the tokenizer of ${base}: ${errorMessage(error).split("\n")[0]}`);
+    }
+    try {
+        const formatter = createPromptFormatter(model);
+        return tokenizeRows(rows, (row) => formatTrainingSample(model, formatter, row));
+    } finally {
+        await model.dispose();
+    }
+}
+
+function curveRow(agent: string, step: TrainStep): TrainingCurveRow {
+    return {
+        agent,
+        step: step.step,
+        epoch: step.epoch,
+        loss: step.loss,
+        eval_loss: step.eval_loss ?? null,
+        lr: step.lr,
+        tokens_per_s: step.tokens_per_s,
+        elapsed_s: step.elapsed_s,
+        peak_rss_bytes: step.peak_rss_bytes,
+        peak_vram_bytes: null
+    };
+}
+
+async function readCurve(curvePath: string): Promise<TrainingCurveRow[]> {
+    if (!fs.existsSync(curvePath))
+        return [];
+    const table = await readAnyTable(curvePath);
+    return table.rows as unknown as TrainingCurveRow[];
+}

@@ -1,0 +1,255 @@
+import { execa } from "execa";
+import { InputError, RuntimeFailure, UserError } from "../util/errors.js";
+import { requireFile } from "../util/fs.js";
+
+/** Hyper-parameters of one adapter, mapped 1:1 onto autoact-train's flags. */
+export interface TrainHyperParams {
+    /** LoRA rank. Defaults to 8. */
+    rank?: number;
+    /** LoRA alpha (the update is scaled by alpha/rank). Defaults to 16. */
+    alpha?: number;
+    /** Target modules among attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down. Defaults to all seven. */
+    targets?: string[];
+    /** Peak learning rate. Defaults to 2e-4. */
+    lr?: number;
+    /** Schedule after warm-up. Defaults to "cosine". */
+    schedule?: "constant" | "linear" | "cosine";
+    /** Warm-up steps. Defaults to 0. */
+    warmup?: number;
+    /** AdamW decoupled weight decay. Defaults to 0. */
+    weightDecay?: number;
+    /** Max global gradient norm (0 = off). Defaults to 1. */
+    gradClip?: number;
+    /** Context length; a longer sample is an error. Defaults to 512. */
+    ctx?: number;
+    /** Samples per micro-batch. Defaults to 1. */
+    batch?: number;
+    /** Micro-batches per optimizer step. Defaults to 1. */
+    gradAccum?: number;
+    /** Epochs when `steps` is not set. Defaults to 1. */
+    epochs?: number;
+    /** Optimizer steps; overrides epochs. Defaults to as many as `epochs` take. */
+    steps?: number;
+    /** Share of samples held out for the eval loss. Defaults to 0. */
+    evalFraction?: number;
+    /** Steps between eval losses (0 = only at the end). Defaults to 0. */
+    evalEvery?: number;
+    /** Seed of the initialization, the split and the data order. Defaults to 42. */
+    seed?: number;
+    /** Steps between checkpoints (0 = only on interrupt and at the end). Defaults to 0. */
+    checkpointEvery?: number;
+}
+
+/** One `step` line of the trainer. */
+export interface TrainStep {
+    step: number;
+    epoch: number;
+    loss: number;
+    eval_loss: number | null;
+    lr: number;
+    grad_norm: number;
+    tokens: number;
+    tokens_per_s: number;
+    elapsed_s: number;
+    eta_s: number;
+    peak_rss_bytes: number;
+}
+
+/** The trainer's final `done` line. */
+export interface TrainDone {
+    adapter: string;
+    steps: number;
+    first_loss: number | null;
+    loss: number | null;
+    eval_loss: number | null;
+    tokens_per_s: number;
+    train_s: number;
+    tokens: number;
+    peak_rss_bytes: number;
+    n_params: number;
+}
+
+export interface TrainStart {
+    n_train: number;
+    n_eval: number;
+    n_skipped: number;
+    n_params: number;
+    total_steps: number;
+    start_step: number;
+    steps_per_epoch: number;
+    arch: string;
+    threads: number;
+}
+
+export interface TrainAdapterOptions extends TrainHyperParams {
+    /** The autoact-train executable (from ensureNativeBuild). */
+    trainer: string;
+    /** Base model GGUF. */
+    base: string;
+    /** Samples file written by writeTrainingSamples. */
+    samplesFile: string;
+    /** Final adapter GGUF. */
+    out: string;
+    /** Sub-agent name recorded in the adapter. Defaults to "default". */
+    agent?: string;
+    /** Checkpoint file. Defaults to `<out>.ckpt`. */
+    checkpoint?: string;
+    /** Continue from the checkpoint when it exists. Defaults to false. */
+    resume?: boolean;
+    /** CPU threads. Defaults to the trainer's choice (all hardware threads). */
+    threads?: number;
+    /** Layers offloaded to a GPU backend (-1 = all). Defaults to 0. */
+    gpuLayers?: number;
+    /** Each JSON event line as it arrives. Defaults to none. */
+    onEvent?: (event: { event: string } & Record<string, unknown>) => void;
+    /** Each step line. Defaults to none. */
+    onStep?: (step: TrainStep) => void;
+    /** The trainer's stderr lines (human logs). Defaults to none. */
+    onLog?: (line: string) => void;
+    /** Aborting sends SIGINT: the trainer checkpoints and stops. Defaults to none. */
+    signal?: AbortSignal;
+    /** Forward the parent's SIGINT/SIGTERM to the trainer (so it checkpoints). Defaults to true. */
+    forwardSignals?: boolean;
+    /** Extra raw flags for autoact-train. Defaults to none. */
+    extraArgs?: string[];
+}
+
+export interface TrainAdapterResult {
+    adapterPath: string;
+    start: TrainStart | null;
+    curve: TrainStep[];
+    done: TrainDone;
+}
+
+/** Exit code of autoact-train and of `autoact train` when interrupted (checkpoint written). */
+export const INTERRUPTED_EXIT_CODE = 130;
+
+/** The trainer's flags for these options (without the executable). */
+export function trainerArgs(options: TrainAdapterOptions): string[] {
+    const args = ["--base", options.base, "--data", options.samplesFile, "--out", options.out];
+    const add = (flag: string, value: string | number | undefined) => {
+        if (value != null)
+            args.push(flag, String(value));
+    };
+    add("--agent", options.agent);
+    add("--checkpoint", options.checkpoint);
+    add("--rank", options.rank);
+    add("--alpha", options.alpha);
+    add("--targets", options.targets?.join(","));
+    add("--lr", options.lr);
+    add("--schedule", options.schedule);
+    add("--warmup", options.warmup);
+    add("--weight-decay", options.weightDecay);
+    add("--grad-clip", options.gradClip);
+    add("--ctx", options.ctx);
+    add("--batch", options.batch);
+    add("--grad-accum", options.gradAccum);
+    add("--epochs", options.epochs);
+    add("--steps", options.steps);
+    add("--eval-fraction", options.evalFraction);
+    add("--eval-every", options.evalEvery);
+    add("--seed", options.seed);
+    add("--checkpoint-every", options.checkpointEvery);
+    add("--threads", options.threads);
+    add("--n-gpu-layers", options.gpuLayers);
+    if (options.resume)
+        args.push("--resume");
+    args.push(...(options.extraArgs ?? []));
+    return args;
+}
+
+/**
+ * Runs autoact-train on one samples file and returns the curve and the final adapter. Progress
+ * arrives through the callbacks as the trainer prints it. Errors: the trainer's own message, as
+ * InputError (exit 2), RuntimeFailure (1, or 3 for a NaN loss) or, when interrupted, a UserError
+ * with exit code 130 that says how to resume.
+ */
+export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainAdapterResult> {
+    requireFile(options.trainer, "trainer executable (run `autoact native build`)");
+    const child = execa(options.trainer, trainerArgs(options), {
+        reject: false, stdin: "ignore", buffer: false, cancelSignal: undefined, forceKillAfterDelay: false
+    });
+    const curve: TrainStep[] = [];
+    let start: TrainStart | null = null;
+    let done: TrainDone | null = null;
+    let errorEvent: { kind?: string; message?: string } | null = null;
+    let interruptedAt: number | null = null;
+    const stderrTail: string[] = [];
+
+    const onInterrupt = () => {
+        child.kill("SIGINT");
+    };
+    const forward = options.forwardSignals ?? true;
+    if (forward) {
+        process.on("SIGINT", onInterrupt);
+        process.on("SIGTERM", onInterrupt);
+    }
+    options.signal?.addEventListener("abort", onInterrupt);
+
+    const readLines = async (stream: NodeJS.ReadableStream | null, onLine: (line: string) => void) => {
+        if (stream == null)
+            return;
+        let rest = "";
+        for await (const chunk of stream) {
+            rest += chunk.toString();
+            let nl: number;
+            while ((nl = rest.indexOf("\n")) >= 0) {
+                onLine(rest.slice(0, nl));
+                rest = rest.slice(nl + 1);
+            }
+        }
+        if (rest !== "")
+            onLine(rest);
+    };
+
+    try {
+        await Promise.all([
+            readLines(child.stdout, (line) => {
+                let event: { event: string } & Record<string, unknown>;
+                try {
+                    event = JSON.parse(line) as typeof event;
+                } catch {
+                    options.onLog?.(line);
+                    return;
+                }
+                options.onEvent?.(event);
+                if (event.event === "step") {
+                    const step = event as unknown as TrainStep;
+                    curve.push(step);
+                    options.onStep?.(step);
+                } else if (event.event === "start")
+                    start = event as unknown as TrainStart;
+                else if (event.event === "done")
+                    done = event as unknown as TrainDone;
+                else if (event.event === "error")
+                    errorEvent = event as { kind?: string; message?: string };
+                else if (event.event === "interrupted")
+                    interruptedAt = Number(event.step);
+            }),
+            readLines(child.stderr, (line) => {
+                stderrTail.push(line);
+                if (stderrTail.length > 20)
+                    stderrTail.shift();
+                options.onLog?.(line);
+            })
+        ]);
+    } finally {
+        const result = await child;
+        if (forward) {
+            process.off("SIGINT", onInterrupt);
+            process.off("SIGTERM", onInterrupt);
+        }
+        options.signal?.removeEventListener("abort", onInterrupt);
+        const exitCode = result.exitCode ?? (result.signal != null ? 128 : 1);
+        const message = (errorEvent as { message?: string } | null)?.message ?? stderrTail.slice(-5).join("\n");
+        if (exitCode === INTERRUPTED_EXIT_CODE || interruptedAt != null) {
+            throw new UserError(`training of ${options.out} interrupted after step ${interruptedAt ?? "?"}; ` +
+                "the checkpoint is saved: run the same command with --resume to continue", { exitCode: INTERRUPTED_EXIT_CODE });
+        }
+        if (exitCode === 2)
+            throw new InputError(message);
+        if (exitCode !== 0 || done == null)
+            throw new RuntimeFailure(`autoact-train failed (exit ${exitCode}${result.signal ? `, ${result.signal}` : ""}): ${message}`);
+    }
+    return { adapterPath: options.out, start, curve, done: done! };
+}

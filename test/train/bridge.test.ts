@@ -1,0 +1,140 @@
+import fs from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readAnyTable, writeTable } from "../../src/data/table-io.js";
+import { metadataValue, readGgufInfo } from "../../src/gguf/reader.js";
+import {
+    decodeTrainingSamples, encodeTrainingSamples, ensureNativeBuild, loadTrainingRows, rowsForAgent, trainAdapter, trainerArgs
+} from "../../src/train/index.js";
+import { InputError } from "../../src/util/errors.js";
+import { packageRoot } from "../../src/util/package.js";
+import { BUILD_TIMEOUT_MS, THREADS, hasStories, nativeBuild, samplesFile, stories260K, tempDir, tinyModel } from "./helpers.js";
+
+describe("training data", () => {
+    let dir: string;
+    beforeAll(() => {
+        dir = tempDir("train-data");
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("round-trips the trainer's samples file", () => {
+        const samples = [{ tokens: [1, 2, 300000], mask: [0, 1, 1] }, { tokens: [], mask: [] }];
+        expect(decodeTrainingSamples(encodeTrainingSamples(samples))).toEqual(samples);
+        expect(() => encodeTrainingSamples([{ tokens: [1, 2], mask: [1] }])).toThrow(InputError);
+        expect(() => encodeTrainingSamples([{ tokens: [1], mask: [2] }])).toThrow(/mask value 2/);
+    });
+
+    it("reads JSONL, JSON and samples.arrow rows and filters by agent", async () => {
+        const jsonl = path.join(dir, "rows.jsonl");
+        fs.writeFileSync(jsonl, '{"input":"a","output":"b","agent":"plan"}\n\n{"input":"c","output":"d"}\n');
+        const rows = await loadTrainingRows(jsonl);
+        expect(rows).toEqual([{ input: "a", output: "b", agent: "plan" }, { input: "c", output: "d" }]);
+        expect(rowsForAgent(rows, "tool")).toEqual([{ input: "c", output: "d" }]);
+
+        const json = path.join(dir, "rows.json");
+        fs.writeFileSync(json, JSON.stringify([{ input: "x", output: "y" }]));
+        expect(await loadTrainingRows(json)).toEqual([{ input: "x", output: "y" }]);
+
+        const arrow = path.join(dir, "samples.arrow");
+        await writeTable(arrow, "samples", [{ id: "1", agent: "reflect", trajectory_id: "t", step: 0, kind: "reflection", input: "in", output: "out" }]);
+        expect(await loadTrainingRows(arrow)).toEqual([{ input: "in", output: "out", agent: "reflect" }]);
+    });
+
+    it("names the file and line of a bad row", async () => {
+        const bad = path.join(dir, "bad.jsonl");
+        fs.writeFileSync(bad, '{"input":"a","output":"b"}\n{"input":"a"}\n');
+        await expect(loadTrainingRows(bad)).rejects.toThrow(/bad\.jsonl:2: field "output" must be a string/);
+        const broken = path.join(dir, "broken.jsonl");
+        fs.writeFileSync(broken, "{nope\n");
+        await expect(loadTrainingRows(broken)).rejects.toThrow(/broken\.jsonl:1: invalid JSON/);
+    });
+
+    it("maps options onto the trainer's flags", () => {
+        const args = trainerArgs({ trainer: "t", base: "b.gguf", samplesFile: "s.bin", out: "o.gguf", rank: 4, targets: ["attn_q", "ffn_up"], resume: true });
+        expect(args).toEqual(["--base", "b.gguf", "--data", "s.bin", "--out", "o.gguf", "--rank", "4", "--targets", "attn_q,ffn_up", "--resume"]);
+    });
+});
+
+describe("native build", () => {
+    it("builds once, then a second build with nothing changed takes seconds", async () => {
+        const first = await nativeBuild();
+        console.log(`native build (first call in this process): ${first.seconds.toFixed(1)} s`);
+        expect(fs.existsSync(first.trainer)).toBe(true);
+        expect(fs.existsSync(first.llamaBench)).toBe(true);
+        const second = await ensureNativeBuild({ jobs: 2 });
+        expect(second.seconds).toBeLessThan(10);
+        const help = await execa(second.trainer, ["--help"], { reject: false });
+        expect(help.exitCode).toBe(0);
+        expect(help.stderr).toMatch(/--rank .*\[8\]/);
+    }, BUILD_TIMEOUT_MS);
+});
+
+describe("trainAdapter", () => {
+    let dir: string;
+    beforeAll(async () => {
+        await nativeBuild();
+        dir = tempDir("train-bridge");
+    }, BUILD_TIMEOUT_MS);
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("streams steps and returns the curve; an abort checkpoints and a rerun resumes", async () => {
+        const { trainer } = await nativeBuild();
+        const base = await tinyModel(dir);
+        const samples = Array.from({ length: 3 }, (_, s) => ({ tokens: [40 + s, 41, 42, 43, 44, 45, 46, 47], mask: [0, 0, 0, 1, 1, 1, 1, 1] }));
+        const data = await samplesFile(dir, samples);
+        const out = path.join(dir, "a.gguf");
+        const controller = new AbortController();
+        const seen: number[] = [];
+        await expect(trainAdapter({
+            trainer, base, samplesFile: data, out, steps: 400, threads: THREADS, ctx: 32, forwardSignals: false,
+            signal: controller.signal,
+            onStep: (step) => {
+                seen.push(step.step);
+                if (step.step === 3)
+                    controller.abort();
+            }
+        })).rejects.toMatchObject({ exitCode: 130 });
+        expect(fs.existsSync(out)).toBe(false);
+        const result = await trainAdapter({ trainer, base, samplesFile: data, out, steps: 8, threads: THREADS, ctx: 32, resume: true });
+        expect(result.start!.start_step).toBeGreaterThanOrEqual(3);
+        expect(result.curve.at(-1)!.step).toBe(8);
+        expect(result.done.steps).toBe(8);
+        expect(fs.existsSync(out)).toBe(true);
+    });
+});
+
+describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", () => {
+    let dir: string;
+    beforeAll(async () => {
+        await nativeBuild();
+        dir = tempDir("train-cli");
+    }, BUILD_TIMEOUT_MS);
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("trains every agent of a JSONL file into <agent>.gguf and train-<agent>.arrow", async () => {
+        const data = path.join(dir, "rows.jsonl");
+        const rows = [
+            { input: "Once upon a time", output: "there was a cat.", agent: "plan" },
+            { input: "The dog", output: "ran to the park.", agent: "plan" },
+            { input: "Lily saw", output: "a big tree.", agent: "tool" }
+        ];
+        fs.writeFileSync(data, rows.map((r) => JSON.stringify(r)).join("\n"));
+        const out = path.join(dir, "out");
+        const cli = path.join(packageRoot, "dist", "src", "cli", "main.js");
+        const run = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "all", "--out", out,
+            "--steps", "5", "--ctx", "128", "--threads", String(THREADS)], { reject: false });
+        expect(run.exitCode, run.stderr).toBe(0);
+        for (const agent of ["plan", "tool"]) {
+            const info = await readGgufInfo(path.join(out, `${agent}.gguf`));
+            expect(metadataValue(info, "autoact.agent")).toBe(agent);
+            const curve = await readAnyTable(path.join(out, `train-${agent}.arrow`));
+            expect(curve.rows.map((r) => r.step)).toEqual([1, 2, 3, 4, 5]);
+            expect(curve.rows[0]).toMatchObject({ agent });
+            expect(Object.keys(curve.rows[0]!)).toEqual(expect.arrayContaining(["loss", "eval_loss", "lr", "tokens_per_s", "elapsed_s", "peak_rss_bytes"]));
+        }
+        const bad = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "reflect", "--out", out], { reject: false });
+        expect(bad.exitCode).toBe(2);
+        expect(bad.stderr).toMatch(/no rows for agent "reflect"/);
+    });
+});
