@@ -1,0 +1,76 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { runPipeline } from "../../src/pipeline/runner.js";
+import { divideTrajectory } from "../../src/agents/division.js";
+import { readTable, writeTable } from "../../src/data/table-io.js";
+import { readGgufInfo } from "../../src/gguf/reader.js";
+import { createProgress } from "../../src/util/progress.js";
+import { packageRoot } from "../../src/util/package.js";
+import { createToolLibrary } from "../../src/tools/index.js";
+import { loadConfig } from "../../src/pipeline/config.js";
+import { taskHeader } from "../../src/pipeline/task-setup.js";
+
+const tinyModel = path.resolve(packageRoot, "../shared/models/stories260K.gguf");
+const haveShared = fs.existsSync(tinyModel);
+if (!haveShared)
+    console.warn(`skipping the pipeline train stage test: ${tinyModel} is absent`);
+
+const quick = [
+    "model.context_size=2048", "model.parallel=2", "instruct.max_tokens=32", "synth.max_steps=2", "synth.max_tokens=16",
+    "eval.max_steps=2", "eval.max_tokens=16", "eval.methods=[group]",
+    "train.steps=3", "train.context=2048", "train.targets=[attn_q, attn_v]"
+];
+
+/**
+ * The tiny model never answers right, so its runs keep no trajectory: this test puts the
+ * samples of a hand-written right trajectory in the run directory, then runs the pipeline's
+ * train stage (the native trainer) and evaluates with the adapters it wrote.
+ */
+describe.skipIf(!haveShared)("the pipeline's train stage", () => {
+    it("trains one adapter per sub-agent from samples.arrow and evaluation picks them up", { timeout: 1_800_000 }, async () => {
+        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-stage-"));
+        const base = {
+            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: tinyModel, runDir, limit: 1, set: quick,
+            progress: createProgress({ silent: true }), log: () => {}
+        };
+        await runPipeline({ ...base, until: "split" });
+
+        const trajectories = await readTable(path.join(runDir, "trajectories.arrow"), "trajectories");
+        const question = trajectories[0]!.question;
+        const steps = [
+            { thought: "Search first.", action: "Search", argument: "Arno Schmidt chef", observation: "Arno Schmidt was chef at the Waldorf." },
+            { thought: "The Waldorf is in Manhattan.", action: "Finish", argument: "Manhattan", observation: "Answer recorded." },
+            { thought: "It is right.", action: "Reflect", argument: "right", observation: "Episode finished." }
+        ];
+        const samples = divideTrajectory(await headerOf(runDir), question, steps).map((s, i) => ({ id: `t-${i}`, trajectory_id: "t", ...s }));
+        await writeTable(path.join(runDir, "samples.arrow"), "samples", samples);
+
+        const trained = await runPipeline({ ...base, only: ["train"] });
+        expect(trained.stages.find((s) => s.stage === "train")!.status).toBe("ran");
+        for (const agent of ["plan", "tool", "reflect"]) {
+            const adapter = path.join(runDir, "adapters", `${agent}.gguf`);
+            const info = await readGgufInfo(adapter);
+            expect(info.metadata["general.type"]?.value).toBe("adapter");
+            expect(info.metadata["autoact.agent"]?.value).toBe(agent);
+            const curve = await readTable(path.join(runDir, "adapters", `train-${agent}.arrow`), "training_curve");
+            expect(curve.length).toBeGreaterThan(0);
+        }
+
+        const evaluated = await runPipeline({ ...base, only: ["eval"] });
+        const stats = evaluated.stages.find((s) => s.stage === "eval")!.record!.stats!;
+        expect(String(stats.adapters)).toMatch(/plan=.*plan\.gguf,tool=.*tool\.gguf,reflect=.*reflect\.gguf/);
+        const rows = await readTable(path.join(runDir, "eval-easy.arrow"), "eval");
+        expect(rows.every((r) => r.method === "group")).toBe(true);
+    });
+});
+
+/** The task header the run's stages render (config + selected tools). */
+async function headerOf(runDir: string): Promise<string> {
+    const tools = await readTable(path.join(runDir, "tools.arrow"), "tools");
+    const library = createToolLibrary();
+    const selected = library.select(tools.filter((t) => t.selected).sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)).map((t) => t.name));
+    library.close();
+    return taskHeader(loadConfig(path.join(runDir, "config.yaml")).config, selected);
+}
