@@ -6,7 +6,8 @@ import { physicalCoreCount } from "./cpu.js";
 import { checkGgufFile } from "./gguf-check.js";
 import { Generator, type GeneratorHost } from "./generator.js";
 import { resolveModelSource } from "./model-source.js";
-import { createRawSampler, rawContext } from "./native-access.js";
+import { buildEngineHelper } from "./native-addon-build.js";
+import { createRawSampler, loadEngineHelper, rawContext, type EngineHelper, type EngineHelperHandle } from "./native-access.js";
 import type { AdapterSpec, EngineOptions, GenerationRequest, GeneratorOptions, GpuChoice, LoadModelOptions } from "./types.js";
 
 export type * from "./types.js";
@@ -36,19 +37,31 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     } catch (error) {
         throw new RuntimeFailure(`cannot start llama.cpp with gpu=${gpu}: ${errorMessage(error).split("\n")[0]}`);
     }
-    return new Engine(llama, threads);
+    return new Engine(llama, threads, options.helper ?? true);
+}
+
+/** Compiles the engine helper when missing or stale (~2 s, once per checkout), saying so on stderr. */
+function buildHelperOnFirstUse(): void {
+    const result = buildEngineHelper();
+    if (result.built)
+        process.stderr.write(`autoact: built the engine helper ${result.file} in ${result.seconds.toFixed(1)} s\n`);
 }
 
 export class Engine {
     readonly backend: string;
     readonly threads: number;
+    /** autoact's engine helper addon (CPU only), when built: see `native-addon-build.ts`. */
+    readonly helper?: EngineHelper;
     private readonly models = new Set<LoadedModel>();
     private computeTail: Promise<unknown> = Promise.resolve();
 
     /** @internal use `createEngine` */
-    constructor(readonly llama: Llama, threads: number) {
+    constructor(readonly llama: Llama, threads: number, useHelper = true) {
         this.backend = llama.gpu === false ? "cpu" : llama.gpu;
         this.threads = threads;
+        // After getLlama(): the helper binds to the llama.cpp libraries node-llama-cpp loaded.
+        if (this.backend === "cpu" && useHelper)
+            this.helper = loadEngineHelper({ build: buildHelperOnFirstUse });
     }
 
     /** Loads a GGUF from a path or an `hf:` URI (downloaded once into `modelCacheDir()`). */
@@ -118,7 +131,9 @@ export class LoadedModel {
             promptTokens: (prompt) => this.promptTokens(prompt),
             grammarFor: (spec) => this.grammarFor(spec),
             isEog: (token) => model.isEogToken(token as Token),
-            withComputeLock: (fn) => engine.withComputeLock(fn)
+            withComputeLock: (fn) => engine.withComputeLock(fn),
+            threads: engine.threads,
+            helper: engine.helper
         };
     }
 
@@ -172,9 +187,16 @@ export class LoadedModel {
         const batchSize = Math.min(512, tokens.length);
         const context = await this.createContext({ sequences: 1, contextSize: tokens.length + 1, batchSize, adapters: options.adapters ?? [] });
         const raw = rawContext(context);
+        const helper = this.engine.helper;
+        let handle: EngineHelperHandle | undefined;
         const sampler = createRawSampler(this.llama, this.model, { temperature: 0 });
         const scores: number[] = [];
         try {
+            try {
+                handle = helper?.attach(raw, this.engine.threads, context.contextSize, 1, 1);
+            } catch {
+                // the generator path reports this; scoring just runs without the threadpool
+            }
             for (let start = 0; start < tokens.length - 1; start += batchSize) {
                 const chunk = tokens.slice(start, Math.min(start + batchSize, tokens.length - 1));
                 // Logits at position p predict token p + 1; only positions >= from - 1 are needed.
@@ -193,6 +215,8 @@ export class LoadedModel {
             }
         } finally {
             sampler.dispose();
+            if (handle != null)
+                helper!.release(handle);
             await context.dispose();
         }
         return scores;

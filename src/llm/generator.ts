@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { LlamaGrammarEvaluationState, type LlamaContext, type LlamaGrammar, type Token } from "node-llama-cpp";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
-import { createRawSampler, rawContext, rawGrammarState, type RawContext, type RawSampler } from "./native-access.js";
+import { createRawSampler, rawContext, rawGrammarState, type EngineHelper, type EngineHelperHandle, type RawContext, type RawSampler } from "./native-access.js";
 import type { GenerationRequest, GenerationResult, GeneratorStats, StopReason } from "./types.js";
 
 /** What the generator needs from the loaded model (kept narrow so the two files stay apart). */
@@ -13,7 +13,20 @@ export interface GeneratorHost {
     isEog(token: number): boolean;
     /** Serializes native compute of all contexts of one engine, so they never fight for cores. */
     withComputeLock<T>(fn: () => Promise<T>): Promise<T>;
+    /** CPU threads of the engine (the size of each context's threadpool). */
+    readonly threads: number;
+    /** autoact's engine helper addon, when built and on CPU. */
+    readonly helper?: EngineHelper;
 }
+
+/**
+ * Batches of at most this many tokens are decoded on the main thread (no worker hop): a
+ * generation step of every sequence; prompt chunks go to node-llama-cpp's worker thread
+ * so the event loop is never blocked for long.
+ */
+const syncDecodeLimit = 64;
+/** The loop yields to the event loop at least this often (ms) while decoding synchronously. */
+const yieldEveryMs = 4;
 
 interface Job {
     request: GenerationRequest;
@@ -62,6 +75,9 @@ export class Generator {
     private loop?: Promise<void>;
     private disposed = false;
     private useCounter = 0;
+    private readonly helper?: EngineHelper;
+    private helperHandle?: EngineHelperHandle;
+    private fast?: { tokens: Int32Array; sequences: Int32Array; positions: Int32Array; logits: Int32Array };
 
     /** @internal use `LoadedModel.createGenerator` */
     constructor(private readonly host: GeneratorHost, readonly context: LlamaContext, options: { parallel: number; contextSize: number; batchSize: number }) {
@@ -70,6 +86,26 @@ export class Generator {
         this.batchSize = options.batchSize;
         this.raw = rawContext(context);
         this.slots = Array.from({ length: this.parallel }, (_, id) => ({ id, cached: [], lastUsed: 0 }));
+        if (host.helper != null) {
+            const capacity = Math.min(syncDecodeLimit, this.batchSize);
+            try {
+                this.helperHandle = host.helper.attach(this.raw, host.threads, this.contextSize * this.parallel, this.parallel, capacity);
+            } catch (error) {
+                warnOnce(`autoact: engine helper not used for this context (${errorMessage(error)}); using node-llama-cpp's own calls\n`);
+            }
+        }
+        if (this.helperHandle != null) {
+            const capacity = Math.min(syncDecodeLimit, this.batchSize);
+            this.helper = host.helper;
+            this.fast = { tokens: new Int32Array(capacity), sequences: new Int32Array(capacity), positions: new Int32Array(capacity), logits: new Int32Array(capacity) };
+            // The threadpool must go before the native context (also when the model disposes it).
+            context.onDispose.createListener(() => this.releaseHelper());
+        }
+    }
+
+    /** Whether this generator runs on autoact's engine helper (persistent threadpool, main-thread steps). */
+    get accelerated(): boolean {
+        return this.helperHandle != null;
     }
 
     /** Queues one request; many callers may await at once. */
@@ -107,6 +143,7 @@ export class Generator {
         for (const job of this.queue.splice(0))
             job.reject(new RuntimeFailure("generator disposed before the request ran"));
         await this.loop?.catch(() => undefined);
+        this.releaseHelper();
         await this.context.dispose();
     }
 
@@ -146,15 +183,31 @@ export class Generator {
             });
     }
 
+    private releaseHelper(): void {
+        if (this.helperHandle != null) {
+            this.helper!.release(this.helperHandle);
+            this.helperHandle = undefined;
+        }
+    }
+
     private async run(): Promise<void> {
+        let lastYield = performance.now();
         while (!this.disposed) {
             await this.assignQueued();
             const busy = this.slots.filter((slot) => slot.job != null);
             if (busy.length === 0)
                 return;
             const started = performance.now();
-            await this.step(busy);
-            this.stats.busyMs += performance.now() - started;
+            const wasSync = await this.step(busy);
+            const ended = performance.now();
+            this.stats.busyMs += ended - started;
+            // Synchronous steps never give the event loop a turn (new requests, I/O, timers).
+            if (wasSync && ended - lastYield >= yieldEveryMs) {
+                await new Promise<void>((resolve) => setImmediate(resolve));
+                lastYield = performance.now();
+            } else if (!wasSync) {
+                lastYield = ended;
+            }
         }
     }
 
@@ -223,8 +276,11 @@ export class Generator {
         }
     }
 
-    /** One batch: every busy sequence's pending tokens (decoding ones first), one decode, then sampling. */
-    private async step(busy: Slot[]): Promise<void> {
+    /**
+     * One batch: every busy sequence's pending tokens (decoding ones first), one decode, then
+     * sampling. Returns whether it ran synchronously on the engine helper.
+     */
+    private async step(busy: Slot[]): Promise<boolean> {
         busy.sort((a, b) => a.job!.feed.length - b.job!.feed.length);
         const items: { slot: Slot; count: number; logitIndex: number }[] = [];
         let budget = this.batchSize;
@@ -235,7 +291,12 @@ export class Generator {
             items.push({ slot, count, logitIndex: -1 });
             budget -= count;
         }
-        this.raw.initBatch(this.batchSize - budget);
+        const total = this.batchSize - budget;
+        if (this.helperHandle != null && total <= this.fast!.tokens.length) {
+            await this.fastStep(items, total);
+            return true;
+        }
+        this.raw.initBatch(total);
         for (const item of items) {
             const job = item.slot.job!;
             const tokens = item.count === job.feed.length ? job.feed : job.feed.slice(0, item.count);
@@ -257,7 +318,7 @@ export class Generator {
                 this.resetSlot(item.slot);
                 this.fail(item.slot, new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`));
             }
-            return;
+            return false;
         }
         await Promise.all(items.filter((item) => item.logitIndex >= 0).map(async (item) => {
             const job = item.slot.job!;
@@ -270,6 +331,67 @@ export class Generator {
             }
             this.accept(item.slot, token);
         }));
+        return false;
+    }
+
+    /** A small batch decoded and sampled on this thread by the engine helper (no worker hops). */
+    private async fastStep(items: { slot: Slot; count: number; logitIndex: number }[], total: number): Promise<void> {
+        const { tokens, sequences, positions, logits } = this.fast!;
+        let n = 0;
+        for (const item of items) {
+            const job = item.slot.job!;
+            const wantLogits = item.count === job.feed.length;
+            const start = item.slot.cached.length;
+            for (let i = 0; i < item.count; i++) {
+                const token = job.feed[i]!;
+                tokens[n] = token;
+                sequences[n] = item.slot.id;
+                positions[n] = start + i;
+                logits[n] = wantLogits && i === item.count - 1 ? 1 : 0;
+                item.slot.cached.push(token);
+                n++;
+            }
+            if (wantLogits)
+                item.logitIndex = n - 1;
+            if (job.generated.length === 0)
+                this.stats.promptTokens += item.count;
+            job.feed = wantLogits ? [] : job.feed.slice(item.count);
+        }
+        let status: number;
+        try {
+            status = await this.host.withComputeLock(async () => this.helper!.decode(this.helperHandle!, tokens, sequences, positions, logits, total));
+        } catch (error) {
+            this.decodeFailed(items, errorMessage(error));
+            return;
+        }
+        if (status !== 0) {
+            this.decodeFailed(items, `llama_decode returned ${status}${status === 1 ? " (no free KV cells)" : ""}`);
+            return;
+        }
+        for (const item of items) {
+            if (item.logitIndex < 0)
+                continue;
+            const job = item.slot.job!;
+            if ((job.request.temperature ?? 0) === 0 && job.grammar == null) {
+                this.accept(item.slot, this.helper!.argmax(this.helperHandle!, item.logitIndex));
+                continue;
+            }
+            let token: number;
+            try {
+                token = this.helper!.sample(this.helperHandle!, item.logitIndex, job.sampler!);
+            } catch (error) {
+                this.fail(item.slot, new RuntimeFailure(`sampling failed: ${errorMessage(error)}`));
+                continue;
+            }
+            this.accept(item.slot, token);
+        }
+    }
+
+    private decodeFailed(items: { slot: Slot }[], why: string): void {
+        for (const item of items) {
+            this.resetSlot(item.slot);
+            this.fail(item.slot, new RuntimeFailure(`llama decode failed: ${why}`));
+        }
     }
 
     private accept(slot: Slot, token: number): void {
@@ -352,6 +474,13 @@ export class Generator {
         for (const job of this.queue.splice(0))
             job.reject(error);
     }
+}
+
+let warned = false;
+function warnOnce(message: string): void {
+    if (!warned)
+        process.stderr.write(message);
+    warned = true;
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {

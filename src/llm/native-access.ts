@@ -1,5 +1,9 @@
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
 import type { Llama, LlamaContext, LlamaGrammarEvaluationState, LlamaModel } from "node-llama-cpp";
-import { RuntimeFailure } from "../util/errors.js";
+import { RuntimeFailure, errorMessage } from "../util/errors.js";
+import { packageRoot } from "../util/package.js";
 
 /**
  * The few node-llama-cpp internals the engine drives directly (pinned to 3.21.1).
@@ -74,4 +78,87 @@ export function rawGrammarState(state: LlamaGrammarEvaluationState): unknown {
     if (raw == null)
         throw new RuntimeFailure("node-llama-cpp internals changed (LlamaGrammarEvaluationState._state): autoact needs node-llama-cpp 3.21.1");
     return raw;
+}
+
+/**
+ * autoact's engine helper addon (src/llm/native/engine-helper.cpp, built by
+ * `autoact native build-engine` into `engineHelperPath()`): a persistent ggml threadpool per
+ * context, and a synchronous decode / greedy pick for small generation batches.
+ */
+export interface EngineHelper {
+    readonly version: number;
+    /** Attaches a threadpool of `threads` to node-llama-cpp's addon context; checks it first (`contextCells` = per-sequence size x sequences). */
+    attach(context: RawContext, threads: number, contextCells: number, sequences: number, batchCapacity: number): EngineHelperHandle;
+    /** Detaches and frees the threadpool; call before the context is disposed. */
+    release(handle: EngineHelperHandle): void;
+    /** llama_decode of `count` tokens on the calling thread; returns its status (0 = ok). */
+    decode(handle: EngineHelperHandle, tokens: Int32Array, sequenceIds: Int32Array, positions: Int32Array, logits: Int32Array, count: number): number;
+    /** The token with the highest logit at a batch index of the last decode. */
+    argmax(handle: EngineHelperHandle, batchIndex: number): number;
+    /** node-llama-cpp's own sampling (grammar included) at a batch index, on the calling thread; -1 = none. */
+    sample(handle: EngineHelperHandle, batchIndex: number, sampler: RawSampler): number;
+}
+
+export type EngineHelperHandle = { readonly __engineHelperHandle: unique symbol };
+
+const helperVersion = 2;
+let helperState: { helper?: EngineHelper; warned: boolean; loaded: boolean } = { warned: false, loaded: false };
+
+/** Where the helper addon is built: keyed by the node-llama-cpp version whose header it was compiled against. */
+export function engineHelperPath(): string {
+    return process.env.AUTOACT_ENGINE_HELPER
+        ?? path.join(packageRoot, ".cache", "engine-addon", `node-llama-cpp-${nodeLlamaCppVersion()}`, "engine-helper.node");
+}
+
+export function nodeLlamaCppVersion(): string {
+    const require = createRequire(import.meta.url);
+    const pkgPath = path.join(path.dirname(require.resolve("node-llama-cpp")), "..", "package.json");
+    return (JSON.parse(fs.readFileSync(pkgPath, "utf8")) as { version: string }).version;
+}
+
+/**
+ * The helper when it is built, else undefined (the engine then runs on node-llama-cpp's own
+ * calls, several times slower per token on CPU: said once on stderr).
+ * Load it only after getLlama(): it resolves llama.cpp's libraries that node-llama-cpp loaded.
+ * `build` (if given) brings the addon up to date first (the engine compiles it on first use).
+ * `AUTOACT_ENGINE_HELPER=off` disables it (benchmarks compare both paths).
+ */
+export function loadEngineHelper(options: { build?: () => void } = {}): EngineHelper | undefined {
+    if (helperState.loaded)
+        return helperState.helper;
+    helperState.loaded = true;
+    if (process.env.AUTOACT_ENGINE_HELPER === "off")
+        return undefined;
+    const file = engineHelperPath();
+    let problem: string | undefined;
+    if (options.build != null) {
+        try {
+            options.build();
+        } catch (error) {
+            problem = `cannot build ${file}: ${errorMessage(error).split("\n")[0]}`;
+        }
+    }
+    if (problem == null && fs.existsSync(file)) {
+        try {
+            const helper = createRequire(import.meta.url)(file) as EngineHelper;
+            if (helper.version === helperVersion)
+                helperState.helper = helper;
+            else
+                problem = `${file} is version ${helper.version}, expected ${helperVersion}: rebuild it`;
+        } catch (error) {
+            problem = `cannot load ${file}: ${errorMessage(error).split("\n")[0]}`;
+        }
+    } else if (problem == null) {
+        problem = `${file} is not built`;
+    }
+    if (problem != null && !helperState.warned) {
+        helperState.warned = true;
+        process.stderr.write(`autoact: engine helper unavailable (${problem}); using node-llama-cpp's slower per-token path. Build it with \`autoact native build-engine\`.\n`);
+    }
+    return helperState.helper;
+}
+
+/** @internal tests: forget the loaded state. */
+export function resetEngineHelperForTests(): void {
+    helperState = { warned: false, loaded: false };
 }

@@ -7,6 +7,13 @@ export interface EngineOptions {
     gpu?: GpuChoice;
     /** CPU threads for evaluation. Defaults to the number of physical cores (see `physicalCoreCount`). */
     threads?: number;
+    /**
+     * Use autoact's engine helper addon on CPU (persistent threadpool, main-thread decode of
+     * generation steps; compiled on first use, see `native-addon-build.ts`). When it cannot be
+     * built the engine says so once on stderr and uses node-llama-cpp's own calls.
+     * Defaults to true (the environment variable AUTOACT_ENGINE_HELPER=off turns it off).
+     */
+    helper?: boolean;
 }
 
 export interface LoadModelOptions {

@@ -199,6 +199,34 @@ function generationSuite(name: string, getModel: () => LoadedModel, prompts: str
             await fresh.dispose();
         });
 
+        it("the engine helper (persistent threadpool, main-thread steps) gives node-llama-cpp's own results, sampled ones too", async () => {
+            // Built on first use on Linux; elsewhere the engine runs without it.
+            if (process.platform === "linux")
+                expect(engine.helper).toBeDefined();
+            const plainEngine = await createEngine({ gpu: "cpu", threads: 1, helper: false });
+            expect(plainEngine.helper).toBeUndefined();
+            const plainModel = await plainEngine.loadModel(getModel().path);
+            // A prompt longer than one main-thread step (64 tokens) also takes the worker path.
+            const long = Array.from({ length: 30 }, () => prompts[1]!).join(" ");
+            const requests: GenerationRequest[] = [
+                ...prompts.map((prompt) => ({ prompt, maxTokens: 24 })),
+                { prompt: long, maxTokens: 24 },
+                { prompt: prompts[2]!, maxTokens: 24, temperature: 0.9, topK: 40, topP: 0.95, seed: 11 },
+                { prompt: prompts[0]!, maxTokens: 24, grammar: { gbnf: 'root ::= "yes" | "no"' } }
+            ];
+            const fast = await getModel().createGenerator({ parallel: 3, contextSize: 512 });
+            const plain = await plainModel.createGenerator({ parallel: 3, contextSize: 512 });
+            expect(fast.accelerated).toBe(engine.helper != null);
+            expect(plain.accelerated).toBe(false);
+            const [a, b] = [await fast.generate(requests), await plain.generate(requests)];
+            expect(getModel().tokenize(long).length).toBeGreaterThan(64);
+            expect(a.map((r) => r.tokens)).toEqual(b.map((r) => r.tokens));
+            expect(["yes", "no"]).toContain(a[a.length - 1]!.text);
+            await fast.dispose();
+            await plain.dispose();
+            await plainEngine.dispose();
+        });
+
         it("scores tokens: log-probabilities, `from` slices, chunked long inputs", async () => {
             const model = getModel();
             const generator = await model.createGenerator({ contextSize: 512 });
@@ -270,10 +298,11 @@ describe("LoRA adapters and sub-agent contexts", () => {
     });
 
     it("loads the weights once: 3 adapter contexts on one model cost far less memory than the model", async () => {
-        const bigPath = await makeTinyModel(dir, { nEmbd: 256, layers: 6, ff: 768, vocab: 4096 });
+        // Large enough (~100 MB) that the allocator's RSS noise (tens of MiB) cannot pass for a second copy.
+        const bigPath = await makeTinyModel(dir, { nEmbd: 512, layers: 8, ff: 1536, vocab: 4096 });
         const big = await engine.loadModel(bigPath);
         const adapters = await Promise.all([1, 2, 3].map((seed) =>
-            writeLoraAdapter({ out: path.join(dir, `sub-${seed}.gguf`), nEmbd: 256, layers: 6, bStd: 0.1, seed })));
+            writeLoraAdapter({ out: path.join(dir, `sub-${seed}.gguf`), nEmbd: 512, layers: 8, bStd: 0.1, seed })));
         const request = { prompt: "hello", maxTokens: 4 };
         const first = await big.createGenerator({ contextSize: 128, adapters: [{ filePath: adapters[0]! }] });
         await first.complete(request);

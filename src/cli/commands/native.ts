@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
 import { InputError } from "../../util/errors.js";
+import { buildEngineCommand } from "./native-build-engine.js";
 import { createTrainProgress, ensureNativeBuild, nativeBackends, type NativeBackend } from "../../train/index.js";
 
 interface BuildArgs {
@@ -27,7 +28,7 @@ const build: CommandModule<object, BuildArgs> = {
 
 export const nativeCommand: CommandModule = {
     command: "native <command>",
-    describe: "Native trainer build",
-    builder: (yargs) => yargs.command(build).demandCommand(1),
+    describe: "Native builds: the LoRA trainer and llama-bench (build), the engine's speed helper (build-engine)",
+    builder: (yargs) => yargs.command(build).command(buildEngineCommand).demandCommand(1),
     handler: () => {}
 };
