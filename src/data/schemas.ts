@@ -151,6 +151,12 @@ export const trainingCurveSchema = defineTable("training_curve", 1, "LoRA traini
 });
 
 export const benchResultsSchema = defineTable("bench_results", 1, "Benchmark measurements with the machine fingerprint flattened", {
+    /** infer | train */
+    kind: utf8(),
+    /** Who measured: autoact | llama-bench | autoact-train. */
+    engine: utf8(),
+    /** Short machine label, e.g. "AMD EPYC 2c" or "NVIDIA H200". */
+    machine: utf8(),
     cpu: utf8(),
     cores: int32(),
     threads: int32(),
@@ -185,6 +191,12 @@ export const benchResultsSchema = defineTable("bench_results", 1, "Benchmark mea
     unit: utf8(),
     /** autoact / llama-bench for the same test; null when not compared. */
     ratio_llama_bench: nullable(float64()),
+    /** Peak resident memory of the measuring process; null when unknown. */
+    peak_rss_bytes: nullable(int64()),
+    /** Peak GPU memory of the measuring process; null without a GPU. */
+    peak_vram_bytes: nullable(int64()),
+    /** 1-minute load average when the run started (other work skews timings). */
+    load_avg: float64(),
     /** ISO 8601. */
     timestamp: utf8(),
     command: utf8()

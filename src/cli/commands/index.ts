@@ -6,6 +6,7 @@ import { inspectCommand } from "./inspect.js";
 import { modelCommand } from "./model.js";
 import { trainCommand } from "./train.js";
 import { nativeCommand } from "./native.js";
+import { benchCommand } from "./bench.js";
 
 // Every CLI command, in the order `autoact --help` lists them. One file per command;
 // each is a thin adapter over one library function.
@@ -23,4 +24,5 @@ export const commands: CommandModule<any, any>[] = [
     modelCommand,
     trainCommand,
     nativeCommand,
+    benchCommand,
 ];

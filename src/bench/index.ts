@@ -1,0 +1,11 @@
+// Benchmarks across hardware: inference and training tokens/s with a fingerprint, and the report.
+export { benchInfer, resolveInferOptions, gpuChoices, type InferBenchOptions } from "./infer.js";
+export { benchTrain, type TrainBenchOptions } from "./train.js";
+export { renderBenchReport, type BenchReport, type BenchReportOptions } from "./report.js";
+export { writeBenchResult, loadBenchResults, benchRows, resultStem, defaultResultsDir, type WriteResultOptions, type LoadedResult } from "./store.js";
+export { validateBenchResult, assertBenchResult, BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest, type Fingerprint, type ModelFingerprint, type BenchKind, type BenchEngine } from "./result.js";
+export { collectFingerprint, modelFingerprint, nvidiaGpu, softwareVersions, machineLabel } from "./fingerprint.js";
+export { runLlamaBench, llamaBenchArgs, type LlamaBenchOptions, type LlamaBenchRun } from "./llama-bench.js";
+export { resolveBenchModel, resolveLoraSpecs, writeZeroLoraAdapter, benchCacheDir, loraTargets, type ZeroAdapterOptions } from "./models.js";
+export { barChart, lineChart } from "./svg.js";
+export { mean, stddev, randomTokens } from "./stats.js";

@@ -1,0 +1,464 @@
+import os from "node:os";
+import path from "node:path";
+import type { LlamaContext } from "node-llama-cpp";
+import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
+import { createEngine, physicalCoreCount, type Engine, type GpuChoice, type LoadedModel } from "../llm/engine.js";
+import { rawContext, type EngineHelper, type EngineHelperHandle, type RawContext } from "../llm/native-access.js";
+import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
+import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import { collectFingerprint, watchGpuMemory } from "./fingerprint.js";
+import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
+import { ggufVocabSize, resolveBenchModel, resolveLoraSpecs } from "./models.js";
+import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest } from "./result.js";
+import { mean, randomTokens, stddev } from "./stats.js";
+
+export const gpuChoices = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
+
+export interface InferBenchOptions {
+    /** A GGUF file, or `synth:PRESET[:TYPE]` (see `resolveBenchModel`). */
+    model: string;
+    /** Compute backend. Defaults to "auto" (the best node-llama-cpp finds, else CPU). */
+    gpu?: GpuChoice;
+    /** CPU threads. Defaults to the physical core count. */
+    threads?: number;
+    /** Prompt tokens of the pp test (one batch of up to `batchSize`, fresh context). Defaults to 512. */
+    pp?: number;
+    /** Tokens generated one at a time in the tg test. Defaults to 128. */
+    tg?: number;
+    /** Timed repetitions after one warm-up run. Defaults to 5. */
+    reps?: number;
+    /** Sequence counts for the aggregate generation test (1 reuses tg). Defaults to [1, 8]. */
+    parallel?: number[];
+    /** LoRA adapter files (or `zero:RANK`): adds tests with one adapter and with three sub-agent contexts. Defaults to none. */
+    lora?: string[];
+    /** Also run llama.cpp's own llama-bench with the same model, threads and sizes. Defaults to false. */
+    compareLlamaBench?: boolean;
+    /** The llama-bench executable. Defaults to the autoact native build's (built when missing). */
+    llamaBench?: string;
+    /**
+     * "autoact" measures node-llama-cpp (and llama-bench beside it when compared); "llama-bench"
+     * runs only llama-bench, for machines where node-llama-cpp has no binary for the backend
+     * (the GPU suite without a CUDA prebuilt). Defaults to "autoact".
+     */
+    engine?: "autoact" | "llama-bench";
+    /** Flash attention in the benchmark contexts (and llama-bench -fa). Defaults to false, as the engine's contexts. */
+    flashAttention?: boolean;
+    /** Tokens per decode call (n_batch = n_ubatch, as node-llama-cpp sets them). Defaults to 512, the engine's default. */
+    batchSize?: number;
+    /** Seed of the random token ids. Defaults to 42. */
+    seed?: number;
+    /** The command line recorded in the result. Defaults to process.argv. */
+    command?: string;
+    /** Progress lines (for stderr). Defaults to none. */
+    onProgress?: (message: string) => void;
+}
+
+interface Resolved {
+    modelFile: string;
+    gpu: GpuChoice;
+    threads: number;
+    pp: number;
+    tg: number;
+    reps: number;
+    parallel: number[];
+    lora: string[];
+    batchSize: number;
+    flashAttention: boolean;
+    seed: number;
+}
+
+function positiveInteger(value: unknown, what: string): number {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1)
+        throw new InputError(`${what} must be a positive integer, got ${String(value)}`);
+    return value;
+}
+
+/** Checks every option before anything loads: bad input fails fast with one line. */
+export async function resolveInferOptions(options: InferBenchOptions): Promise<Resolved> {
+    const gpu = options.gpu ?? "auto";
+    if (!(gpuChoices as readonly string[]).includes(gpu))
+        throw new InputError(`unknown backend "${gpu}" for --gpu (expected ${gpuChoices.join(", ")})`);
+    const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
+    const pp = positiveInteger(options.pp ?? 512, "--pp");
+    const tg = positiveInteger(options.tg ?? 128, "--tg");
+    const reps = positiveInteger(options.reps ?? 5, "--reps");
+    const batchSize = positiveInteger(options.batchSize ?? 512, "batch size");
+    const parallel = options.parallel ?? [1, 8];
+    if (parallel.length === 0)
+        throw new InputError("--parallel needs at least one sequence count, e.g. 1,8");
+    for (const n of parallel) {
+        if (!Number.isInteger(n) || n < 1)
+            throw new InputError(`--parallel ${String(n)}: sequence counts must be positive integers, e.g. 1,2,4,8`);
+    }
+    if (options.model == null || options.model === "")
+        throw new InputError("--model is required: a GGUF file or synth:PRESET");
+    const modelFile = await resolveBenchModel(options.model);
+    const lora = await resolveLoraSpecs(options.lora ?? [], modelFile);
+    const baseArch = ggufArchitecture(await readGgufInfo(modelFile));
+    for (const file of lora) {
+        // llama.cpp aborts the whole process on some bad adapter files: check before it sees them
+        const info = await readGgufInfo(file);
+        if (info.metadata["general.type"]?.value !== "adapter")
+            throw new InputError(`--lora ${file}: not a LoRA adapter GGUF (general.type is not "adapter")`);
+        if (ggufArchitecture(info) !== baseArch)
+            throw new InputError(`--lora ${file}: adapter architecture ${ggufArchitecture(info)} does not match the model's ${baseArch}`);
+    }
+    return {
+        modelFile, gpu, threads, pp, tg, reps, parallel: [...new Set(parallel)].sort((a, b) => a - b), lora, batchSize,
+        flashAttention: options.flashAttention ?? false, seed: options.seed ?? 42
+    };
+}
+
+/** What one timed test does between clearing the cache and its last decode. */
+interface Workload {
+    /** Tokens it processes per repetition. */
+    tokens: number;
+    /** Called before each run (untimed): clear the caches. */
+    reset(): void;
+    run(rep: number): Promise<void>;
+}
+
+/** llama-bench's method: one warm-up run, then `reps` timed runs; tokens/s of each. */
+async function timeWorkload(work: Workload, reps: number, warmup: Workload): Promise<number[]> {
+    warmup.reset();
+    await warmup.run(-1);
+    const samples: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+        work.reset();
+        const started = performance.now();
+        await work.run(rep);
+        const seconds = (performance.now() - started) / 1000;
+        samples.push(work.tokens / seconds);
+    }
+    return samples;
+}
+
+interface BenchContext {
+    context: LlamaContext;
+    raw: RawContext;
+    sequences: number;
+    /** The engine helper's handle (persistent threadpool, synchronous decode) when the engine uses it. */
+    handle?: EngineHelperHandle;
+    /** Most tokens one synchronous helper decode takes (the engine's limit). */
+    capacity: number;
+}
+
+/** The generator's limit for synchronous helper decodes (src/llm/generator.ts). */
+const helperDecodeLimit = 64;
+
+/**
+ * The benchmark drives node-llama-cpp's native context directly, as the engine's generator
+ * does: one `decodeBatch` per step, token ids without a tokenizer, no sampling.
+ */
+class Runner {
+    private readonly vocab: number;
+    private readonly bos: number | undefined;
+
+    constructor(private readonly model: LoadedModel, private readonly o: Resolved, vocab: number, private readonly helper?: EngineHelper) {
+        this.vocab = vocab;
+        this.bos = model.model.tokens.shouldPrependBosToken ? (model.bosToken ?? undefined) : undefined;
+    }
+
+    async context(sequences: number, contextSize: number, batchSize: number, adapters: string[] = []): Promise<BenchContext> {
+        let context: LlamaContext;
+        try {
+            context = await this.model.model.createContext({
+                sequences,
+                contextSize,
+                batchSize,
+                threads: this.o.threads,
+                flashAttention: this.o.flashAttention,
+                lora: adapters.length === 0 ? undefined : { adapters: adapters.map((filePath) => ({ filePath, scale: 1 })) },
+                failedCreationRemedy: false
+            });
+        } catch (error) {
+            throw new RuntimeFailure(`cannot create a benchmark context (${sequences} x ${contextSize} tokens): ${errorMessage(error).split("\n")[0]}`);
+        }
+        const raw = rawContext(context);
+        raw.setThreads(this.o.threads);
+        const capacity = Math.min(helperDecodeLimit, batchSize);
+        // as the engine's generator: a persistent threadpool and main-thread decodes when the helper is built
+        const handle = this.helper?.attach(raw, this.o.threads, context.contextSize * sequences, sequences, capacity);
+        if (handle != null)
+            context.onDispose.createListener(() => this.helper!.release(handle));
+        return { context, raw, sequences, handle, capacity };
+    }
+
+    /** A prompt chunk of sequence 0 at `start`, logits of its last token: synchronous on the helper when it fits. */
+    private async decodeChunk(c: BenchContext, tokens: Uint32Array, start: number): Promise<void> {
+        const n = tokens.length;
+        if (c.handle != null && n <= c.capacity) {
+            const logits = new Int32Array(n);
+            logits[n - 1] = 1;
+            const positions = Int32Array.from({ length: n }, (_, i) => start + i);
+            this.check(this.helper!.decode(c.handle, Int32Array.from(tokens), new Int32Array(n), positions, logits, n));
+            return;
+        }
+        c.raw.initBatch(n);
+        c.raw.addToBatch(0, start, tokens, Uint32Array.of(n - 1));
+        await c.raw.decodeBatch();
+    }
+
+    /** One generation step: one token (with logits) for each sequence of a context at `position`. */
+    private async decodeStep(c: BenchContext, tokens: Uint32Array, position: number): Promise<void> {
+        const n = tokens.length;
+        if (c.handle != null && n <= c.capacity) {
+            const seqs = Int32Array.from({ length: n }, (_, s) => s);
+            this.check(this.helper!.decode(c.handle, Int32Array.from(tokens), seqs, new Int32Array(n).fill(position), new Int32Array(n).fill(1), n));
+            return;
+        }
+        c.raw.initBatch(n);
+        for (let s = 0; s < n; s++)
+            c.raw.addToBatch(s, position, tokens.subarray(s, s + 1), Uint32Array.of(0));
+        await c.raw.decodeBatch();
+    }
+
+    private check(status: number): void {
+        if (status !== 0)
+            throw new RuntimeFailure(`llama decode failed (status ${status})`);
+    }
+
+    /** Random ids, BOS first when the model wants one (as llama-bench). */
+    tokens(count: number, seed: number): Uint32Array {
+        const tokens = randomTokens(count, this.vocab, this.o.seed * 7919 + seed);
+        if (this.bos != null && count > 0)
+            tokens[0] = this.bos;
+        return tokens;
+    }
+
+    /** pp: `pp` tokens in batches of `batchSize`, logits of each batch's last token, in each context in turn. */
+    prompt(contexts: BenchContext[], pp: number): Workload {
+        const batch = Math.min(this.o.batchSize, pp);
+        return {
+            tokens: pp * contexts.length,
+            reset: () => contexts.forEach((c) => c.raw.removeTokenCellsFromSequence(0, 0, -1)),
+            run: async (rep) => {
+                for (const [k, c] of contexts.entries()) {
+                    const tokens = this.tokens(pp, 1000 + rep * 31 + k);
+                    for (let start = 0; start < pp; start += batch)
+                        await this.decodeChunk(c, tokens.subarray(start, Math.min(pp, start + batch)), start);
+                }
+            }
+        };
+    }
+
+    /**
+     * tg: `tg` steps; each step decodes one token (with logits) in every sequence of a context
+     * in one batch, contexts in turn (three sub-agent contexts interleave as group planning does).
+     */
+    generate(contexts: BenchContext[], tg: number): Workload {
+        const perStep = contexts.reduce((sum, c) => sum + c.sequences, 0);
+        return {
+            tokens: tg * perStep,
+            reset: () => contexts.forEach((c) => {
+                for (let s = 0; s < c.sequences; s++)
+                    c.raw.removeTokenCellsFromSequence(s, 0, -1);
+            }),
+            run: async (rep) => {
+                const ids = this.tokens(tg * perStep, 2000 + rep);
+                let next = 0;
+                for (let i = 0; i < tg; i++) {
+                    for (const c of contexts) {
+                        await this.decodeStep(c, ids.subarray(next, next + c.sequences), i);
+                        next += c.sequences;
+                    }
+                }
+            }
+        };
+    }
+}
+
+function test(name: string, fields: Pick<BenchTest, "pp" | "tg" | "parallel" | "lora_adapters">, reps: number, samples: number[], vram: number | null): BenchTest {
+    return {
+        name, engine: "autoact", ...fields, reps, samples, mean: mean(samples), stddev: stddev(samples), unit: "tokens/s",
+        peak_rss_bytes: process.resourceUsage().maxRSS * 1024, peak_vram_bytes: vram
+    };
+}
+
+function nativeBackendOf(backend: string): NativeBackend {
+    if (backend === "cuda" || backend === "vulkan" || backend === "metal")
+        return backend;
+    return "cpu";
+}
+
+/**
+ * Inference benchmark with llama-bench's method (warm-up, repetitions, mean and standard
+ * deviation; pp and tg timed apart; no tokenizer, no sampling), the aggregate tokens/s of N
+ * sequences generating together, the cost of LoRA adapters, and optionally the same pp/tg
+ * run by llama-bench from the same llama.cpp source, with the ratios.
+ */
+export async function benchInfer(options: InferBenchOptions): Promise<BenchResult> {
+    const o = await resolveInferOptions(options);
+    const progress = options.onProgress ?? (() => {});
+    if (options.engine === "llama-bench")
+        return await llamaBenchOnly(o, options, progress);
+    if (options.engine != null && options.engine !== "autoact")
+        throw new InputError(`unknown engine "${String(options.engine)}" (expected autoact or llama-bench)`);
+    const timestamp = new Date().toISOString();
+    const loadBefore = os.loadavg()[0]!;
+    const tests: BenchTest[] = [];
+    const notes: string[] = [];
+
+    const info = await readGgufInfo(o.modelFile);
+    const vocab = ggufVocabSize(info);
+    const engine: Engine = await createEngine({ gpu: o.gpu, threads: o.threads });
+    const gpuWatch = engine.backend === "cuda" ? watchGpuMemory(() => process.pid) : null;
+    const vram = () => gpuWatch?.peak() ?? null;
+    let build = "";
+    let gpuFallback = null;
+    try {
+        build = `node-llama-cpp ${engine.llama.buildType}`;
+        if (engine.backend !== "cpu") {
+            const names = await engine.llama.getGpuDeviceNames().catch(() => []);
+            const state = await engine.llama.getVramState().catch(() => null);
+            if (names.length > 0)
+                gpuFallback = { name: names[0]!, vram_bytes: state?.total ?? null, driver: null };
+        }
+        progress(`loading ${o.modelFile} (${engine.backend}, ${o.threads} threads)`);
+        const model = await engine.loadModel(o.modelFile);
+        const runner = new Runner(model, o, vocab, engine.helper);
+        const dispose = async (contexts: BenchContext[]) => {
+            for (const c of contexts)
+                await c.context.dispose();
+        };
+
+        const ppName = `pp${o.pp}`;
+        const tgName = `tg${o.tg}`;
+        progress(`${ppName}: warm-up + ${o.reps} reps`);
+        let ctxs = [await runner.context(1, o.pp, Math.min(o.batchSize, o.pp))];
+        const pp = await timeWorkload(runner.prompt(ctxs, o.pp), o.reps, runner.prompt(ctxs, o.pp));
+        tests.push(test(ppName, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: 0 }, o.reps, pp, vram()));
+        await dispose(ctxs);
+
+        progress(`${tgName}: warm-up + ${o.reps} reps`);
+        ctxs = [await runner.context(1, o.tg + 1, 1)];
+        const tg = await timeWorkload(runner.generate(ctxs, o.tg), o.reps, runner.generate(ctxs, 1));
+        tests.push(test(tgName, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: 0 }, o.reps, tg, vram()));
+        await dispose(ctxs);
+
+        for (const n of o.parallel) {
+            if (n === 1) {
+                // one sequence is the tg test itself
+                tests.push(test(`${tgName}@1`, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: 0 }, o.reps, tg, vram()));
+                continue;
+            }
+            progress(`${tgName}@${n}: ${n} sequences in one batch, warm-up + ${o.reps} reps`);
+            ctxs = [await runner.context(n, o.tg + 1, n)];
+            const agg = await timeWorkload(runner.generate(ctxs, o.tg), o.reps, runner.generate(ctxs, 1));
+            tests.push(test(`${tgName}@${n}`, { pp: 0, tg: o.tg, parallel: n, lora_adapters: 0 }, o.reps, agg, vram()));
+            await dispose(ctxs);
+        }
+
+        if (o.lora.length > 0) {
+            for (const count of [1, 3]) {
+                const adapters = Array.from({ length: count }, (_, i) => o.lora[i % o.lora.length]!);
+                progress(`LoRA: ${count} context(s) with an adapter each: ${ppName} and ${tgName}`);
+                ctxs = [];
+                for (const adapter of adapters)
+                    ctxs.push(await runner.context(1, Math.max(o.pp, o.tg + 1), Math.min(o.batchSize, o.pp), [adapter]));
+                const lpp = await timeWorkload(runner.prompt(ctxs, o.pp), o.reps, runner.prompt(ctxs, o.pp));
+                tests.push(test(`${ppName}+lora${count}`, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: count }, o.reps, lpp, vram()));
+                const ltg = await timeWorkload(runner.generate(ctxs, o.tg), o.reps, runner.generate(ctxs, 1));
+                tests.push(test(`${tgName}+lora${count}`, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: count }, o.reps, ltg, vram()));
+                await dispose(ctxs);
+            }
+            notes.push(`LoRA tests: +lora1 is one context with ${path.basename(o.lora[0]!)}; +lora3 is three contexts on one model, each with its own adapter (${o.lora.map((f) => path.basename(f)).join(", ")}), taking turns token by token; tokens/s counts all three.`);
+        }
+        await model.dispose();
+    } finally {
+        const peak = await gpuWatch?.stop();
+        await engine.dispose();
+        if (peak != null)
+            for (const t of tests)
+                t.peak_vram_bytes ??= peak;
+    }
+
+    let llamaBench: LlamaBenchRun | null = null;
+    let binary: string | null = null;
+    if (options.compareLlamaBench === true) {
+        const backend = nativeBackendOf(engine.backend);
+        binary = await llamaBenchBinary(backend, options.llamaBench, progress);
+        progress(`llama-bench: ${o.pp} prompt / ${o.tg} generated tokens, ${o.reps} reps`);
+        llamaBench = await runLlamaBench({
+            binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batchSize: Math.min(o.batchSize, o.pp),
+            flashAttention: o.flashAttention, gpuLayers: engine.backend === "cpu" ? 0 : 999
+        });
+    }
+    const find = (list: BenchTest[] | undefined, name: string) => list?.find((t) => t.name === name && t.parallel === 1 && t.lora_adapters === 0);
+    const ratio = (name: string) => {
+        const ours = find(tests, name);
+        const theirs = find(llamaBench?.tests, name);
+        return ours != null && theirs != null && theirs.mean > 0 ? ours.mean / theirs.mean : null;
+    };
+    const loadAfter = os.loadavg()[0]!;
+    if (loadBefore > 0.25 * os.cpus().length)
+        notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
+    const fingerprint = await collectFingerprint({
+        threads: o.threads, backend: engine.backend, build, modelFile: o.modelFile, gpuFallback, llamaCppCommit: llamaBench?.commit ?? null
+    });
+    return {
+        schema: BENCH_RESULT_SCHEMA,
+        kind: "infer",
+        timestamp,
+        command: options.command ?? process.argv.join(" "),
+        load_avg: { before: loadBefore, after: loadAfter },
+        fingerprint,
+        settings: {
+            gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, parallel: o.parallel, lora: o.lora,
+            batch_size: Math.min(o.batchSize, o.pp), flash_attention: o.flashAttention, seed: o.seed, vocab,
+            // node-llama-cpp decodes on libuv's thread pool; its size changes CPU generation speed (see bench/README.md)
+            uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? null,
+            // the engine's helper addon: persistent threadpool, synchronous decodes of up to 64 tokens
+            engine_helper: engine.helper != null
+        },
+        tests,
+        llama_bench: llamaBench == null ? null : { binary: binary!, command: llamaBench.command, tests: llamaBench.tests },
+        ratio_pp: llamaBench == null ? null : ratio(`pp${o.pp}`),
+        ratio_tg: llamaBench == null ? null : ratio(`tg${o.tg}`),
+        notes
+    };
+}
+
+async function llamaBenchBinary(backend: NativeBackend, given: string | undefined, progress: (m: string) => void): Promise<string> {
+    if (given != null)
+        return given;
+    const found = findNativeBuild(backend)?.llamaBench;
+    if (found != null)
+        return found;
+    progress(`building llama-bench (${backend}) from node-llama-cpp's llama.cpp source: autoact native build`);
+    return (await ensureNativeBuild({ backend, onProgress: (p) => p.phase !== "build" && progress(p.message) })).llamaBench;
+}
+
+/** pp and tg by llama-bench alone (its own build of the same source), recorded as the result's tests. */
+async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress: (m: string) => void): Promise<BenchResult> {
+    if (o.gpu === "auto")
+        throw new InputError("--engine llama-bench needs an explicit --gpu (cpu, cuda, vulkan or metal): it runs the native build of that backend");
+    const backend = nativeBackendOf(o.gpu);
+    const timestamp = new Date().toISOString();
+    const loadBefore = os.loadavg()[0]!;
+    const binary = await llamaBenchBinary(backend, options.llamaBench, progress);
+    progress(`llama-bench only (${backend}): ${o.pp} prompt / ${o.tg} generated tokens, ${o.reps} reps`);
+    const run = await runLlamaBench({
+        binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batchSize: Math.min(o.batchSize, o.pp),
+        flashAttention: o.flashAttention, gpuLayers: backend === "cpu" ? 0 : 999
+    });
+    return {
+        schema: BENCH_RESULT_SCHEMA,
+        kind: "infer",
+        timestamp,
+        command: options.command ?? process.argv.join(" "),
+        load_avg: { before: loadBefore, after: os.loadavg()[0]! },
+        fingerprint: await collectFingerprint({
+            threads: o.threads, backend, build: "source Release (autoact native build)", modelFile: o.modelFile, llamaCppCommit: run.commit
+        }),
+        settings: {
+            engine: "llama-bench", gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batch_size: Math.min(o.batchSize, o.pp),
+            flash_attention: o.flashAttention, llama_bench_command: run.command
+        },
+        tests: run.tests,
+        llama_bench: null,
+        ratio_pp: null,
+        ratio_tg: null,
+        notes: [`llama-bench only (--engine llama-bench, ${backend} build): autoact's own engine, parallel sequences and LoRA contexts were not measured in this run.`]
+    };
+}

@@ -1,0 +1,204 @@
+import fs from "node:fs";
+import path from "node:path";
+import { writeFileAtomic } from "../util/fs.js";
+import type { BenchResult, BenchTest } from "./result.js";
+import { loadBenchResults, type LoadedResult } from "./store.js";
+import { barChart, formatValue, lineChart, type BarGroup } from "./svg.js";
+
+export interface BenchReportOptions {
+    /** Folder of result JSON files. */
+    inDir: string;
+    /** Markdown file; the SVG charts go into a `report/` folder beside it. */
+    out: string;
+}
+
+export interface BenchReport {
+    markdown: string;
+    charts: string[];
+    results: number;
+    /** Files that were not valid results, with the reason. */
+    skipped: string[];
+}
+
+const gib = (bytes: number | null | undefined) => (bytes == null ? "-" : `${(bytes / 2 ** 30).toFixed(bytes >= 10 * 2 ** 30 ? 0 : 1)} GiB`);
+const mib = (bytes: number | null | undefined) => (bytes == null ? "-" : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
+const params = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(0)}K`);
+const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
+const ts = (t: BenchTest | undefined) => (t == null ? "-" : `${formatValue(t.mean)} ± ${formatValue(t.stddev)}`);
+const ratio = (r: number | null) => (r == null ? "-" : r.toFixed(2));
+
+function table(header: string[], rows: string[][]): string {
+    if (rows.length === 0)
+        return "_No results._\n";
+    const line = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
+    // numbers right-aligned, text left
+    const numeric = header.map((_, i) => rows.every((r) => /^[-\d.]|^(pp|tg)\d+ [\d.]/.test(r[i] ?? "")));
+    return [line(header), `|${numeric.map((n) => (n ? " ---: " : " --- ")).join("|")}|`, ...rows.map(line)].join("\n") + "\n";
+}
+
+function modelLabel(r: BenchResult): string {
+    return path.basename(r.fingerprint.model.name, ".gguf");
+}
+
+function runLabel(r: BenchResult): string {
+    const uv = r.settings.uv_threadpool_size;
+    return `${r.fingerprint.machine} (${r.fingerprint.backend}, ${r.fingerprint.threads}t${uv != null ? `, uv ${String(uv)}` : ""}${r.settings.engine_helper === true ? ", helper" : ""}) · ${modelLabel(r)}`;
+}
+
+function autoact(r: BenchResult, predicate: (t: BenchTest) => boolean): BenchTest | undefined {
+    return r.tests.find((t) => t.engine !== "llama-bench" && predicate(t));
+}
+
+/** llama-bench's tests: beside autoact's, or the run's own in a llama-bench-only run. */
+function reference(r: BenchResult): BenchTest[] {
+    return r.llama_bench?.tests ?? r.tests.filter((t) => t.engine === "llama-bench");
+}
+
+const isPp = (t: BenchTest) => t.pp > 0 && t.tg === 0 && t.parallel === 1 && t.lora_adapters === 0 && !t.name.includes("+");
+const isTg = (t: BenchTest) => t.tg > 0 && t.pp === 0 && t.parallel === 1 && t.lora_adapters === 0 && !t.name.includes("@") && !t.name.includes("+");
+
+/**
+ * Renders REPORT.md from every valid result in `inDir`: machines, inference (with the
+ * llama-bench ratios), parallel sequences, LoRA cost and training tables, and three SVG charts
+ * referenced by relative paths so they render on GitHub.
+ */
+export async function renderBenchReport(options: BenchReportOptions): Promise<BenchReport> {
+    const { results, problems } = loadBenchResults(options.inDir);
+    const outFile = path.resolve(options.out);
+    const chartDir = path.join(path.dirname(outFile), "report");
+    const rel = (file: string) => path.relative(path.dirname(outFile), file).split(path.sep).join("/");
+    const infer = results.filter((r) => r.result.kind === "infer");
+    const train = results.filter((r) => r.result.kind === "train");
+
+    const md: string[] = [];
+    md.push("# Benchmark report", "");
+    md.push(`Rendered by \`autoact bench report\` from ${results.length} result file(s) in \`${rel(path.resolve(options.inDir))}/\`. ` +
+        "Each run follows llama-bench's method: a warm-up, then repetitions; figures are mean ± standard deviation in tokens/s. " +
+        "Prompt processing (pp) and generation (tg) are timed apart, with random token ids and no sampling. " +
+        "The load column is the machine's 1-minute load average when the run started: other work on the cores makes figures lower and noisier.", "");
+    if (fs.existsSync(path.join(path.dirname(outFile), "README.md")))
+        md.push("Method, result format and what the figures show: [README.md](README.md).", "");
+
+    md.push("## Machines", "");
+    const machines = new Map<string, BenchResult[]>();
+    for (const { result } of results) {
+        const key = `${result.fingerprint.machine}|${result.fingerprint.backend}`;
+        machines.set(key, [...(machines.get(key) ?? []), result]);
+    }
+    const joined = (runs: BenchResult[], pick: (r: BenchResult) => string) => [...new Set(runs.map(pick))].join(", ");
+    md.push(table(["machine", "CPU", "cores", "threads used", "RAM", "GPU", "VRAM", "driver", "backend", "builds", "node-llama-cpp", "llama.cpp"],
+        [...machines.values()].map((runs) => {
+            const f = runs[0]!.fingerprint;
+            return [f.machine, f.cpu, String(f.cores), joined(runs, (r) => String(r.fingerprint.threads)), gib(f.ram_bytes), f.gpu ?? "-", gib(f.vram_bytes), f.driver ?? "-",
+                f.backend, joined(runs, (r) => r.fingerprint.build), f.node_llama_cpp_version,
+                `${f.llama_cpp_version}${runs.some((r) => r.fingerprint.llama_cpp_commit) ? ` (${joined(runs.filter((r) => r.fingerprint.llama_cpp_commit), (r) => r.fingerprint.llama_cpp_commit!)})` : ""}`];
+        })));
+
+    md.push("## Inference", "");
+    md.push("autoact drives node-llama-cpp's native context the way its generator does (one decode call per step). " +
+        "llama-bench is llama.cpp's own benchmark built from the same source, run with the same model, threads, batch size and attention; " +
+        "the ratios are autoact / llama-bench.", "");
+    md.push(table(["machine", "backend", "model", "type", "params", "threads", "pp autoact", "pp llama-bench", "ratio pp", "tg autoact", "tg llama-bench", "ratio tg", "load", "result"],
+        infer.map(({ file, result: r }) => {
+            const pp = autoact(r, isPp);
+            const tg = autoact(r, isTg);
+            const lpp = reference(r).find(isPp);
+            const ltg = reference(r).find(isTg);
+            const uv = r.settings.uv_threadpool_size;
+            return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), r.fingerprint.model.type, params(r.fingerprint.model.params),
+                `${r.fingerprint.threads}${uv != null ? ` (uv ${String(uv)})` : ""}${r.settings.engine_helper === true ? " (helper)" : ""}`,
+                pp == null ? "-" : `${pp.name} ${ts(pp)}`, ts(lpp), ratio(r.ratio_pp), tg == null ? "-" : `${tg.name} ${ts(tg)}`, ts(ltg), ratio(r.ratio_tg),
+                r.load_avg.before.toFixed(2), `[json](${rel(file)})`];
+        })));
+
+    md.push("### Parallel sequences", "");
+    md.push("Aggregate generation tokens/s of N sequences decoding together in one context, one batch per step.", "");
+    const counts = [...new Set(infer.flatMap(({ result }) => result.tests.filter((t) => t.name.includes("@")).map((t) => t.parallel)))].sort((a, b) => a - b);
+    md.push(table(["machine", "backend", "model", ...counts.map((n) => `${n} seq`), "best / 1 seq"],
+        infer.filter(({ result }) => result.tests.some((t) => t.name.includes("@"))).map(({ result: r }) => {
+            const at = (n: number) => r.tests.find((t) => t.name.includes("@") && t.parallel === n);
+            const one = at(1)?.mean ?? autoact(r, isTg)?.mean;
+            const best = Math.max(...r.tests.filter((t) => t.name.includes("@")).map((t) => t.mean));
+            return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), ...counts.map((n) => ts(at(n))), one ? `${(best / one).toFixed(2)}x` : "-"];
+        })));
+
+    const loraRuns = infer.filter(({ result }) => result.tests.some((t) => t.lora_adapters > 0));
+    md.push("### LoRA adapters", "");
+    md.push("Cost of sub-agent adapters on one model: no adapter, one context with an adapter, and three contexts each with its own adapter taking turns (tokens/s counts all three).", "");
+    md.push(table(["machine", "backend", "model", "pp base", "pp 1 adapter", "pp 3 contexts", "tg base", "tg 1 adapter", "tg 3 contexts", "peak RSS"],
+        loraRuns.map(({ result: r }) => {
+            const lora = (n: number, kind: "pp" | "tg") => r.tests.find((t) => t.lora_adapters === n && (kind === "pp" ? t.pp > 0 : t.tg > 0));
+            const peak = Math.max(...r.tests.map((t) => t.peak_rss_bytes ?? 0));
+            return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), ts(autoact(r, isPp)), ts(lora(1, "pp")), ts(lora(3, "pp")),
+                ts(autoact(r, isTg)), ts(lora(1, "tg")), ts(lora(3, "tg")), mib(peak || null)];
+        })));
+
+    md.push("## Training", "");
+    md.push("autoact-train (LoRA on a frozen base, llama.cpp's graphs): tokens/s of each optimizer step after the first (one sample of `ctx` tokens per step), peak memory as the trainer and nvidia-smi report it. " +
+        "GFLOP/s counts about 4 x parameters FLOPs per token (forward plus the input-gradient pass).", "");
+    md.push(table(["machine", "backend", "model", "type", "params", "rank", "ctx", "threads", "tokens/s", "GFLOP/s", "peak RSS", "peak VRAM", "load", "result"],
+        train.map(({ file, result: r }) => {
+            const t = r.tests[0]!;
+            const flops = Number(r.settings.flops_per_token ?? 4 * r.fingerprint.model.params);
+            return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), r.fingerprint.model.type, params(r.fingerprint.model.params),
+                String(r.settings.rank ?? "-"), String(r.settings.ctx ?? "-"), String(r.fingerprint.threads), ts(t), (t.mean * flops / 1e9).toFixed(1),
+                mib(t.peak_rss_bytes), mib(t.peak_vram_bytes), r.load_avg.before.toFixed(2), `[json](${rel(file)})`];
+        })));
+
+    const charts = await writeCharts(chartDir, infer, train);
+    md.push("## Charts", "");
+    for (const chart of charts)
+        md.push(`![${chart.title}](${rel(chart.file)})`, "");
+
+    const notes = results.flatMap(({ file, result }) => result.notes.map((n) => `- \`${path.basename(file)}\`: ${n}`));
+    if (notes.length > 0 || problems.length > 0) {
+        md.push("## Notes", "");
+        md.push(...notes, ...problems.map((p) => `- skipped ${p}`), "");
+    }
+    await writeFileAtomic(outFile, md.join("\n"));
+    return { markdown: outFile, charts: charts.map((c) => c.file), results: results.length, skipped: problems };
+}
+
+async function writeCharts(dir: string, infer: LoadedResult[], train: LoadedResult[]): Promise<{ title: string; file: string }[]> {
+    fs.mkdirSync(dir, { recursive: true });
+    const written: { title: string; file: string }[] = [];
+    const write = async (name: string, title: string, content: string) => {
+        const file = path.join(dir, name);
+        await writeFileAtomic(file, content);
+        written.push({ title, file });
+    };
+
+    const groups: BarGroup[] = infer.map(({ result: r }) => {
+        const bars = [];
+        const pp = autoact(r, isPp);
+        const tg = autoact(r, isTg);
+        const lpp = reference(r).find(isPp);
+        const ltg = reference(r).find(isTg);
+        if (pp != null)
+            bars.push({ series: "pp autoact", value: pp.mean, error: pp.stddev });
+        if (lpp != null)
+            bars.push({ series: "pp llama-bench", value: lpp.mean, error: lpp.stddev });
+        if (tg != null)
+            bars.push({ series: "tg autoact", value: tg.mean, error: tg.stddev });
+        if (ltg != null)
+            bars.push({ series: "tg llama-bench", value: ltg.mean, error: ltg.stddev });
+        return { label: runLabel(r), bars };
+    }).filter((g) => g.bars.length > 0);
+    await write("tokens-by-machine.svg", "Inference tokens/s by machine and model",
+        barChart({ title: "Inference tokens/s by machine and model", unit: "tokens/s (log scale)", groups }));
+
+    const series = infer.map(({ result: r }) => ({
+        name: runLabel(r),
+        points: r.tests.filter((t) => t.name.includes("@")).map((t) => ({ x: t.parallel, y: t.mean, error: t.stddev }))
+    })).filter((s) => s.points.length > 0);
+    await write("parallel.svg", "Aggregate generation tokens/s against parallel sequences",
+        lineChart({ title: "Aggregate generation tokens/s against parallel sequences", xLabel: "parallel sequences (one batch per step)", yLabel: "aggregate tokens/s (log scale)", series }));
+
+    const trainGroups: BarGroup[] = train.map(({ result: r }) => ({
+        label: `${runLabel(r)} r${String(r.settings.rank ?? "?")}`,
+        bars: r.tests.map((t) => ({ series: `train ctx ${t.pp}`, value: t.mean, error: t.stddev }))
+    }));
+    await write("training.svg", "Training tokens/s (LoRA)",
+        barChart({ title: "Training tokens/s (LoRA)", unit: "tokens/s (log scale)", groups: trainGroups }));
+    return written;
+}

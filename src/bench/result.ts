@@ -1,0 +1,205 @@
+import { InputError } from "../util/errors.js";
+
+/**
+ * The result of one benchmark run: one JSON file under bench/results/ (and an Arrow table
+ * of flat rows beside it). `validateBenchResult` is the schema: the report and the tests
+ * read files only through it.
+ */
+export const BENCH_RESULT_SCHEMA = "autoact.bench/1";
+
+export const benchKinds = ["infer", "train"] as const;
+export type BenchKind = (typeof benchKinds)[number];
+
+/** Who produced a measurement. */
+export const benchEngines = ["autoact", "llama-bench", "autoact-train"] as const;
+export type BenchEngine = (typeof benchEngines)[number];
+
+export interface ModelFingerprint {
+    /** Path as given (absolute). */
+    file: string;
+    /** File name only: what the report shows. */
+    name: string;
+    sha256: string;
+    bytes: number;
+    arch: string;
+    /** Weight type (GGUF general.file_type), e.g. "MOSTLY_Q8_0". */
+    type: string;
+    params: number;
+}
+
+export interface Fingerprint {
+    /** Short machine label for tables and file names, e.g. "AMD EPYC 2c" or "NVIDIA H200". */
+    machine: string;
+    hostname: string;
+    os: string;
+    cpu: string;
+    /** Physical cores. */
+    cores: number;
+    /** Logical CPUs. */
+    logical_cpus: number;
+    /** Threads the benchmark used. */
+    threads: number;
+    ram_bytes: number;
+    gpu: string | null;
+    vram_bytes: number | null;
+    driver: string | null;
+    /** cpu | cuda | metal | vulkan */
+    backend: string;
+    /** Where the measured binary came from, e.g. "node-llama-cpp prebuilt" or "source Release (autoact native build)". */
+    build: string;
+    node_version: string;
+    node_llama_cpp_version: string;
+    /** Tag of the llama.cpp source node-llama-cpp ships (llama/llama.cpp.info.json). */
+    llama_cpp_version: string;
+    /** Commit llama-bench reports for its build, when it ran. */
+    llama_cpp_commit: string | null;
+    model: ModelFingerprint;
+}
+
+export interface BenchTest {
+    /** e.g. "pp512", "tg128", "tg128@8", "tg128+lora3", "train". */
+    name: string;
+    engine: BenchEngine;
+    /** Prompt tokens per repetition (0 when the test generates only). */
+    pp: number;
+    /** Generated tokens per sequence and repetition (0 for prompt tests). */
+    tg: number;
+    /** Sequences decoding together in one batch. */
+    parallel: number;
+    /** LoRA adapters: 0, or the number of sub-agent contexts each with its own adapter. */
+    lora_adapters: number;
+    reps: number;
+    /** Tokens/s of each repetition (training: of each step after the first). */
+    samples: number[];
+    mean: number;
+    stddev: number;
+    unit: "tokens/s";
+    /** Peak resident memory of the measuring process, when known. */
+    peak_rss_bytes: number | null;
+    /** Peak GPU memory of the measuring process, when known. */
+    peak_vram_bytes: number | null;
+}
+
+export interface BenchResult {
+    schema: typeof BENCH_RESULT_SCHEMA;
+    kind: BenchKind;
+    /** ISO 8601, when the run started. */
+    timestamp: string;
+    /** The command line that produced it. */
+    command: string;
+    /** 1-minute load average before and after the run (others' work on the machine skews timings). */
+    load_avg: { before: number; after: number };
+    fingerprint: Fingerprint;
+    /** The run's options after defaults (threads, sizes, adapters, trainer flags...). */
+    settings: Record<string, unknown>;
+    tests: BenchTest[];
+    /** The same tests run by llama.cpp's own llama-bench, when compared. */
+    llama_bench: { binary: string; command: string; tests: BenchTest[] } | null;
+    /** autoact / llama-bench prompt tokens/s (pp test); null when not compared. */
+    ratio_pp: number | null;
+    /** autoact / llama-bench generation tokens/s (tg test, one sequence); null when not compared. */
+    ratio_tg: number | null;
+    notes: string[];
+}
+
+type Check = (value: unknown, at: string) => string | null;
+
+const isNumber: Check = (v, at) => (typeof v === "number" && Number.isFinite(v) ? null : `${at}: expected a finite number`);
+const isNonNegative: Check = (v, at) => isNumber(v, at) ?? ((v as number) >= 0 ? null : `${at}: expected >= 0`);
+const isInteger: Check = (v, at) => (Number.isInteger(v) && (v as number) >= 0 ? null : `${at}: expected a non-negative integer`);
+const isString: Check = (v, at) => (typeof v === "string" ? null : `${at}: expected a string`);
+const nonEmpty: Check = (v, at) => (typeof v === "string" && v.length > 0 ? null : `${at}: expected a non-empty string`);
+const nullable = (check: Check): Check => (v, at) => (v === null ? null : check(v, at));
+const oneOf = (values: readonly string[]): Check => (v, at) =>
+    (typeof v === "string" && values.includes(v) ? null : `${at}: expected one of ${values.join(", ")}`);
+const numberArray: Check = (v, at) => {
+    if (!Array.isArray(v))
+        return `${at}: expected an array of numbers`;
+    for (let i = 0; i < v.length; i++) {
+        const problem = isNonNegative(v[i], `${at}[${i}]`);
+        if (problem != null)
+            return problem;
+    }
+    return null;
+};
+
+function checkObject(value: unknown, at: string, fields: Record<string, Check>): string[] {
+    if (value == null || typeof value !== "object" || Array.isArray(value))
+        return [`${at}: expected an object`];
+    const record = value as Record<string, unknown>;
+    const problems: string[] = [];
+    for (const [key, check] of Object.entries(fields)) {
+        if (!(key in record)) {
+            problems.push(`${at}.${key}: missing`);
+            continue;
+        }
+        const problem = check(record[key], `${at}.${key}`);
+        if (problem != null)
+            problems.push(problem);
+    }
+    return problems;
+}
+
+const modelFields: Record<string, Check> = {
+    file: nonEmpty, name: nonEmpty, sha256: (v, at) => (typeof v === "string" && /^[0-9a-f]{64}$/.test(v) ? null : `${at}: expected a sha256 hex digest`),
+    bytes: isInteger, arch: isString, type: isString, params: isInteger
+};
+
+const fingerprintFields: Record<string, Check> = {
+    machine: nonEmpty, hostname: isString, os: isString, cpu: nonEmpty, cores: isInteger, logical_cpus: isInteger,
+    threads: isInteger, ram_bytes: isInteger, gpu: nullable(isString), vram_bytes: nullable(isInteger), driver: nullable(isString),
+    backend: oneOf(["cpu", "cuda", "metal", "vulkan"]), build: nonEmpty, node_version: isString,
+    node_llama_cpp_version: isString, llama_cpp_version: isString, llama_cpp_commit: nullable(isString)
+};
+
+const testFields: Record<string, Check> = {
+    name: nonEmpty, engine: oneOf(benchEngines), pp: isInteger, tg: isInteger, parallel: isInteger, lora_adapters: isInteger,
+    reps: isInteger, samples: numberArray, mean: isNonNegative, stddev: isNonNegative, unit: oneOf(["tokens/s"]),
+    peak_rss_bytes: nullable(isInteger), peak_vram_bytes: nullable(isInteger)
+};
+
+function checkTests(value: unknown, at: string): string[] {
+    if (!Array.isArray(value))
+        return [`${at}: expected an array`];
+    return value.flatMap((test, i) => checkObject(test, `${at}[${i}]`, testFields));
+}
+
+/**
+ * Problems with a parsed result file, one line each (empty when it is valid): every field
+ * of `BenchResult` present with its type, and the ratios present when llama-bench ran.
+ */
+export function validateBenchResult(value: unknown): string[] {
+    const problems = checkObject(value, "result", {
+        schema: oneOf([BENCH_RESULT_SCHEMA]), kind: oneOf(benchKinds), timestamp: (v, at) => (typeof v === "string" && !Number.isNaN(Date.parse(v)) ? null : `${at}: expected an ISO 8601 time`),
+        command: nonEmpty, ratio_pp: nullable(isNonNegative), ratio_tg: nullable(isNonNegative),
+        notes: (v, at) => (Array.isArray(v) && v.every((n) => typeof n === "string") ? null : `${at}: expected an array of strings`),
+        settings: (v, at) => (v != null && typeof v === "object" && !Array.isArray(v) ? null : `${at}: expected an object`)
+    });
+    if (problems.length > 0 && problems.some((p) => p.startsWith("result: ")))
+        return problems;
+    const result = value as Record<string, unknown>;
+    problems.push(...checkObject(result.load_avg, "result.load_avg", { before: isNonNegative, after: isNonNegative }));
+    problems.push(...checkObject(result.fingerprint, "result.fingerprint", fingerprintFields));
+    const fingerprint = result.fingerprint as Record<string, unknown> | undefined;
+    if (fingerprint != null && typeof fingerprint === "object")
+        problems.push(...checkObject(fingerprint.model, "result.fingerprint.model", modelFields));
+    problems.push(...checkTests(result.tests, "result.tests"));
+    if (Array.isArray(result.tests) && result.tests.length === 0)
+        problems.push("result.tests: no measurements");
+    if (result.llama_bench !== null) {
+        problems.push(...checkObject(result.llama_bench, "result.llama_bench", { binary: nonEmpty, command: nonEmpty }));
+        const lb = result.llama_bench as Record<string, unknown> | undefined;
+        if (lb != null && typeof lb === "object")
+            problems.push(...checkTests(lb.tests, "result.llama_bench.tests"));
+        if (result.kind === "infer" && (result.ratio_pp === null || result.ratio_tg === null))
+            problems.push("result: ratio_pp and ratio_tg must be set when llama_bench ran");
+    }
+    return problems;
+}
+
+/** Throws with the first problems when `value` is not a valid result. */
+export function assertBenchResult(value: unknown, where: string): asserts value is BenchResult {
+    const problems = validateBenchResult(value);
+    if (problems.length > 0)
+        throw new InputError(`${where}: not a valid bench result: ${problems.slice(0, 3).join("; ")}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ""}`);
+}

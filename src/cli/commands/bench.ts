@@ -1,0 +1,169 @@
+import path from "node:path";
+import type { Argv, CommandModule } from "yargs";
+import { benchInfer, benchTrain, defaultResultsDir, renderBenchReport, writeBenchResult, type BenchResult } from "../../bench/index.js";
+import { InputError } from "../../util/errors.js";
+import { quoteArg } from "../../bench/llama-bench.js";
+import type { GpuChoice } from "../../llm/engine.js";
+import type { NativeBackend } from "../../train/native-build.js";
+
+const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
+const commandLine = () => ["autoact", ...process.argv.slice(2)].map(quoteArg).join(" ");
+
+/** "1,2,4" (or repeated flags) -> numbers; anything else is an InputError naming the flag. */
+function numberList(value: unknown, flag: string): number[] | undefined {
+    if (value == null)
+        return undefined;
+    const parts = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(",")).map((s) => s.trim()).filter((s) => s !== "");
+    return parts.map((part) => {
+        const n = Number(part);
+        if (!/^-?\d+$/.test(part) || !Number.isSafeInteger(n))
+            throw new InputError(`--${flag} ${part}: expected integers separated by commas, e.g. 1,2,4,8`);
+        return n;
+    });
+}
+
+function single<T>(value: T | T[] | undefined, flag: string): T | undefined {
+    if (Array.isArray(value))
+        throw new InputError(`--${flag} is given more than once`);
+    return value;
+}
+
+async function save(result: BenchResult, out: string | undefined, dir: string | undefined): Promise<void> {
+    const files = await writeBenchResult(result, { out, dir });
+    const lines: string[] = [];
+    for (const t of [...result.tests, ...(result.llama_bench?.tests ?? [])])
+        lines.push(`${t.engine.padEnd(13)} ${t.name.padEnd(18)} ${t.mean.toFixed(2).padStart(11)} ± ${t.stddev.toFixed(2)} tokens/s`);
+    if (result.ratio_pp != null || result.ratio_tg != null)
+        lines.push(`ratio autoact / llama-bench: pp ${result.ratio_pp?.toFixed(3) ?? "-"}, tg ${result.ratio_tg?.toFixed(3) ?? "-"}`);
+    for (const note of result.notes)
+        lines.push(`note: ${note}`);
+    lines.push(`wrote ${files.json}`, `wrote ${files.arrow}`);
+    process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+interface InferArgs {
+    model: string;
+    gpu: string;
+    threads?: number;
+    pp?: number;
+    tg?: number;
+    reps?: number;
+    parallel?: string | string[];
+    lora?: string[];
+    out?: string;
+    "results-dir"?: string;
+    "compare-llama-bench": boolean;
+    "llama-bench"?: string;
+    "flash-attn": boolean;
+    engine: string;
+}
+
+const infer: CommandModule<object, InferArgs> = {
+    command: "infer",
+    describe: "Prompt (pp) and generation (tg) tokens/s, N parallel sequences and LoRA contexts, as llama-bench measures them",
+    builder: (yargs) => yargs
+        .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE] (e.g. synth:100m, synth:0.5b:f16)" })
+        .option("gpu", { type: "string", default: "auto", describe: "auto | cuda | metal | vulkan | cpu" })
+        .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
+        .option("pp", { type: "number", default: 512, describe: "Prompt tokens of the pp test" })
+        .option("tg", { type: "number", default: 128, describe: "Generated tokens of the tg test" })
+        .option("reps", { type: "number", default: 5, describe: "Timed repetitions after a warm-up" })
+        .option("parallel", { type: "string", default: "1,8", describe: "Sequence counts for aggregate generation, e.g. 1,2,4,8,16,32" })
+        .option("lora", { type: "string", array: true, describe: "LoRA adapter files (or zero:RANK): tests with 1 and 3 adapter contexts" })
+        .option("compare-llama-bench", { type: "boolean", default: false, describe: "Also run llama.cpp's llama-bench (native build) and record ratio_pp / ratio_tg" })
+        .option("llama-bench", { type: "string", describe: "llama-bench executable (default: the autoact native build's)" })
+        .option("flash-attn", { type: "boolean", default: false, describe: "Flash attention in the benchmark contexts (and llama-bench)" })
+        .option("engine", { type: "string", default: "autoact", describe: "autoact | llama-bench (only llama-bench, where node-llama-cpp has no binary for the backend)" })
+        .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-infer.json)" })
+        .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<InferArgs>,
+    handler: async (args) => {
+        const result = await benchInfer({
+            model: single(args.model, "model")!,
+            gpu: single(args.gpu, "gpu") as GpuChoice,
+            threads: single(args.threads, "threads"),
+            pp: single(args.pp, "pp"),
+            tg: single(args.tg, "tg"),
+            reps: single(args.reps, "reps"),
+            parallel: numberList(args.parallel, "parallel"),
+            lora: args.lora,
+            compareLlamaBench: args["compare-llama-bench"],
+            llamaBench: single(args["llama-bench"], "llama-bench"),
+            flashAttention: args["flash-attn"],
+            engine: single(args.engine, "engine") as "autoact" | "llama-bench",
+            command: commandLine(),
+            onProgress: progress
+        });
+        await save(result, single(args.out, "out"), single(args["results-dir"], "results-dir"));
+    }
+};
+
+interface TrainArgs {
+    model: string;
+    gpu: string;
+    threads?: number;
+    rank?: number;
+    ctx?: number;
+    targets?: string;
+    steps?: number;
+    trainer?: string;
+    out?: string;
+    "results-dir"?: string;
+}
+
+const train: CommandModule<object, TrainArgs> = {
+    command: "train",
+    describe: "LoRA training tokens/s and peak memory of the native trainer",
+    builder: (yargs) => yargs
+        .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE]" })
+        .option("gpu", { type: "string", default: "auto", describe: "auto | cpu | cuda | vulkan | metal (the native build's backend)" })
+        .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
+        .option("rank", { type: "number", default: 8, describe: "LoRA rank" })
+        .option("ctx", { type: "number", default: 256, describe: "Tokens per training sample" })
+        .option("targets", { type: "string", describe: "Comma-separated modules (default: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down)" })
+        .option("steps", { type: "number", default: 6, describe: "Optimizer steps (the first is the warm-up)" })
+        .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
+        .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-train.json)" })
+        .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<TrainArgs>,
+    handler: async (args) => {
+        const targets = single(args.targets, "targets");
+        const result = await benchTrain({
+            model: single(args.model, "model")!,
+            gpu: single(args.gpu, "gpu") as "auto" | NativeBackend,
+            threads: single(args.threads, "threads"),
+            rank: single(args.rank, "rank"),
+            ctx: single(args.ctx, "ctx"),
+            targets: targets?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+            steps: single(args.steps, "steps"),
+            trainer: single(args.trainer, "trainer"),
+            command: commandLine(),
+            onProgress: progress
+        });
+        await save(result, single(args.out, "out"), single(args["results-dir"], "results-dir"));
+    }
+};
+
+interface ReportArgs {
+    in: string;
+    out: string;
+}
+
+const report: CommandModule<object, ReportArgs> = {
+    command: "report",
+    describe: "Render bench/REPORT.md (tables and SVG charts) from the result files",
+    builder: (yargs) => yargs
+        .option("in", { type: "string", default: path.relative(process.cwd(), defaultResultsDir) || ".", describe: "Folder of result JSON files" })
+        .option("out", { type: "string", default: path.join(path.dirname(path.relative(process.cwd(), defaultResultsDir)), "REPORT.md"), describe: "Markdown file (charts go in a report/ folder beside it)" }) as unknown as Argv<ReportArgs>,
+    handler: async (args) => {
+        const rendered = await renderBenchReport({ inDir: single(args.in, "in")!, out: single(args.out, "out")! });
+        for (const problem of rendered.skipped)
+            process.stderr.write(`bench: skipped ${problem}\n`);
+        process.stdout.write(`wrote ${rendered.markdown} (${rendered.results} results) and ${rendered.charts.length} charts\n`);
+    }
+};
+
+export const benchCommand: CommandModule = {
+    command: "bench <command>",
+    describe: "Benchmarks: inference and training tokens/s with a hardware fingerprint, and their report",
+    builder: (yargs) => yargs.command(infer).command(train).command(report).demandCommand(1),
+    handler: () => {}
+};

@@ -1,0 +1,158 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { barChart, lineChart, renderBenchReport, validateBenchResult, type BenchResult } from "../../src/bench/index.js";
+import { fixtureResult, fixtureTest, tempDir } from "./helpers.js";
+
+/** Well-formed XML as far as SVG needs: every tag closed in order, attributes quoted. */
+function checkWellFormed(svg: string): void {
+    expect(svg.startsWith("<svg xmlns=\"http://www.w3.org/2000/svg\"")).toBe(true);
+    const stack: string[] = [];
+    for (const match of svg.matchAll(/<(\/?)([a-zA-Z]+)((?:\s+[\w:-]+="[^"]*")*)\s*(\/?)>/g)) {
+        const [, closing, name, , selfClosing] = match;
+        if (selfClosing)
+            continue;
+        if (closing)
+            expect(stack.pop()).toBe(name);
+        else
+            stack.push(name!);
+    }
+    expect(stack).toEqual([]);
+    // no raw ampersands or stray angle brackets in text
+    expect(svg.replace(/<[^>]*>/g, "")).not.toMatch(/[<>]|&(?!amp;|lt;|gt;|quot;)/);
+}
+
+let dir: string;
+const results = path.join("results");
+
+const cpuInfer = fixtureResult({
+    kind: "infer", machine: "AMD EPYC 2c", backend: "cpu", model: "synth-100m-q8_0", timestamp: "2026-11-27T10:00:00.000Z",
+    tests: [
+        fixtureTest("pp512", { pp: 512, mean: 400 }),
+        fixtureTest("tg128", { tg: 128, mean: 50 }),
+        fixtureTest("tg128@1", { tg: 128, mean: 50 }),
+        fixtureTest("tg128@8", { tg: 128, parallel: 8, mean: 210 }),
+        fixtureTest("pp512+lora1", { pp: 512, lora_adapters: 1, mean: 360 }),
+        fixtureTest("tg128+lora1", { tg: 128, lora_adapters: 1, mean: 45 }),
+        fixtureTest("pp512+lora3", { pp: 512, lora_adapters: 3, mean: 350 }),
+        fixtureTest("tg128+lora3", { tg: 128, lora_adapters: 3, mean: 40 })
+    ],
+    llamaBench: [fixtureTest("pp512", { pp: 512, mean: 410, engine: "llama-bench" }), fixtureTest("tg128", { tg: 128, mean: 52, engine: "llama-bench" })]
+});
+const gpuInfer = fixtureResult({
+    kind: "infer", machine: "NVIDIA H200 <&>", backend: "cuda", gpu: "NVIDIA H200", model: "synth-1.5b-f16", timestamp: "2026-11-27T11:00:00.000Z",
+    tests: [
+        fixtureTest("pp512", { pp: 512, mean: 52_000 }),
+        fixtureTest("tg128", { tg: 128, mean: 310 }),
+        ...[1, 2, 4, 8, 16, 32].map((n) => fixtureTest(`tg128@${n}`, { tg: 128, parallel: n, mean: 310 * n ** 0.8 }))
+    ]
+});
+const gpuLlamaBenchOnly = fixtureResult({
+    kind: "infer", machine: "NVIDIA H100", backend: "cuda", gpu: "NVIDIA H100 80GB HBM3", model: "synth-0.5b-q8_0", timestamp: "2026-11-27T12:00:00.000Z",
+    tests: [fixtureTest("pp512", { pp: 512, mean: 90_000, engine: "llama-bench" }), fixtureTest("tg128", { tg: 128, mean: 600, engine: "llama-bench" })]
+});
+const cpuTrain = fixtureResult({
+    kind: "train", machine: "AMD EPYC 2c", backend: "cpu", model: "stories260K", timestamp: "2026-11-27T10:30:00.000Z",
+    tests: [fixtureTest("train-r8-ctx256", { engine: "autoact-train", pp: 256, lora_adapters: 1, mean: 2500 })],
+    settings: { rank: 8, ctx: 256, flops_per_token: 4 * 292_800 }
+});
+const gpuTrain = fixtureResult({
+    kind: "train", machine: "NVIDIA H200", backend: "cuda", gpu: "NVIDIA H200", model: "synth-0.5b-f32", timestamp: "2026-11-27T11:30:00.000Z",
+    tests: [fixtureTest("train-r8-ctx256", { engine: "autoact-train", pp: 256, lora_adapters: 1, mean: 9000, peak_vram_bytes: 6 * 2 ** 30 })],
+    settings: { rank: 8, ctx: 256, flops_per_token: 4 * 494_000_000 }
+});
+
+beforeAll(() => {
+    dir = tempDir("report");
+    fs.mkdirSync(path.join(dir, results));
+    const fixtures: [string, BenchResult][] = [
+        ["2026-11-27-amd-epyc-2c-synth-100m-q8_0-infer.json", cpuInfer],
+        ["2026-11-27-nvidia-h200-synth-1.5b-f16-infer.json", gpuInfer],
+        ["2026-11-27-nvidia-h100-synth-0.5b-q8_0-infer.json", gpuLlamaBenchOnly],
+        ["2026-11-27-amd-epyc-2c-stories260k-train.json", cpuTrain],
+        ["2026-11-27-nvidia-h200-synth-0.5b-f32-train.json", gpuTrain]
+    ];
+    for (const [name, result] of fixtures) {
+        expect(validateBenchResult(result)).toEqual([]);
+        fs.writeFileSync(path.join(dir, results, name), JSON.stringify(result));
+    }
+    fs.writeFileSync(path.join(dir, results, "broken.json"), JSON.stringify({ schema: "autoact.bench/1", kind: "infer" }));
+    fs.writeFileSync(path.join(dir, results, "notes.txt"), "not a result");
+    fs.writeFileSync(path.join(dir, results, "engine-speed.json"), JSON.stringify({ bench: "engine-speed", rows: [] }));
+});
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe("bench report", () => {
+    it("renders the tables and charts from fixture results", async () => {
+        const out = path.join(dir, "REPORT.md");
+        const report = await renderBenchReport({ inDir: path.join(dir, results), out });
+        expect(report.results).toBe(5);
+        expect(report.skipped).toHaveLength(1);
+        expect(report.skipped[0]).toMatch(/broken\.json: result\.timestamp: missing/);
+        const md = fs.readFileSync(out, "utf8");
+
+        // machines, with GPU and VRAM
+        expect(md).toMatch(/\| NVIDIA H200 <&> \| Fixture CPU \| 16 \| 16 \| 128 GiB \| NVIDIA H200 \| 80 GiB \| 580\.1 \| cuda \| node-llama-cpp prebuilt \|/);
+        // inference: autoact beside llama-bench with the ratios
+        expect(md).toContain("| AMD EPYC 2c | cpu | synth-100m-q8_0 | MOSTLY_Q8_0 | 100.0M | 16 | pp512 400 ± 8.00 | 410 ± 8.20 | 0.98 | tg128 50.0 ± 1.00 | 52.0 ± 1.04 | 0.96 |");
+        // a llama-bench-only run fills the llama-bench columns
+        expect(md).toMatch(/\| NVIDIA H100 \| cuda \| synth-0\.5b-q8_0 \| .* \| - \| 90\.0k ± 1800 \| - \| - \| 600 ± 12\.0 \| - \|/);
+        // parallel sequences: one column per count seen, and the best against one sequence
+        expect(md).toMatch(/\| machine \| backend \| model \| 1 seq \| 2 seq \| 4 seq \| 8 seq \| 16 seq \| 32 seq \| best \/ 1 seq \|/);
+        expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| synth-100m-q8_0 \| 50\.0 ± 1\.00 \| - \| - \| 210 ± 4\.20 \| - \| - \| 4\.20x \|/);
+        expect(md).toMatch(/\| NVIDIA H200 <&> \| cuda \| synth-1\.5b-f16 \| 310 ± 6\.20 \|.*\| 16\.00x \|/);
+        // LoRA cost
+        expect(md).toContain("| AMD EPYC 2c | cpu | synth-100m-q8_0 | 400 ± 8.00 | 360 ± 7.20 | 350 ± 7.00 | 50.0 ± 1.00 | 45.0 ± 0.900 | 40.0 ± 0.800 | 300 MiB |");
+        // training, with GFLOP/s from 4 x params and peak VRAM
+        expect(md).toMatch(/\| NVIDIA H200 \| cuda \| synth-0\.5b-f32 \| MOSTLY_Q8_0 \| 100\.0M \| 8 \| 256 \| 16 \| 9000 ± 180 \| 17784\.0 \| 300 MiB \| 6144 MiB \|/);
+        expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| stories260K \| .* \| 2500 ± 50\.0 \| 2\.9 \|/);
+        // result links and charts resolve relative to the report
+        for (const [, target] of md.matchAll(/\]\(([^)]+)\)/g)) {
+            expect(fs.existsSync(path.join(dir, target!)), target).toBe(true);
+        }
+        expect(md).toContain("![Inference tokens/s by machine and model](report/tokens-by-machine.svg)");
+        expect(md).toContain("![Aggregate generation tokens/s against parallel sequences](report/parallel.svg)");
+        expect(md).toContain("![Training tokens/s (LoRA)](report/training.svg)");
+        expect(md).toContain("skipped");
+
+        expect(report.charts.map((c) => path.basename(c))).toEqual(["tokens-by-machine.svg", "parallel.svg", "training.svg"]);
+        for (const chart of report.charts)
+            checkWellFormed(fs.readFileSync(chart, "utf8"));
+        const bars = fs.readFileSync(report.charts[0]!, "utf8");
+        expect(bars).toContain("NVIDIA H200 &lt;&amp;&gt; (cuda, 16t) · synth-1.5b-f16");
+        expect(bars).toContain("pp llama-bench");
+        const lines = fs.readFileSync(report.charts[1]!, "utf8");
+        expect(lines.match(/<polyline/g)).toHaveLength(2); // CPU 1 -> 8 and GPU 1 -> 32
+        expect(lines).toContain(">32</text>");
+    });
+
+    it("renders an empty folder as a report without results", async () => {
+        const empty = path.join(dir, "empty");
+        fs.mkdirSync(empty);
+        const report = await renderBenchReport({ inDir: empty, out: path.join(dir, "empty.md") });
+        expect(report.results).toBe(0);
+        const md = fs.readFileSync(path.join(dir, "empty.md"), "utf8");
+        expect(md).toContain("_No results._");
+        for (const chart of report.charts)
+            checkWellFormed(fs.readFileSync(chart, "utf8"));
+    });
+});
+
+describe("svg charts", () => {
+    it("places bars on a log axis and points on a log2 axis", () => {
+        const svg = barChart({ title: "t", unit: "u", groups: [{ label: "a", bars: [{ series: "s", value: 10 }, { series: "s2", value: 1000 }] }] });
+        checkWellFormed(svg);
+        const widths = [...svg.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="([\d.]+)" height="12"/g)].map((m) => Number(m[1]));
+        expect(widths).toHaveLength(2);
+        // 10 and 1000 on a 10..1000 log axis: the first bar is the 1-pixel minimum, the second the full width
+        expect(widths[0]).toBe(1);
+        expect(widths[1]).toBeGreaterThan(400);
+        const line = lineChart({ title: "l", xLabel: "x", yLabel: "y", series: [{ name: "s", points: [{ x: 1, y: 10 }, { x: 4, y: 100 }, { x: 16, y: 1000 }] }] });
+        checkWellFormed(line);
+        const xs = [...line.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+        // equal steps in log2(x) and log10(y): evenly spaced points
+        expect(xs[1]![0]! - xs[0]![0]!).toBeCloseTo(xs[2]![0]! - xs[1]![0]!, 0);
+        expect(xs[0]![1]! - xs[1]![1]!).toBeCloseTo(xs[1]![1]! - xs[2]![1]!, 0);
+    });
+});
