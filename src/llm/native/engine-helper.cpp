@@ -14,6 +14,7 @@
 // (compiled from the package's own header, so the layout matches) and checks it before use.
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "AddonContext.h"
@@ -39,6 +40,40 @@ struct Handle {
     bool released = false;
 };
 
+// One thread pool per thread count, shared by every context of the process. The engine
+// decodes one context at a time, so sharing is safe; separate pools would leave the idle
+// pools' threads spinning on the same cores and slow the busy one down (three sub-agent
+// contexts ran ~15x slower per token before this).
+struct SharedPool {
+    ggml_threadpool_t pool = nullptr;
+    int32_t users = 0;
+};
+std::map<int32_t, SharedPool> shared_pools;
+
+ggml_threadpool_t acquire_pool(threadpool_new_t pool_new, int32_t threads) {
+    SharedPool & shared = shared_pools[threads];
+    if (shared.pool == nullptr) {
+        ggml_threadpool_params params = ggml_threadpool_params_default(threads);
+        shared.pool = pool_new(&params);
+        if (shared.pool == nullptr)
+            return nullptr;
+    }
+    shared.users++;
+    return shared.pool;
+}
+
+void release_pool(threadpool_free_t pool_free, ggml_threadpool_t pool) {
+    for (auto it = shared_pools.begin(); it != shared_pools.end(); ++it) {
+        if (it->second.pool == pool) {
+            if (--it->second.users == 0) {
+                pool_free(pool);
+                shared_pools.erase(it);
+            }
+            return;
+        }
+    }
+}
+
 napi_value throw_error(napi_env env, const std::string & message) {
     napi_throw_error(env, nullptr, ("autoact engine helper: " + message).c_str());
     return nullptr;
@@ -51,7 +86,7 @@ void release(Handle * h) {
     if (h->pool != nullptr) {
         if (h->ctx != nullptr)
             llama_detach_threadpool(h->ctx);
-        h->pool_free(h->pool);
+        release_pool(h->pool_free, h->pool);
         h->pool = nullptr;
     }
     if (h->capacity > 0)
@@ -118,8 +153,7 @@ napi_value attach(napi_env env, napi_callback_info info) {
     auto * h = new Handle();
     h->ctx = ctx;
     h->pool_free = pool_free;
-    ggml_threadpool_params params = ggml_threadpool_params_default(threads);
-    h->pool = pool_new(&params);
+    h->pool = acquire_pool(pool_new, threads);
     if (h->pool == nullptr) {
         delete h;
         return throw_error(env, "cannot create a ggml threadpool");
