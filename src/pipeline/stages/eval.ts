@@ -50,6 +50,8 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
         }),
         async run(context, inputHash) {
             const adapters = adaptersFor(context);
+            const started = performance.now();
+            let generatedTokens = 0;
             const setup = await openTaskSetup(context);
             const outputs: Record<string, number> = {};
             const stats: Record<string, number | string> = {};
@@ -58,6 +60,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
                     const examples = await loadEvalExamples(context, set);
                     const chosen = examples.slice(0, limited(set.limit || examples.length, context.limit));
                     const rows = await evaluateSet(context, setup, adapters, chosen, hashValues(inputHash, set.name));
+                    generatedTokens += rows.reduce((sum, r) => sum + r.generated_tokens, 0);
                     const file = `eval-${set.name}.arrow`;
                     await writeTable(context.runDir.file(file), "eval", rows);
                     outputs[file] = rows.length;
@@ -72,6 +75,8 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
                 setup.close();
                 context.runDir.clearParts("eval");
             }
+            stats.generated_tokens = generatedTokens;
+            stats.tokens_per_s = generatedTokens / Math.max(1e-3, (performance.now() - started) / 1000);
             stats.adapters = Object.entries(adapters).map(([agent, file]) => `${agent}=${file}`).join(",") || "none";
             return { outputs, stats };
         }

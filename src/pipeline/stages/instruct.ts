@@ -49,6 +49,7 @@ export const instructStage: StageDefinition = {
         const done = batches.completed();
         const wave = Math.max(1, context.config.model.parallel);
         let tokens = 0;
+        const started = performance.now();
         context.progress.start("instruct", target);
 
         for (let first = 0, batch = 0; first < maxRounds && generated.length < target; first += wave, batch++) {
@@ -108,7 +109,10 @@ export const instructStage: StageDefinition = {
         context.runDir.clearParts("instruct");
         return {
             outputs: { "tasks.arrow": rows.length },
-            stats: { seeds: seeds.length, generated: generated.length, target, generated_tokens: tokens }
+            stats: {
+                seeds: seeds.length, generated: generated.length, target, generated_tokens: tokens,
+                tokens_per_s: tokens / Math.max(1e-3, (performance.now() - started) / 1000)
+            }
         };
     }
 };
