@@ -8,6 +8,7 @@ import { GgmlType } from "../gguf/types.js";
 import { gguf, writeGguf } from "../gguf/writer.js";
 import { InputError } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
+import { targetModules } from "../train/options.js";
 
 /** Where `synth:` models and `zero:` adapters are written: kept between runs (they are deterministic). */
 export function benchCacheDir(): string {
@@ -49,7 +50,8 @@ export function ggufVocabSize(info: GgufInfo): number {
 }
 
 /** The weights a LoRA adapter of the trainer targets (attention and feed-forward projections). */
-export const loraTargets = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] as const;
+/** Modules a LoRA adapter can target (the trainer's table declares them). */
+export const loraTargets = targetModules;
 
 export interface ZeroAdapterOptions {
     /** Base model GGUF: the adapter gets one pair of tensors per targeted 2-D weight. */

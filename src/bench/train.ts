@@ -6,11 +6,12 @@ import { readGgufInfo } from "../gguf/reader.js";
 import { physicalCoreCount } from "../llm/cpu.js";
 import { ensureNativeBuild, findNativeBuild, nativeBackends, type NativeBackend } from "../train/native-build.js";
 import { writeTrainingSamples } from "../train/samples-file.js";
+import { assertTrainOptions, targetModules, type TrainHyperParams } from "../train/options.js";
 import { trainerArgs, type TrainDone, type TrainStart, type TrainStep } from "../train/trainer.js";
 import { InputError, RuntimeFailure } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
 import { collectFingerprint, nvidiaGpu, watchGpuMemory } from "./fingerprint.js";
-import { loraTargets, ggufVocabSize, resolveBenchModel } from "./models.js";
+import { ggufVocabSize, resolveBenchModel } from "./models.js";
 import { BENCH_RESULT_SCHEMA, type BenchResult } from "./result.js";
 import { mean, randomTokens, stddev } from "./stats.js";
 
@@ -54,15 +55,12 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         return value;
     };
     const threads = positive(options.threads ?? physicalCoreCount(), "--threads");
-    const rank = positive(options.rank ?? 8, "--rank");
-    const ctx = positive(options.ctx ?? 256, "--ctx");
     const steps = positive(options.steps ?? 6, "--steps");
     if (steps < 2)
         throw new InputError("--steps must be at least 2: the first step is the warm-up");
-    const targets = options.targets ?? [...loraTargets];
-    for (const t of targets)
-        if (!(loraTargets as readonly string[]).includes(t))
-            throw new InputError(`--targets: unknown module "${t}" (expected ${loraTargets.join(", ")})`);
+    const chosen = { rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: options.targets ?? [...targetModules], batch: 1 };
+    assertTrainOptions(chosen as TrainHyperParams, (option) => `--${option.cli}`);
+    const { rank, ctx, targets } = chosen;
     if (options.model == null || options.model === "")
         throw new InputError("--model is required: a GGUF file or synth:PRESET");
     const modelFile = await resolveBenchModel(options.model);
@@ -93,7 +91,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         });
         await writeTrainingSamples(samplesFile, samples);
         const args = trainerArgs({
-            trainer, base: modelFile, samplesFile, out: path.join(work, "adapter.gguf"), rank, ctx, targets, steps,
+            ...(chosen as TrainHyperParams), trainer, base: modelFile, samplesFile, out: path.join(work, "adapter.gguf"), steps,
             threads, gpuLayers: backend === "cpu" ? 0 : -1, seed: options.seed ?? 42
         });
         progress(`training ${steps} steps of ${ctx} tokens, rank ${rank}, ${backend}, ${threads} threads`);

@@ -4,6 +4,8 @@
  * key or a value of the wrong type is an error that names the file, the line and the key.
  */
 
+import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
+
 export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
 export type StageName = (typeof stageNames)[number];
 
@@ -102,20 +104,8 @@ export interface PipelineConfig {
         /** Keep at most this many (AutoAct: 200); 0 = all. */
         max: number;
     };
-    train: {
-        rank: number;
-        alpha: number;
-        targets: string[];
-        epochs: number;
-        /** 0 = go by epochs. */
-        steps: number;
-        lr: number;
-        schedule: "constant" | "linear" | "cosine";
-        warmup: number;
-        context: number;
-        grad_accum: number;
-        seed: number;
-    };
+    /** The trainer's options (src/train/options.ts declares them, their defaults and ranges). */
+    train: TrainConfig;
     eval: {
         max_steps: number;
         temperature: number;
@@ -162,19 +152,7 @@ export const defaultConfig: PipelineConfig = {
         seed: 1
     },
     filter: { keep: "correct", min_f1: 1, max: 200 },
-    train: {
-        rank: 8,
-        alpha: 16,
-        targets: ["attn_q", "attn_v"],
-        epochs: 5,
-        steps: 0,
-        lr: 1e-4,
-        schedule: "cosine",
-        warmup: 0.03,
-        context: 1024,
-        grad_accum: 1,
-        seed: 1
-    },
+    train: trainConfigDefaults(),
     eval: {
         max_steps: 10,
         temperature: 0.5,
@@ -195,9 +173,16 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
     "data.eval[].format": ["hotpotqa", "scienceqa", "jsonl"],
     "instruct.mode": ["seeds", "grounded"],
     "filter.keep": ["correct", "f1"],
-    "train.schedule": ["constant", "linear", "cosine"],
-    "train.targets[]": ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"],
+    ...trainConfigEnums("train"),
     "eval.methods[]": ["group", "react", "cot"]
+};
+
+/**
+ * Further checks of single keys (ranges): the problem as a phrase after the key, or null.
+ * The trainer's come from its options table.
+ */
+export const configChecks: Record<string, (value: unknown) => string | null> = {
+    ...trainConfigChecks("train")
 };
 
 /** Element templates for arrays of objects, used to check each element's keys and types. */
@@ -227,12 +212,6 @@ export const configIntegers: Record<string, number> = {
     "synth.batch_size": 1,
     "synth.seed": 0,
     "filter.max": 0,
-    "train.rank": 1,
-    "train.epochs": 0,
-    "train.steps": 0,
-    "train.context": 16,
-    "train.grad_accum": 1,
-    "train.seed": 0,
     "eval.max_steps": 1,
     "eval.top_k": 0,
     "eval.max_tokens": 1,

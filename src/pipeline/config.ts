@@ -3,7 +3,7 @@ import path from "node:path";
 import YAML, { LineCounter, isMap, isSeq, isScalar, type Node as YamlNode, type Document } from "yaml";
 import { InputError } from "../util/errors.js";
 import {
-    configArrayElements, configEnums, configIntegers, defaultConfig, type PipelineConfig
+    configArrayElements, configChecks, configEnums, configIntegers, defaultConfig, type PipelineConfig
 } from "./config-schema.js";
 
 export interface LoadedConfig {
@@ -108,7 +108,7 @@ function checkValue(value: unknown, template: unknown, keyPath: string, where: (
             fail("must be a list");
         const list = value as unknown[];
         const elementTemplate = configArrayElements[keyPath] ?? template[0] ?? inferElement(keyPath);
-        return list.map((element, i) => {
+        const checked = list.map((element, i) => {
             const elementPath = `${keyPath}[]`;
             if (isPlainObject(elementTemplate)) {
                 if (!isPlainObject(element))
@@ -123,6 +123,10 @@ function checkValue(value: unknown, template: unknown, keyPath: string, where: (
             }
             return checkValue(element, elementTemplate, elementPath, where);
         });
+        const problem = configChecks[keyPath]?.(checked);
+        if (problem != null)
+            fail(problem);
+        return checked;
     }
     if (typeof template === "number") {
         if (typeof value !== "number" || !Number.isFinite(value))
@@ -144,6 +148,9 @@ function checkValue(value: unknown, template: unknown, keyPath: string, where: (
     const allowed = configEnums[keyPath];
     if (allowed != null && !allowed.includes(value as string))
         fail(`must be one of ${allowed.join(" | ")}, got ${describe(value)}`);
+    const problem = configChecks[keyPath]?.(value);
+    if (problem != null)
+        fail(problem);
     return value;
 }
 

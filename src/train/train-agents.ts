@@ -10,7 +10,8 @@ import { requireFile } from "../util/fs.js";
 import { agentsInRows, loadTrainingRows, rowsForAgent, tokenizeRows, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
 import { writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
-import { trainAdapter, type TrainDone, type TrainHyperParams, type TrainStart, type TrainStep } from "./trainer.js";
+import { assertTrainOptions, resolveTrainOptions, type TrainHyperParams } from "./options.js";
+import { trainAdapter, type TrainDone, type TrainStart, type TrainStep } from "./trainer.js";
 
 export const trainableAgents = ["plan", "tool", "reflect"] as const;
 
@@ -61,6 +62,8 @@ export interface TrainedAgent {
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
     requireFile(base, "base model");
+    assertTrainOptions(options);
+    const { ctx } = resolveTrainOptions(options);
     const rows = await loadTrainingRows(data);
     if (rows.length === 0)
         throw new InputError(`${data}: the dataset is empty`);
@@ -85,7 +88,6 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
     const results: TrainedAgent[] = [];
     for (const { name, rows: agentRows } of perAgent) {
         const samples = await tokenize(agentRows);
-        const ctx = options.ctx ?? 512;
         const longest = samples.reduce((max, s, i) => (s.tokens.length > samples[max]!.tokens.length ? i : max), 0);
         if (samples[longest]!.tokens.length > ctx) {
             throw new InputError(`agent ${name}: sample ${longest} has ${samples[longest]!.tokens.length} tokens, ` +

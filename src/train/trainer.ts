@@ -1,44 +1,7 @@
 import { execa } from "execa";
 import { InputError, RuntimeFailure, UserError } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
-
-/** Hyper-parameters of one adapter, mapped 1:1 onto autoact-train's flags. */
-export interface TrainHyperParams {
-    /** LoRA rank. Defaults to 8. */
-    rank?: number;
-    /** LoRA alpha (the update is scaled by alpha/rank). Defaults to 16. */
-    alpha?: number;
-    /** Target modules among attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down. Defaults to all seven. */
-    targets?: string[];
-    /** Peak learning rate. Defaults to 2e-4. */
-    lr?: number;
-    /** Schedule after warm-up. Defaults to "cosine". */
-    schedule?: "constant" | "linear" | "cosine";
-    /** Warm-up steps. Defaults to 0. */
-    warmup?: number;
-    /** AdamW decoupled weight decay. Defaults to 0. */
-    weightDecay?: number;
-    /** Max global gradient norm (0 = off). Defaults to 1. */
-    gradClip?: number;
-    /** Context length; a longer sample is an error. Defaults to 512. */
-    ctx?: number;
-    /** Samples per micro-batch. Defaults to 1. */
-    batch?: number;
-    /** Micro-batches per optimizer step. Defaults to 1. */
-    gradAccum?: number;
-    /** Epochs when `steps` is not set. Defaults to 1. */
-    epochs?: number;
-    /** Optimizer steps; overrides epochs. Defaults to as many as `epochs` take. */
-    steps?: number;
-    /** Share of samples held out for the eval loss. Defaults to 0. */
-    evalFraction?: number;
-    /** Steps between eval losses (0 = only at the end). Defaults to 0. */
-    evalEvery?: number;
-    /** Seed of the initialization, the split and the data order. Defaults to 42. */
-    seed?: number;
-    /** Steps between checkpoints (0 = only on interrupt and at the end). Defaults to 0. */
-    checkpointEvery?: number;
-}
+import { assertTrainOptions, trainOptionArgs, type TrainHyperParams } from "./options.js";
 
 /** One `step` line of the trainer. */
 export interface TrainStep {
@@ -124,7 +87,7 @@ export interface TrainAdapterResult {
 /** Exit code of autoact-train and of `autoact train` when interrupted (checkpoint written). */
 export const INTERRUPTED_EXIT_CODE = 130;
 
-/** The trainer's flags for these options (without the executable). */
+/** The trainer's flags for these options (without the executable): every option of the table, given or default. */
 export function trainerArgs(options: TrainAdapterOptions): string[] {
     const args = ["--base", options.base, "--data", options.samplesFile, "--out", options.out];
     const add = (flag: string, value: string | number | undefined) => {
@@ -133,23 +96,7 @@ export function trainerArgs(options: TrainAdapterOptions): string[] {
     };
     add("--agent", options.agent);
     add("--checkpoint", options.checkpoint);
-    add("--rank", options.rank);
-    add("--alpha", options.alpha);
-    add("--targets", options.targets?.join(","));
-    add("--lr", options.lr);
-    add("--schedule", options.schedule);
-    add("--warmup", options.warmup);
-    add("--weight-decay", options.weightDecay);
-    add("--grad-clip", options.gradClip);
-    add("--ctx", options.ctx);
-    add("--batch", options.batch);
-    add("--grad-accum", options.gradAccum);
-    add("--epochs", options.epochs);
-    add("--steps", options.steps);
-    add("--eval-fraction", options.evalFraction);
-    add("--eval-every", options.evalEvery);
-    add("--seed", options.seed);
-    add("--checkpoint-every", options.checkpointEvery);
+    args.push(...trainOptionArgs(options));
     add("--threads", options.threads);
     add("--n-gpu-layers", options.gpuLayers);
     if (options.resume)
@@ -166,6 +113,7 @@ export function trainerArgs(options: TrainAdapterOptions): string[] {
  */
 export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainAdapterResult> {
     requireFile(options.trainer, "trainer executable (run `autoact native build`)");
+    assertTrainOptions(options);
     const child = execa(options.trainer, trainerArgs(options), {
         reject: false, stdin: "ignore", buffer: false, cancelSignal: undefined, forceKillAfterDelay: false
     });

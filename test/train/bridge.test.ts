@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readAnyTable, writeTable } from "../../src/data/table-io.js";
 import { metadataValue, readGgufInfo } from "../../src/gguf/reader.js";
 import {
-    decodeTrainingSamples, encodeTrainingSamples, ensureNativeBuild, loadTrainingRows, rowsForAgent, trainAdapter, trainerArgs
+    decodeTrainingSamples, encodeTrainingSamples, ensureNativeBuild, loadTrainingRows, rowsForAgent, trainAdapter, trainerArgs, trainOptions
 } from "../../src/train/index.js";
 import { InputError } from "../../src/util/errors.js";
 import { packageRoot } from "../../src/util/package.js";
@@ -51,8 +51,12 @@ describe("training data", () => {
     });
 
     it("maps options onto the trainer's flags", () => {
-        const args = trainerArgs({ trainer: "t", base: "b.gguf", samplesFile: "s.bin", out: "o.gguf", rank: 4, targets: ["attn_q", "ffn_up"], resume: true });
-        expect(args).toEqual(["--base", "b.gguf", "--data", "s.bin", "--out", "o.gguf", "--rank", "4", "--targets", "attn_q,ffn_up", "--resume"]);
+        const args = trainerArgs({ trainer: "t", base: "b.gguf", samplesFile: "s.bin", out: "o.gguf", rank: 4, targets: ["attn_q", "ffn_up"], threads: 1, resume: true });
+        expect(args.slice(0, 6)).toEqual(["--base", "b.gguf", "--data", "s.bin", "--out", "o.gguf"]);
+        expect(args.join(" ")).toContain("--rank 4 ");
+        expect(args.join(" ")).toContain("--targets attn_q,ffn_up ");
+        expect(args.slice(-3)).toEqual(["--threads", "1", "--resume"]);
+        expect(() => trainerArgs({ trainer: "t", base: "b", samplesFile: "s", out: "o", rank: 0 })).not.toThrow(); // checked where the trainer runs
     });
 });
 
@@ -67,6 +71,13 @@ describe("native build", () => {
         const help = await execa(second.trainer, ["--help"], { reject: false });
         expect(help.exitCode).toBe(0);
         expect(help.stderr).toMatch(/--rank .*\[8\]/);
+    }, BUILD_TIMEOUT_MS);
+
+    it("knows every flag of the options table (src/train/options.ts)", async () => {
+        const { trainer } = await nativeBuild();
+        const help = await execa(trainer, ["--help"], { reject: false });
+        const flags = new Set([...help.stderr.matchAll(/^\s+(--[\w-]+)/gm)].map((m) => m[1]));
+        expect(trainOptions.map((o) => o.flag).filter((flag) => !flags.has(flag))).toEqual([]);
     }, BUILD_TIMEOUT_MS);
 });
 

@@ -2,8 +2,9 @@ import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { runAndSummarize } from "../pipeline-options.js";
 import { InputError } from "../../util/errors.js";
-import { createTrainProgress, nativeBackends, trainAgents, type NativeBackend } from "../../train/index.js";
+import { createTrainProgress, nativeBackends, trainAgents, trainCliOptions, trainOptionsFromCli, type NativeBackend } from "../../train/index.js";
 
+/** The pipeline and file flags; the trainer's options come from its table (src/train/options.ts). */
 interface TrainArgs {
     "run-dir"?: string;
     config?: string;
@@ -11,24 +12,10 @@ interface TrainArgs {
     data?: string;
     agent?: string;
     out?: string;
-    steps?: number;
-    epochs?: number;
-    rank?: number;
-    alpha?: number;
-    lr?: number;
-    ctx?: number;
-    targets?: string;
-    schedule?: string;
-    warmup?: number;
-    "grad-accum"?: number;
-    batch?: number;
-    "eval-fraction"?: number;
-    "eval-every"?: number;
-    "checkpoint-every"?: number;
-    seed?: number;
     resume: boolean;
     threads?: number;
     backend: string;
+    [trainOption: string]: unknown;
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
@@ -41,21 +28,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("data", { type: "string", describe: "samples.arrow, or JSON/JSONL rows of {input, output, agent?}" })
         .option("agent", { type: "string", describe: "plan | tool | reflect | all (each agent in the data)" })
         .option("out", { type: "string", describe: "Output folder: <agent>.gguf and train-<agent>.arrow" })
-        .option("steps", { type: "number", describe: "Optimizer steps (default: as many as --epochs take)" })
-        .option("epochs", { type: "number", describe: "Epochs (default 1)" })
-        .option("rank", { type: "number", describe: "LoRA rank (default 8)" })
-        .option("alpha", { type: "number", describe: "LoRA alpha (default 16)" })
-        .option("lr", { type: "number", describe: "Peak learning rate (default 2e-4)" })
-        .option("ctx", { type: "number", describe: "Context length; longer samples are an error (default 512)" })
-        .option("targets", { type: "string", describe: "Comma-separated modules: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down (default all)" })
-        .option("schedule", { type: "string", describe: "constant | linear | cosine (default cosine)" })
-        .option("warmup", { type: "number", describe: "Warm-up steps (default 0)" })
-        .option("batch", { type: "number", describe: "Samples per micro-batch (default 1)" })
-        .option("grad-accum", { type: "number", describe: "Micro-batches per optimizer step (default 1)" })
-        .option("eval-fraction", { type: "number", describe: "Share of samples held out for the eval loss (default 0)" })
-        .option("eval-every", { type: "number", describe: "Steps between eval losses (default: at the end)" })
-        .option("checkpoint-every", { type: "number", describe: "Steps between checkpoints (default: on Ctrl-C and at the end)" })
-        .option("seed", { type: "number", describe: "Seed of init, split and data order (default 42)" })
+        .options(trainCliOptions())
         .option("resume", { type: "boolean", default: true, describe: "Continue from a checkpoint left by an interrupted run (--no-resume starts over)" })
         .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
@@ -69,8 +42,9 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
             throw new InputError(`autoact train needs --run-dir DIR, or ${missing.map((key) => `--${key}`).join(", ")} (with --base, --data, --agent and --out)`);
         if (!(nativeBackends as readonly string[]).includes(args.backend))
             throw new InputError(`--backend: expected ${nativeBackends.join(", ")}; got "${args.backend}"`);
-        if (args.schedule != null && !["constant", "linear", "cosine"].includes(args.schedule))
-            throw new InputError(`--schedule: expected constant, linear or cosine; got "${args.schedule}"`);
+        const { values, problems } = trainOptionsFromCli(args);
+        if (problems.length > 0)
+            throw new InputError(problems.join("; "));
         const progress = createTrainProgress();
         try {
             const results = await trainAgents({
@@ -78,21 +52,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
                 data: args.data!,
                 agent: args.agent!,
                 outDir: args.out!,
-                steps: args.steps,
-                epochs: args.epochs,
-                rank: args.rank,
-                alpha: args.alpha,
-                lr: args.lr,
-                ctx: args.ctx,
-                targets: args.targets?.split(",").map((t) => t.trim()).filter((t) => t !== ""),
-                schedule: args.schedule as "constant" | "linear" | "cosine" | undefined,
-                warmup: args.warmup,
-                batch: args.batch,
-                gradAccum: args["grad-accum"],
-                evalFraction: args["eval-fraction"],
-                evalEvery: args["eval-every"],
-                checkpointEvery: args["checkpoint-every"],
-                seed: args.seed,
+                ...values,
                 resume: args.resume,
                 threads: args.threads,
                 backend: args.backend as NativeBackend,

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { subAgentNames } from "../../agents/division.js";
 import { readTable } from "../../data/table-io.js";
 import { formatTrainingSample } from "../../llm/prompt-format.js";
-import { trainAgents, type TokenizedSample } from "../../train/index.js";
+import { trainAgents, trainOptionsFromConfig, type TokenizedSample } from "../../train/index.js";
 import { limited, type StageDefinition } from "../context.js";
 
 /**
@@ -46,8 +46,6 @@ export const trainStage: StageDefinition = {
                 context.log(`train: no ${agent} samples fit ${settings.context} tokens; the ${agent} agent stays the base model`);
                 continue;
             }
-            const steps = settings.steps > 0 ? settings.steps : Math.max(1, Math.ceil((samples.length * settings.epochs) / settings.grad_accum));
-            context.progress.start(`train ${agent}`, steps);
             let lastStep = 0;
             const [trained] = await trainAgents({
                 base: modelPath,
@@ -55,18 +53,14 @@ export const trainStage: StageDefinition = {
                 agent,
                 outDir,
                 tokenize: async (): Promise<TokenizedSample[]> => samples,
-                rank: settings.rank,
-                alpha: settings.alpha,
-                targets: settings.targets,
-                lr: settings.lr,
-                schedule: settings.schedule,
-                warmup: Math.round(settings.warmup * steps),
-                ctx: settings.context,
-                gradAccum: settings.grad_accum,
-                steps,
-                seed: settings.seed,
+                ...trainOptionsFromConfig(settings),
                 threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
                 onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
+                // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
+                onStart: (_agent, start) => {
+                    context.progress.start(`train ${agent}`, start.total_steps);
+                    lastStep = start.start_step;
+                },
                 onStep: (_agent, step) => {
                     context.progress.advance(step.step - lastStep, 0);
                     lastStep = step.step;
