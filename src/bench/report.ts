@@ -134,14 +134,18 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
         })));
 
     md.push("## Training", "");
-    md.push("autoact-train (LoRA on a frozen base, llama.cpp's graphs): tokens/s of each optimizer step after the first (one sample of `ctx` tokens per step), peak memory as the trainer and nvidia-smi report it. " +
+    md.push("autoact-train (LoRA on a frozen base, llama.cpp's graphs): tokens/s of each optimizer step after the first (`batch` samples of `ctx` tokens per step; runs before the packed trainer trained one sample per step), peak memory as the trainer and nvidia-smi report it. " +
+        "In the same run: llama-bench pp<ctx> of the same file, threads and backend (the forward pass alone; train / pp is the share of it training reaches), " +
+        "and with `--compare-torch` a PyTorch LoRA of the same shape (`bench/reference/torch_lora.py`: random frozen weights, same rank, alpha, targets, ctx and threads; bf16 on a GPU). " +
         "GFLOP/s counts about 4 x parameters FLOPs per token (forward plus the input-gradient pass).", "");
-    md.push(table(["machine", "backend", "model", "type", "params", "rank", "ctx", "threads", "tokens/s", "GFLOP/s", "peak RSS", "peak VRAM", "load", "result"],
+    md.push(table(["machine", "backend", "model", "type", "params", "rank", "ctx", "batch", "threads", "tokens/s", "GFLOP/s", "pp llama-bench", "train / pp", "PyTorch", "train / PyTorch", "peak RSS", "peak VRAM", "load", "result"],
         train.map(({ file, result: r }) => {
             const t = r.tests[0]!;
             const flops = Number(r.settings.flops_per_token ?? 4 * r.fingerprint.model.params);
+            const torch = r.torch?.tests[0];
             return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), r.fingerprint.model.type, params(r.fingerprint.model.params),
-                String(r.settings.rank ?? "-"), String(r.settings.ctx ?? "-"), String(r.fingerprint.threads), ts(t), (t.mean * flops / 1e9).toFixed(1),
+                String(r.settings.rank ?? "-"), String(r.settings.ctx ?? "-"), String(r.settings.batch ?? 1), String(r.fingerprint.threads), ts(t), (t.mean * flops / 1e9).toFixed(1),
+                ts(reference(r).find(isPp)), ratio(r.ratio_train_to_pp ?? null), torch == null ? "-" : `${ts(torch)} (${r.torch!.dtype})`, ratio(r.ratio_torch ?? null),
                 mib(t.peak_rss_bytes), mib(t.peak_vram_bytes), r.load_avg.before.toFixed(2), `[json](${rel(file)})`];
         })));
 
@@ -195,8 +199,12 @@ async function writeCharts(dir: string, infer: LoadedResult[], train: LoadedResu
         lineChart({ title: "Aggregate generation tokens/s against parallel sequences", xLabel: "parallel sequences (one batch per step)", yLabel: "aggregate tokens/s (log scale)", series }));
 
     const trainGroups: BarGroup[] = train.map(({ result: r }) => ({
-        label: `${runLabel(r)} r${String(r.settings.rank ?? "?")}`,
-        bars: r.tests.map((t) => ({ series: `train ctx ${t.pp}`, value: t.mean, error: t.stddev }))
+        label: `${runLabel(r)} r${String(r.settings.rank ?? "?")} ctx ${String(r.settings.ctx ?? "?")}`,
+        bars: [
+            ...r.tests.map((t) => ({ series: "autoact-train", value: t.mean, error: t.stddev })),
+            ...(r.torch?.tests ?? []).map((t) => ({ series: "PyTorch", value: t.mean, error: t.stddev })),
+            ...reference(r).filter(isPp).map((t) => ({ series: "llama-bench pp (forward only)", value: t.mean, error: t.stddev }))
+        ]
     }));
     await write("training.svg", "Training tokens/s (LoRA)",
         barChart({ title: "Training tokens/s (LoRA)", unit: "tokens/s (log scale)", groups: trainGroups }));

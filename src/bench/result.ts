@@ -11,7 +11,7 @@ export const benchKinds = ["infer", "train"] as const;
 export type BenchKind = (typeof benchKinds)[number];
 
 /** Who produced a measurement. */
-export const benchEngines = ["autoact", "llama-bench", "autoact-train"] as const;
+export const benchEngines = ["autoact", "llama-bench", "autoact-train", "pytorch"] as const;
 export type BenchEngine = (typeof benchEngines)[number];
 
 export interface ModelFingerprint {
@@ -99,7 +99,28 @@ export interface BenchResult {
     ratio_pp: number | null;
     /** autoact / llama-bench generation tokens/s (tg test, one sequence); null when not compared. */
     ratio_tg: number | null;
+    /** Training runs: the PyTorch LoRA reference of the same shape (bench/reference/torch_lora.py), when compared. */
+    torch?: TorchReference | null;
+    /** Training runs: autoact-train tokens/s / llama-bench pp<ctx> of the same file (the forward pass alone). */
+    ratio_train_to_pp?: number | null;
+    /** Training runs: autoact-train tokens/s / the PyTorch reference's; null when not compared. */
+    ratio_torch?: number | null;
     notes: string[];
+}
+
+export interface TorchReference {
+    /** The command line that ran torch_lora.py. */
+    command: string;
+    /** torch.__version__. */
+    version: string;
+    /** "plain" (the script's LoRA module) or "peft <version>". */
+    lora: string;
+    device: string;
+    /** Frozen weights and autocast type: f32, bf16. */
+    dtype: string;
+    /** Trainable adapter parameters (equal to autoact-train's for the same shape, rank and targets). */
+    lora_params: number;
+    tests: BenchTest[];
 }
 
 type Check = (value: unknown, at: string) => string | null;
@@ -186,6 +207,19 @@ export function validateBenchResult(value: unknown): string[] {
     problems.push(...checkTests(result.tests, "result.tests"));
     if (Array.isArray(result.tests) && result.tests.length === 0)
         problems.push("result.tests: no measurements");
+    for (const key of ["ratio_train_to_pp", "ratio_torch"] as const) {
+        if (result[key] !== undefined) {
+            const problem = nullable(isNonNegative)(result[key], `result.${key}`);
+            if (problem != null)
+                problems.push(problem);
+        }
+    }
+    if (result.torch != null) {
+        problems.push(...checkObject(result.torch, "result.torch", { command: nonEmpty, version: isString, lora: nonEmpty, device: nonEmpty, dtype: nonEmpty, lora_params: isInteger }));
+        problems.push(...checkTests((result.torch as Record<string, unknown>).tests, "result.torch.tests"));
+        if (result.ratio_torch == null)
+            problems.push("result: ratio_torch must be set when the PyTorch reference ran");
+    }
     if (result.llama_bench !== null) {
         problems.push(...checkObject(result.llama_bench, "result.llama_bench", { binary: nonEmpty, command: nonEmpty }));
         const lb = result.llama_bench as Record<string, unknown> | undefined;
@@ -193,6 +227,8 @@ export function validateBenchResult(value: unknown): string[] {
             problems.push(...checkTests(lb.tests, "result.llama_bench.tests"));
         if (result.kind === "infer" && (result.ratio_pp === null || result.ratio_tg === null))
             problems.push("result: ratio_pp and ratio_tg must be set when llama_bench ran");
+        if (result.kind === "train" && result.ratio_train_to_pp == null)
+            problems.push("result: ratio_train_to_pp must be set when llama_bench ran");
     }
     return problems;
 }

@@ -21,7 +21,7 @@ export function resultStem(result: BenchResult): string {
     return [date, slug(result.fingerprint.machine), slug(model), result.kind].join("-");
 }
 
-/** The flat Arrow rows of a result: one per measurement (autoact's and llama-bench's). */
+/** The flat Arrow rows of a result: one per measurement (autoact's, llama-bench's and PyTorch's). */
 export function benchRows(result: BenchResult): BenchResultRow[] {
     const f = result.fingerprint;
     const reference = (t: BenchTest) => result.llama_bench?.tests.find((r) => r.name === t.name && t.parallel === 1 && t.lora_adapters === 0);
@@ -30,18 +30,20 @@ export function benchRows(result: BenchResult): BenchResultRow[] {
         return {
             kind: result.kind, engine: t.engine, machine: f.machine, cpu: f.cpu, cores: f.cores, threads: f.threads, ram_bytes: f.ram_bytes,
             gpu: f.gpu, vram_bytes: f.vram_bytes, driver: f.driver, backend: f.backend,
-            build: t.engine === "llama-bench" ? "source Release (autoact native build)" : f.build,
+            build: t.engine === "llama-bench" ? "source Release (autoact native build)" : t.engine === "pytorch" ? `PyTorch ${result.torch?.version ?? "?"} (${result.torch?.lora ?? "?"}, ${result.torch?.dtype ?? "?"})` : f.build,
             node_llama_cpp_version: f.node_llama_cpp_version, llama_cpp_version: f.llama_cpp_version,
             model_file: f.model.file, model_sha256: f.model.sha256, model_type: f.model.type, params: f.model.params,
             test: t.name, pp: t.pp > 0 ? t.pp : null, tg: t.tg > 0 ? t.tg : null, parallel: t.parallel,
             lora_adapters: t.lora_adapters, lora: t.lora_adapters > 0 ? JSON.stringify(result.settings.lora ?? null) : null,
             reps: t.reps, mean: t.mean, stddev: t.stddev, unit: t.unit,
             ratio_llama_bench: ref != null && ref.mean > 0 ? t.mean / ref.mean : null,
+            ratio_train_to_pp: t.engine === "autoact-train" ? result.ratio_train_to_pp ?? null : null,
+            ratio_torch: t.engine === "autoact-train" ? result.ratio_torch ?? null : null,
             peak_rss_bytes: t.peak_rss_bytes, peak_vram_bytes: t.peak_vram_bytes,
             load_avg: result.load_avg.before, timestamp: result.timestamp, command: result.command
         };
     };
-    return [...result.tests.map(row), ...(result.llama_bench?.tests ?? []).map(row)];
+    return [...result.tests.map(row), ...(result.llama_bench?.tests ?? []).map(row), ...(result.torch?.tests ?? []).map(row)];
 }
 
 export interface WriteResultOptions {

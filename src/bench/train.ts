@@ -2,18 +2,23 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { readGgufInfo } from "../gguf/reader.js";
+import { ggufDecoderShape, ggufParameterCount, readGgufInfo } from "../gguf/reader.js";
 import { physicalCoreCount } from "../llm/cpu.js";
 import { ensureNativeBuild, findNativeBuild, nativeBackends, type NativeBackend } from "../train/native-build.js";
 import { writeTrainingSamples } from "../train/samples-file.js";
-import { assertTrainOptions, targetModules, type TrainHyperParams } from "../train/options.js";
+import { assertTrainOptions, resolveTrainOptions, targetModules, type ResolvedTrainHyperParams, type TrainHyperParams } from "../train/options.js";
 import { trainerArgs, type TrainDone, type TrainStart, type TrainStep } from "../train/trainer.js";
-import { InputError, RuntimeFailure } from "../util/errors.js";
+import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
 import { collectFingerprint, nvidiaGpu, watchGpuMemory } from "./fingerprint.js";
+import { runLlamaBench } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
-import { BENCH_RESULT_SCHEMA, type BenchResult } from "./result.js";
+import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest, type TorchReference } from "./result.js";
 import { mean, randomTokens, stddev } from "./stats.js";
+import { findTorchPython, runTorchReference } from "./torch-reference.js";
+
+/** Share of each benchmark sample that is prompt (no loss), as SFT samples look. */
+const PROMPT_SHARE = 0.25;
 
 export interface TrainBenchOptions {
     /** A GGUF file, or `synth:PRESET[:TYPE]`. */
@@ -24,14 +29,28 @@ export interface TrainBenchOptions {
     threads?: number;
     /** LoRA rank. Defaults to 8. */
     rank?: number;
-    /** Tokens per sample (each step trains one sample of exactly this length). Defaults to 256. */
+    /** Tokens per sample (every sample has exactly this length). Defaults to 256. */
     ctx?: number;
     /** Target modules. Defaults to all seven projections. */
     targets?: string[];
     /** Optimizer steps; the first is the warm-up and is not counted. Defaults to 6. */
     steps?: number;
+    /** Samples per step (packed into micro-batches of up to `batchTokens`). Defaults to 8. */
+    batch?: number;
+    /** Token budget of one packed micro-batch. Defaults to the trainer's table default (2048). */
+    batchTokens?: number;
+    /** Frozen-weight matmuls of the backward pass in F16: auto | on | off. Defaults to auto. */
+    mixedPrecision?: "auto" | "on" | "off";
+    /** llama-bench repetitions of pp<ctx>. Defaults to 5. */
+    reps?: number;
+    /** Also run the PyTorch LoRA reference (bench/reference/torch_lora.py) and record ratio_torch. Defaults to false. */
+    compareTorch?: boolean;
+    /** Python executable with torch. Defaults to `python3`, then /usr/bin/python3. */
+    python?: string;
     /** The autoact-train executable. Defaults to the native build of the backend (built when missing). */
     trainer?: string;
+    /** The llama-bench executable. Defaults to the native build of the backend. */
+    llamaBench?: string;
     /** Seed of the token ids. Defaults to 42. */
     seed?: number;
     /** The command line recorded in the result. Defaults to process.argv. */
@@ -41,9 +60,12 @@ export interface TrainBenchOptions {
 }
 
 /**
- * Training benchmark: autoact-train on `steps` samples of `ctx` random tokens (a quarter
- * prompt, the rest response, as SFT samples look); tokens/s of each step after the first,
- * peak RAM (the trainer's own report) and peak VRAM (nvidia-smi, when there is a GPU).
+ * Training benchmark: autoact-train on `steps` x `batch` samples of `ctx` random tokens (a
+ * quarter prompt, the rest response); tokens/s of each step after the first, peak RAM (the
+ * trainer's own report) and peak VRAM (nvidia-smi, when there is a GPU). In the same run,
+ * llama-bench pp<ctx> of the same file, threads and backend (`ratio_train_to_pp`: training
+ * against the forward pass alone), and with `compareTorch` a PyTorch LoRA of the same shape
+ * (`ratio_torch`), skipped with a note where no Python imports torch.
  */
 export async function benchTrain(options: TrainBenchOptions): Promise<BenchResult> {
     const gpuChoice = options.gpu ?? "auto";
@@ -58,45 +80,115 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const steps = positive(options.steps ?? 6, "--steps");
     if (steps < 2)
         throw new InputError("--steps must be at least 2: the first step is the warm-up");
-    const chosen = { rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: options.targets ?? [...targetModules], batch: 1 };
-    assertTrainOptions(chosen as TrainHyperParams, (option) => `--${option.cli}`);
-    const { rank, ctx, targets } = chosen;
+    const reps = positive(options.reps ?? 5, "--reps");
+    const chosen: TrainHyperParams = {
+        rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: (options.targets ?? [...targetModules]) as TrainHyperParams["targets"],
+        batch: options.batch ?? 8, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision, steps
+    };
+    assertTrainOptions(chosen, (option) => `--${option.cli}`);
+    const hyper = resolveTrainOptions(chosen);
     if (options.model == null || options.model === "")
         throw new InputError("--model is required: a GGUF file or synth:PRESET");
     const modelFile = await resolveBenchModel(options.model);
     const progress = options.onProgress ?? (() => {});
     const gpu = await nvidiaGpu();
     const backend: NativeBackend = gpuChoice === "auto" ? (gpu != null ? "cuda" : "cpu") : gpuChoice;
-
-    let trainer = options.trainer;
-    if (trainer == null) {
-        trainer = findNativeBuild(backend)?.trainer;
-        if (trainer == null) {
-            progress(`building autoact-train (${backend}): autoact native build`);
-            trainer = (await ensureNativeBuild({ backend, onProgress: (p) => p.phase !== "build" && progress(p.message) })).trainer;
-        }
-    }
-    requireFile(trainer, "trainer executable");
+    const { trainer, llamaBench } = await nativeTools(backend, options, progress);
 
     const timestamp = new Date().toISOString();
     const loadBefore = os.loadavg()[0]!;
-    const vocab = ggufVocabSize(await readGgufInfo(modelFile));
+    const info = await readGgufInfo(modelFile);
+    const params = ggufParameterCount(info);
+    const seed = options.seed ?? 42;
+
+    const trained = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress });
+
+    progress(`llama-bench pp${hyper.ctx}: the forward pass of the same file, ${threads} threads, ${reps} reps`);
+    const forward = await runLlamaBench({
+        binary: llamaBench, model: modelFile, threads, pp: hyper.ctx, tg: 0, reps, batchSize: hyper.ctx,
+        flashAttention: false, gpuLayers: backend === "cpu" ? 0 : 999
+    });
+    const pp = forward.tests.find((t) => t.pp === hyper.ctx && t.tg === 0);
+    if (pp == null)
+        throw new RuntimeFailure(`llama-bench reported no pp${hyper.ctx} test`);
+
+    const notes: string[] = [];
+    const torch = options.compareTorch === true
+        ? await runTorchBench({ python: options.python, info, hyper, threads, backend, seed, progress, notes })
+        : null;
+
+    const tokensPerS = trained.test.mean;
+    if (loadBefore > 0.25 * os.cpus().length)
+        notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
+    notes.push(`FLOP count: about 4 x ${params} parameters = ${(4 * params / 1e6).toPrecision(3)} MFLOP per trained token (forward + input-gradient pass); measured ${(tokensPerS * 4 * params / 1e9).toPrecision(3)} GFLOP/s.`);
+    notes.push(`autoact-train runs at ${(tokensPerS / pp.mean).toFixed(2)}x llama-bench pp${hyper.ctx} (${pp.mean.toFixed(0)} tokens/s, the forward pass alone) on the same file${torch != null ? ` and ${(tokensPerS / torch.tests[0]!.mean).toFixed(2)}x the PyTorch reference (${torch.tests[0]!.mean.toFixed(0)} tokens/s, ${torch.lora}, ${torch.dtype})` : ""}.`);
+    return {
+        schema: BENCH_RESULT_SCHEMA,
+        kind: "train",
+        timestamp,
+        command: options.command ?? process.argv.join(" "),
+        load_avg: { before: loadBefore, after: os.loadavg()[0]! },
+        fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
+        settings: {
+            gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,
+            steps, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, trainer, llama_bench: llamaBench,
+            lora_params: trained.done.n_params, prompt_share: PROMPT_SHARE, flops_per_token: 4 * params,
+            trainer_tokens_per_s: trained.done.tokens_per_s, first_loss: trained.done.first_loss, last_loss: trained.done.loss,
+            n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true
+        },
+        tests: [trained.test],
+        llama_bench: { binary: llamaBench, command: forward.command, tests: forward.tests },
+        ratio_pp: null,
+        ratio_tg: null,
+        torch,
+        ratio_train_to_pp: pp.mean > 0 ? tokensPerS / pp.mean : null,
+        ratio_torch: torch != null && torch.tests[0]!.mean > 0 ? tokensPerS / torch.tests[0]!.mean : null,
+        notes
+    };
+}
+
+/** autoact-train and llama-bench: the given executables, else the native build of the backend (built when missing). */
+async function nativeTools(backend: NativeBackend, options: TrainBenchOptions, progress: (m: string) => void): Promise<{ trainer: string; llamaBench: string }> {
+    let build = options.trainer != null && options.llamaBench != null ? null : findNativeBuild(backend);
+    if (build == null && (options.trainer == null || options.llamaBench == null)) {
+        progress(`building autoact-train and llama-bench (${backend}): autoact native build`);
+        build = await ensureNativeBuild({ backend, onProgress: (p) => p.phase !== "build" && progress(p.message) });
+    }
+    const trainer = options.trainer ?? build!.trainer;
+    const llamaBench = options.llamaBench ?? build!.llamaBench;
+    requireFile(trainer, "trainer executable");
+    requireFile(llamaBench, "llama-bench executable");
+    return { trainer, llamaBench };
+}
+
+interface TrainerBench {
+    test: BenchTest;
+    done: TrainDone;
+    start: TrainStart | undefined;
+}
+
+async function runTrainerBench(o: {
+    trainer: string; modelFile: string; vocab: number; hyper: ResolvedTrainHyperParams; threads: number; backend: NativeBackend;
+    seed: number; progress: (m: string) => void;
+}): Promise<TrainerBench> {
+    const { ctx, batch, steps } = o.hyper;
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-bench-train-"));
     try {
         const samplesFile = path.join(work, "samples.bin");
-        const ids = randomTokens(steps * ctx, Math.max(1, vocab - 3), options.seed ?? 42);
-        const samples = Array.from({ length: steps }, (_, s) => {
+        const count = steps * batch;
+        const ids = randomTokens(count * ctx, Math.max(1, o.vocab - 3), o.seed);
+        const samples = Array.from({ length: count }, (_, s) => {
             const tokens = Array.from(ids.subarray(s * ctx, (s + 1) * ctx), (t) => t + 3);
-            return { tokens, mask: tokens.map((_, i) => (i >= ctx / 4 ? 1 : 0)) };
+            return { tokens, mask: tokens.map((_, i) => (i >= ctx * PROMPT_SHARE ? 1 : 0)) };
         });
         await writeTrainingSamples(samplesFile, samples);
         const args = trainerArgs({
-            ...(chosen as TrainHyperParams), trainer, base: modelFile, samplesFile, out: path.join(work, "adapter.gguf"), steps,
-            threads, gpuLayers: backend === "cpu" ? 0 : -1, seed: options.seed ?? 42
+            ...o.hyper, trainer: o.trainer, base: o.modelFile, samplesFile, out: path.join(work, "adapter.gguf"),
+            threads: o.threads, gpuLayers: o.backend === "cpu" ? 0 : -1, seed: o.seed
         });
-        progress(`training ${steps} steps of ${ctx} tokens, rank ${rank}, ${backend}, ${threads} threads`);
-        const child = execa(trainer, args, { reject: false, stdin: "ignore" });
-        const watch = backend === "cuda" ? watchGpuMemory(() => child.pid) : null;
+        o.progress(`training ${steps} steps of ${batch} x ${ctx} tokens, rank ${o.hyper.rank}, ${o.backend}, ${o.threads} threads`);
+        const child = execa(o.trainer, args, { reject: false, stdin: "ignore" });
+        const watch = o.backend === "cuda" ? watchGpuMemory(() => child.pid) : null;
         const run = await child;
         const peakVram = (await watch?.stop()) ?? null;
         const events = String(run.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { event: string } & Record<string, unknown>);
@@ -112,45 +204,54 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         const stepLines = events.filter((e) => e.event === "step") as unknown as TrainStep[];
         // per-step rates from elapsed differences; step 1 (allocation, first graph) is the warm-up
         const rates = stepLines.slice(1).map((s, i) => s.tokens / Math.max(1e-9, s.elapsed_s - stepLines[i]!.elapsed_s));
-        const params = (await readGgufInfo(modelFile)).tensors.reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0);
-        const notes: string[] = [];
-        if (loadBefore > 0.25 * os.cpus().length)
-            notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
-        const tokensPerS = mean(rates);
-        notes.push(`FLOP count: about 4 x ${params} parameters = ${(4 * params / 1e6).toPrecision(3)} MFLOP per trained token (forward + input-gradient pass); measured ${(tokensPerS * 4 * params / 1e9).toPrecision(3)} GFLOP/s.`);
         return {
-            schema: BENCH_RESULT_SCHEMA,
-            kind: "train",
-            timestamp,
-            command: options.command ?? process.argv.join(" "),
-            load_avg: { before: loadBefore, after: os.loadavg()[0]! },
-            fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile }),
-            settings: {
-                gpu: gpuChoice, threads, rank, ctx, targets, steps, trainer, lora_params: done.n_params,
-                prompt_share: 0.25, flops_per_token: 4 * params, trainer_tokens_per_s: done.tokens_per_s,
-                first_loss: done.first_loss, last_loss: done.loss, n_train: start?.n_train ?? null
-            },
-            tests: [{
-                name: `train-r${rank}-ctx${ctx}`,
-                engine: "autoact-train",
-                pp: ctx,
-                tg: 0,
-                parallel: 1,
-                lora_adapters: 1,
-                reps: rates.length,
-                samples: rates,
-                mean: tokensPerS,
-                stddev: stddev(rates),
-                unit: "tokens/s",
-                peak_rss_bytes: done.peak_rss_bytes,
-                peak_vram_bytes: peakVram
-            }],
-            llama_bench: null,
-            ratio_pp: null,
-            ratio_tg: null,
-            notes
+            done,
+            start,
+            test: {
+                name: `train-r${o.hyper.rank}-ctx${ctx}`, engine: "autoact-train", pp: ctx, tg: 0, parallel: 1, lora_adapters: 1,
+                reps: rates.length, samples: rates, mean: mean(rates), stddev: stddev(rates), unit: "tokens/s",
+                peak_rss_bytes: done.peak_rss_bytes, peak_vram_bytes: peakVram
+            }
         };
     } finally {
         fs.rmSync(work, { recursive: true, force: true });
     }
+}
+
+/**
+ * The PyTorch reference of the same shape and settings, or null with a note: where no Python
+ * imports torch, or when the reference fails (the trainer's figures are kept either way).
+ */
+async function runTorchBench(o: {
+    python: string | undefined; info: Awaited<ReturnType<typeof readGgufInfo>>; hyper: ResolvedTrainHyperParams; threads: number;
+    backend: NativeBackend; seed: number; progress: (m: string) => void; notes: string[];
+}): Promise<TorchReference | null> {
+    const skip = (message: string) => {
+        o.progress(message);
+        o.notes.push(message);
+        return null;
+    };
+    if (o.backend !== "cpu" && o.backend !== "cuda")
+        return skip(`PyTorch reference skipped: it runs on cpu or cuda, not ${o.backend}`);
+    const device = o.backend;
+    const found = await findTorchPython(device, o.python);
+    if ("skipped" in found)
+        return skip(found.skipped);
+    const dtype = device === "cuda" ? "bf16" : "f32";
+    o.progress(`PyTorch ${found.version} reference (${found.python}, ${device}, ${dtype}): ${o.hyper.steps} steps of ${o.hyper.batch} x ${o.hyper.ctx} tokens`);
+    let run;
+    try {
+        run = await runTorchReference({
+            python: found.python, shape: ggufDecoderShape(o.info), rank: o.hyper.rank, alpha: o.hyper.alpha, dropout: o.hyper.loraDropout,
+            targets: o.hyper.targets, ctx: o.hyper.ctx, batch: o.hyper.batch, steps: o.hyper.steps, threads: o.threads, device, dtype,
+            lr: o.hyper.lr, seed: o.seed
+        });
+    } catch (error) {
+        return skip(`PyTorch reference failed, no ratio_torch: ${errorMessage(error)}`);
+    }
+    o.notes.push(`PyTorch reference: ${run.report.lora} LoRA, torch ${run.report.torch} with ${run.report.threads} threads, loss ${run.report.first_loss.toFixed(3)} -> ${run.report.last_loss.toFixed(3)}.`);
+    return {
+        command: run.command, version: run.report.torch, lora: run.report.lora, device: run.report.device, dtype: run.report.dtype,
+        lora_params: run.report.lora_params, tests: [run.test]
+    };
 }

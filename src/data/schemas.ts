@@ -153,7 +153,7 @@ export const trainingCurveSchema = defineTable("training_curve", 1, "LoRA traini
 export const benchResultsSchema = defineTable("bench_results", 1, "Benchmark measurements with the machine fingerprint flattened", {
     /** infer | train */
     kind: utf8(),
-    /** Who measured: autoact | llama-bench | autoact-train. */
+    /** Who measured: autoact | llama-bench | autoact-train | pytorch. */
     engine: utf8(),
     /** Short machine label, e.g. "AMD EPYC 2c" or "NVIDIA H200". */
     machine: utf8(),
@@ -191,6 +191,10 @@ export const benchResultsSchema = defineTable("bench_results", 1, "Benchmark mea
     unit: utf8(),
     /** autoact / llama-bench for the same test; null when not compared. */
     ratio_llama_bench: nullable(float64()),
+    /** Training (the autoact-train row): its tokens/s / llama-bench pp<ctx> of the same file; null otherwise. */
+    ratio_train_to_pp: nullable(float64()),
+    /** Training (the autoact-train row): its tokens/s / the PyTorch reference's; null otherwise. */
+    ratio_torch: nullable(float64()),
     /** Peak resident memory of the measuring process; null when unknown. */
     peak_rss_bytes: nullable(int64()),
     /** Peak GPU memory of the measuring process; null without a GPU. */

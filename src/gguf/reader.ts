@@ -324,3 +324,52 @@ function formatCount(n: number): string {
         return `${(n / 1e3).toFixed(1)}K`;
     return String(n);
 }
+
+/** A llama-style decoder's shape as llama.cpp reads it from the metadata and tensors. */
+export interface GgufDecoderShape {
+    arch: string;
+    nEmbd: number;
+    layers: number;
+    heads: number;
+    kvHeads: number;
+    ff: number;
+    vocab: number;
+    ropeTheta: number;
+    normEps: number;
+    /** No output.weight: the output projection reuses token_embd. */
+    tiedEmbeddings: boolean;
+    /** q/k/v projections with biases (qwen2). */
+    qkvBias: boolean;
+}
+
+/** The decoder's shape (e.g. to build a reference model of the same size); an InputError names a missing key. */
+export function ggufDecoderShape(info: GgufInfo): GgufDecoderShape {
+    const arch = ggufArchitecture(info);
+    if (arch == null)
+        throw new InputError(`${info.path}: no general.architecture`);
+    const number = (key: string, fallback?: number): number => {
+        const value = metadataValue(info, `${arch}.${key}`);
+        if (typeof value === "number" || typeof value === "bigint")
+            return Number(value);
+        if (fallback != null)
+            return fallback;
+        throw new InputError(`${info.path}: no ${arch}.${key}: not a llama-style decoder`);
+    };
+    const heads = number("attention.head_count");
+    const embd = info.tensors.find((t) => t.name === "token_embd.weight");
+    if (embd == null)
+        throw new InputError(`${info.path}: no token_embd.weight tensor`);
+    return {
+        arch,
+        nEmbd: number("embedding_length"),
+        layers: number("block_count"),
+        heads,
+        kvHeads: number("attention.head_count_kv", heads),
+        ff: number("feed_forward_length"),
+        vocab: embd.dims[1]!,
+        ropeTheta: number("rope.freq_base", 10000),
+        normEps: number("attention.layer_norm_rms_epsilon", 1e-5),
+        tiedEmbeddings: !info.tensors.some((t) => t.name === "output.weight"),
+        qkvBias: info.tensors.some((t) => t.name === "blk.0.attn_q.bias")
+    };
+}

@@ -51,11 +51,20 @@ const gpuLlamaBenchOnly = fixtureResult({
     kind: "infer", machine: "NVIDIA H100", backend: "cuda", gpu: "NVIDIA H100 80GB HBM3", model: "synth-0.5b-q8_0", timestamp: "2026-11-27T12:00:00.000Z",
     tests: [fixtureTest("pp512", { pp: 512, mean: 90_000, engine: "llama-bench" }), fixtureTest("tg128", { tg: 128, mean: 600, engine: "llama-bench" })]
 });
-const cpuTrain = fixtureResult({
-    kind: "train", machine: "AMD EPYC 2c", backend: "cpu", model: "stories260K", timestamp: "2026-11-27T10:30:00.000Z",
-    tests: [fixtureTest("train-r8-ctx256", { engine: "autoact-train", pp: 256, lora_adapters: 1, mean: 2500 })],
-    settings: { rank: 8, ctx: 256, flops_per_token: 4 * 292_800 }
-});
+const cpuTrain: BenchResult = {
+    ...fixtureResult({
+        kind: "train", machine: "AMD EPYC 2c", backend: "cpu", model: "stories260K", timestamp: "2026-11-27T10:30:00.000Z",
+        tests: [fixtureTest("train-r8-ctx256", { engine: "autoact-train", pp: 256, lora_adapters: 1, mean: 2500 })],
+        llamaBench: [fixtureTest("pp256", { engine: "llama-bench", pp: 256, mean: 10_000 })],
+        settings: { rank: 8, ctx: 256, batch: 8, flops_per_token: 4 * 292_800 }
+    }),
+    torch: {
+        command: "python3 bench/reference/torch_lora.py", version: "1.13.1", lora: "plain", device: "cpu", dtype: "f32", lora_params: 8960,
+        tests: [fixtureTest("train-r8-ctx256", { engine: "pytorch", pp: 256, lora_adapters: 1, mean: 1000 })]
+    },
+    ratio_train_to_pp: 0.25,
+    ratio_torch: 2.5
+};
 const gpuTrain = fixtureResult({
     kind: "train", machine: "NVIDIA H200", backend: "cuda", gpu: "NVIDIA H200", model: "synth-0.5b-f32", timestamp: "2026-11-27T11:30:00.000Z",
     tests: [fixtureTest("train-r8-ctx256", { engine: "autoact-train", pp: 256, lora_adapters: 1, mean: 9000, peak_vram_bytes: 6 * 2 ** 30 })],
@@ -105,8 +114,9 @@ describe("bench report", () => {
         // LoRA cost
         expect(md).toContain("| AMD EPYC 2c | cpu | synth-100m-q8_0 | 400 ± 8.00 | 360 ± 7.20 | 350 ± 7.00 | 50.0 ± 1.00 | 45.0 ± 0.900 | 40.0 ± 0.800 | 300 MiB |");
         // training, with GFLOP/s from 4 x params and peak VRAM
-        expect(md).toMatch(/\| NVIDIA H200 \| cuda \| synth-0\.5b-f32 \| MOSTLY_Q8_0 \| 100\.0M \| 8 \| 256 \| 16 \| 9000 ± 180 \| 17784\.0 \| 300 MiB \| 6144 MiB \|/);
-        expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| stories260K \| .* \| 2500 ± 50\.0 \| 2\.9 \|/);
+        expect(md).toMatch(/\| NVIDIA H200 \| cuda \| synth-0\.5b-f32 \| MOSTLY_Q8_0 \| 100\.0M \| 8 \| 256 \| 1 \| 16 \| 9000 ± 180 \| 17784\.0 \| - \| - \| - \| - \| 300 MiB \| 6144 MiB \|/);
+        // beside llama-bench's forward pass and the PyTorch reference of the same run
+        expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| stories260K \| .* \| 8 \| 16 \| 2500 ± 50\.0 \| 2\.9 \| 10\.0k ± 200 \| 0\.25 \| 1000 ± 20\.0 \(f32\) \| 2\.50 \|/);
         // result links and charts resolve relative to the report
         for (const [, target] of md.matchAll(/\]\(([^)]+)\)/g)) {
             expect(fs.existsSync(path.join(dir, target!)), target).toBe(true);
@@ -125,6 +135,9 @@ describe("bench report", () => {
         const lines = fs.readFileSync(report.charts[1]!, "utf8");
         expect(lines.match(/<polyline/g)).toHaveLength(2); // CPU 1 -> 8 and GPU 1 -> 32
         expect(lines).toContain(">32</text>");
+        const training = fs.readFileSync(report.charts[2]!, "utf8");
+        for (const series of ["autoact-train", "PyTorch", "llama-bench pp (forward only)"])
+            expect(training).toContain(series);
     });
 
     it("renders an empty folder as a report without results", async () => {

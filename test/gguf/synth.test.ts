@@ -172,10 +172,12 @@ describe("writeSyntheticModel", () => {
 
     it("presets fill the shape and flags override them", async () => {
         const presets = loadModelPresets();
-        expect(Object.keys(presets.synthetic)).toEqual(expect.arrayContaining(["tiny", "27m", "100m", "0.5b", "1.5b"]));
+        expect(Object.keys(presets.synthetic)).toEqual(expect.arrayContaining(["tiny", "25m", "27m", "100m", "0.5b", "1.5b"]));
         const within = (n: number, target: number) => expect(Math.abs(n - target) / target).toBeLessThan(0.2);
         within(syntheticParamCount({ preset: "tiny" }), 100e3);
         within(syntheticParamCount({ preset: "27m" }), 27e6);
+        // issue 8's CPU training shape: E512 L8 H8 KV4 F1536, vocab 512, F32
+        expect(syntheticParamCount({ preset: "25m" })).toBe(25_698_816);
         within(syntheticParamCount({ preset: "100m" }), 100e6);
         within(syntheticParamCount({ preset: "0.5b" }), 494e6);
         within(syntheticParamCount({ preset: "1.5b" }), 1.54e9);

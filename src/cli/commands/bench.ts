@@ -5,6 +5,7 @@ import { InputError } from "../../util/errors.js";
 import { quoteArg } from "../../bench/llama-bench.js";
 import type { GpuChoice } from "../../llm/engine.js";
 import type { NativeBackend } from "../../train/native-build.js";
+import { trainOption } from "../../train/options.js";
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const commandLine = () => ["autoact", ...process.argv.slice(2)].map(quoteArg).join(" ");
@@ -33,8 +34,14 @@ async function save(result: BenchResult, out: string | undefined, dir: string | 
     const lines: string[] = [];
     for (const t of [...result.tests, ...(result.llama_bench?.tests ?? [])])
         lines.push(`${t.engine.padEnd(13)} ${t.name.padEnd(18)} ${t.mean.toFixed(2).padStart(11)} ± ${t.stddev.toFixed(2)} tokens/s`);
+    for (const t of result.torch?.tests ?? [])
+        lines.push(`${t.engine.padEnd(13)} ${t.name.padEnd(18)} ${t.mean.toFixed(2).padStart(11)} ± ${t.stddev.toFixed(2)} tokens/s`);
     if (result.ratio_pp != null || result.ratio_tg != null)
         lines.push(`ratio autoact / llama-bench: pp ${result.ratio_pp?.toFixed(3) ?? "-"}, tg ${result.ratio_tg?.toFixed(3) ?? "-"}`);
+    if (result.ratio_train_to_pp != null)
+        lines.push(`ratio_train_to_pp ${result.ratio_train_to_pp.toFixed(3)} (training / llama-bench forward pass)`);
+    if (result.ratio_torch != null)
+        lines.push(`ratio_torch ${result.ratio_torch.toFixed(3)} (autoact-train / PyTorch)`);
     for (const note of result.notes)
         lines.push(`note: ${note}`);
     lines.push(`wrote ${files.json}`, `wrote ${files.arrow}`);
@@ -105,14 +112,21 @@ interface TrainArgs {
     ctx?: number;
     targets?: string;
     steps?: number;
+    batch?: number;
+    "batch-tokens"?: number;
+    "mixed-precision"?: string;
+    reps?: number;
+    "compare-torch": boolean;
+    python?: string;
     trainer?: string;
+    "llama-bench"?: string;
     out?: string;
     "results-dir"?: string;
 }
 
 const train: CommandModule<object, TrainArgs> = {
     command: "train",
-    describe: "LoRA training tokens/s and peak memory of the native trainer",
+    describe: "LoRA training tokens/s and peak memory of the native trainer, against llama-bench pp<ctx> of the same file (and a PyTorch LoRA with --compare-torch)",
     builder: (yargs) => yargs
         .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE]" })
         .option("gpu", { type: "string", default: "auto", describe: "auto | cpu | cuda | vulkan | metal (the native build's backend)" })
@@ -121,7 +135,14 @@ const train: CommandModule<object, TrainArgs> = {
         .option("ctx", { type: "number", default: 256, describe: "Tokens per training sample" })
         .option("targets", { type: "string", describe: "Comma-separated modules (default: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down)" })
         .option("steps", { type: "number", default: 6, describe: "Optimizer steps (the first is the warm-up)" })
+        .option("batch", { type: "number", default: 8, describe: "Samples of --ctx tokens per step, packed into micro-batches of up to --batch-tokens" })
+        .option("batch-tokens", { type: "number", describe: `Token budget of one packed micro-batch (default ${String(trainOption("batchTokens").default)})` })
+        .option("mixed-precision", { type: "string", describe: "auto | on | off: frozen-weight matmuls of the backward pass in F16 (default auto)" })
+        .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
+        .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
+        .option("python", { type: "string", describe: "Python with torch for --compare-torch (default: python3, then /usr/bin/python3)" })
         .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
+        .option("llama-bench", { type: "string", describe: "llama-bench executable (default: the native build's)" })
         .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-train.json)" })
         .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
@@ -134,7 +155,14 @@ const train: CommandModule<object, TrainArgs> = {
             ctx: single(args.ctx, "ctx"),
             targets: targets?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
             steps: single(args.steps, "steps"),
+            batch: single(args.batch, "batch"),
+            batchTokens: single(args["batch-tokens"], "batch-tokens"),
+            mixedPrecision: single(args["mixed-precision"], "mixed-precision") as "auto" | "on" | "off" | undefined,
+            reps: single(args.reps, "reps"),
+            compareTorch: args["compare-torch"],
+            python: single(args.python, "python"),
             trainer: single(args.trainer, "trainer"),
+            llamaBench: single(args["llama-bench"], "llama-bench"),
             command: commandLine(),
             onProgress: progress
         });
