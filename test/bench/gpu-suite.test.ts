@@ -41,6 +41,10 @@ describe.skipIf(!built)("bench/gpu/run.sh", () => {
             expect(r.tests.map((t) => t.name)).toContain("tg16@4");
             expect(r.tests.map((t) => t.name)).toContain("tg16+lora3");
         }
+        // training beside llama-bench's forward pass of the same file (and PyTorch where torch imports)
+        const trained = results.find(({ result: r }) => r.kind === "train")!.result;
+        expect(trained.ratio_train_to_pp).toBeGreaterThan(0);
+        expect(trained.command).toContain("--compare-torch");
         expect(fs.readdirSync(out).filter((f) => f.endsWith(".arrow"))).toHaveLength(3);
         const md = fs.readFileSync(report, "utf8");
         expect(md).toContain("synth-tiny-q8_0");

@@ -160,6 +160,8 @@ describe.skipIf(!built)("autoact bench (CLI)", () => {
         [["infer", "--model", "MODEL", "--parallel", "1,x"], /^autoact: --parallel x: expected integers/],
         [["infer", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
         [["train", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
+        [["train", "--model", "MODEL", "--batch-tokens", "8"], /^autoact: --batch-tokens must be a whole number from 16 to \d+, got 8$/],
+        [["train", "--model", "MODEL", "--mixed-precision", "fp8"], /^autoact: --mixed-precision must be one of auto \| on \| off, got "fp8"$/],
         [["report", "--in", "/nonexistent/results"], /^autoact: results folder not found: \/nonexistent\/results$/]
     ])("bad input %j: exit 2 and one line", (args, pattern) => {
         const result = run(...args.map((a) => (a === "MODEL" ? model : a)));
