@@ -50,13 +50,14 @@ describe("training data", () => {
         await expect(loadTrainingRows(broken)).rejects.toThrow(/broken\.jsonl:1: invalid JSON/);
     });
 
-    it("maps options onto the trainer's flags", () => {
+    it("maps options onto the trainer's flags and checks them before it runs", async () => {
         const args = trainerArgs({ trainer: "t", base: "b.gguf", samplesFile: "s.bin", out: "o.gguf", rank: 4, targets: ["attn_q", "ffn_up"], threads: 1, resume: true });
         expect(args.slice(0, 6)).toEqual(["--base", "b.gguf", "--data", "s.bin", "--out", "o.gguf"]);
         expect(args.join(" ")).toContain("--rank 4 ");
         expect(args.join(" ")).toContain("--targets attn_q,ffn_up ");
         expect(args.slice(-3)).toEqual(["--threads", "1", "--resume"]);
-        expect(() => trainerArgs({ trainer: "t", base: "b", samplesFile: "s", out: "o", rank: 0 })).not.toThrow(); // checked where the trainer runs
+        await expect(trainAdapter({ trainer: process.execPath, base: "b", samplesFile: "s", out: "o", rank: 0, loraDropout: 2 }))
+            .rejects.toThrow(new InputError("rank must be a whole number from 1 to 4096, got 0; loraDropout must be a number from 0 to 0.9, got 2"));
     });
 });
 
