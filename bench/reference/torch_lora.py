@@ -176,13 +176,19 @@ class LoraLinear(nn.Module):
 
 def add_lora(model, a, modules):
     """Attaches the adapter; returns a label of the implementation used."""
+    fallback = "plain"
     if a.lora in ("auto", "peft"):
         try:
             import peft
         except ImportError:
             if a.lora == "peft":
                 raise
-        else:
+            peft = None
+        if peft is not None and not hasattr(peft, "inject_adapter_in_model"):  # PEFT < 0.6 wraps only transformers models
+            if a.lora == "peft":
+                sys.exit(f"torch_lora.py: PEFT {peft.__version__} has no inject_adapter_in_model (0.6 or newer needed)")
+            fallback = f"plain (PEFT {peft.__version__} too old)"
+        elif peft is not None:
             config = peft.LoraConfig(r=a.rank, lora_alpha=a.alpha, lora_dropout=a.dropout, target_modules=modules, bias="none")
             peft.inject_adapter_in_model(config, model)
             for name, param in model.named_parameters():
@@ -193,7 +199,7 @@ def add_lora(model, a, modules):
     for block in model.blocks:
         for name in modules:
             setattr(block, name, LoraLinear(getattr(block, name), a.rank, a.alpha, a.dropout))
-    return "plain"
+    return fallback
 
 
 def main():

@@ -54,7 +54,7 @@ describe.skipIf(!hasTorch)("bench/reference/torch_lora.py", () => {
             ctx: 32, batch: 2, steps: 3, threads: 1, device: "cpu", dtype: "f32", lr: 1e-3, seed: 1
         });
         expect(run.report).toMatchObject({ device: "cpu", dtype: "f32", lora_params: storiesLoraParams, threads: 1 });
-        expect(run.report.lora).toMatch(/^(plain|peft .+)$/);
+        expect(run.report.lora).toMatch(/^(plain|peft )/);
         expect(run.test).toMatchObject({ engine: "pytorch", pp: 32, reps: 2, unit: "tokens/s" });
         expect(run.test.samples).toHaveLength(2);
         expect(run.test.mean).toBeGreaterThan(0);
