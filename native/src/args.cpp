@@ -101,6 +101,7 @@ const std::vector<flag> & flags() {
              }},
         FLAG_INT("--rank", rank, 1, 4096, "LoRA rank"),
         FLAG_FLOAT("--alpha", alpha, 1e-6, 1e6, "LoRA alpha (the update is scaled by alpha/rank)"),
+        FLAG_FLOAT("--lora-dropout", lora_dropout, 0.0, 0.9, "dropout on the input of the LoRA branch while training"),
         FLAG_FLOAT("--lr", lr, 0.0, 1e30, "peak learning rate"),
         flag{"--schedule", "learning-rate schedule after warm-up: constant | linear | cosine",
              [](const train_params & p) { return p.schedule; },
@@ -111,14 +112,16 @@ const std::vector<flag> & flags() {
                  p.schedule = v;
              }},
         FLAG_INT("--warmup", warmup, 0, 1 << 30, "warm-up steps (linear from 0)"),
+        FLAG_FLOAT("--warmup-ratio", warmup_ratio, 0.0, 1.0, "warm-up as a share of the total steps (used instead of --warmup when > 0)"),
         FLAG_FLOAT("--beta1", beta1, 0.0, 0.999999, "AdamW beta1"),
         FLAG_FLOAT("--beta2", beta2, 0.0, 0.99999999, "AdamW beta2"),
         FLAG_FLOAT("--eps", eps, 0.0, 1.0, "AdamW epsilon"),
         FLAG_FLOAT("--weight-decay", weight_decay, 0.0, 1.0, "AdamW decoupled weight decay"),
         FLAG_FLOAT("--grad-clip", grad_clip, 0.0, 1e30, "max global gradient norm (0 = off)"),
         FLAG_INT("--ctx", ctx, 8, 1 << 20, "context length; a longer sample is an error"),
-        FLAG_INT("--batch", batch, 1, 1 << 20, "samples per micro-batch"),
-        FLAG_INT("--grad-accum", grad_accum, 1, 1 << 20, "micro-batches per optimizer step"),
+        FLAG_INT("--batch", batch, 1, 1 << 20, "samples per optimizer step (times --grad-accum), packed into micro-batches"),
+        FLAG_INT("--grad-accum", grad_accum, 1, 1 << 20, "multiplies the samples per optimizer step"),
+        FLAG_INT("--batch-tokens", batch_tokens, 8, 1 << 24, "token budget of one packed micro-batch (samples side by side, each attending only to itself)"),
         FLAG_INT("--epochs", epochs, 1, 1 << 20, "epochs (when --steps is 0)"),
         FLAG_INT("--steps", steps, 0, 1 << 30, "optimizer steps (0 = as many as --epochs take)"),
         FLAG_FLOAT("--eval-fraction", eval_fraction, 0.0, 0.9, "share of samples held out for the eval loss"),
@@ -130,9 +133,27 @@ const std::vector<flag> & flags() {
         FLAG_SWITCH("--resume", resume, "continue from the checkpoint when it exists"),
         FLAG_INT("--threads", threads, 0, 1024, "CPU threads (0 = all hardware threads)"),
         FLAG_INT("--n-gpu-layers", n_gpu_layers, -1, 1 << 20, "layers offloaded to a GPU backend (-1 = all)"),
+        flag{"--mixed-precision", "auto | on | off: input gradients through frozen weights in F16 (auto: on with a GPU)",
+             [](const train_params & p) { return p.mixed_precision; },
+             [](train_params & p, const std::string & v) {
+                 if (v != "auto" && v != "on" && v != "off") {
+                     throw input_error("--mixed-precision: expected auto, on or off, got '" + v + "'");
+                 }
+                 p.mixed_precision = v;
+             }},
+        flag{"--frozen-backward", "auto | cached | matmul | out_prod: input gradients through frozen weights as matmuls with transposed copies made once (cached) or per pass (matmul), or upstream's OUT_PROD (the tests' reference); auto = cached on CPU, matmul on GPU",
+             [](const train_params & p) { return p.frozen_backward; },
+             [](train_params & p, const std::string & v) {
+                 if (v != "auto" && v != "cached" && v != "matmul" && v != "out_prod") {
+                     throw input_error("--frozen-backward: expected auto, cached, matmul or out_prod, got '" + v + "'");
+                 }
+                 p.frozen_backward = v;
+             }},
+        FLAG_SWITCH("--no-graph-reuse", no_graph_reuse, "build a fresh graph for every micro-batch (tests)"),
         FLAG_SWITCH("--init-only", init_only, "write the freshly initialized adapter to --out and exit"),
         FLAG_INT("--grad-check", grad_check, 0, 1 << 20, "compare N gradient entries with central differences and exit"),
         FLAG_FLOAT("--grad-check-eps", grad_check_eps, 1e-8, 1.0, "finite-difference step of --grad-check"),
+        FLAG_STR("--grad-dump", grad_dump, "write the first step's loss and gradients (F32) to this file and exit (tests)"),
         FLAG_SWITCH("--verbose", verbose, "print llama.cpp's own logs on stderr"),
     };
     return all;
@@ -204,12 +225,12 @@ std::string train_params_json(const train_params & p) {
     }
     targets += "]";
     json_line j;
-    j.str("agent", p.agent).raw("targets", targets).integer("rank", p.rank).num("alpha", p.alpha)
-     .num("lr", p.lr).str("schedule", p.schedule).integer("warmup", p.warmup)
+    j.str("agent", p.agent).raw("targets", targets).integer("rank", p.rank).num("alpha", p.alpha).num("lora_dropout", p.lora_dropout)
+     .num("lr", p.lr).str("schedule", p.schedule).integer("warmup", p.warmup).num("warmup_ratio", p.warmup_ratio)
      .num("beta1", p.beta1).num("beta2", p.beta2).num("eps", p.eps).num("weight_decay", p.weight_decay)
      .num("grad_clip", p.grad_clip).integer("ctx", p.ctx).integer("batch", p.batch)
-     .integer("grad_accum", p.grad_accum).integer("epochs", p.epochs).integer("steps", p.steps)
+     .integer("grad_accum", p.grad_accum).integer("batch_tokens", p.batch_tokens).integer("epochs", p.epochs).integer("steps", p.steps)
      .num("eval_fraction", p.eval_fraction).integer("eval_every", p.eval_every)
-     .str("seed", std::to_string(p.seed));
+     .str("seed", std::to_string(p.seed)).str("mixed_precision", p.mixed_precision);
     return j.text();
 }

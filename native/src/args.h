@@ -21,11 +21,13 @@ struct train_params {
     std::vector<std::string> targets = k_target_modules;
     int32_t rank  = 8;
     float   alpha = 16.0f;
+    float   lora_dropout = 0.0f; // dropout on the LoRA branch's input while training
 
     // optimizer (AdamW, decoupled weight decay) and schedule
     float       lr           = 2e-4f;
     std::string schedule     = "cosine"; // constant | linear | cosine (after warm-up)
     int32_t     warmup       = 0;        // warm-up steps, linear from 0
+    float       warmup_ratio = 0.0f;     // warm-up as a share of the total steps; used when > 0
     float       beta1        = 0.9f;
     float       beta2        = 0.999f;
     float       eps          = 1e-8f;
@@ -33,9 +35,10 @@ struct train_params {
     float       grad_clip    = 1.0f;     // max global gradient norm, 0 = off
 
     // batches
-    int32_t ctx        = 512; // context length; a longer sample is an error
-    int32_t batch      = 1;   // samples per micro-batch
-    int32_t grad_accum = 1;   // micro-batches per optimizer step
+    int32_t ctx          = 512;  // context length; a longer sample is an error
+    int32_t batch        = 1;    // samples per optimizer step (x grad_accum), packed into micro-batches
+    int32_t grad_accum   = 1;    // multiplies the samples per step
+    int32_t batch_tokens = 2048; // token budget of one packed micro-batch
     int32_t epochs     = 1;
     int32_t steps      = 0;   // optimizer steps; 0 = as many as `epochs` take
 
@@ -51,11 +54,15 @@ struct train_params {
     // machine
     int32_t threads      = 0;  // 0 = all hardware threads
     int32_t n_gpu_layers = 0;  // layers offloaded to a GPU backend (-1 = all)
+    std::string mixed_precision = "auto"; // auto | on | off: F16 input gradients through frozen weights
+    std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
+    bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
 
     // modes
     bool    init_only      = false; // write the fresh adapter to --out and exit
     int32_t grad_check     = 0;     // compare N gradient entries with central differences and exit
     float   grad_check_eps = 1e-2f; // finite-difference step (relative to the entry, at least this absolute)
+    std::string grad_dump;          // write the first step's loss and gradients to this file and exit
     bool    verbose        = false; // llama.cpp's own logs on stderr
 };
 

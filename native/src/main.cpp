@@ -1,9 +1,10 @@
 // autoact-train: trains a LoRA adapter (GGUF) on a frozen GGUF base with llama.cpp's own graphs.
 //
-// The loop: load the base, create or resume the adapter, attach it; for each step, run the
-// step's samples forward and backward (loss only on the response tokens), then AdamW on the
-// host over the adapter's tensors; log one JSON line; checkpoint when asked or interrupted;
-// write the adapter GGUF at the end (temporary name, then rename).
+// The loop: load the base, create or resume the adapter, attach it; for each step, pack the
+// step's samples into micro-batches of one shape, run each forward and backward through one
+// reused graph (loss only on the response tokens), then clip and AdamW on the device; log one
+// JSON line; checkpoint when asked or interrupted; write the adapter GGUF at the end
+// (temporary name, then rename).
 //
 // Exit codes: 0 done, 2 bad input, 1 failure, 3 NaN/Inf loss (last good state checkpointed),
 // 130 interrupted by SIGINT/SIGTERM (checkpointed).
@@ -13,8 +14,11 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "dataset.h"
+#include "optimizer.h"
+#include "pack.h"
 #include "pass.h"
 
+#include "ggml-backend.h"
 #include "llama.h"
 
 #include <chrono>
@@ -46,15 +50,21 @@ double now_s() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Warm-up steps: --warmup-ratio of the total when given, else --warmup.
+int64_t warmup_steps(const train_params & p, int64_t total) {
+    return p.warmup_ratio > 0.0f ? (int64_t) std::llround(p.warmup_ratio * (double) total) : p.warmup;
+}
+
 double lr_at(const train_params & p, int64_t step, int64_t total) {
-    if (p.warmup > 0 && step <= p.warmup) {
-        return p.lr * (double) step / p.warmup;
+    const int64_t warmup = warmup_steps(p, total);
+    if (warmup > 0 && step <= warmup) {
+        return p.lr * (double) step / warmup;
     }
     if (p.schedule == "constant") {
         return p.lr;
     }
-    const double decay_steps = (double) std::max<int64_t>(1, total - p.warmup);
-    const double progress = std::min(1.0, (double) (step - p.warmup - 1) / decay_steps);
+    const double decay_steps = (double) std::max<int64_t>(1, total - warmup);
+    const double progress = std::min(1.0, (double) (step - warmup - 1) / decay_steps);
     if (p.schedule == "linear") {
         return p.lr * (1.0 - progress);
     }
@@ -62,7 +72,7 @@ double lr_at(const train_params & p, int64_t step, int64_t total) {
 }
 
 // The settings a resumed run must share with the checkpoint, or its result would differ.
-std::map<std::string, std::string> run_structure(const train_params & p, const lora_adapter & a, const dataset & ds) {
+std::map<std::string, std::string> run_structure(const train_params & p, const lora_adapter & a, const dataset & ds, int64_t total_steps) {
     std::string targets;
     for (const auto & t : a.tensors) {
         targets += t.name + ";";
@@ -77,6 +87,15 @@ std::map<std::string, std::string> run_structure(const train_params & p, const l
         { "eval_fraction", string_format("%g", p.eval_fraction) },
         { "data_fnv1a", std::to_string(file_fnv1a(p.data)) },
         { "n_train", std::to_string(ds.train.size()) },
+        { "total_steps", std::to_string(total_steps) },
+        { "lr", string_format("%g", p.lr) },
+        { "schedule", p.schedule },
+        { "warmup_steps", std::to_string(warmup_steps(p, total_steps)) },
+        { "adamw", string_format("%g,%g,%g,%g", p.beta1, p.beta2, p.eps, p.weight_decay) },
+        { "grad_clip", string_format("%g", p.grad_clip) },
+        { "batch_tokens", std::to_string(p.batch_tokens) },
+        { "lora_dropout", string_format("%g", p.lora_dropout) },
+        { "frozen_backward", p.frozen_backward + "/" + p.mixed_precision },
     };
 }
 
@@ -88,36 +107,32 @@ std::map<std::string, std::string> adapter_meta(const train_params & p, const ba
     };
 }
 
-double eval_loss(trainer_graph & tg, const std::vector<sample> & eval) {
-    double sum = 0.0;
+// Mean NLL of the held-out samples' response tokens, packed like training.
+double eval_loss(trainer_graph & tg, const std::vector<sample> & eval, int32_t capacity) {
+    std::vector<const sample *> all;
     int64_t n = 0;
     for (const auto & smp : eval) {
-        sum += trainer_pass(tg, smp, false, 1.0f) * (double) smp.labels.size();
+        all.push_back(&smp);
         n += (int64_t) smp.labels.size();
+    }
+    double sum = 0.0;
+    for (const micro_batch & mb : pack_samples(all, capacity, 1.0f)) {
+        sum += trainer_pass(tg, mb, false);
     }
     return n > 0 ? sum / (double) n : NAN;
 }
 
-// AdamW with decoupled weight decay, `t` = 1-based optimizer step; grads already clipped by `gscale`.
-void adamw_update(lora_tensor & t, const std::vector<float> & grad, float gscale, const train_params & p, double lr, int64_t step) {
-    const double bc1 = 1.0 - std::pow((double) p.beta1, (double) step);
-    const double bc2 = 1.0 - std::pow((double) p.beta2, (double) step);
-    const float b1 = p.beta1, b2 = p.beta2;
-    for (size_t j = 0; j < t.value.size(); ++j) {
-        const float g = grad[j] * gscale;
-        t.m[j] = b1 * t.m[j] + (1.0f - b1) * g;
-        t.v[j] = b2 * t.v[j] + (1.0f - b2) * g * g;
-        const double mhat = t.m[j] / bc1;
-        const double vhat = t.v[j] / bc2;
-        t.value[j] -= (float) (lr * (mhat / (std::sqrt(vhat) + p.eps) + p.weight_decay * t.value[j]));
-    }
+// One sample alone in a micro-batch, its loss the mean over its response tokens.
+micro_batch single(const sample & smp, int32_t capacity) {
+    return pack_samples({ &smp }, capacity, 1.0f / (float) smp.labels.size()).front();
 }
 
-int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & ds) {
+int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & ds, int32_t capacity) {
     lora_adapter & a = *tg.adapter;
     const sample & smp = ds.train[0];
+    const micro_batch mb = single(smp, capacity);
     trainer_grads_zero(tg);
-    const double loss0 = trainer_pass(tg, smp, true, 1.0f);
+    const double loss0 = trainer_pass(tg, mb, true);
     json_line().str("event", "grad_check_start").integer("sample", smp.index).num("loss", loss0)
         .integer("n_outputs", (int64_t) smp.labels.size()).emit();
 
@@ -144,7 +159,7 @@ int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & d
         for (int s = 0; s < 2; ++s) {
             const float x = s == 0 ? x0 + h : x0 - h;
             ggml_backend_tensor_set(t.dev, &x, idx * sizeof(float), sizeof(float));
-            l[s] = trainer_pass(tg, smp, false, 1.0f);
+            l[s] = trainer_pass(tg, mb, false);
         }
         ggml_backend_tensor_set(t.dev, &x0, idx * sizeof(float), sizeof(float));
         const double numeric = (l[0] - l[1]) / (2.0 * (double) h);
@@ -157,6 +172,31 @@ int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & d
             .num("analytic", analytic).num("numeric", numeric).num("rel_error", rel).emit();
     }
     json_line().str("event", "grad_check_done").integer("n", n_checked).num("max_rel_error", max_rel).emit();
+    return 0;
+}
+
+// The first step's loss and accumulated gradients, for tests that compare two ways of computing
+// them: "AAGD", u32 n_tensors, f64 loss, then per tensor u32 n and n floats, in name order.
+int write_grad_dump(const std::string & path, trainer_graph & tg, double loss) {
+    write_atomically(path, [&](const std::string & tmp) {
+        FILE * f = fopen(tmp.c_str(), "wb");
+        if (!f) {
+            throw runtime_failure("cannot write " + tmp);
+        }
+        const uint32_t n = (uint32_t) tg.adapter->tensors.size();
+        fwrite("AAGD", 1, 4, f);
+        fwrite(&n, sizeof(n), 1, f);
+        fwrite(&loss, sizeof(loss), 1, f);
+        std::vector<float> grad;
+        for (size_t i = 0; i < n; ++i) {
+            trainer_read_grad(tg, i, grad);
+            const uint32_t k = (uint32_t) grad.size();
+            fwrite(&k, sizeof(k), 1, f);
+            fwrite(grad.data(), sizeof(float), grad.size(), f);
+        }
+        fclose(f);
+    });
+    json_line().str("event", "grad_dump").str("path", path).num("loss", loss).emit();
     return 0;
 }
 
@@ -193,10 +233,10 @@ int run(int argc, char ** argv) {
         return 0;
     }
 
-    // ---- the base model and a context for one sequence of up to --ctx tokens ----
+    // ---- the base model ----
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers    = p.n_gpu_layers;
-    mparams.use_extra_bufts = false; // repacked weights cannot be read by the backward pass (OUT_PROD)
+    mparams.use_extra_bufts = false; // the backward pass reads the weights in their plain layout
     llama_model * model = llama_model_load_from_file(p.base.c_str(), mparams);
     if (!model) {
         throw input_error(p.base + ": llama.cpp cannot load this model (rerun with --verbose for its log)");
@@ -209,8 +249,17 @@ int run(int argc, char ** argv) {
         fprintf(stderr, "autoact-train: skipped %lld samples without a response token\n", (long long) ds.n_skipped);
     }
 
+    // ---- the run's shape ----
+    const int64_t per_step        = (int64_t) p.batch * p.grad_accum;
+    const int64_t n_train         = (int64_t) ds.train.size();
+    const int64_t steps_per_epoch = (n_train + per_step - 1) / per_step;
+    const int64_t total_steps     = p.steps > 0 ? p.steps : (int64_t) p.epochs * steps_per_epoch;
+    std::vector<sample> every(ds.train);
+    every.insert(every.end(), ds.eval.begin(), ds.eval.end());
+    const int32_t capacity        = pack_capacity(every, std::max<int64_t>(per_step, 1), p.batch_tokens);
+
     checkpoint_state ckpt;
-    ckpt.structure = run_structure(p, adapter, ds);
+    ckpt.structure = run_structure(p, adapter, ds, total_steps);
     if (resuming) {
         adapter = checkpoint_load(p.checkpoint, base, ckpt.structure, ckpt);
         fprintf(stderr, "autoact-train: resuming from %s at step %lld\n", p.checkpoint.c_str(), (long long) ckpt.step);
@@ -225,24 +274,28 @@ int run(int argc, char ** argv) {
         throw runtime_failure("llama.cpp could not load the adapter it was given (rerun with --verbose)");
     }
 
+    // one context whose single ubatch holds a packed micro-batch: every sample its own sequence
+    // in one unified KV cache, so that the attention mask is block-diagonal
     llama_context_params cparams = llama_context_default_params();
-    cparams.n_ctx           = (uint32_t) p.ctx;
-    cparams.n_batch         = (uint32_t) p.ctx;
-    cparams.n_ubatch        = (uint32_t) p.ctx;
-    cparams.n_seq_max       = 1;
+    cparams.n_ctx           = (uint32_t) capacity;
+    cparams.n_batch         = (uint32_t) capacity;
+    cparams.n_ubatch        = (uint32_t) capacity;
+    cparams.n_seq_max       = (uint32_t) pack_max_samples(capacity) + 1;
+    cparams.kv_unified      = true;
     cparams.n_threads       = p.threads > 0 ? p.threads : (int32_t) std::max(1u, std::thread::hardware_concurrency());
     cparams.n_threads_batch = cparams.n_threads;
     cparams.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cparams.no_perf         = true;
     llama_context * lctx = llama_init_from_model(model, cparams);
     if (!lctx) {
-        throw runtime_failure("llama.cpp could not create a context of " + std::to_string(p.ctx) + " tokens");
+        throw runtime_failure("llama.cpp could not create a context of " + std::to_string(capacity) + " tokens");
     }
     float scale = 1.0f;
     if (llama_set_adapters_lora(lctx, &lora, 1, &scale) != 0) {
         throw runtime_failure("llama.cpp could not attach the adapter");
     }
     llama_autoact_train_init(lctx);
+
 
     // bind our tensors to the loaded adapter's
     {
@@ -263,36 +316,44 @@ int run(int argc, char ** argv) {
         }
     }
     trainer_graph tg;
+    tg.reuse = !p.no_graph_reuse;
+    // input gradients through the frozen weights: the fast matmul kernels, in F16 when mixed;
+    // on the CPU through transposed copies made once (a GPU has no room for a second model)
+    const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
+    const bool mixed  = p.mixed_precision == "on" || (p.mixed_precision == "auto" && on_gpu);
+    const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
+    trainer_frozen_backward(tg, p.frozen_backward == "out_prod" ? -1 : mixed ? GGML_TYPE_F16 : GGML_TYPE_F32, cached, cparams.n_threads);
+    tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
     trainer_graph_init(tg, lctx, adapter, n_vocab);
 
     if (p.grad_check > 0) {
-        const int rc = run_grad_check(p, tg, ds);
+        const int rc = run_grad_check(p, tg, ds, capacity);
         trainer_graph_free(tg);
         llama_free(lctx);
         llama_model_free(model);
         return rc;
     }
 
-    // ---- the run's shape ----
-    const int64_t per_step        = (int64_t) p.batch * p.grad_accum;
-    const int64_t n_train         = (int64_t) ds.train.size();
-    const int64_t steps_per_epoch = (n_train + per_step - 1) / per_step;
-    const int64_t total_steps     = p.steps > 0 ? p.steps : (int64_t) p.epochs * steps_per_epoch;
-    const int64_t n_params        = lora_n_params(adapter);
-    const int64_t start_step      = ckpt.step; // ckpt.step moves with each checkpoint
+    device_adamw opt;
+    adamw_init(opt, adapter, { p.beta1, p.beta2, p.eps, p.weight_decay }, cparams.n_threads);
+    adamw_upload(opt); // the moments of a resumed run (zeros otherwise)
+
+    const int64_t n_params   = lora_n_params(adapter);
+    const int64_t start_step = ckpt.step; // ckpt.step moves with each checkpoint
 
     json_line().str("event", "start").integer("n_train", n_train).integer("n_eval", (int64_t) ds.eval.size())
         .integer("n_skipped", ds.n_skipped).integer("n_params", n_params).integer("total_steps", total_steps)
         .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
-        .integer("threads", cparams.n_threads).emit();
+        .integer("threads", cparams.n_threads).integer("batch_tokens", capacity)
+        .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed).emit();
 
     const double t_start = now_s();
     int64_t tokens_here = 0;       // tokens trained by this process
     double  train_time_here = 0.0; // seconds spent in training steps by this process
     double  last_loss = NAN, last_eval = NAN, first_loss = NAN;
-    std::vector<float> grad;
 
     auto save_checkpoint = [&](int64_t step) {
+        adamw_download(opt);
         ckpt.step      = step;
         ckpt.elapsed_s = ckpt.elapsed_s + train_time_here;
         ckpt.tokens    = ckpt.tokens + tokens_here;
@@ -301,67 +362,60 @@ int run(int argc, char ** argv) {
         ckpt.tokens    -= tokens_here;
         json_line().str("event", "checkpoint").integer("step", step).str("path", p.checkpoint).emit();
     };
+    auto stop_non_finite = [&](int64_t step, const std::string & what) {
+        save_checkpoint(step - 1); // the device still holds the state before this step
+        json_line().str("event", "error").str("kind", "nan").integer("step", step)
+            .str("message", "non-finite " + what + "; the last good state is in the checkpoint").emit();
+        throw runtime_failure(string_format("%s is not finite at step %lld: lower --lr; the last good state (step %lld) is in %s",
+                    what.c_str(), (long long) step, (long long) (step - 1), p.checkpoint.c_str()), 3);
+    };
 
     for (int64_t step = start_step + 1; step <= total_steps; ++step) {
         const double t_step = now_s();
         const double lr = lr_at(p, step, total_steps);
 
-        // this step's samples, in the seeded order
-        std::vector<const sample *> batch;
-        int64_t n_trained = 0;
+        // this step's samples, in the seeded order; each response token weighs 1/n of the step
+        std::vector<const sample *> samples;
+        int64_t n_trained = 0, tokens_step = 0;
         for (int64_t k = (step - 1) * per_step; k < step * per_step; ++k) {
-            batch.push_back(&ds.train[dataset_order((size_t) n_train, p.seed, k)]);
-            n_trained += (int64_t) batch.back()->labels.size();
+            samples.push_back(&ds.train[dataset_order((size_t) n_train, p.seed, k)]);
+            n_trained += (int64_t) samples.back()->labels.size();
+            tokens_step += (int64_t) samples.back()->tokens.size();
         }
 
-        // forward + backward of each sample; the step loss is the mean over all trained tokens
-        trainer_grads_zero(tg);
+        // forward + backward of each packed micro-batch; the step loss is the mean over its trained tokens
         double loss = 0.0;
-        int64_t tokens_step = 0;
-        for (const sample * smp : batch) {
-            const float weight = (float) ((double) smp->labels.size() / (double) n_trained);
-            const double l = trainer_pass(tg, *smp, true, weight);
+        const std::vector<micro_batch> mbs = pack_samples(samples, capacity, (float) (1.0 / (double) n_trained));
+        for (size_t i = 0; i < mbs.size(); ++i) {
+            tg.dropout_seed = pass_seed(p.seed, step, i);
+            const double l = trainer_pass(tg, mbs[i], true);
             if (!std::isfinite(l)) {
-                save_checkpoint(step - 1);
-                json_line().str("event", "error").str("kind", "nan").integer("step", step).integer("sample", smp->index)
-                    .str("message", "non-finite loss; the last good state is in the checkpoint").emit();
-                throw runtime_failure(string_format("loss is %s at step %lld (sample %d): lower --lr; the last good state (step %lld) is in %s",
-                            std::isnan(l) ? "NaN" : "Inf", (long long) step, smp->index, (long long) (step - 1), p.checkpoint.c_str()), 3);
+                stop_non_finite(step, "loss");
             }
-            loss += l * weight;
-            tokens_step += (int64_t) smp->tokens.size();
+            loss += l;
             if (g_interrupted) {
                 break;
             }
         }
         if (g_interrupted) {
             // the step is incomplete: keep the state of the last complete one
+            trainer_grads_zero(tg);
             save_checkpoint(step - 1);
             json_line().str("event", "interrupted").integer("step", step - 1).str("checkpoint", p.checkpoint).emit();
             return 130;
         }
-
-        // global gradient norm, clipping, AdamW on the host
-        double norm2 = 0.0;
-        std::vector<std::vector<float>> grads(adapter.tensors.size());
-        for (size_t i = 0; i < adapter.tensors.size(); ++i) {
-            trainer_read_grad(tg, i, grads[i]);
-            for (const float g : grads[i]) {
-                norm2 += (double) g * g;
-            }
+        if (!p.grad_dump.empty()) {
+            return write_grad_dump(p.grad_dump, tg, loss);
         }
-        const double gnorm = std::sqrt(norm2);
+
+        // global gradient norm, clipping, AdamW on the device
+        const double gnorm = adamw_grad_norm(opt);
         if (!std::isfinite(gnorm)) {
-            save_checkpoint(step - 1);
-            json_line().str("event", "error").str("kind", "nan").integer("step", step).str("message", "non-finite gradient").emit();
-            throw runtime_failure(string_format("gradient is not finite at step %lld: lower --lr; the last good state is in %s",
-                        (long long) step, p.checkpoint.c_str()), 3);
+            stop_non_finite(step, "gradient");
         }
         const float gscale = p.grad_clip > 0.0f && gnorm > p.grad_clip ? (float) (p.grad_clip / gnorm) : 1.0f;
-        for (size_t i = 0; i < adapter.tensors.size(); ++i) {
-            adamw_update(adapter.tensors[i], grads[i], gscale, p, lr, step);
-        }
-        trainer_upload(tg);
+        adamw_step(opt, lr, step, gscale);
+        trainer_grads_zero(tg);
 
         tokens_here += tokens_step;
         train_time_here += now_s() - t_step;
@@ -372,7 +426,7 @@ int run(int argc, char ** argv) {
 
         const bool eval_now = !ds.eval.empty() && ((p.eval_every > 0 && step % p.eval_every == 0) || step == total_steps);
         if (eval_now) {
-            last_eval = eval_loss(tg, ds.eval);
+            last_eval = eval_loss(tg, ds.eval, capacity);
         }
         const double tps = train_time_here > 0 ? (double) tokens_here / train_time_here : 0.0;
         const double eta = (double) (total_steps - step) * (train_time_here / (double) (step - start_step));
@@ -386,7 +440,7 @@ int run(int argc, char ** argv) {
         }
         line.num("lr", lr).num("grad_norm", gnorm).integer("tokens", tokens_step).num("tokens_per_s", tps)
             .num("elapsed_s", ckpt.elapsed_s + (now_s() - t_start)).num("eta_s", eta)
-            .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).emit();
+            .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("graph_builds", tg.n_builds).emit();
 
         if (p.checkpoint_every > 0 && step % p.checkpoint_every == 0 && step < total_steps) {
             save_checkpoint(step);
@@ -400,17 +454,19 @@ int run(int argc, char ** argv) {
 
     // ---- the result ----
     if (!ds.eval.empty() && !std::isfinite(last_eval)) {
-        last_eval = eval_loss(tg, ds.eval);
+        last_eval = eval_loss(tg, ds.eval, capacity);
     }
-    save_checkpoint(total_steps);
+    save_checkpoint(total_steps); // also brings the device's values to the host
     lora_write(p.out, adapter, adapter_meta(p, base));
     const double train_s = ckpt.elapsed_s + train_time_here;
     json_line().str("event", "done").str("adapter", p.out).integer("steps", total_steps)
         .num("first_loss", first_loss).num("loss", last_loss).num("eval_loss", last_eval)
         .num("tokens_per_s", train_time_here > 0 ? tokens_here / train_time_here : 0.0)
         .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
-        .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params).emit();
+        .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
+        .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("transposed_weight_bytes", tg.wt.bytes).emit();
 
+    adamw_free(opt);
     trainer_graph_free(tg);
     llama_free(lctx);
     llama_model_free(model);

@@ -4,86 +4,172 @@
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml-autoact.h"
 #include "llama.h"
 
+#include <climits>
 #include <cmath>
 #include <map>
 
 namespace {
 
-struct pass_state {
-    trainer_graph * tg = nullptr;
-    const sample *  smp = nullptr;
-    bool            backward = false;
-    float           weight = 1.0f;
-
-    ggml_context *  meta = nullptr;
-    ggml_cgraph *   graph = nullptr;
-    ggml_tensor *   labels = nullptr;
-    ggml_tensor *   loss = nullptr;
-    std::vector<float> labels_host;
+struct pass_call {
+    trainer_graph *     tg = nullptr;
+    const micro_batch * mb = nullptr;
+    bool                backward = false;
 };
 
+// The loss on top of llama.cpp's forward graph, from integer labels, as a log-softmax:
+//   z      = logits - mean(logits)                 [V, O]  (any shift gives the same value and
+//                                                          gradient; the mean keeps exp() finite)
+//   lse    = log(sum_v exp(z))                     [1, O]
+//   picked = z[label_o, o] for each row o          [1, O]  (get_rows on the flattened z)
+//   loss   = -sum_o weight_o * (picked_o - lse_o)
+// (ggml's fused cross-entropy needs a dense one-hot target of V x O floats from the host.)
+ggml_tensor * build_loss(trainer_graph & tg, ggml_context * ctx, ggml_tensor * logits) {
+    const int64_t n_vocab = logits->ne[0], n_out = logits->ne[1];
+    tg.last.labels = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
+    ggml_set_name(tg.last.labels, "autoact_labels");
+    ggml_set_input(tg.last.labels);
+    tg.last.weights = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_out);
+    ggml_set_name(tg.last.weights, "autoact_weights");
+    ggml_set_input(tg.last.weights);
+
+    ggml_tensor * z      = ggml_sub(ctx, logits, ggml_repeat(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, logits), 1.0f / (float) n_vocab), logits));
+    ggml_tensor * lse    = ggml_log(ctx, ggml_sum_rows(ctx, ggml_exp(ctx, z)));                            // [1, O]
+    ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_2d(ctx, z, 1, n_vocab * n_out), tg.last.labels); // [1, O]
+    ggml_tensor * nll    = ggml_sub(ctx, lse, picked);
+    ggml_tensor * loss   = ggml_sum(ctx, ggml_mul(ctx, nll, tg.last.weights));
+    ggml_set_name(loss, "autoact_loss");
+    ggml_set_output(loss);
+    return loss;
+}
+
+// ggml asks for the transposed copy of a frozen weight while it builds the backward pass: a new
+// one is created here and filled at the end of the build (materialize_transposes).
+ggml_tensor * transposed_source(const ggml_tensor * w, void * ud) {
+    auto & wt = static_cast<trainer_graph *>(ud)->wt;
+    if (!w->data || !w->buffer || ggml_backend_buffer_get_usage(w->buffer) != GGML_BACKEND_BUFFER_USAGE_WEIGHTS) {
+        return nullptr; // not a model weight: ggml makes the copy in the pass
+    }
+    const auto it = wt.of.find(w);
+    if (it != wt.of.end()) {
+        return it->second;
+    }
+    ggml_tensor * t = ggml_new_tensor_4d(wt.ctx, (ggml_type) wt.type, w->ne[1], w->ne[0], w->ne[2], w->ne[3]);
+    ggml_format_name(t, "autoact_wt.%s", w->name);
+    wt.of[w] = t;
+    wt.pending.emplace_back(w, t);
+    return t;
+}
+
+// Allocates the new transposed copies in host memory and computes them once.
+void materialize_transposes(trainer_graph & tg) {
+    auto & wt = tg.wt;
+    if (wt.pending.empty()) {
+        return;
+    }
+    ggml_backend_buffer * buf = ggml_backend_alloc_ctx_tensors_from_buft(wt.ctx, ggml_backend_cpu_buffer_type());
+    if (!buf) {
+        throw runtime_failure("cannot allocate the transposed weights (rerun with --frozen-backward matmul)");
+    }
+    wt.buffers.push_back(buf);
+    wt.bytes += (int64_t) ggml_backend_buffer_get_size(buf);
+
+    ggml_init_params params = { (4 * wt.pending.size() + 8) * ggml_tensor_overhead() + ggml_graph_overhead_custom(4 * wt.pending.size() + 8, false), nullptr, true };
+    ggml_context * ctx = ggml_init(params);
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, 4 * wt.pending.size() + 8, false);
+    for (auto & [w, t] : wt.pending) {
+        ggml_tensor * src = const_cast<ggml_tensor *>(w);
+        if (ggml_is_quantized(src->type)) {
+            src = ggml_cast(ctx, src, GGML_TYPE_F32);
+        }
+        ggml_build_forward_expand(g, ggml_cpy(ctx, ggml_transpose(ctx, src), t));
+    }
+    ggml_backend * cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    ggml_backend_cpu_set_n_threads(cpu, wt.n_threads);
+    ggml_gallocr * alloc = ggml_gallocr_new(ggml_backend_cpu_buffer_type());
+    const bool ok = ggml_gallocr_alloc_graph(alloc, g) && ggml_backend_graph_compute(cpu, g) == GGML_STATUS_SUCCESS;
+    ggml_gallocr_free(alloc);
+    ggml_backend_free(cpu);
+    ggml_free(ctx);
+    wt.pending.clear();
+    if (!ok) {
+        throw runtime_failure("cannot compute the transposed weights");
+    }
+}
+
 ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
-    auto * ps = static_cast<pass_state *>(ud);
+    auto & call = *static_cast<pass_call *>(ud);
+    trainer_graph & tg = *call.tg;
+    if (tg.last.meta) {
+        ggml_free(tg.last.meta); // llama.cpp has reset the forward graph the old one extended
+    }
+    tg.last = {};
+    tg.n_builds++;
+
     const size_t size = ggml_graph_size(gf);
     ggml_init_params params = {
         /*mem_size   =*/ 4 * size * ggml_tensor_overhead() + 2 * ggml_graph_overhead_custom(size, true),
         /*mem_buffer =*/ nullptr,
         /*no_alloc   =*/ true,
     };
-    ps->meta = ggml_init(params);
+    tg.last.meta = ggml_init(params);
 
-    // logits: [n_vocab, n_outputs], one column per trained position, in order
-    GGML_ASSERT(logits && logits->ne[1] == (int64_t) ps->smp->labels.size());
-    ps->graph  = ggml_graph_dup(ps->meta, gf, /*force_grads =*/ ps->backward);
-    ps->labels = ggml_new_tensor_2d(ps->meta, GGML_TYPE_F32, logits->ne[0], logits->ne[1]);
-    ggml_set_name(ps->labels, "autoact_labels");
-    ggml_set_input(ps->labels);
-    ps->loss = ggml_cross_entropy_loss(ps->meta, logits, ps->labels); // mean over the columns
-    ggml_set_name(ps->loss, "autoact_loss");
-    ggml_set_output(ps->loss);
-    ggml_build_forward_expand(ps->graph, ps->loss);
-    if (!ps->backward) {
-        return ps->graph;
-    }
-    ggml_set_loss(ps->loss);
-
-    // the adapter's gradients land in our accumulators (indexed by forward node)
-    std::map<const ggml_tensor *, ggml_tensor *> acc_of;
-    for (auto & t : ps->tg->adapter->tensors) {
-        acc_of[t.dev] = t.grad;
-    }
-    const int n_nodes = ggml_graph_n_nodes(ps->graph);
-    std::vector<ggml_tensor *> accs(n_nodes, nullptr);
-    size_t n_found = 0;
-    for (int i = 0; i < n_nodes; ++i) {
-        const auto it = acc_of.find(ggml_graph_node(ps->graph, i));
-        if (it != acc_of.end()) {
-            accs[i] = it->second;
-            n_found++;
+    GGML_ASSERT(logits && logits->ne[1] == (int64_t) call.mb->labels.size());
+    ggml_cgraph * graph = ggml_graph_dup(tg.last.meta, gf, /*force_grads =*/ call.backward);
+    tg.last.loss = build_loss(tg, tg.last.meta, logits);
+    ggml_build_forward_expand(graph, tg.last.loss);
+    if (call.backward) {
+        ggml_set_loss(tg.last.loss);
+        // the adapter's gradients land in our accumulators (indexed by forward node)
+        std::map<const ggml_tensor *, ggml_tensor *> acc_of;
+        for (auto & t : tg.adapter->tensors) {
+            acc_of[t.dev] = t.grad;
         }
+        const int n_nodes = ggml_graph_n_nodes(graph);
+        std::vector<ggml_tensor *> accs(n_nodes, nullptr);
+        size_t n_found = 0;
+        for (int i = 0; i < n_nodes; ++i) {
+            const auto it = acc_of.find(ggml_graph_node(graph, i));
+            if (it != acc_of.end()) {
+                accs[i] = it->second;
+                n_found++;
+            }
+        }
+        if (n_found != acc_of.size()) {
+            fprintf(stderr, "autoact-train: only %zu of %zu adapter tensors are in the graph\n", n_found, acc_of.size());
+            return nullptr;
+        }
+        ggml_build_backward_expand(tg.last.meta, graph, accs.data());
+        materialize_transposes(tg);
     }
-    if (n_found != acc_of.size()) {
-        fprintf(stderr, "autoact-train: only %zu of %zu adapter tensors are in the graph\n", n_found, acc_of.size());
-        return nullptr;
-    }
-    ggml_build_backward_expand(ps->meta, ps->graph, accs.data());
-    return ps->graph;
+    tg.last.dropout_seed = ggml_graph_get_tensor(graph, "autoact_dropout_seed");
+    tg.last.graph     = graph;
+    tg.last.n_tokens  = (int32_t) call.mb->tokens.size();
+    tg.last.n_outputs = (int32_t) call.mb->labels.size();
+    tg.last.backward  = call.backward;
+    return graph;
 }
 
 void pass_set_inputs(void * ud) {
-    auto * ps = static_cast<pass_state *>(ud);
-    const int64_t n_vocab = ps->labels->ne[0];
-    ps->labels_host.assign((size_t) ggml_nelements(ps->labels), 0.0f);
-    for (size_t r = 0; r < ps->smp->labels.size(); ++r) {
-        ps->labels_host[r * n_vocab + ps->smp->labels[r]] = 1.0f;
+    auto & call = *static_cast<pass_call *>(ud);
+    trainer_graph & tg = *call.tg;
+    const micro_batch & mb = *call.mb;
+    std::vector<int32_t> flat(mb.labels.size());
+    for (size_t o = 0; o < mb.labels.size(); ++o) {
+        flat[o] = (int32_t) (o * (size_t) tg.n_vocab) + mb.labels[o];
     }
-    ggml_backend_tensor_set(ps->labels, ps->labels_host.data(), 0, ggml_nbytes(ps->labels));
-    if (ps->backward) {
-        // the seed gradient d(step loss)/d(sample loss): the sample's share of the step's tokens
-        ggml_tensor * seed = ggml_graph_get_grad_acc(ps->graph, ps->loss);
-        ggml_backend_tensor_set(seed, &ps->weight, 0, sizeof(float));
+    ggml_backend_tensor_set(tg.last.labels, flat.data(), 0, ggml_nbytes(tg.last.labels));
+    ggml_backend_tensor_set(tg.last.weights, mb.weights.data(), 0, ggml_nbytes(tg.last.weights));
+    if (tg.last.dropout_seed) {
+        ggml_backend_tensor_set(tg.last.dropout_seed, &tg.dropout_seed, 0, sizeof(float));
+    }
+    if (call.backward) {
+        // the seed gradient: the loss already carries each row's share of the step
+        const float one = 1.0f;
+        ggml_backend_tensor_set(ggml_graph_get_grad_acc(tg.last.graph, tg.last.loss), &one, 0, sizeof(float));
     }
 }
 
@@ -111,7 +197,34 @@ void trainer_graph_init(trainer_graph & tg, llama_context * lctx, lora_adapter &
     trainer_grads_zero(tg);
 }
 
+void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads) {
+    if (type < 0) {
+        ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
+        return;
+    }
+    tg.wt.enabled = cache;
+    tg.wt.type = type;
+    tg.wt.n_threads = n_threads;
+    if (cache && !tg.wt.ctx) {
+        ggml_init_params params = { 4096 * ggml_tensor_overhead(), nullptr, true };
+        tg.wt.ctx = ggml_init(params);
+    }
+    ggml_autoact_set_frozen_grad_type((ggml_type) type, cache ? transposed_source : nullptr, &tg);
+}
+
 void trainer_graph_free(trainer_graph & tg) {
+    ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
+    for (ggml_backend_buffer * b : tg.wt.buffers) {
+        ggml_backend_buffer_free(b);
+    }
+    if (tg.wt.ctx) {
+        ggml_free(tg.wt.ctx);
+    }
+    tg.wt = {};
+    if (tg.last.meta) {
+        ggml_free(tg.last.meta);
+        tg.last = {};
+    }
     if (tg.grad_buf) {
         ggml_backend_buffer_free(tg.grad_buf);
         tg.grad_buf = nullptr;
@@ -122,28 +235,35 @@ void trainer_grads_zero(trainer_graph & tg) {
     ggml_backend_buffer_clear(tg.grad_buf, 0);
 }
 
-double trainer_pass(trainer_graph & tg, const sample & smp, bool backward, float weight) {
-    pass_state ps;
-    ps.tg = &tg;
-    ps.smp = &smp;
-    ps.backward = backward;
-    ps.weight = weight;
+double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
+    if ((int64_t) mb.labels.size() * tg.n_vocab >= INT32_MAX) {
+        throw input_error(string_format("%zu output rows x %d vocabulary entries exceed the loss's 32-bit index: lower --batch-tokens",
+                    mb.labels.size(), tg.n_vocab));
+    }
+    // dropout only in training passes; it changes the graph, as `backward` does
+    llama_autoact_set_lora_dropout(tg.lctx, backward ? tg.dropout : 0.0f);
+    pass_call call;
+    call.tg = &tg;
+    call.mb = &mb;
+    call.backward = backward;
 
-    llama_autoact_pass pass = { pass_build, pass_set_inputs, &ps };
-    const int32_t rc = llama_autoact_pass_run(tg.lctx, smp.tokens.data(), smp.outputs.data(), (int32_t) smp.tokens.size(), pass);
-    double loss = NAN;
-    if (rc == 0) {
-        float l = 0.0f;
-        ggml_backend_tensor_get(ps.loss, &l, 0, sizeof(float));
-        loss = l;
-    }
-    if (ps.meta) {
-        ggml_free(ps.meta);
-    }
+    const bool same_shape = tg.reuse && tg.last.graph && tg.last.backward == backward &&
+        tg.last.n_tokens == (int32_t) mb.tokens.size() && tg.last.n_outputs == (int32_t) mb.labels.size();
+    llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr };
+    const llama_autoact_batch batch = { mb.tokens.data(), mb.pos.data(), mb.seq.data(), mb.outputs.data(), (int32_t) mb.tokens.size() };
+    const int32_t rc = llama_autoact_pass_run(tg.lctx, batch, &pass);
     if (rc != 0) {
-        throw runtime_failure(string_format("llama.cpp failed on sample %d (code %d; rerun with --verbose)", smp.index, rc));
+        throw runtime_failure(string_format("llama.cpp failed on a micro-batch of %d samples (code %d; rerun with --verbose)", mb.n_samples, rc));
     }
-    return loss;
+    tg.n_passes++;
+    float l = 0.0f;
+    ggml_backend_tensor_get(tg.last.loss, &l, 0, sizeof(float));
+    return l;
+}
+
+float pass_seed(uint64_t seed, int64_t step, size_t micro_batch) {
+    rng64 rng(seed ^ ((uint64_t) step * 0x9e3779b97f4a7c15ull) ^ ((uint64_t) micro_batch << 48));
+    return (float) (rng.next() % 8191); // small, so that sin() keeps its resolution in F32
 }
 
 void trainer_upload(trainer_graph & tg) {

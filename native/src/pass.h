@@ -1,20 +1,63 @@
-// One pass of a sample through the base model with the adapter attached: the forward graph
-// from llama.cpp (patched, see native/patches), our loss on the trained positions, and, for
-// training, the backward pass whose adapter gradients add into the accumulators.
+// One pass of a packed micro-batch through the base model with the adapter attached: llama.cpp's
+// forward graph (patched, see native/patches), our masked loss from integer labels and, for
+// training, the backward pass whose adapter gradients add into the accumulators. The graph is
+// built once per shape (tokens, outputs, backward) and computed again for every micro-batch of
+// that shape; only the loss comes back to the host.
 #pragma once
 
 #include "adapter.h"
-#include "dataset.h"
+#include "pack.h"
+
+#include <map>
+#include <utility>
+#include <vector>
 
 struct llama_context;
 struct ggml_backend_buffer;
+struct ggml_context;
+struct ggml_cgraph;
+struct ggml_tensor;
 
 struct trainer_graph {
     llama_context *       lctx = nullptr;
     lora_adapter *        adapter = nullptr;
     int32_t               n_vocab = 0;
+    bool                  reuse = true;     // false: build a fresh graph for every pass (tests)
+    float                 dropout = 0.0f;   // LoRA dropout of training passes
+    float                 dropout_seed = 0; // the next training pass's mask seed (see pass_seed)
     ggml_backend_buffer * grad_buf = nullptr; // the gradient accumulators
+
+    // the graph of the last pass, kept while the next pass has the same shape
+    struct {
+        int32_t        n_tokens = 0, n_outputs = 0;
+        bool           backward = false;
+        ggml_context * meta = nullptr;
+        ggml_cgraph *  graph = nullptr;
+        ggml_tensor *  labels = nullptr;  // I32 [1, O]: the next token of each output row
+        ggml_tensor *  weights = nullptr; // F32 [O]
+        ggml_tensor *  loss = nullptr;    // F32 [1]: sum of weight * NLL
+        ggml_tensor *  dropout_seed = nullptr; // F32 [1], when the graph has dropout
+    } last;
+    int64_t n_builds = 0, n_passes = 0;
+
+    // transposed copies of the frozen weights for their input gradients, made once (see
+    // trainer_transpose_cache); empty when the cache is off
+    struct {
+        bool           enabled = false;
+        int            type = 0;        // ggml_type of the copies
+        int            n_threads = 1;
+        ggml_context * ctx = nullptr;
+        std::map<const ggml_tensor *, ggml_tensor *> of;
+        std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> pending;
+        std::vector<ggml_backend_buffer *> buffers;
+        int64_t        bytes = 0;
+    } wt;
 };
+
+// Input gradients through the frozen weights: matmuls of transposed copies in `type` (F32, or
+// F16 with mixed precision), the copies made once and kept (`cache`, CPU) or made in every
+// pass (GPU: no memory for a second copy of the model); or upstream's OUT_PROD (`type` < 0).
+void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads);
 
 // Marks the adapter's tensors trainable and allocates one gradient accumulator per tensor,
 // beside it (same buffer type).
@@ -23,9 +66,13 @@ void trainer_graph_free(trainer_graph & tg);
 
 void trainer_grads_zero(trainer_graph & tg);
 
-// Mean cross-entropy over the sample's trained positions. With `backward`, the gradient of
-// weight * loss is added to the accumulators. Throws runtime_failure when llama.cpp fails.
-double trainer_pass(trainer_graph & tg, const sample & smp, bool backward, float weight);
+// The dropout seed of a training pass: a function of the run's seed, the step and the micro-batch,
+// so that a resumed run draws the masks a straight run would.
+float pass_seed(uint64_t seed, int64_t step, size_t micro_batch);
+
+// Sum over the micro-batch's output rows of weight * NLL of the row's label. With `backward`,
+// its gradient is added to the accumulators. Throws runtime_failure when llama.cpp fails.
+double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward);
 
 // Copies the host values of the adapter into its backend tensors.
 void trainer_upload(trainer_graph & tg);

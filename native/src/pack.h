@@ -1,0 +1,42 @@
+// Packing: a step's samples laid side by side in micro-batches of one fixed shape, so that one
+// training graph serves every micro-batch of the run.
+//
+// Shapes: T = tokens per micro-batch (the capacity, fixed for the run), O = output positions
+// (rounded up to a bucket, so that consecutive micro-batches usually share one graph).
+// Each sample is its own sequence (positions from 0, attention only within the sample: the
+// mask is block-diagonal); unused tokens form one more padding sequence. Padding outputs carry
+// weight 0, so they change neither the loss nor the gradients.
+#pragma once
+
+#include "dataset.h"
+
+#include <cstdint>
+#include <vector>
+
+struct micro_batch {
+    std::vector<int32_t> tokens;  // [T]
+    std::vector<int32_t> pos;     // [T] position within its sample
+    std::vector<int32_t> seq;     // [T] sequence id: the sample's slot, or the padding sequence
+    std::vector<int8_t>  outputs; // [T] 1 where a logit row is computed
+    std::vector<int32_t> labels;  // [O] next token of each output row, in order
+    std::vector<float>   weights; // [O] loss weight of each output row (0 = padding)
+    int32_t n_samples = 0;
+    int64_t n_tokens  = 0;        // real (not padding) tokens
+    int64_t n_labels  = 0;        // real trained positions
+};
+
+// Largest number of samples in a micro-batch of `capacity` tokens: llama.cpp's limit of 256
+// sequences (and of no more sequences than tokens), less the padding sequence.
+int32_t pack_max_samples(int32_t capacity);
+
+// The capacity T of a run: at most `batch_tokens`, at least the longest sample, and no more
+// than one step's samples can fill; a multiple of 32.
+int32_t pack_capacity(const std::vector<sample> & samples, int64_t samples_per_step, int32_t batch_tokens);
+
+// Output rows of a micro-batch with `n_labels` trained positions: rounded up to a bucket of
+// 32, at most `capacity`.
+int32_t pack_outputs_bucket(int64_t n_labels, int32_t capacity);
+
+// Packs `samples` in the given order into micro-batches of `capacity` tokens (a new one when the
+// next sample does not fit); each trained position gets `weight`. Every sample must fit.
+std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight);

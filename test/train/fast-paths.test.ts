@@ -1,0 +1,119 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import type { TokenizedSample } from "../../src/train/index.js";
+import { BUILD_TIMEOUT_MS, nativeBuild, runTrainer, samplesFile, stepLosses, tempDir, tinyModel } from "./helpers.js";
+
+/** The trainer's --grad-dump file: the first step's loss and every adapter tensor's gradient. */
+function readGradDump(file: string): { loss: number; grads: Float32Array[] } {
+    const buf = fs.readFileSync(file);
+    expect(buf.subarray(0, 4).toString()).toBe("AAGD");
+    const n = buf.readUInt32LE(4);
+    const loss = buf.readDoubleLE(8);
+    const grads: Float32Array[] = [];
+    let off = 16;
+    for (let i = 0; i < n; i++) {
+        const k = buf.readUInt32LE(off);
+        off += 4;
+        grads.push(new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 4 * k)));
+        off += 4 * k;
+    }
+    return { loss, grads };
+}
+
+/** Largest |a - b| over all entries, relative to the largest |a|. */
+function relMaxDiff(a: Float32Array[], b: Float32Array[]): number {
+    let diff = 0;
+    let scale = 0;
+    a.forEach((x, t) => x.forEach((v, i) => {
+        diff = Math.max(diff, Math.abs(v - b[t]![i]!));
+        scale = Math.max(scale, Math.abs(v));
+    }));
+    return diff / scale;
+}
+
+/** Samples of different lengths, so that packing puts several side by side. */
+function mixedSamples(count: number, vocabFrom = 40): TokenizedSample[] {
+    return Array.from({ length: count }, (_, s) => {
+        const tokens = Array.from({ length: 12 + ((s * 7) % 17) }, (_, i) => vocabFrom + ((s * 13 + i * 5) % 60));
+        return { tokens, mask: tokens.map((_, i) => (i >= 5 ? 1 : 0)) };
+    });
+}
+
+describe("the trainer's fast paths agree with the plain ones", () => {
+    let dir: string;
+    let base: string;
+    let data: string;
+
+    beforeAll(async () => {
+        await nativeBuild();
+        dir = tempDir("train-fast");
+        base = await tinyModel(dir);
+        data = await samplesFile(dir, mixedSamples(8));
+    }, BUILD_TIMEOUT_MS);
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    async function gradDump(name: string, args: string[], model = base, samples = data) {
+        const out = path.join(dir, `${name}.grads`);
+        const run = await runTrainer(["--base", model, "--data", samples, "--out", path.join(dir, `${name}.gguf`),
+            "--ctx", "64", "--grad-dump", out, ...args]);
+        expect(run.exitCode, run.stderr).toBe(0);
+        return readGradDump(out);
+    }
+
+    it("packed samples (block-diagonal attention) give the loss and gradients of one sample per micro-batch", async () => {
+        // 8 samples a step: all in one micro-batch of 256 tokens, or one per micro-batch of 32
+        const packed = await gradDump("packed", ["--batch", "8", "--batch-tokens", "256"]);
+        const single = await gradDump("single", ["--batch", "8", "--batch-tokens", "8"]);
+        expect(Math.abs(packed.loss - single.loss)).toBeLessThan(1e-4);
+        expect(relMaxDiff(single.grads, packed.grads)).toBeLessThan(1e-4);
+        expect(packed.grads.some((g) => g.some((v) => v !== 0))).toBe(true);
+    });
+
+    it("the reused graph gives the same losses as a fresh graph for every micro-batch", async () => {
+        const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "6", "--lr", "1e-2", "--batch", "3",
+            "--batch-tokens", "64", "--eval-fraction", "0.25", "--eval-every", "2"];
+        const reused = await runTrainer([...common, "--out", path.join(dir, "reused.gguf")]);
+        const fresh = await runTrainer([...common, "--out", path.join(dir, "fresh.gguf"), "--no-graph-reuse"]);
+        expect(reused.exitCode, reused.stderr).toBe(0);
+        expect(fresh.exitCode, fresh.stderr).toBe(0);
+        expect(stepLosses(reused)).toEqual(stepLosses(fresh));
+        const done = (run: typeof reused) => run.events.find((e) => e.event === "done")!;
+        expect(done(reused).eval_loss).toBe(done(fresh).eval_loss);
+        // a build per shape, not per pass
+        expect(done(fresh).graph_builds).toBe(done(fresh).passes);
+        expect(done(reused).graph_builds).toBeLessThan(done(reused).passes / 2);
+    });
+
+    it("Q4_K: input gradients through the frozen weights (transposed copies, cached or per pass) match upstream's OUT_PROD (F32); F16 within 1e-2", async () => {
+        // Q4_K blocks are 256 wide: its base needs rows of 256
+        const q4k = (await writeSyntheticModel({ arch: "llama", nEmbd: 256, layers: 2, heads: 4, ff: 256, vocab: 320, type: "q4_k",
+            out: path.join(dir, "q4k.gguf") })).path;
+        const q4kData = await samplesFile(dir, mixedSamples(4, 60), "q4k.bin");
+        // attn_q only: its gradient reaches the adapter only through the frozen layers above it
+        const args = ["--batch", "4", "--targets", "attn_q"];
+        const reference = await gradDump("q4k-ref", [...args, "--frozen-backward", "out_prod"], q4k, q4kData);
+        const cached = await gradDump("q4k-cached", [...args, "--frozen-backward", "cached", "--mixed-precision", "off"], q4k, q4kData);
+        const perPass = await gradDump("q4k-matmul", [...args, "--frozen-backward", "matmul", "--mixed-precision", "off"], q4k, q4kData);
+        const f16 = await gradDump("q4k-f16", [...args, "--frozen-backward", "cached", "--mixed-precision", "on"], q4k, q4kData);
+        expect(cached.loss).toBe(reference.loss);
+        expect(relMaxDiff(reference.grads, cached.grads)).toBeLessThan(1e-4);
+        expect(relMaxDiff(reference.grads, perPass.grads)).toBeLessThan(1e-4);
+        expect(relMaxDiff(reference.grads, f16.grads)).toBeLessThan(1e-2);
+        expect(relMaxDiff(reference.grads, f16.grads)).toBeGreaterThan(0); // F16 really ran
+    });
+
+    it("mixed precision (F16 input gradients) keeps the training loss within 1e-2 of F32", async () => {
+        const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "8", "--lr", "1e-2", "--batch", "4"];
+        const f32 = await runTrainer([...common, "--out", path.join(dir, "mp-off.gguf"), "--mixed-precision", "off"]);
+        const f16 = await runTrainer([...common, "--out", path.join(dir, "mp-on.gguf"), "--mixed-precision", "on"]);
+        expect(f32.exitCode, f32.stderr).toBe(0);
+        expect(f16.exitCode, f16.stderr).toBe(0);
+        expect(f16.events[0]!.mixed_precision).toBe(true);
+        const a = stepLosses(f32);
+        const b = stepLosses(f16);
+        expect(a.at(-1)!).toBeLessThan(a[0]!);
+        a.forEach((loss, i) => expect(Math.abs(loss - b[i]!), `step ${i + 1}`).toBeLessThan(1e-2));
+    });
+});
