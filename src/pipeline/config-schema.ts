@@ -72,6 +72,8 @@ export interface PipelineConfig {
         passages: number;
         /** Answers longer than this are dropped (AutoAct HotpotQA: 20); 0 = no limit. */
         max_answer_chars: number;
+        /** AutoAct keeps only new answers, a second yes/no too (false); true lets yes/no answers repeat. */
+        repeat_yes_no: boolean;
         /** Give up after this many rounds without reaching the target. */
         max_rounds: number;
         seed: number;
@@ -133,6 +135,7 @@ export const defaultConfig: PipelineConfig = {
         mode: "seeds",
         passages: 2,
         max_answer_chars: 20,
+        repeat_yes_no: false,
         max_rounds: 400,
         seed: 1
     },

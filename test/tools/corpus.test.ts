@@ -81,6 +81,19 @@ describe("Lookup", () => {
         await library.execute("Retrieve[Nixon (film)]", session);
         expect((await library.execute("Lookup[Stone]", session)).observation).toBe("(Result 1 / 1) It was directed by Oliver Stone.");
     });
+
+    it("works after Search, over the pages found, best first (as in the original)", async () => {
+        const session = new ToolSession();
+        const found = await library.execute("Search[Watergate scandal president]", session);
+        expect(found.observation.split("\n")[0]).toMatch(/^1\. Richard Nixon:/);
+        expect((await library.execute("Lookup[resigned]", session)).observation).toBe("(Result 1 / 1) Nixon resigned after the Watergate scandal.");
+        expect((await library.execute("Lookup[1969]", session)).observation).toBe("(Result 1 / 1) He served from 1969 until 1974.");
+        // A search without results leaves nothing to look in; Retrieve then takes over again.
+        await library.execute("Search[zzzqqq]", session);
+        expect((await library.execute("Lookup[Nixon]", session)).observation).toMatch(/^No page has been retrieved yet/);
+        await library.execute("Retrieve[Marie Curie]", session);
+        expect((await library.execute("Lookup[Nobel]", session)).observation).toBe("(Result 1 / 1) She was the first woman to win a Nobel Prize.");
+    });
 });
 
 describe("Search", () => {

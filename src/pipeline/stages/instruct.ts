@@ -37,7 +37,8 @@ export const instructStage: StageDefinition = {
             : Math.min(settings.max_rounds, Math.max(2, 2 * Math.ceil(target / settings.per_round)));
         const dedup = new TaskDeduplicator({
             uniqueAnswers: config.task.kind === "qa",
-            maxAnswerChars: settings.max_answer_chars
+            maxAnswerChars: settings.max_answer_chars,
+            repeatYesNo: settings.repeat_yes_no
         });
         seeds.forEach((seed) => dedup.remember(seed));
 
