@@ -10,6 +10,8 @@ import { toolNameKey } from "../tools/parse.js";
 export interface TaskPair {
     question: string;
     answer: string;
+    /** The image a question refers to, as caption and OCR text (ScienceQA); absent without one. */
+    image?: { caption: string; ocr: string };
 }
 
 export interface Passage {
@@ -37,13 +39,27 @@ export function selfInstructPrompt(options: {
         lines.push(`Write ${options.count} new examples of this task, different from the ones below.`);
     }
     lines.push("Each example is a line starting with \"Question:\" followed by a line starting with \"Answer:\". Answers are short.");
+    const withImages = options.examples.some((example) => example.image != null);
+    if (withImages)
+        lines.push("When a question refers to an image, describe the image on a line starting with \"Caption:\" and the text in it on a line starting with \"OCR:\", before the answer.");
     lines.push("");
-    for (const example of options.examples)
-        lines.push(`Question: ${example.question.trim()}`, `Answer: ${example.answer.trim()}`, "");
+    for (const example of options.examples) {
+        lines.push(`Question: ${example.question.trim()}`);
+        if (example.image != null)
+            lines.push(`Caption: ${oneLineText(example.image.caption)}`, `OCR: ${oneLineText(example.image.ocr)}`);
+        lines.push(`Answer: ${example.answer.trim()}`, "");
+    }
     return lines.join("\n");
 }
 
 // Labels as instruct models write them: "Question:", "**Question:**", "Question 1:", "Q1.", "### Question".
+function oneLineText(text: string): string {
+    return text.replace(/\s+/g, " ").trim() || "none";
+}
+
+const CAPTION_LABEL = /^(?:image\s+)?caption\s*:\s*/i;
+const OCR_LABEL = /^(?:ocr|text in the image|image text)\s*:\s*/i;
+
 // "Q:" and "A:" only with a colon: "A." and "A)" start options.
 const QUESTION_LABEL = /^(?:question\s*\d*\s*[:.)\-]|q\s*\d*\s*:)\s*/i;
 const ANSWER_LABEL = /^(?:answer\s*\d*\s*[:.)\-]|a\s*\d*\s*:)\s*/i;
@@ -71,16 +87,27 @@ export function parseTaskPairs(text: string): TaskPair[] {
     let question: string[] | null = null;
     // A list item without a label may be a question, if an answer follows it.
     let candidate: string[] | null = null;
+    let image = { caption: "", ocr: "" };
     const emit = (lines: string[], answer: string) => {
         const q = lines.join("\n").trim();
         const a = answer.trim().replace(/^["']|["']$/g, "").trim();
+        const seen = { caption: image.caption === "none" ? "" : image.caption, ocr: image.ocr === "none" ? "" : image.ocr };
         if (q.length >= 8 && a.length > 0 && !/question\s*\d*\s*:/i.test(q))
-            pairs.push({ question: q, answer: a });
+            pairs.push({ question: q, answer: a, ...(seen.caption !== "" || seen.ocr !== "" ? { image: seen } : {}) });
+        image = { caption: "", ocr: "" };
     };
     for (const raw of text.split("\n")) {
         const { text: line, listed } = cleanLine(raw);
         if (line === "")
             continue;
+        // An image's caption and OCR text belong to the question being written, not to its text.
+        if ((question != null || candidate != null) && (CAPTION_LABEL.test(line) || OCR_LABEL.test(line))) {
+            if (CAPTION_LABEL.test(line))
+                image.caption = line.replace(CAPTION_LABEL, "").trim();
+            else
+                image.ocr = line.replace(OCR_LABEL, "").trim();
+            continue;
+        }
         if (ANSWER_LABEL.test(line) && (question != null || candidate != null)) {
             emit(question ?? candidate!, line.replace(ANSWER_LABEL, ""));
             question = candidate = null;
@@ -89,6 +116,7 @@ export function parseTaskPairs(text: string): TaskPair[] {
         if (QUESTION_LABEL.test(line)) {
             const body = line.replace(QUESTION_LABEL, "");
             candidate = null;
+            image = { caption: "", ocr: "" };
             const inline = INLINE_ANSWER.exec(body);
             if (inline != null && inline.index > 0) {
                 emit([body.slice(0, inline.index)], body.slice(inline.index + inline[0].length));

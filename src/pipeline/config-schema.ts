@@ -52,8 +52,14 @@ export interface PipelineConfig {
         descriptor: string;
         /** Seed examples ({Question, Answer} list); searched like data files, then datasets/. */
         seeds: string;
-        /** Files whose paragraphs become the retrieval corpus (HotpotQA JSONL/JSON or {title,text} JSONL). */
+        /**
+         * Retrieval corpus sources: corpora the descriptor names (HotpotQA: train-paragraphs,
+         * wiki-abstracts; ScienceQA: train-lectures), downloaded into the cache, or files of
+         * pages ({title, text} JSONL, or HotpotQA files) in the data folders.
+         */
         corpus: string[];
+        /** A corpus holding the eval questions' own paragraphs is refused unless this is true (closed-book study). */
+        allow_eval_overlap: boolean;
         eval: EvalSetConfig[];
     };
     instruct: {
@@ -125,7 +131,7 @@ export const defaultConfig: PipelineConfig = {
     description: "",
     task: { kind: "qa", metric: "f1" },
     model: { path: "default", gpu: "auto", threads: 0, context_size: 4096, parallel: 8, template: "auto" },
-    data: { search: [], descriptor: "", seeds: "", corpus: [], eval: [] },
+    data: { search: [], descriptor: "", seeds: "", corpus: [], allow_eval_overlap: false, eval: [] },
     instruct: {
         target: 800,
         per_round: 10,

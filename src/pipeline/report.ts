@@ -6,6 +6,7 @@ import { writeFileAtomicSync } from "../util/fs.js";
 import { configToYaml } from "./config.js";
 import { stageNames, type PipelineConfig } from "./config-schema.js";
 import type { RunDir } from "./run-dir.js";
+import { describeOverlap } from "./corpus.js";
 
 /**
  * report.md: what each stage did (rows, time, throughput), the evaluation metrics per
@@ -17,6 +18,13 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
     lines.push(`Run directory: \`${runDir.dir}\``, "");
     if (manifest.model != null)
         lines.push(`Model: \`${manifest.model.source}\` (sha256 ${manifest.model.sha256.slice(0, 16)}…, ${(manifest.model.bytes / 1e6).toFixed(1)} MB)`, "");
+
+    if (manifest.corpus != null) {
+        const corpus = manifest.corpus;
+        lines.push("## Corpus", "");
+        lines.push(`${corpus.pages} pages from ${corpus.sources.map((s) => `\`${s.name}\` (${s.format}, sha256 ${s.sha256.slice(0, 16)}…)`).join(", ") || "no source"}.`);
+        lines.push(`Overlap with the evaluation sets: ${describeOverlap(corpus.overlap)}${corpus.overlap.questions > 0 ? (corpus.allowed ? " — allowed by data.allow_eval_overlap (closed-book study)" : " — refused") : ""}.`, "");
+    }
 
     lines.push("## Stages", "", "| stage | status | rows | seconds | tokens/s | notes |", "|---|---|---|---|---|---|");
     for (const stage of stageNames) {

@@ -66,6 +66,29 @@ describe("self-instruct parsing", () => {
         ]);
     });
 
+    it("keeps a ScienceQA question's image caption and OCR out of its text, and shows them in the prompt", () => {
+        const prompt = selfInstructPrompt({
+            description: "Science questions", count: 2,
+            examples: [{ question: "Which state is farthest north?\nOptions: (A) Ohio (B) Texas", answer: "A", image: { caption: "A map of the United States.", ocr: "Ohio Texas" } }]
+        });
+        expect(prompt).toContain("Question: Which state is farthest north?\nOptions: (A) Ohio (B) Texas\nCaption: A map of the United States.\nOCR: Ohio Texas\nAnswer: A");
+        const reply = [
+            "Question: Which animal in the picture can fly?",
+            "Options: (A) the penguin (B) the robin",
+            "Caption: A penguin standing next to a robin on a branch.",
+            "OCR: none",
+            "Answer: B",
+            "",
+            "Question: What is the boiling point of water at sea level?",
+            "Options: (A) 100 degrees Celsius (B) 50 degrees Celsius",
+            "Answer: A"
+        ].join("\n");
+        expect(parseTaskPairs(reply)).toEqual([
+            { question: "Which animal in the picture can fly?\nOptions: (A) the penguin (B) the robin", answer: "B", image: { caption: "A penguin standing next to a robin on a branch.", ocr: "" } },
+            { question: "What is the boiling point of water at sea level?\nOptions: (A) 100 degrees Celsius (B) 50 degrees Celsius", answer: "A" }
+        ]);
+    });
+
     it("rejects a second yes/no answer like the original, unless repeats are allowed", () => {
         const original = new TaskDeduplicator({ uniqueAnswers: true, maxAnswerChars: 20 });
         expect(original.accept({ question: "Is water wet?", answer: "yes" })).toBe(true);
