@@ -112,6 +112,14 @@ export interface PipelineConfig {
         /** Keep at most this many (AutoAct: 200); 0 = all. */
         max: number;
     };
+    split: {
+        /**
+         * Who writes Finish's answer: "tool" (the tool agent, as the paper divides the labor)
+         * or "plan" (the plan agent writes Finish[answer] whole). Used by division of labor
+         * and by group planning alike.
+         */
+        finish_by: "tool" | "plan";
+    };
     /** The trainer's options (src/train/options.ts declares them, their defaults and ranges). */
     train: TrainConfig;
     eval: {
@@ -161,6 +169,7 @@ export const defaultConfig: PipelineConfig = {
         seed: 1
     },
     filter: { keep: "correct", min_f1: 1, max: 200 },
+    split: { finish_by: "tool" },
     train: trainConfigDefaults(),
     eval: {
         max_steps: 10,
@@ -182,6 +191,7 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
     "data.eval[].format": ["hotpotqa", "scienceqa", "jsonl"],
     "instruct.mode": ["seeds", "grounded"],
     "filter.keep": ["correct", "f1"],
+    "split.finish_by": ["tool", "plan"],
     ...trainConfigEnums("train"),
     "eval.methods[]": ["group", "react", "cot"]
 };

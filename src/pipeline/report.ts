@@ -47,6 +47,7 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
     const evalFiles = fs.existsSync(runDir.dir) ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort() : [];
     if (evalFiles.length > 0) {
         lines.push("## Evaluation", "");
+        lines.push(`Division of labor: Finish's answer is written by the ${config.split.finish_by} agent (\`split.finish_by: ${config.split.finish_by}\`${config.split.finish_by === "tool" ? ", the paper's" : ""}), in training samples and group planning alike.`, "");
         for (const file of evalFiles) {
             const rows = await readTable(runDir.file(file), "eval");
             lines.push(`### ${file.replace(/^eval-|\.arrow$/g, "")}`, "");

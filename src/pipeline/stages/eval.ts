@@ -41,6 +41,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
         inputTables: () => ["tools.arrow"],
         inputValues: (context) => ({
             eval: context.config.eval,
+            split: context.config.split,
             sets: context.config.data.eval,
             description: context.config.description,
             task: context.config.task,
@@ -77,6 +78,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
             }
             stats.generated_tokens = generatedTokens;
             stats.tokens_per_s = generatedTokens / Math.max(1e-3, (performance.now() - started) / 1000);
+            stats.finish_by = context.config.split.finish_by;
             stats.adapters = Object.entries(adapters).map(([agent, file]) => `${agent}=${file}`).join(",") || "none";
             return { outputs, stats };
         }
@@ -152,7 +154,7 @@ async function evaluateOne(
         const agents = {} as SubAgents;
         for (const agent of subAgentNames)
             agents[agent] = await context.model.agent(agent, adapters[agent] == null ? [] : [{ filePath: adapters[agent]! }]);
-        policy = new GroupPolicy(agents, sampling);
+        policy = new GroupPolicy(agents, sampling, { finishBy: config.split.finish_by });
     } else {
         policy = new MetaAgentPolicy(await context.model.agent("meta"), sampling);
     }

@@ -13,14 +13,14 @@ export const splitStage: StageDefinition = {
     description: "Division of labor: plan / tool / reflect training samples",
     usesModel: false,
     inputTables: () => ["filtered.arrow", "tools.arrow"],
-    inputValues: (context) => ({ description: context.config.description, task: context.config.task }),
+    inputValues: (context) => ({ description: context.config.description, task: context.config.task, split: context.config.split }),
     async run(context) {
         const filtered = await readTable(context.runDir.file("filtered.arrow"), "filtered");
         const setup = await openTaskSetup(context, { withCorpus: false });
         setup.close();
         const rows: SampleRow[] = [];
         for (const trajectory of filtered) {
-            divideTrajectory(setup.header, trajectory.question, trajectory.steps).forEach((sample, i) => {
+            divideTrajectory(setup.header, trajectory.question, trajectory.steps, { finishBy: context.config.split.finish_by }).forEach((sample, i) => {
                 rows.push({ id: `${trajectory.id}-${i}`, trajectory_id: trajectory.id, ...sample });
             });
         }
@@ -28,7 +28,7 @@ export const splitStage: StageDefinition = {
         const count = (agent: string) => rows.filter((r) => r.agent === agent).length;
         return {
             outputs: { "samples.arrow": rows.length },
-            stats: { trajectories: filtered.length, plan: count("plan"), tool: count("tool"), reflect: count("reflect") }
+            stats: { trajectories: filtered.length, finish_by: context.config.split.finish_by, plan: count("plan"), tool: count("tool"), reflect: count("reflect") }
         };
     }
 };
