@@ -3,12 +3,15 @@ import { subAgentNames } from "../../agents/division.js";
 import { readTable } from "../../data/table-io.js";
 import { formatTrainingSample } from "../../llm/prompt-format.js";
 import { trainAgents, trainOptionsFromConfig, type TokenizedSample } from "../../train/index.js";
+import { fitSamplesToContext } from "../../train/dataset.js";
 import { limited, type StageDefinition } from "../context.js";
 
 /**
  * LoRA training of the three sub-agents on the shared base model, through the native
  * trainer. Samples are tokenized with the run's prompt formatter (the one group planning
- * prompts with); samples longer than the training context are left out and counted.
+ * prompts with); a sample longer than the training context loses prompt tokens on the left
+ * and keeps its whole response (counted per agent as `<agent>_truncated`; one whose response
+ * alone does not fit is left out and counted as `<agent>_too_long`).
  * A sub-agent without samples gets no adapter and runs on the base model at evaluation.
  */
 export const trainStage: StageDefinition = {
@@ -27,11 +30,13 @@ export const trainStage: StageDefinition = {
         fs.rmSync(outDir, { recursive: true, force: true });
 
         // Tokenize everything first, then free the model: the trainer is its own process.
+        const bos = model.model.tokens.bos;
         const perAgent = subAgentNames.map((agent) => {
             const agentRows = rows.filter((row) => row.agent === agent);
             const tokenized = agentRows.map((row) => formatTrainingSample(model.model, formatter, row));
-            const fitting = tokenized.filter((sample) => sample.tokens.length <= settings.context);
-            return { agent, samples: fitting.slice(0, limited(fitting.length, context.limit)), tooLong: tokenized.length - fitting.length };
+            const keepFirst = bos != null && tokenized[0]?.tokens[0] === bos ? 1 : 0;
+            const fitted = fitSamplesToContext(tokenized, settings.context, keepFirst);
+            return { agent, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, tooLong: fitted.dropped };
         });
         const modelPath = context.model.modelPath;
         await context.model.dispose();
@@ -39,9 +44,12 @@ export const trainStage: StageDefinition = {
         const outputs: Record<string, number> = {};
         const stats: Record<string, number> = {};
         let tokensPerSecond = 0;
-        for (const { agent, samples, tooLong } of perAgent) {
+        for (const { agent, samples, truncated, tooLong } of perAgent) {
             stats[`${agent}_samples`] = samples.length;
+            stats[`${agent}_truncated`] = truncated;
             stats[`${agent}_too_long`] = tooLong;
+            if (truncated + tooLong > 0)
+                context.log(`train: ${agent}: ${truncated} samples left-truncated to ${settings.context} tokens (responses whole), ${tooLong} left out (response longer than the context)`);
             if (samples.length === 0) {
                 context.log(`train: no ${agent} samples fit ${settings.context} tokens; the ${agent} agent stays the base model`);
                 continue;
