@@ -5,6 +5,7 @@
  */
 
 import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
+import { evalMethods, type EvalMethod } from "../data/schemas.js";
 
 export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
 export type StageName = (typeof stageNames)[number];
@@ -128,8 +129,11 @@ export interface PipelineConfig {
         top_p: number;
         top_k: number;
         max_tokens: number;
-        /** Methods run on the evaluation sets: group planning and the two baselines. */
-        methods: ("group" | "react" | "cot")[];
+        /**
+         * Methods run on the evaluation sets: group planning, the baselines (zero- and few-shot
+         * ReAct and CoT) and the ablations (src/pipeline/eval-methods.ts says what each runs).
+         */
+        methods: EvalMethod[];
         seed: number;
     };
 }
@@ -193,7 +197,7 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
     "filter.keep": ["correct", "f1"],
     "split.finish_by": ["tool", "plan"],
     ...trainConfigEnums("train"),
-    "eval.methods[]": ["group", "react", "cot"]
+    "eval.methods[]": evalMethods
 };
 
 /**

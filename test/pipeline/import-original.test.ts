@@ -7,6 +7,8 @@ import { readTable } from "../../src/data/table-io.js";
 import { readGgufInfo } from "../../src/gguf/reader.js";
 import { packageRoot } from "../../src/util/package.js";
 import { runCliProcess } from "../helpers/cli.js";
+import { evalMethods } from "../../src/data/schemas.js";
+import { evalMethodSpecs } from "../../src/pipeline/eval-methods.js";
 
 const shared = path.resolve(packageRoot, "../shared");
 const fixture = path.join(shared, "fixtures", "autoact-original", "group-planning-13b-medium.jsonl");
@@ -76,13 +78,16 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(tasks[0]).toMatchObject({ question: "The Treaty of Versailles, signed in 1919, officially ended which war?", answer: "World War I" });
     });
 
-    it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters", { timeout: 1_800_000 }, async () => {
+    let trainedRun = "";
+    it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters (and the ablations')", { timeout: 1_800_000 }, async () => {
         const runDir = tmp();
-        const imported = await runCliProcess(["import", "--config", hotpotqa, "--run-dir", runDir, "--trajectories", fixture]);
+        // Every method, so the train stage also makes the -multi and -filtering adapters; no corpus (the eval below needs none).
+        const imported = await runCliProcess(["import", "--config", hotpotqa, "--run-dir", runDir, "--trajectories", fixture,
+            "--set", `eval.methods=[${evalMethods.join(", ")}]`, "--set", "data.corpus=[]"]);
         expect(imported.code, imported.stderr).toBe(0);
         expect(imported.stdout).toMatch(/trajectories 40 \(11 marked correct\), tools Search, Retrieve, Lookup/);
 
-        const run = await runCliProcess(["run", hotpotqa, "--run-dir", runDir, "--from", "filter", "--until", "train",
+        const run = await runCliProcess(["run", path.join(runDir, "config.yaml"), "--run-dir", runDir, "--from", "filter", "--until", "train",
             "--model", tinyModel, "--set", "train.steps=2", "--set", "model.context_size=1024", "--set", "train.context=512"]);
         expect(run.code, run.stderr).toBe(0);
         const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
@@ -96,6 +101,8 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         // tool or Finish step gives 2 plan samples and 1 tool sample; every valid Reflect, 2
         // reflect samples; the one Reflect before a Finish (row 25) gives none.
         expect(manifest.stages.split.stats).toMatchObject({ trajectories: 11, finish_by: "tool", plan: 80, tool: 40, reflect: 22 });
+        // -filtering: all 40 trajectories divided (the filter keeps at most 200).
+        expect(manifest.stages.split.stats.unfiltered_samples).toBeGreaterThan(142);
         // Train: the scratchpads' long web results are cut on the left of the prompt, never dropped.
         const train = manifest.stages.train.stats;
         expect(train).toMatchObject({ plan_samples: 80, tool_samples: 40, reflect_samples: 22, plan_too_long: 0, tool_too_long: 0, reflect_too_long: 0 });
@@ -103,9 +110,37 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         for (const agent of ["plan", "tool", "reflect"]) {
             const info = await readGgufInfo(path.join(runDir, "adapters", `${agent}.gguf`));
             expect(info.metadata["autoact.agent"]?.value).toBe(agent);
+            expect(fs.existsSync(path.join(runDir, "adapters", "unfiltered", `${agent}.gguf`))).toBe(true);
         }
+        expect(train).toMatchObject({ multi_samples: 142, multi_too_long: 0 });
+        expect((await readGgufInfo(path.join(runDir, "adapters", "multi.gguf"))).metadata["general.type"]?.value).toBe("adapter");
+        trainedRun = runDir;
         const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
         expect(report).toMatch(/plan_truncated=\d+/);
         console.log(`import -> filter -> split -> train: filter ${JSON.stringify(manifest.stages.filter.stats)}; split ${JSON.stringify(manifest.stages.split.stats)}; train ${JSON.stringify(train)}`);
+    });
+
+    it("autoact eval --methods all: every method's rows and the paper's main table (a tiny model scores 0: the mechanics are tested)", { timeout: 1_800_000 }, async () => {
+        expect(trainedRun).not.toBe("");
+        const result = await runCliProcess(["eval", "--run-dir", trainedRun, "--methods", "all", "--model", tinyModel, "--limit", "1",
+            "--data", path.join(shared, "datasets", "hotpotqa"),
+            "--set", "eval.max_steps=2", "--set", "eval.max_tokens=16", "--set", "model.parallel=2", "--set", "model.context_size=1024"]);
+        expect(result.code, result.stderr).toBe(0);
+        for (const set of ["easy", "medium"]) {
+            const rows = await readTable(path.join(trainedRun, `eval-${set}.arrow`), "eval");
+            expect(rows.map((r) => r.method)).toEqual([...evalMethods]);
+            // -reflection ends at the first Finish; the others never have a step after a second Finish.
+            for (const row of rows.filter((r) => r.method !== "cot" && r.method !== "cot-fewshot"))
+                expect(row.trajectory!.length).toBeLessThanOrEqual(2);
+        }
+        const manifest = JSON.parse(fs.readFileSync(path.join(trainedRun, "manifest.json"), "utf8"));
+        expect(String(manifest.stages.eval.stats.methods).split(",")).toEqual([...evalMethods]);
+        expect(fs.existsSync(path.join(trainedRun, "parts"))).toBe(false);
+        const report = fs.readFileSync(path.join(trainedRun, "report.md"), "utf8");
+        expect(report).toContain("### Main table");
+        expect(report).toContain("| method | easy F1 | easy EM | medium F1 | medium EM | mean steps | invalid-action rate | n |");
+        for (const method of evalMethods)
+            expect(report).toContain(`| ${evalMethodSpecs[method].label} |`);
+        expect(report).toContain("split.finish_by: tool");
     });
 });
