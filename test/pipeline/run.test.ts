@@ -186,6 +186,31 @@ describe.skipIf(!haveShared)("resume after SIGKILL", () => {
     });
 });
 
+describe.skipIf(!haveShared)("evaluation keeps finished batches until the stage succeeds", () => {
+    it("an error in a later set keeps the earlier set's batches; the rerun takes them up", { timeout: 900_000 }, async () => {
+        const data = hotpotqaDataDir(2);
+        const medium = path.join(data, "medium.jsonl");
+        const aside = `${medium}.aside`;
+        fs.renameSync(medium, aside);
+        const runDir = tmp();
+        const options = {
+            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), dataDirs: [data], model: tinyModel, runDir, limit: 2,
+            set: [...quick, "data.corpus=[]", "data.descriptor=", "instruct.target=0", "eval.methods=[react, cot]"], ...silent
+        };
+        await runPipeline({ ...options, until: "select-tools" });
+        // medium.jsonl is missing: the easy set is evaluated, then the stage fails.
+        await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/evaluation set "medium"/);
+        const parts = path.join(runDir, "parts", "eval");
+        const kept = fs.readdirSync(parts).flatMap((d) => fs.readdirSync(path.join(parts, d)));
+        expect(kept.sort()).toEqual(["key-cot.easy.0.arrow", "key-react.easy.0.arrow"]);
+        fs.renameSync(aside, medium);
+        const rerun = await runPipeline({ ...options, only: ["eval"] });
+        expect(rerun.stages.find((s) => s.stage === "eval")!.record!.stats).toMatchObject({ resumed_batches: 2 });
+        expect((await readTable(path.join(runDir, "eval-medium.arrow"), "eval")).map((r) => r.method)).toEqual(["react", "react", "cot", "cot"]);
+        expect(fs.existsSync(path.join(runDir, "parts"))).toBe(false);
+    });
+});
+
 describe("bad input through the CLI: one line, exit code 2, no table left behind", () => {
     const dir = tmp();
     const write = (name: string, text: string) => {

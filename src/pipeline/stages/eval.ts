@@ -82,6 +82,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
             const stats: Record<string, number | string> = {};
             const exemplars = await seedExemplars(context);
             const batches = new StageBatches(context.runDir, "eval", hashValues(inputHash, exemplars), "eval");
+            const resumedBefore = batches.completedKeys().size;
             try {
                 for (const set of context.config.data.eval) {
                     const examples = await loadEvalExamples(context, set);
@@ -103,6 +104,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
             }
             // Only a finished stage lets go of its batches.
             context.runDir.clearParts("eval");
+            stats.resumed_batches = resumedBefore;
             stats.generated_tokens = generatedTokens;
             stats.tokens_per_s = generatedTokens / Math.max(1e-3, (performance.now() - started) / 1000);
             stats.finish_by = context.config.split.finish_by;
