@@ -222,7 +222,8 @@ export function parseScratchpad(prompt: string, where = "prompt"): ParsedScratch
             } else
                 observation = observations.badVerdict;
         }
-        steps.push({ thought: step.thought, action: name, argument, observation });
+        // The thoughts name tools too ("let's use BingSearch"): in this library's names as well.
+        steps.push({ thought: renameTools(step.thought), action: name, argument, observation });
         if (finalAnswer != null)
             break;
     }
