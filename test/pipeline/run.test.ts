@@ -269,7 +269,7 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         expectOneLineError(refused, /corpus easy\.jsonl holds the paragraphs of 4 of 8 eval questions \(40 eval paragraphs; e\.g\. easy: ".*" \(10 of 10 paragraphs\)\)/);
         expect(fs.readdirSync(runDir).filter((f) => f.endsWith(".arrow"))).toEqual([]);
         // Allowed for a closed-book study: the run goes on and its report states the overlap.
-        const allowed = await runCliProcess([...args, "--set", "data.corpus=[easy.jsonl]", "--set", "data.allow_eval_overlap=true", "--until", "select-tools", ...quick.flatMap((q) => ["--set", q])]);
+        const allowed = await runCliProcess([...args, "--set", "data.corpus=[easy.jsonl]", "--set", "data.allow_eval_overlap=true", "--until", "synth", ...quick.flatMap((q) => ["--set", q]), "--set", "synth.max_steps=1"]);
         expect(allowed.code, allowed.stderr).toBe(0);
         expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/Overlap with the evaluation sets: 4 of 8 eval questions .* allowed by data\.allow_eval_overlap/);
     });
