@@ -2,10 +2,11 @@
  * The chain-of-thought baseline: the meta-agent answers without tools, reasoning first and
  * giving its answer on a last line "Answer: ...".
  */
-export function chainOfThoughtPrompt(options: { description: string; question: string; kind: "qa" | "multiple-choice" }): string {
+export function chainOfThoughtPrompt(options: { description: string; question: string; kind: "qa" | "multiple-choice"; exemplars?: string }): string {
     const answer = options.kind === "multiple-choice" ? "the letter of the right option" : "a short answer";
     return [
         `Task: ${options.description.trim()}`,
+        ...(options.exemplars ? ["Solved examples:", options.exemplars.trimEnd(), ""] : []),
         `Question: ${options.question.trim()}`,
         `Think step by step, then give ${answer} on a last line that starts with "Answer:".`,
         ""

@@ -1,6 +1,8 @@
 import { actionPrompt, argumentPrompt, renderAction, renderHistory, thoughtPrompt, type EpisodeStep } from "./react-format.js";
 
 export type SubAgentName = "plan" | "tool" | "reflect";
+/** Who writes Finish's answer: the tool agent (the paper's division) or the plan agent. */
+export type FinishBy = "tool" | "plan";
 export const subAgentNames: readonly SubAgentName[] = ["plan", "tool", "reflect"];
 
 export interface DividedSample {
@@ -15,11 +17,16 @@ export interface DividedSample {
 /**
  * Division of labor: cuts one kept trajectory into the samples of the three sub-agents,
  * with the very prompts group planning (policies.ts) will ask them with:
- * - plan: history -> thought; history + thought -> action name (Finish with its answer);
+ * - plan: history -> thought; history + thought -> action name;
  * - tool: history + thought + `Name[` -> the argument and its closing bracket;
  * - reflect: at a Reflect step, history -> thought; history + thought -> Reflect[verdict].
+ * Finish's answer is a tool argument like any other with `finishBy` "tool" (the paper's
+ * division, the default); with "plan" the plan agent writes `Finish[answer]` whole.
  */
-export function divideTrajectory(header: string, question: string, steps: readonly EpisodeStep[]): DividedSample[] {
+export function divideTrajectory(
+    header: string, question: string, steps: readonly EpisodeStep[], options: { finishBy?: FinishBy } = {}
+): DividedSample[] {
+    const finishBy = options.finishBy ?? "tool";
     const samples: DividedSample[] = [];
     steps.forEach((step, index) => {
         const history = renderHistory(header, question, steps.slice(0, index));
@@ -33,12 +40,13 @@ export function divideTrajectory(header: string, question: string, steps: readon
             return;
         }
         samples.push({ agent: "plan", step: index, kind: "thought", input: thoughtPrompt(history), output: step.thought });
-        if (key === "finish") {
+        if (key === "finish" && finishBy === "plan") {
             samples.push({ agent: "plan", step: index, kind: "action", input: actionPrompt(history, step.thought), output: renderAction("Finish", step.argument) });
             return;
         }
-        samples.push({ agent: "plan", step: index, kind: "action", input: actionPrompt(history, step.thought), output: step.action });
-        samples.push({ agent: "tool", step: index, kind: "argument", input: argumentPrompt(history, step.thought, step.action), output: `${step.argument}]` });
+        const name = key === "finish" ? "Finish" : step.action;
+        samples.push({ agent: "plan", step: index, kind: "action", input: actionPrompt(history, step.thought), output: name });
+        samples.push({ agent: "tool", step: index, kind: "argument", input: argumentPrompt(history, step.thought, name), output: `${step.argument}]` });
     });
     return samples;
 }

@@ -52,6 +52,8 @@ export interface EpisodeOptions {
     reserveTokens?: number;
     /** Consecutive steps without a readable action before giving up. Defaults to 3. */
     maxUnreadable?: number;
+    /** Whether a Reflect follows the first Finish. Defaults to true; false (the -reflection ablation) ends at the first Finish. */
+    reflection?: boolean;
 }
 
 export interface EpisodeResult {
@@ -113,7 +115,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
                 return finish("invalid", pendingAnswer);
         } else if (key === "finish") {
             unreadableInRow = 0;
-            if (retrying || pendingAnswer != null) {
+            if (retrying || pendingAnswer != null || options.reflection === false) {
                 record("Episode finished.");
                 return finish("finished", argument);
             }

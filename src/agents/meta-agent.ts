@@ -10,6 +10,8 @@ import { toolNameKey } from "../tools/parse.js";
 export interface TaskPair {
     question: string;
     answer: string;
+    /** The image a question refers to, as caption and OCR text (ScienceQA); absent without one. */
+    image?: { caption: string; ocr: string };
 }
 
 export interface Passage {
@@ -37,36 +39,121 @@ export function selfInstructPrompt(options: {
         lines.push(`Write ${options.count} new examples of this task, different from the ones below.`);
     }
     lines.push("Each example is a line starting with \"Question:\" followed by a line starting with \"Answer:\". Answers are short.");
+    const withImages = options.examples.some((example) => example.image != null);
+    if (withImages)
+        lines.push("When a question refers to an image, describe the image on a line starting with \"Caption:\" and the text in it on a line starting with \"OCR:\", before the answer.");
     lines.push("");
-    for (const example of options.examples)
-        lines.push(`Question: ${example.question.trim()}`, `Answer: ${example.answer.trim()}`, "");
+    for (const example of options.examples) {
+        lines.push(`Question: ${example.question.trim()}`);
+        if (example.image != null)
+            lines.push(`Caption: ${oneLineText(example.image.caption)}`, `OCR: ${oneLineText(example.image.ocr)}`);
+        lines.push(`Answer: ${example.answer.trim()}`, "");
+    }
     return lines.join("\n");
 }
 
-const EXAMPLE = /Question\s*:\s*([\s\S]+?)\s*\n\s*Answer\s*:\s*([^\n]+)/gi;
+// Labels as instruct models write them: "Question:", "**Question:**", "Question 1:", "Q1.", "### Question".
+function oneLineText(text: string): string {
+    return text.replace(/\s+/g, " ").trim() || "none";
+}
 
-/** Reads `Question: ... / Answer: ...` pairs from generated text; questions may span lines. */
+const CAPTION_LABEL = /^(?:image\s+)?caption\s*:\s*/i;
+const OCR_LABEL = /^(?:ocr|text in the image|image text)\s*:\s*/i;
+
+// "Q:" and "A:" only with a colon: "A." and "A)" start options.
+const QUESTION_LABEL = /^(?:question\s*\d*\s*[:.)\-]|q\s*\d*\s*:)\s*/i;
+const ANSWER_LABEL = /^(?:answer\s*\d*\s*[:.)\-]|a\s*\d*\s*:)\s*/i;
+// An answer label later on a question's line ("Question: ...? Answer: Paris").
+const INLINE_ANSWER = /\s+(?:[-–|]\s*)?answer\s*\d*\s*:\s*/i;
+const LIST_MARKER = /^(?:\d+\s*[.):]|[-*•])\s+/;
+
+/** One line without markdown emphasis, heading marks or a list marker; says whether it had one. */
+function cleanLine(line: string): { text: string; listed: boolean } {
+    let text = line.replace(/\*\*|__|`/g, "").replace(/^\s*#+\s*/, "").trim();
+    const listed = LIST_MARKER.test(text);
+    if (listed)
+        text = text.replace(LIST_MARKER, "");
+    return { text: text.replace(/^\*\s*|\s*\*$/g, "").trim(), listed };
+}
+
+/**
+ * Reads question/answer pairs from generated text, in the shapes instruct models write:
+ * `Question: ... / Answer: ...` (questions may span lines, e.g. with their options), bold
+ * or numbered labels (`**Question:**`, `Question 1:`, `Q1:`), numbered list items whose
+ * text is the question, and a question and its answer on one line.
+ */
 export function parseTaskPairs(text: string): TaskPair[] {
     const pairs: TaskPair[] = [];
-    for (const match of text.matchAll(EXAMPLE)) {
-        const question = match[1]!.replace(/\s+\n/g, "\n").trim();
-        const answer = match[2]!.trim().replace(/^["']|["']$/g, "").trim();
-        if (question.length >= 8 && answer.length > 0 && !/question\s*:/i.test(question))
-            pairs.push({ question, answer });
+    let question: string[] | null = null;
+    // A list item without a label may be a question, if an answer follows it.
+    let candidate: string[] | null = null;
+    let image = { caption: "", ocr: "" };
+    const emit = (lines: string[], answer: string) => {
+        const q = lines.join("\n").trim();
+        const a = answer.trim().replace(/^["']|["']$/g, "").trim();
+        const seen = { caption: image.caption === "none" ? "" : image.caption, ocr: image.ocr === "none" ? "" : image.ocr };
+        if (q.length >= 8 && a.length > 0 && !/question\s*\d*\s*:/i.test(q))
+            pairs.push({ question: q, answer: a, ...(seen.caption !== "" || seen.ocr !== "" ? { image: seen } : {}) });
+        image = { caption: "", ocr: "" };
+    };
+    for (const raw of text.split("\n")) {
+        const { text: line, listed } = cleanLine(raw);
+        if (line === "")
+            continue;
+        // An image's caption and OCR text belong to the question being written, not to its text.
+        if ((question != null || candidate != null) && (CAPTION_LABEL.test(line) || OCR_LABEL.test(line))) {
+            if (CAPTION_LABEL.test(line))
+                image.caption = line.replace(CAPTION_LABEL, "").trim();
+            else
+                image.ocr = line.replace(OCR_LABEL, "").trim();
+            continue;
+        }
+        if (ANSWER_LABEL.test(line) && (question != null || candidate != null)) {
+            emit(question ?? candidate!, line.replace(ANSWER_LABEL, ""));
+            question = candidate = null;
+            continue;
+        }
+        if (QUESTION_LABEL.test(line)) {
+            const body = line.replace(QUESTION_LABEL, "");
+            candidate = null;
+            image = { caption: "", ocr: "" };
+            const inline = INLINE_ANSWER.exec(body);
+            if (inline != null && inline.index > 0) {
+                emit([body.slice(0, inline.index)], body.slice(inline.index + inline[0].length));
+                question = null;
+            } else {
+                question = [body];
+            }
+            continue;
+        }
+        if (question != null) {
+            question.push(line);
+        } else if (listed) {
+            const inline = INLINE_ANSWER.exec(line);
+            if (inline != null && inline.index > 0) {
+                emit([line.slice(0, inline.index)], line.slice(inline.index + inline[0].length));
+                candidate = null;
+            } else {
+                candidate = [line];
+            }
+        } else if (candidate != null) {
+            candidate.push(line);
+        }
     }
     return pairs;
 }
 
 /**
  * Keeps a pair only when its normalized question is new and, for free-text tasks, its
- * normalized answer is new too (AutoAct keeps only new answers; yes/no may repeat) and not
- * longer than `maxAnswerChars` (0 = no limit).
+ * normalized answer is new too and not longer than `maxAnswerChars` (0 = no limit).
+ * AutoAct keeps only new answers, so a second "yes" or "no" is rejected as well; with
+ * `repeatYesNo` yes/no answers may repeat (more yes/no questions, less variety).
  */
 export class TaskDeduplicator {
     private readonly questions = new Set<string>();
     private readonly answers = new Set<string>();
 
-    constructor(private readonly options: { uniqueAnswers: boolean; maxAnswerChars: number }) {}
+    constructor(private readonly options: { uniqueAnswers: boolean; maxAnswerChars: number; repeatYesNo?: boolean }) {}
 
     /** Marks a pair as seen without checking it (seeds, resumed batches). */
     remember(pair: TaskPair): void {
@@ -81,7 +168,8 @@ export class TaskDeduplicator {
             return false;
         if (this.options.maxAnswerChars > 0 && pair.answer.length > this.options.maxAnswerChars)
             return false;
-        if (this.options.uniqueAnswers && this.answers.has(answer) && answer !== "yes" && answer !== "no")
+        const yesNo = answer === "yes" || answer === "no";
+        if (this.options.uniqueAnswers && this.answers.has(answer) && !(yesNo && this.options.repeatYesNo === true))
             return false;
         this.remember(pair);
         return true;
@@ -117,19 +205,51 @@ export interface ParsedToolSelection {
     reason: string;
 }
 
+// A clause that rejects the tools it names: "Image2Text and Calculator are not needed",
+// "we don't need Code", "no need for Calculator", "Calculator is irrelevant", "not Lookup".
+const REJECTION = new RegExp([
+    String.raw`(?:\b(?:not|never|no)\b|n't)(?:\s+\w+){0,3}?\s+(?:needed|need|necessary|required|useful|relevant|helpful|help|use|used|applicable|suitable|appropriate)\b`,
+    String.raw`\b(?:unnecessary|irrelevant|useless|unneeded|no need)\b`,
+    String.raw`^\s*(?:not|rather than|instead of|except|but not)\b`
+].join("|"), "i");
+const NUMBERED = /^\s*(?:[*_#\s]*)\(?\d+\s*[.):]\s*(.*)$/;
+
+/** Tool names in one piece of text, in order of appearance. */
+function toolsIn(text: string, byKey: Map<string, string>): string[] {
+    const names: string[] = [];
+    for (const word of text.split(/[^A-Za-z0-9_]+/)) {
+        const name = byKey.get(toolNameKey(word));
+        if (name != null && !names.includes(name))
+            names.push(name);
+    }
+    return names;
+}
+
+/** Clauses of a text: sentences and lines, cut again before "but", "rather than", "instead of", ", not". */
+function clauses(text: string): string[] {
+    return text
+        .split(/(?<=[.;!?])\s+|\n+/)
+        .flatMap((sentence) => sentence.split(/,?\s+(?=\b(?:but|rather than|instead of|except)\b)|,\s+(?=\b(?:not|while|whereas)\b)/i));
+}
+
 /**
  * Matches tool names in the meta-agent's answer back to the library (case, spaces and
- * punctuation ignored), in order of appearance. Missing picks are filled from `fallback`,
- * in its order, and marked as such.
+ * punctuation ignored). When the answer has a numbered list, its items are the picks (the
+ * first tool of each item); otherwise every tool named, in order of appearance. Tools named
+ * in a negated clause ("Image2Text and Calculator are not needed") are not picks. Missing
+ * picks are filled from `fallback`, in its order, and marked as such.
  */
 export function parseToolSelection(text: string, library: string[], count: number, fallback: string[]): ParsedToolSelection {
     const byKey = new Map(library.map((name) => [toolNameKey(name), name] as const));
-    const found: string[] = [];
     const reasonMatch = /reason\s*:\s*([^\n]+)/i.exec(text);
     const body = reasonMatch == null ? text : text.slice(0, reasonMatch.index);
-    for (const word of body.split(/[^A-Za-z0-9_]+/)) {
-        const name = byKey.get(toolNameKey(word));
-        if (name != null && !found.includes(name))
+    const affirmed = (piece: string) => clauses(piece).filter((clause) => !REJECTION.test(clause));
+    const items = body.split("\n").map((line) => NUMBERED.exec(line)?.[1]).filter((item): item is string => item != null);
+    const listed = items.map((item) => affirmed(item).flatMap((clause) => toolsIn(clause, byKey))[0]).filter((name): name is string => name != null);
+    const found: string[] = [];
+    const candidates = listed.length > 0 ? listed : affirmed(body).flatMap((clause) => toolsIn(clause, byKey));
+    for (const name of candidates) {
+        if (!found.includes(name))
             found.push(name);
         if (found.length === count)
             break;

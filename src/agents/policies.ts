@@ -3,6 +3,7 @@ import type { AgentModel, Sampling } from "./agent-model.js";
 import type { EpisodePhase, PolicyStep, StepPolicy } from "./episode.js";
 import { actionPrompt, argumentPrompt, thoughtPrompt } from "./react-format.js";
 import type { GenerationResult } from "../llm/engine.js";
+import type { FinishBy } from "./division.js";
 
 /** Sampling settings shared by every generation of an episode; each call gets its own seed. */
 export interface EpisodeSampling extends Omit<Sampling, "stop" | "seed"> {
@@ -65,15 +66,18 @@ export interface SubAgents {
 }
 
 /**
- * Group planning: the plan agent writes the thought and the action name (and Finish's
- * answer); the tool agent writes a tool's argument; right after a Finish, the reflect agent
- * writes the thought and the Reflect action.
+ * Group planning: the plan agent writes the thought and the action name; the tool agent
+ * writes a tool's argument, and Finish's answer when `finishBy` is "tool" (the paper's
+ * division, the default; "plan" lets the plan agent write Finish[answer] whole); right after
+ * a Finish, the reflect agent writes the thought and the Reflect action.
  */
 export class GroupPolicy implements StepPolicy {
     private readonly seeds: CallSeeds;
+    private readonly finishBy: FinishBy;
 
-    constructor(private readonly agents: SubAgents, private readonly sampling: EpisodeSampling) {
+    constructor(private readonly agents: SubAgents, private readonly sampling: EpisodeSampling, options: { finishBy?: FinishBy } = {}) {
         this.seeds = new CallSeeds(sampling.seed);
+        this.finishBy = options.finishBy ?? "tool";
     }
 
     async next(history: string, phase: EpisodePhase): Promise<PolicyStep> {
@@ -84,10 +88,11 @@ export class GroupPolicy implements StepPolicy {
         const parsed = parseAction(action.text);
         const name = parsed?.name ?? "";
         const key = name.toLowerCase();
-        if (name === "" || key === "finish" || key === "reflect")
+        const planFinishes = key === "finish" && (this.finishBy === "plan" || phase === "reflect");
+        if (name === "" || key === "reflect" || planFinishes)
             return { thought: thoughtText, action: name, argument: parsed?.argument ?? "", ...tally([thought, action]) };
 
-        const argument = await this.agents.tool.complete(argumentPrompt(history, thoughtText, name), this.callSampling());
+        const argument = await this.agents.tool.complete(argumentPrompt(history, thoughtText, key === "finish" ? "Finish" : name), this.callSampling());
         return {
             thought: thoughtText,
             action: name,

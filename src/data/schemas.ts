@@ -35,7 +35,14 @@ export const SCHEMA_VERSION_KEY = "autoact.schema_version";
 export const taskSources = ["seed", "generated", "dataset"] as const;
 export const stopReasons = ["finished", "step_limit", "context_limit", "invalid"] as const;
 export const agentNames = ["plan", "tool", "reflect"] as const;
-export const evalMethods = ["group", "react", "cot"] as const;
+/**
+ * Evaluation methods (the paper's comparison): group planning, the baselines and the
+ * ablations. What each one runs: src/pipeline/eval-methods.ts.
+ */
+export const evalMethods = [
+    "group", "react", "cot", "react-fewshot", "cot-fewshot",
+    "ablate-finetune", "ablate-reflection", "ablate-multi", "ablate-filtering"
+] as const;
 
 /** One ReAct step. Empty strings (not nulls) where a step has no thought/argument/observation. */
 export const stepColumns = {

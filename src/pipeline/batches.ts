@@ -33,6 +33,29 @@ export class StageBatches<N extends TableName> {
         return done;
     }
 
+    /** Batches named by a key rather than a number ("method.set.chunk"). */
+    completedKeys(): Set<string> {
+        const done = new Set<string>();
+        for (const name of fs.readdirSync(this.dir)) {
+            const match = /^key-(.+)\.arrow$/.exec(name);
+            if (match != null)
+                done.add(decodeURIComponent(match[1]!));
+        }
+        return done;
+    }
+
+    private fileForKey(key: string): string {
+        return path.join(this.dir, `key-${encodeURIComponent(key)}.arrow`);
+    }
+
+    async readKey(key: string): Promise<RowFor<N>[]> {
+        return readTable(this.fileForKey(key), this.schema) as Promise<RowFor<N>[]>;
+    }
+
+    async writeKey(key: string, rows: RowFor<N>[]): Promise<void> {
+        await writeTable(this.fileForKey(key), this.schema, rows);
+    }
+
     async read(index: number): Promise<RowFor<N>[]> {
         return readTable(this.fileFor(index), this.schema) as Promise<RowFor<N>[]>;
     }

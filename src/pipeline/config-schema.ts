@@ -5,6 +5,7 @@
  */
 
 import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
+import { evalMethods, type EvalMethod } from "../data/schemas.js";
 
 export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
 export type StageName = (typeof stageNames)[number];
@@ -52,8 +53,14 @@ export interface PipelineConfig {
         descriptor: string;
         /** Seed examples ({Question, Answer} list); searched like data files, then datasets/. */
         seeds: string;
-        /** Files whose paragraphs become the retrieval corpus (HotpotQA JSONL/JSON or {title,text} JSONL). */
+        /**
+         * Retrieval corpus sources: corpora the descriptor names (HotpotQA: train-paragraphs,
+         * wiki-abstracts; ScienceQA: train-lectures), downloaded into the cache, or files of
+         * pages ({title, text} JSONL, or HotpotQA files) in the data folders.
+         */
         corpus: string[];
+        /** A corpus holding the eval questions' own paragraphs is refused unless this is true (closed-book study). */
+        allow_eval_overlap: boolean;
         eval: EvalSetConfig[];
     };
     instruct: {
@@ -72,6 +79,8 @@ export interface PipelineConfig {
         passages: number;
         /** Answers longer than this are dropped (AutoAct HotpotQA: 20); 0 = no limit. */
         max_answer_chars: number;
+        /** AutoAct keeps only new answers, a second yes/no too (false); true lets yes/no answers repeat. */
+        repeat_yes_no: boolean;
         /** Give up after this many rounds without reaching the target. */
         max_rounds: number;
         seed: number;
@@ -104,6 +113,14 @@ export interface PipelineConfig {
         /** Keep at most this many (AutoAct: 200); 0 = all. */
         max: number;
     };
+    split: {
+        /**
+         * Who writes Finish's answer: "tool" (the tool agent, as the paper divides the labor)
+         * or "plan" (the plan agent writes Finish[answer] whole). Used by division of labor
+         * and by group planning alike.
+         */
+        finish_by: "tool" | "plan";
+    };
     /** The trainer's options (src/train/options.ts declares them, their defaults and ranges). */
     train: TrainConfig;
     eval: {
@@ -112,8 +129,11 @@ export interface PipelineConfig {
         top_p: number;
         top_k: number;
         max_tokens: number;
-        /** Methods run on the evaluation sets: group planning and the two baselines. */
-        methods: ("group" | "react" | "cot")[];
+        /**
+         * Methods run on the evaluation sets: group planning, the baselines (zero- and few-shot
+         * ReAct and CoT) and the ablations (src/pipeline/eval-methods.ts says what each runs).
+         */
+        methods: EvalMethod[];
         seed: number;
     };
 }
@@ -123,7 +143,7 @@ export const defaultConfig: PipelineConfig = {
     description: "",
     task: { kind: "qa", metric: "f1" },
     model: { path: "default", gpu: "auto", threads: 0, context_size: 4096, parallel: 8, template: "auto" },
-    data: { search: [], descriptor: "", seeds: "", corpus: [], eval: [] },
+    data: { search: [], descriptor: "", seeds: "", corpus: [], allow_eval_overlap: false, eval: [] },
     instruct: {
         target: 800,
         per_round: 10,
@@ -133,6 +153,7 @@ export const defaultConfig: PipelineConfig = {
         mode: "seeds",
         passages: 2,
         max_answer_chars: 20,
+        repeat_yes_no: false,
         max_rounds: 400,
         seed: 1
     },
@@ -152,6 +173,7 @@ export const defaultConfig: PipelineConfig = {
         seed: 1
     },
     filter: { keep: "correct", min_f1: 1, max: 200 },
+    split: { finish_by: "tool" },
     train: trainConfigDefaults(),
     eval: {
         max_steps: 10,
@@ -173,8 +195,9 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
     "data.eval[].format": ["hotpotqa", "scienceqa", "jsonl"],
     "instruct.mode": ["seeds", "grounded"],
     "filter.keep": ["correct", "f1"],
+    "split.finish_by": ["tool", "plan"],
     ...trainConfigEnums("train"),
-    "eval.methods[]": ["group", "react", "cot"]
+    "eval.methods[]": evalMethods
 };
 
 /**

@@ -1,40 +1,138 @@
 import fs from "node:fs";
 import Database from "better-sqlite3";
 import { Corpus } from "../tools/corpus.js";
-import { importCorpus } from "../tools/corpus-import.js";
+import { importCorpus, type CorpusFormat } from "../tools/corpus-import.js";
+import { cachedSha256 } from "../util/file-hash.js";
+import { InputError } from "../util/errors.js";
+import { loadEvalExamples } from "./eval-data.js";
 import type { Passage } from "../agents/meta-agent.js";
 import type { SeededRandom } from "../util/random.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { hashValues } from "./run-dir.js";
 import type { StageContext } from "./context.js";
 
+/** What the manifest and the report say about a run's corpus. */
+export interface CorpusRecord {
+    sources: { name: string; file: string; format: string; sha256: string; pagesAdded: number }[];
+    pages: number;
+    overlap: EvalOverlap;
+    /** `data.allow_eval_overlap` when the corpus was checked. */
+    allowed: boolean;
+}
+
+/**
+ * How much of the evaluation sets the corpus holds. An eval question overlaps when the
+ * corpus has at least half of its own context paragraphs (same title, same text): the
+ * eval set's paragraphs as a source, not an article that a training question happens to
+ * share. Questions without context paragraphs (ScienceQA) cannot be measured this way.
+ */
+export interface EvalOverlap {
+    /** Eval questions with context paragraphs. */
+    measured: number;
+    /** Of these, the ones the corpus holds at least half the paragraphs of. */
+    questions: number;
+    /** Eval paragraphs found in the corpus (any question). */
+    paragraphs: number;
+    /** One overlapping question, for the message: "set: question". */
+    example: string;
+}
+
 /**
  * The retrieval corpus of a run: `corpus.sqlite` in the run directory, imported from the
- * config's `data.corpus` files the first time a stage needs it (and again only when that
- * list of files changes). An empty list gives an empty corpus: the tools then say so.
+ * config's `data.corpus` sources the first time a stage needs it (and again only when those
+ * sources change), recorded in the manifest with their hashes and the overlap with the
+ * evaluation sets. A corpus holding the evaluation questions' paragraphs is refused unless
+ * `data.allow_eval_overlap` is true. An empty list gives an empty corpus: the tools say so.
  */
 export async function ensureRunCorpus(context: StageContext): Promise<string> {
     const db = context.runDir.file("corpus.sqlite");
     const stamp = context.runDir.file("corpus.sqlite.source.json");
-    const files = [...new Set(await Promise.all(context.config.data.corpus.map(async (name) =>
-        // Split files not at hand: the dataset's official file holds their paragraphs too.
-        context.data.find(name) ?? (await context.data.officialFile())?.file ?? context.data.require(name, "corpus file"))))];
-    const identity = hashValues(files.map((file) => {
+    const sources = await Promise.all(context.config.data.corpus.map((name) => context.data.requireCorpus(name)));
+    const identity = hashValues(sources.map(({ file, format }) => {
         const stat = fs.statSync(file);
-        return [file, stat.size, stat.mtimeMs];
-    }));
-    if (fs.existsSync(db) && fs.existsSync(stamp) && JSON.parse(fs.readFileSync(stamp, "utf8")).identity === identity)
-        return db;
-    fs.rmSync(db, { force: true });
-    if (files.length === 0) {
-        await importCorpus({ file: emptyJsonl(context), db, format: "jsonl", replace: true, allowEmpty: true });
+        return [file, format, stat.size, stat.mtimeMs];
+    }), evalFiles(context));
+    let record: CorpusRecord | null = null;
+    if (fs.existsSync(db) && fs.existsSync(stamp)) {
+        const saved = JSON.parse(fs.readFileSync(stamp, "utf8")) as { identity: string; record: CorpusRecord };
+        if (saved.identity === identity)
+            record = saved.record;
     }
-    for (const [i, file] of files.entries()) {
-        const result = await importCorpus({ file, db, replace: i === 0 });
-        context.log(`corpus: ${file}: ${result.pagesAdded} pages added (${result.totalPages} in all, ${result.pagesPerSecond.toFixed(0)} pages/s)`);
+    if (record == null) {
+        fs.rmSync(db, { force: true });
+        if (sources.length === 0)
+            await importCorpus({ file: emptyJsonl(context), db, format: "jsonl", replace: true, allowEmpty: true });
+        const imported: CorpusRecord["sources"] = [];
+        for (const [i, source] of sources.entries()) {
+            let lastLog = performance.now();
+            const result = await importCorpus({
+                file: source.file, db, format: source.format as CorpusFormat, replace: i === 0,
+                onProgress: ({ pages, records }) => {
+                    if (performance.now() - lastLog > 5000) {
+                        lastLog = performance.now();
+                        context.log(`corpus: ${source.name}: ${records} records, ${pages} pages so far`);
+                    }
+                }
+            });
+            context.log(`corpus: ${source.name} (${source.file}): ${result.pagesAdded} pages added (${result.totalPages} in all, ${result.pagesPerSecond.toFixed(0)} pages/s)`);
+            imported.push({ name: source.name, file: source.file, format: result.format, sha256: await cachedSha256(source.file), pagesAdded: result.pagesAdded });
+        }
+        const corpus = Corpus.open(db);
+        try {
+            const overlap = sources.length === 0 ? { measured: 0, questions: 0, paragraphs: 0, example: "" } : await measureEvalOverlap(context, corpus);
+            record = { sources: imported, pages: corpus.pageCount(), overlap, allowed: false };
+        } finally {
+            corpus.close();
+        }
     }
-    writeFileAtomicSync(stamp, JSON.stringify({ identity, files }) + "\n");
+    record.allowed = context.config.data.allow_eval_overlap;
+    writeFileAtomicSync(stamp, JSON.stringify({ identity, record }) + "\n");
+    const manifest = context.runDir.readManifest(context.config.name);
+    manifest.corpus = record;
+    context.runDir.writeManifest(manifest);
+    if (record.overlap.questions > 0 && !record.allowed)
+        throw new InputError(`corpus ${context.config.data.corpus.join(", ")} holds the paragraphs of ${describeOverlap(record.overlap)}: ` +
+            "self-instruct and evaluation would read the eval set's own context", {
+            hint: "use a corpus apart from the eval set (e.g. data.corpus: [train-paragraphs]), or set data.allow_eval_overlap: true for a closed-book study"
+        });
     return db;
+}
+
+export function describeOverlap(overlap: EvalOverlap): string {
+    if (overlap.measured === 0)
+        return "no eval question (none has context paragraphs to compare)";
+    return `${overlap.questions} of ${overlap.measured} eval questions (${overlap.paragraphs} eval paragraphs${overlap.example ? `; e.g. ${overlap.example}` : ""})`;
+}
+
+function evalFiles(context: StageContext): unknown {
+    return context.config.data.eval.map((set) => {
+        const file = context.data.find(set.file);
+        return [set.name, file, file == null ? null : fs.statSync(file).size];
+    });
+}
+
+async function measureEvalOverlap(context: StageContext, corpus: Corpus): Promise<EvalOverlap> {
+    const overlap: EvalOverlap = { measured: 0, questions: 0, paragraphs: 0, example: "" };
+    // Whitespace aside: HotpotQA sentences carry their own leading spaces, or none.
+    const squash = (text: string) => text.replace(/\s+/g, "");
+    for (const set of context.config.data.eval) {
+        for (const example of await loadEvalExamples(context, set)) {
+            const paragraphs = example.context ?? [];
+            if (paragraphs.length === 0)
+                continue;
+            overlap.measured++;
+            const held = paragraphs.filter((p) => {
+                const page = corpus.getPage(p.title);
+                return page != null && squash(page.text) === squash(p.sentences.join(" "));
+            }).length;
+            overlap.paragraphs += held;
+            if (2 * held >= paragraphs.length) {
+                overlap.questions++;
+                overlap.example ||= `${set.name}: "${example.question.slice(0, 80)}" (${held} of ${paragraphs.length} paragraphs)`;
+            }
+        }
+    }
+    return overlap;
 }
 
 function emptyJsonl(context: StageContext): string {

@@ -93,11 +93,27 @@ export class DataLocator {
         return { file: await this.require(official.file, "official dataset file"), format: official.format };
     }
 
+    /**
+     * A corpus source of the pipeline (`data.corpus`): a corpus the descriptor names
+     * (`train-paragraphs`), found in the data folders or downloaded into the cache, or a
+     * file of pages in the data folders. The format is the descriptor's, else "auto".
+     */
+    async requireCorpus(name: string): Promise<{ name: string; file: string; format: string }> {
+        const known = this.descriptorInfo()?.corpora?.[name];
+        if (known == null)
+            return { name, file: await this.require(name, "corpus file"), format: "auto" };
+        const found = this.find(known.file);
+        const file = found ?? await downloadFile({ url: known.url, sha256: known.sha256 ?? undefined, file: path.join(this.cacheDir, known.file) });
+        return { name, file, format: known.format };
+    }
+
     private descriptorSource(name: string): DatasetFileSource | null {
-        const official = this.descriptorInfo()?.official;
-        if (official == null || official.file !== name || !official.url)
-            return null;
-        return { url: official.url, sha256: official.sha256 ?? undefined };
+        const info = this.descriptorInfo();
+        const official = info?.official;
+        if (official != null && official.file === name && official.url)
+            return { url: official.url, sha256: official.sha256 ?? undefined };
+        const corpus = Object.values(info?.corpora ?? {}).find((c) => c.file === name);
+        return corpus == null ? null : { url: corpus.url, sha256: corpus.sha256 ?? undefined };
     }
 }
 

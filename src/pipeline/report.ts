@@ -1,11 +1,13 @@
 import fs from "node:fs";
 import { readTable } from "../data/table-io.js";
-import type { EvalRow } from "../data/schemas.js";
+import type { EvalMethod, EvalRow } from "../data/schemas.js";
+import { evalMethodSpecs } from "./eval-methods.js";
 import { meanByGroup } from "../metrics/index.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { configToYaml } from "./config.js";
 import { stageNames, type PipelineConfig } from "./config-schema.js";
 import type { RunDir } from "./run-dir.js";
+import { describeOverlap } from "./corpus.js";
 
 /**
  * report.md: what each stage did (rows, time, throughput), the evaluation metrics per
@@ -17,6 +19,13 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
     lines.push(`Run directory: \`${runDir.dir}\``, "");
     if (manifest.model != null)
         lines.push(`Model: \`${manifest.model.source}\` (sha256 ${manifest.model.sha256.slice(0, 16)}…, ${(manifest.model.bytes / 1e6).toFixed(1)} MB)`, "");
+
+    if (manifest.corpus != null) {
+        const corpus = manifest.corpus;
+        lines.push("## Corpus", "");
+        lines.push(`${corpus.pages} pages from ${corpus.sources.map((s) => `\`${s.name}\` (${s.format}, sha256 ${s.sha256.slice(0, 16)}…)`).join(", ") || "no source"}.`);
+        lines.push(`Overlap with the evaluation sets: ${describeOverlap(corpus.overlap)}${corpus.overlap.questions > 0 ? (corpus.allowed ? " — allowed by data.allow_eval_overlap (closed-book study)" : " — refused") : ""}.`, "");
+    }
 
     lines.push("## Stages", "", "| stage | status | rows | seconds | tokens/s | notes |", "|---|---|---|---|---|---|");
     for (const stage of stageNames) {
@@ -39,9 +48,14 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
     const evalFiles = fs.existsSync(runDir.dir) ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort() : [];
     if (evalFiles.length > 0) {
         lines.push("## Evaluation", "");
-        for (const file of evalFiles) {
-            const rows = await readTable(runDir.file(file), "eval");
-            lines.push(`### ${file.replace(/^eval-|\.arrow$/g, "")}`, "");
+        const all: { set: string; rows: EvalRow[] }[] = [];
+        for (const file of evalFiles)
+            all.push({ set: file.replace(/^eval-|\.arrow$/g, ""), rows: await readTable(runDir.file(file), "eval") });
+        lines.push("### Main table", "", "The paper's comparison: each method by level.", "");
+        lines.push(...mainTable(all, config.task.kind), "");
+        lines.push(`Division of labor: Finish's answer is written by the ${config.split.finish_by} agent (\`split.finish_by: ${config.split.finish_by}\`${config.split.finish_by === "tool" ? ", the paper's" : ""}), in training samples and group planning alike.`, "");
+        for (const { set, rows } of all) {
+            lines.push(`### ${set}`, "");
             lines.push(...evalTable(rows), "");
         }
     }
@@ -49,6 +63,33 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
     const text = lines.join("\n");
     writeFileAtomicSync(runDir.file("report.md"), text);
     return runDir.file("report.md");
+}
+
+/**
+ * The paper's main table: one row per method (in the paper's order), one column group per
+ * level (F1 and EM for free-text tasks, accuracy for multiple choice), then the mean steps
+ * and the invalid-action rate over all levels.
+ */
+export function mainTable(sets: { set: string; rows: EvalRow[] }[], kind: "qa" | "multiple-choice"): string[] {
+    const rows = sets.flatMap(({ set, rows: setRows }) => setRows.map((row) => ({ row, level: row.level ?? set })));
+    const levels = [...new Set(rows.map((r) => r.level))];
+    const metrics: [string, (r: EvalRow) => number][] = kind === "qa"
+        ? [["F1", (r) => r.f1], ["EM", (r) => r.em]]
+        : [["accuracy", (r) => (r.correct ? 1 : 0)]];
+    const header = ["method", ...levels.flatMap((level) => metrics.map(([name]) => `${level} ${name}`)), "mean steps", "invalid-action rate", "n"];
+    const out = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+    const mean = (values: number[]) => (values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0) / values.length);
+    // The paper's order: the baselines, AutoAct, then its ablations (evalMethodSpecs is written so).
+    for (const method of Object.keys(evalMethodSpecs) as EvalMethod[]) {
+        const mine = rows.filter((r) => r.row.method === method);
+        if (mine.length === 0)
+            continue;
+        const cells = levels.flatMap((level) => metrics.map(([, metric]) => pct(mean(mine.filter((r) => r.level === level).map((r) => metric(r.row))))));
+        const steps = mean(mine.map((r) => r.row.steps));
+        const invalid = mean(mine.map((r) => (r.row.steps === 0 ? 0 : r.row.invalid_actions / r.row.steps)));
+        out.push(`| ${evalMethodSpecs[method].label} | ${cells.join(" | ")} | ${fixed(steps)} | ${pct(invalid)} | ${mine.length} |`);
+    }
+    return out;
 }
 
 /** One row per method and level (then overall): EM, F1, accuracy, steps, invalid actions, limits, speed. */

@@ -4,6 +4,7 @@ import crypto from "node:crypto";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { InputError } from "../util/errors.js";
 import type { StageName } from "./config-schema.js";
+import type { CorpusRecord } from "./corpus.js";
 
 /**
  * A run directory: the resolved config, a manifest that records each stage, one Arrow table
@@ -31,6 +32,10 @@ export interface Manifest {
     createdAt: string;
     updatedAt: string;
     model?: { source: string; path: string; sha256: string; bytes: number };
+    /** The retrieval corpus: its sources with hashes, its size and its overlap with the eval sets. */
+    corpus?: CorpusRecord;
+    /** Tables read from another project's files (`autoact import`) rather than made by a stage. */
+    imported?: { from: string; files: string[]; tables: string[] };
     stages: Partial<Record<StageName, StageRecord>>;
 }
 

@@ -21,6 +21,7 @@ import { splitStage } from "./stages/split.js";
 import { trainStage } from "./stages/train.js";
 import { createEvalStage, type SubAgentAdapters } from "./stages/eval.js";
 import { writeReport } from "./report.js";
+import { ensureRunCorpus } from "./corpus.js";
 
 export interface RunPipelineOptions {
     /** The pipeline YAML file. */
@@ -62,6 +63,11 @@ export interface RunPipelineResult {
     runDir: string;
     stages: StageOutcome[];
     report: string;
+}
+
+/** Whether a stage reads the retrieval corpus: grounded self-instruct, and the tools of synth and eval. */
+function readsCorpus(stage: StageName, config: PipelineConfig): boolean {
+    return stage === "synth" || stage === "eval" || (stage === "instruct" && config.instruct.mode === "grounded");
 }
 
 const stageDefinitions = (adapters?: SubAgentAdapters): Record<StageName, StageDefinition> => ({
@@ -123,6 +129,9 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const definitions = stageDefinitions(options.adapters);
     const outcomes: StageOutcome[] = [];
     try {
+        // A corpus that holds the eval set is refused before any model time is spent.
+        if (config.data.corpus.length > 0 && selected.some((stage) => readsCorpus(stage, config)))
+            await ensureRunCorpus(context);
         for (const stage of stageNames) {
             if (!selected.includes(stage)) {
                 outcomes.push({ stage, status: "skipped", seconds: 0 });

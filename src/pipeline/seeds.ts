@@ -1,8 +1,9 @@
 import fs from "node:fs";
 import { InputError } from "../util/errors.js";
 import type { TaskPair } from "../agents/meta-agent.js";
+import { scienceqaImage } from "../data/datasets/loaders.js";
 
-/** Reads a seeds file: a JSON list of `{"Question": ..., "Answer": ...}` (AutoAct's shape). */
+/** Reads a seeds file: a JSON list of `{"Question": ..., "Answer": ...}` (AutoAct's shape; ScienceQA's adds `caption` and `orc`). */
 export function readSeeds(file: string): TaskPair[] {
     let value: unknown;
     try {
@@ -18,6 +19,8 @@ export function readSeeds(file: string): TaskPair[] {
         const answer = record?.Answer ?? record?.answer;
         if (typeof question !== "string" || question.trim() === "" || (typeof answer !== "string" && typeof answer !== "number"))
             throw new InputError(`${file}: seed ${i + 1} needs a "Question" string and an "Answer"`);
-        return { question: question.trim(), answer: String(answer).trim() };
+        // ScienceQA seeds carry their image as caption and OCR: Image2Text reads them.
+        const image = scienceqaImage(record.caption, record.orc);
+        return { question: question.trim(), answer: String(answer).trim(), ...(image != null ? { image } : {}) };
     });
 }

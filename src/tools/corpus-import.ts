@@ -1,20 +1,29 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { InputError } from "../util/errors.js";
+import { InputError, RuntimeFailure } from "../util/errors.js";
 import { requireFile, temporaryNameFor } from "../util/fs.js";
-import { readJsonRecords, type JsonRecord } from "../data/datasets/records.js";
+import { spawn } from "node:child_process";
+import readline from "node:readline";
+import { readJsonFile, readJsonRecords, type JsonRecord } from "../data/datasets/records.js";
 import { CORPUS_SCHEMA, CORPUS_SCHEMA_VERSION, titleKey } from "./corpus.js";
 import { splitSentences } from "./sentences.js";
 
-export type CorpusFormat = "auto" | "jsonl" | "hotpotqa";
+export type CorpusFormat = "auto" | "jsonl" | "hotpotqa" | "scienceqa-problems" | "wiki-abstracts";
+export const corpusFormats: readonly CorpusFormat[] = ["auto", "jsonl", "hotpotqa", "scienceqa-problems", "wiki-abstracts"];
 
 export interface ImportCorpusOptions {
     /** JSONL of pages `{title, text}` (or `{title, sentences}`), or a HotpotQA file (BOLAA JSONL or the official JSON array). */
     file: string;
     /** The SQLite database to create or add to. */
     db: string;
-    /** "jsonl" = pages; "hotpotqa" = questions whose context paragraphs become pages. Defaults to "auto" (decided from the first record). */
+    /**
+     * "jsonl" = pages; "hotpotqa" = questions whose context paragraphs become pages;
+     * "scienceqa-problems" = ScienceQA's problems.json, whose train-split lectures and
+     * solutions become pages; "wiki-abstracts" = HotpotQA's Wikipedia-abstracts dump
+     * (.tar.bz2 of bz2 JSONL, read through tar and bzip2). Defaults to "auto" (decided
+     * from the first record; the two dumps are named explicitly).
+     */
     format?: CorpusFormat;
     /** Start a new database even when `db` exists. Defaults to false (pages are added; titles already present are skipped). */
     replace?: boolean;
@@ -28,7 +37,7 @@ export interface ImportCorpusOptions {
 
 export interface ImportCorpusResult {
     db: string;
-    format: "jsonl" | "hotpotqa";
+    format: Exclude<CorpusFormat, "auto">;
     /** Records read from the file (pages, or questions for HotpotQA). */
     records: number;
     /** Pages added to the database. */
@@ -55,8 +64,8 @@ interface NewPage {
 export async function importCorpus(options: ImportCorpusOptions): Promise<ImportCorpusResult> {
     const { file, db: target, format = "auto", replace = false, batchSize = 10_000, allowEmpty = false, onProgress } = options;
     requireFile(file, "corpus input file");
-    if (!["auto", "jsonl", "hotpotqa"].includes(format))
-        throw new InputError(`unknown corpus format "${format}" (expected auto, jsonl or hotpotqa)`);
+    if (!corpusFormats.includes(format))
+        throw new InputError(`unknown corpus format "${format}" (expected ${corpusFormats.join(", ")})`);
     fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
     const started = performance.now();
     const tmp = temporaryNameFor(target);
@@ -94,13 +103,20 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
             }
         });
 
-        let resolved: "jsonl" | "hotpotqa" | undefined = format === "auto" ? undefined : format;
+        let resolved: ImportCorpusResult["format"] | undefined = format === "auto" ? undefined : format;
         let batch: NewPage[] = [];
-        for await (const record of readJsonRecords(file, { what: "corpus input file", allowEmpty })) {
+        const input = format === "scienceqa-problems" ? scienceqaRecords(file)
+            : format === "wiki-abstracts" ? wikiAbstractRecords(file)
+            : readJsonRecords(file, { what: "corpus input file", allowEmpty });
+        for await (const record of input) {
             records++;
             resolved ??= detectFormat(file, record);
             if (resolved === "hotpotqa")
                 batch.push(...hotpotqaPages(file, record));
+            else if (resolved === "scienceqa-problems")
+                batch.push(...(record.value as NewPage[]));
+            else if (resolved === "wiki-abstracts")
+                batch.push(...wikiAbstractPage(file, record));
             else
                 batch.push(jsonlPage(file, record));
             if (batch.length >= batchSize) {
@@ -130,6 +146,77 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
             db.close();
         fs.rmSync(tmp, { force: true });
     }
+}
+
+/**
+ * ScienceQA's problems.json ({pid: problem}): every train problem's solution is a page, and
+ * each lecture once (problems of one skill share it). Validation and test problems, the
+ * evaluation side, are left out. Records are ready pages.
+ */
+async function* scienceqaRecords(file: string): AsyncGenerator<JsonRecord> {
+    const problems = readJsonFile(file, "ScienceQA problems file");
+    if (problems == null || typeof problems !== "object" || Array.isArray(problems))
+        throw new InputError(`${file}: expected ScienceQA's problems.json, an object of {pid: problem}`);
+    const lectures = new Set<string>();
+    for (const [pid, value] of Object.entries(problems as Record<string, Record<string, unknown>>)) {
+        if (value?.split !== "train")
+            continue;
+        const pages: NewPage[] = [];
+        const text = (key: string) => (typeof value[key] === "string" ? (value[key] as string).trim() : "");
+        const skill = text("skill") || text("topic") || pid;
+        if (text("lecture") !== "" && !lectures.has(skill)) {
+            lectures.add(skill);
+            pages.push({ title: skill, text: text("lecture"), sentences: splitSentences(text("lecture")) });
+        }
+        if (text("solution") !== "") {
+            const body = `${text("question")} ${text("solution")}`.trim();
+            pages.push({ title: `${skill}: solution ${pid}`, text: body, sentences: splitSentences(body) });
+        }
+        if (pages.length > 0)
+            yield { value: pages, line: 1 };
+    }
+}
+
+/** The lines of HotpotQA's abstracts dump: a .tar.bz2 of bz2 JSONL files, through tar and bzip2. */
+async function* wikiAbstractRecords(file: string): AsyncGenerator<JsonRecord> {
+    // tar writes the inner .bz2 files one after another; bzip2 reads concatenated streams.
+    const child = spawn("sh", ["-c", 'tar -xjOf "$1" | bzip2 -dc', "sh", file], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    let line = 0;
+    let finished = false;
+    try {
+        for await (const text of readline.createInterface({ input: child.stdout, crlfDelay: Infinity })) {
+            line++;
+            if (text.trim() === "")
+                continue;
+            try {
+                yield { value: JSON.parse(text), line };
+            } catch (error) {
+                throw new InputError(`${file}: line ${line} of the dump is not JSON (${(error as Error).message})`);
+            }
+        }
+        finished = true;
+    } finally {
+        if (!finished)
+            child.kill();
+    }
+    const code = await exited;
+    if (code !== 0)
+        throw new RuntimeFailure(`${file}: tar/bzip2 failed to read the abstracts dump: ${stderr.trim().split("\n")[0] ?? `exit ${code}`}`);
+}
+
+/** A dump line {title, text}: text is a sentence list (or paragraphs of sentences), with links. */
+function wikiAbstractPage(file: string, record: JsonRecord): NewPage[] {
+    const value = record.value as Record<string, unknown>;
+    if (value == null || typeof value.title !== "string")
+        throw new InputError(`${file}: line ${record.line} of the dump has no "title"`);
+    const strings = [value.text].flat(3).filter((s): s is string => typeof s === "string");
+    const sentences = strings.map((s) => s.replace(/<[^>]+>/g, "").trim()).filter((s) => s !== "");
+    if (sentences.length === 0)
+        return [];
+    return [{ title: value.title.trim(), text: sentences.join(" "), sentences }];
 }
 
 function detectFormat(file: string, record: JsonRecord): "jsonl" | "hotpotqa" {

@@ -3,7 +3,7 @@ import { evaluateExpression, formatNumber, CalculatorError } from "./calculator.
 import { runSandboxed, type SandboxOptions } from "./sandbox.js";
 import { parseAction, toolNameKey } from "./parse.js";
 import { InputError } from "../util/errors.js";
-import type { ParsedAction, Tool, ToolSession } from "./types.js";
+import type { CorpusPage, ParsedAction, Tool, ToolSession } from "./types.js";
 
 export interface ToolLibraryOptions {
     /** A corpus database path or an open Corpus, for Retrieve, Lookup and Search. Defaults to none: those tools then answer that no corpus is configured. */
@@ -135,14 +135,14 @@ function lookupTool(): Tool {
     return {
         name: "Lookup",
         signature: "Lookup[keyword]",
-        description: "Returns the next sentence containing the keyword in the page last retrieved with Retrieve; repeat it to see further matches.",
+        description: "Returns the next sentence containing the keyword in the page last retrieved with Retrieve, or in the pages the last Search found; repeat it to see further matches.",
         example,
         kind: "tool",
         validate: requireArgument("the keyword", example),
         async run(argument, session) {
             const page = session.state.page;
             if (page == null)
-                return "No page has been retrieved yet: use Retrieve[entity] first, then Lookup[keyword].";
+                return "No page has been retrieved yet: use Retrieve[entity] or Search[query] first, then Lookup[keyword].";
             const keyword = stripQuotes(argument);
             let cursor = session.state.lookup;
             if (cursor == null || cursor.keyword.toLowerCase() !== keyword.toLowerCase()) {
@@ -169,14 +169,29 @@ function searchTool(corpus: Corpus | undefined, count: number): Tool {
         example,
         kind: "tool",
         validate: requireArgument("the query", example),
-        async run(argument) {
+        async run(argument, session) {
             if (corpus == null)
                 return NO_CORPUS;
             const hits = corpus.search(argument, count);
-            if (hits.length === 0)
+            session.state.lookup = undefined;
+            if (hits.length === 0) {
+                session.state.page = undefined;
                 return `No results for "${argument.trim()}".`;
+            }
+            // As in the original, Lookup works after a search too: it reads the pages found, best first.
+            session.state.page = searchResultsPage(corpus, hits.map((hit) => hit.title));
             return hits.map((hit, i) => `${i + 1}. ${hit.title}: ${hit.snippet}`).join("\n");
         }
+    };
+}
+
+/** The pages a search found, read by Lookup as one page: their sentences in rank order. */
+function searchResultsPage(corpus: Corpus, titles: string[]): CorpusPage {
+    const pages = titles.map((title) => corpus.getPage(title)).filter((page) => page != null);
+    return {
+        title: `the pages found (${titles.join("; ")})`,
+        text: pages.map((page) => page.text).join("\n\n"),
+        sentences: pages.flatMap((page) => page.sentences)
     };
 }
 

@@ -109,3 +109,43 @@ function checkRow(value: unknown, where: string): TrainingRow {
         throw new InputError(`${where}: field "agent" must be a string`);
     return { input: row.input as string, output: row.output as string, ...(row.agent != null ? { agent: row.agent as string } : {}) };
 }
+
+export interface FittedSamples {
+    samples: TokenizedSample[];
+    /** Samples whose prompt lost tokens on the left to fit. */
+    truncated: number;
+    /** Samples left out because their response alone does not fit (never silently). */
+    dropped: number;
+}
+
+/**
+ * Fits samples into `context` tokens the way the original's trainer truncates: tokens are
+ * cut from the left of the prompt, the response is kept whole (it is what is learned). The
+ * first `keepFirst` tokens (a BOS token) stay in front. A sample whose response cannot fit
+ * even with the whole prompt gone is left out and counted.
+ */
+export function fitSamplesToContext(samples: readonly TokenizedSample[], context: number, keepFirst = 0): FittedSamples {
+    const out: TokenizedSample[] = [];
+    let truncated = 0;
+    let dropped = 0;
+    for (const sample of samples) {
+        if (sample.tokens.length <= context) {
+            out.push(sample);
+            continue;
+        }
+        const promptLength = sample.mask.findIndex((m) => m !== 0);
+        const responseStart = promptLength < 0 ? sample.tokens.length : promptLength;
+        const head = Math.min(keepFirst, responseStart);
+        const excess = sample.tokens.length - context;
+        // Only prompt tokens after the head can go, and one prompt token must stay: the first
+        // response token is predicted from it.
+        if (responseStart - head < excess || responseStart - excess < 1) {
+            dropped++;
+            continue;
+        }
+        const cut = (values: number[]) => [...values.slice(0, head), ...values.slice(head + excess)];
+        out.push({ tokens: cut(sample.tokens), mask: cut(sample.mask) });
+        truncated++;
+    }
+    return { samples: out, truncated, dropped };
+}

@@ -18,15 +18,26 @@ const steps = [
 describe("division of labor", () => {
     const samples = divideTrajectory(header, "Where was the director of Jaws born?", steps);
 
-    it("cuts plan, tool and reflect samples as the reference describes, skipping invalid steps", () => {
+    it("cuts plan, tool and reflect samples as the reference describes, skipping invalid steps; the tool agent writes Finish's answer", () => {
         expect(samples.map((s) => `${s.agent}:${s.kind}:${s.output}`)).toEqual([
             "plan:thought:Find the film.",
             "plan:action:Search",
             "tool:argument:Jaws director]",
             "plan:thought:It is Spielberg's state.",
-            "plan:action:Finish[Ohio]",
+            "plan:action:Finish",
+            "tool:argument:Ohio]",
             "reflect:reflection:Born in Cincinnati, Ohio.",
             "reflect:verdict:Reflect[right]"
+        ]);
+        const history2 = renderHistory(header, "Where was the director of Jaws born?", steps.slice(0, 2));
+        expect(samples[5]!.input).toBe(argumentPrompt(history2, "It is Spielberg's state.", "Finish"));
+    });
+
+    it("with finish_by plan, the plan agent writes Finish[answer] whole", () => {
+        const byPlan = divideTrajectory(header, "Where was the director of Jaws born?", steps, { finishBy: "plan" });
+        expect(byPlan.filter((s) => s.step === 2).map((s) => `${s.agent}:${s.kind}:${s.output}`)).toEqual([
+            "plan:thought:It is Spielberg's state.",
+            "plan:action:Finish[Ohio]"
         ]);
     });
 
@@ -36,7 +47,7 @@ describe("division of labor", () => {
         expect(samples[1]!.input).toBe(actionPrompt(history0, "Find the film."));
         expect(samples[2]!.input).toBe(argumentPrompt(history0, "Find the film.", "Search"));
         const history3 = renderHistory(header, "Where was the director of Jaws born?", steps.slice(0, 3));
-        expect(samples[5]!.input).toBe(thoughtPrompt(history3));
+        expect(samples[6]!.input).toBe(thoughtPrompt(history3));
         expect(samples.every((s) => s.input.startsWith(header))).toBe(true);
     });
 

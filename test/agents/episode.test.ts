@@ -28,6 +28,17 @@ function episode(steps: [string, string, string][], maxSteps = 10) {
 }
 
 describe("Finish/Reflect protocol", () => {
+    it("without reflection (the -reflection ablation) the first Finish ends the episode", async () => {
+        const policy = new ScriptedPolicy([["look", "Search", "x"], ["done", "Finish", "Paris"], ["sure", "Reflect", "right"]]);
+        const r = await runEpisode({
+            header: "header\n", question: "q?", policy, tools: echoTools, session: new ToolSession(), maxSteps: 10, maxContext: 4096, reserveTokens: 0, reflection: false
+        });
+        expect(r.stopReason).toBe("finished");
+        expect(r.finalAnswer).toBe("Paris");
+        expect(r.steps.map((s) => s.action)).toEqual(["Search", "Finish"]);
+        expect(policy.phases).toEqual(["solve", "solve"]);
+    });
+
     it("first Finish asks for a reflection; Reflect[right] ends with that answer", async () => {
         const { policy, result } = episode([["look", "Search", "x"], ["done", "Finish", "Paris"], ["sure", "Reflect", "right"]]);
         const r = await result;

@@ -24,12 +24,53 @@ const quick = [
 const silent = { progress: createProgress({ silent: true }), log: () => {} };
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-run-"));
 
+/**
+ * A data folder for hotpotqa.yaml: the first `evalCount` questions of each shared level as
+ * the eval files, the seeds, and `corpus.jsonl`: pages from the other questions' paragraphs,
+ * none of them an eval question's (a corpus apart from the eval set).
+ */
+function hotpotqaDataDir(evalCount: number): string {
+    const dir = tmp();
+    const evalTitles = new Set<string>();
+    const pages = new Map<string, string>();
+    for (const level of ["easy", "medium"]) {
+        const lines = fs.readFileSync(path.join(shared, "datasets", "hotpotqa", `${level}.jsonl`), "utf8").trim().split("\n");
+        fs.writeFileSync(path.join(dir, `${level}.jsonl`), lines.slice(0, evalCount).join("\n") + "\n");
+        lines.forEach((line, i) => {
+            for (const [title, sentences] of JSON.parse(line).context as [string, string[]][]) {
+                if (i < evalCount)
+                    evalTitles.add(title);
+                else
+                    pages.set(title, sentences.join("").trim());
+            }
+        });
+    }
+    const corpus = [...pages].filter(([title]) => !evalTitles.has(title)).map(([title, text]) => JSON.stringify({ title, text }));
+    fs.writeFileSync(path.join(dir, "corpus.jsonl"), corpus.join("\n") + "\n");
+    fs.copyFileSync(path.join(shared, "datasets", "hotpotqa", "seeds.json"), path.join(dir, "seeds.json"));
+    return dir;
+}
+
+/** A data folder for scienceqa.yaml: the shared files and a small problems.json (train-lectures). */
+function scienceqaDataDir(): string {
+    const dir = tmp();
+    for (const name of ["grade1-4.json", "grade5-8.json", "seeds.json"])
+        fs.copyFileSync(path.join(shared, "datasets", "scienceqa", name), path.join(dir, name));
+    const problems = {
+        p1: { question: "Which of these states is farthest north?", split: "train", skill: "Read a map: cardinal directions", lecture: "A map has four cardinal directions: north, south, east and west. North is toward the top of most maps.", solution: "To find the answer, look at the compass rose." },
+        p2: { question: "Which is a mammal?", split: "train", skill: "Identify mammals", lecture: "Mammals have hair or fur and feed their young milk.", solution: "A dolphin is a mammal." },
+        p3: { question: "Held out", split: "test", skill: "Held out", lecture: "Not in the corpus.", solution: "No." }
+    };
+    fs.writeFileSync(path.join(dir, "problems.json"), JSON.stringify(problems));
+    return dir;
+}
+
 describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
     it("hotpotqa: every stage but train writes its table, a manifest and a report; a rerun skips them all", { timeout: 900_000 }, async () => {
         const runDir = tmp();
         const options = {
-            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"),
-            model: tinyModel, runDir, limit: 2, skip: ["train" as const], set: quick, ...silent
+            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), dataDirs: [hotpotqaDataDir(4)],
+            model: tinyModel, runDir, limit: 2, skip: ["train" as const], set: [...quick, "data.corpus=[corpus.jsonl]"], ...silent
         };
         const first = await runPipeline(options);
         expect(first.stages.filter((s) => s.status === "ran").map((s) => s.stage))
@@ -57,11 +98,17 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
 
         const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
         expect(manifest.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+        // The corpus is recorded with its hash and its (absent) overlap with the 8 eval questions.
+        expect(manifest.corpus.sources[0]).toMatchObject({ name: "corpus.jsonl", format: "jsonl" });
+        expect(manifest.corpus.sources[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+        expect(manifest.corpus.pages).toBeGreaterThan(1000);
+        expect(manifest.corpus.overlap).toMatchObject({ measured: 8, questions: 0, paragraphs: 0 });
         for (const stage of ["instruct", "select-tools", "synth", "filter", "split", "eval"])
             expect(manifest.stages[stage].status, stage).toBe("done");
         expect(manifest.stages.train).toBeUndefined();
         const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
         expect(report).toContain("## Evaluation");
+        expect(report).toMatch(/Overlap with the evaluation sets: 0 of 8 eval questions/);
         expect(report).toContain("| group | overall |");
         expect(fs.existsSync(path.join(runDir, "parts"))).toBe(false);
 
@@ -69,7 +116,7 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
         expect(second.stages.filter((s) => s.status !== "skipped").every((s) => s.status === "up-to-date")).toBe(true);
 
         // A changed setting reruns that stage and every stage after it whose input changed.
-        const third = await runPipeline({ ...options, set: [...quick, "filter.max=1"] });
+        const third = await runPipeline({ ...options, set: [...options.set, "filter.max=1"] });
         expect(third.stages.find((s) => s.stage === "filter")!.status).toBe("ran");
         expect(third.stages.find((s) => s.stage === "synth")!.status).toBe("up-to-date");
     });
@@ -77,10 +124,17 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
     it("scienceqa: multiple-choice tasks with images run through every stage but train", { timeout: 900_000 }, async () => {
         const runDir = tmp();
         const result = await runPipeline({
-            configFile: path.join(packageRoot, "pipelines", "scienceqa.yaml"),
+            configFile: path.join(packageRoot, "pipelines", "scienceqa.yaml"), dataDirs: [scienceqaDataDir()],
             model: tinyModel, runDir, limit: 2, skip: ["train"], set: quick, ...silent
         });
         expect(result.stages.filter((s) => s.status === "ran")).toHaveLength(6);
+        // Its corpus: the train split's lectures and solutions, through the descriptor's train-lectures.
+        const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+        expect(manifest.corpus).toMatchObject({ pages: 4, sources: [{ name: "train-lectures", format: "scienceqa-problems" }] });
+        // The seed with an image keeps its caption and OCR, where Image2Text reads them.
+        const tasks = await readTable(path.join(runDir, "tasks.arrow"), "tasks");
+        const seedImage = JSON.parse(tasks.find((t) => t.id === "seed-1")!.meta!).image;
+        expect(seedImage).toEqual({ caption: "An aerial view of a painting of a forest.", ocr: "Oklahoma West Virginia Arizona Louisiana" });
         const evalRows = await readTable(path.join(runDir, "eval-grade1-4.arrow"), "eval");
         expect(evalRows).toHaveLength(6);
         expect(evalRows.every((r) => r.level != null)).toBe(true);
@@ -96,7 +150,7 @@ describe.skipIf(!haveShared)("resume after SIGKILL", () => {
     });
 
     it("a synthesis killed part-way continues from its last batch: same rows as an uninterrupted run, none duplicated", { timeout: 900_000 }, async () => {
-        const set = [...quick, "synth.batch_size=1", "synth.max_steps=2", "instruct.target=0"];
+        const set = [...quick, "synth.batch_size=1", "synth.max_steps=2", "instruct.target=0", "data.corpus=[]"];
         const base = { configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: tinyModel, set, dataDirs: [dataDir], ...silent };
 
         const straight = tmp();
@@ -129,6 +183,31 @@ describe.skipIf(!haveShared)("resume after SIGKILL", () => {
         expect(rows).toHaveLength(expected.length);
         expect(new Set(rows.map((r) => r.id)).size).toBe(rows.length);
         expect(rows.map((r) => r.task_id)).toEqual(expected.map((r) => r.task_id));
+    });
+});
+
+describe.skipIf(!haveShared)("evaluation keeps finished batches until the stage succeeds", () => {
+    it("an error in a later set keeps the earlier set's batches; the rerun takes them up", { timeout: 900_000 }, async () => {
+        const data = hotpotqaDataDir(2);
+        const medium = path.join(data, "medium.jsonl");
+        const aside = `${medium}.aside`;
+        fs.renameSync(medium, aside);
+        const runDir = tmp();
+        const options = {
+            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), dataDirs: [data], model: tinyModel, runDir, limit: 2,
+            set: [...quick, "data.corpus=[]", "data.descriptor=", "instruct.target=0", "eval.methods=[react, cot]"], ...silent
+        };
+        await runPipeline({ ...options, until: "select-tools" });
+        // medium.jsonl is missing: the easy set is evaluated, then the stage fails.
+        await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/evaluation set "medium"/);
+        const parts = path.join(runDir, "parts", "eval");
+        const kept = fs.readdirSync(parts).flatMap((d) => fs.readdirSync(path.join(parts, d)));
+        expect(kept.sort()).toEqual(["key-cot.easy.0.arrow", "key-react.easy.0.arrow"]);
+        fs.renameSync(aside, medium);
+        const rerun = await runPipeline({ ...options, only: ["eval"] });
+        expect(rerun.stages.find((s) => s.stage === "eval")!.record!.stats).toMatchObject({ resumed_batches: 2 });
+        expect((await readTable(path.join(runDir, "eval-medium.arrow"), "eval")).map((r) => r.method)).toEqual(["react", "react", "cot", "cot"]);
+        expect(fs.existsSync(path.join(runDir, "parts"))).toBe(false);
     });
 });
 
@@ -180,6 +259,19 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         expectOneLineError(await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", model,
             "--run-dir", runDir, "--until", "instruct"]), /corrupt\.gguf/);
         expect(fs.existsSync(path.join(runDir, "tasks.arrow"))).toBe(false);
+    });
+
+    it.skipIf(!haveShared)("a corpus holding the eval questions' paragraphs is refused naming the overlap, unless allowed", { timeout: 300_000 }, async () => {
+        const data = hotpotqaDataDir(4);
+        const runDir = path.join(dir, "r6");
+        const args = ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--data", data, "--limit", "4", "--model", tinyModel, "--run-dir", runDir];
+        const refused = await runCliProcess([...args, "--set", "data.corpus=[easy.jsonl]"]);
+        expectOneLineError(refused, /corpus easy\.jsonl holds the paragraphs of 4 of 8 eval questions \(40 eval paragraphs; e\.g\. easy: ".*" \(10 of 10 paragraphs\)\)/);
+        expect(fs.readdirSync(runDir).filter((f) => f.endsWith(".arrow"))).toEqual([]);
+        // Allowed for a closed-book study: the run goes on and its report states the overlap.
+        const allowed = await runCliProcess([...args, "--set", "data.corpus=[easy.jsonl]", "--set", "data.allow_eval_overlap=true", "--until", "synth", ...quick.flatMap((q) => ["--set", q]), "--set", "synth.max_steps=1"]);
+        expect(allowed.code, allowed.stderr).toBe(0);
+        expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/Overlap with the evaluation sets: 4 of 8 eval questions .* allowed by data\.allow_eval_overlap/);
     });
 
     it("an unknown flag", async () => {

@@ -32,7 +32,8 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
     it("trains one adapter per sub-agent from samples.arrow and evaluation picks them up", { timeout: 1_800_000 }, async () => {
         const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-stage-"));
         const base = {
-            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: tinyModel, runDir, limit: 1, set: quick,
+            configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: tinyModel, runDir, limit: 1,
+            dataDirs: [path.resolve(packageRoot, "../shared/datasets/hotpotqa")], set: [...quick, "data.corpus=[]"],
             progress: createProgress({ silent: true }), log: () => {}
         };
         await runPipeline({ ...base, until: "split" });

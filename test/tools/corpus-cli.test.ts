@@ -44,4 +44,21 @@ describe.skipIf(!fs.existsSync(cli))("autoact corpus import (built CLI)", () => 
         expect(fs.existsSync(db)).toBe(false);
         expect(fs.readdirSync(tmp).filter((f) => f.includes("bad.sqlite"))).toEqual([]);
     });
+
+    it("imports a corpus a dataset descriptor names (hotpotqa:train-paragraphs) from a --data folder", async () => {
+        const dataDir = path.join(tmp, "data");
+        fs.mkdirSync(dataDir, { recursive: true });
+        const questions = [
+            { _id: "t1", question: "q1?", answer: "a", context: [["Gamma", [" Gamma is third.", " It follows Beta."]], ["Delta", [" Delta is fourth."]]] },
+            { _id: "t2", question: "q2?", answer: "b", context: [["Delta", [" Delta is fourth."]], ["Epsilon", [" Epsilon is fifth."]]] }
+        ];
+        fs.writeFileSync(path.join(dataDir, "hotpot_train_v1.1.json"), JSON.stringify(questions));
+        const db = path.join(tmp, "train.sqlite");
+        const result = await run("corpus", "import", "hotpotqa:train-paragraphs", "--db", db, "--data", dataDir);
+        expect(result.exitCode, result.stderr).toBe(0);
+        expect(result.stdout).toMatch(/added 3 pages \(1 duplicate titles skipped\) from 2 hotpotqa records/);
+        const unknown = await run("corpus", "import", "hotpotqa:no-such-corpus", "--db", db, "--data", dataDir);
+        expect(unknown.exitCode).toBe(2);
+        expect(unknown.stderr).toMatch(/corpus file "no-such-corpus" not found/);
+    });
 });

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Corpus } from "../../src/tools/corpus.js";
 import { importCorpus } from "../../src/tools/corpus-import.js";
@@ -81,6 +82,19 @@ describe("Lookup", () => {
         await library.execute("Retrieve[Nixon (film)]", session);
         expect((await library.execute("Lookup[Stone]", session)).observation).toBe("(Result 1 / 1) It was directed by Oliver Stone.");
     });
+
+    it("works after Search, over the pages found, best first (as in the original)", async () => {
+        const session = new ToolSession();
+        const found = await library.execute("Search[Watergate scandal president]", session);
+        expect(found.observation.split("\n")[0]).toMatch(/^1\. Richard Nixon:/);
+        expect((await library.execute("Lookup[resigned]", session)).observation).toBe("(Result 1 / 1) Nixon resigned after the Watergate scandal.");
+        expect((await library.execute("Lookup[1969]", session)).observation).toBe("(Result 1 / 1) He served from 1969 until 1974.");
+        // A search without results leaves nothing to look in; Retrieve then takes over again.
+        await library.execute("Search[zzzqqq]", session);
+        expect((await library.execute("Lookup[Nixon]", session)).observation).toMatch(/^No page has been retrieved yet/);
+        await library.execute("Retrieve[Marie Curie]", session);
+        expect((await library.execute("Lookup[Nobel]", session)).observation).toBe("(Result 1 / 1) She was the first woman to win a Nobel Prize.");
+    });
 });
 
 describe("Search", () => {
@@ -151,6 +165,50 @@ describe("importCorpus", () => {
         expect(corpus.search("c86415", 1)[0]?.title).toBe("Entity 12345");
         expect(corpus.similarTitles("Entity 1234", 1)).toEqual(["Entity 1234"]);
         corpus.close();
+    });
+});
+
+describe("corpus sources of the dataset descriptors", () => {
+    it("scienceqa-problems: train-split lectures (once per skill) and solutions become pages; test problems stay out", async () => {
+        const problems = {
+            "1": { question: "Which is a magnet?", split: "train", skill: "Identify magnets", lecture: "Magnets attract iron. A magnet has two poles.", solution: "The paper clip is made of iron, so a magnet attracts it." },
+            "2": { question: "Which sticks to a magnet?", split: "train", skill: "Identify magnets", lecture: "Magnets attract iron. A magnet has two poles.", solution: "Steel contains iron." },
+            "3": { question: "Which ocean is largest?", split: "test", skill: "Oceans", lecture: "The Pacific is the largest ocean.", solution: "The Pacific." }
+        };
+        const file = path.join(tmp, "problems.json");
+        fs.writeFileSync(file, JSON.stringify(problems));
+        const db = path.join(tmp, "scienceqa.sqlite");
+        const result = await importCorpus({ file, db, format: "scienceqa-problems" });
+        expect(result).toMatchObject({ format: "scienceqa-problems", pagesAdded: 3, totalPages: 3 });
+        const corpus = Corpus.open(db);
+        expect(corpus.getPage("Identify magnets")?.sentences).toEqual(["Magnets attract iron.", "A magnet has two poles."]);
+        expect(corpus.getPage("Identify magnets: solution 2")?.text).toBe("Which sticks to a magnet? Steel contains iron.");
+        expect(corpus.search("Pacific ocean", 3)).toEqual([]);
+        corpus.close();
+    });
+
+    it("wiki-abstracts: reads the dump's .tar.bz2 of bz2 JSONL files through tar and bzip2, links stripped", async () => {
+        const dump = path.join(tmp, "dump");
+        fs.mkdirSync(path.join(dump, "AA"), { recursive: true });
+        const lines = (pages: object[]) => pages.map((p) => JSON.stringify(p)).join("\n") + "\n";
+        fs.writeFileSync(path.join(dump, "AA", "wiki_00"), lines([
+            { id: "12", url: "https://en.wikipedia.org/wiki?curid=12", title: "Anarchism", text: ["Anarchism is a <a href=\"political%20philosophy\">political philosophy</a>.", " It rejects hierarchy."] }
+        ]));
+        fs.writeFileSync(path.join(dump, "AA", "wiki_01"), lines([
+            { id: "25", title: "Autism", text: [["Autism is a developmental condition."]] },
+            { id: "39", title: "Empty", text: [] }
+        ]));
+        execFileSync("bzip2", [path.join(dump, "AA", "wiki_00"), path.join(dump, "AA", "wiki_01")]);
+        const archive = path.join(tmp, "abstracts.tar.bz2");
+        execFileSync("tar", ["-cjf", archive, "-C", dump, "AA"]);
+        const db = path.join(tmp, "wiki.sqlite");
+        const result = await importCorpus({ file: archive, db, format: "wiki-abstracts" });
+        expect(result).toMatchObject({ format: "wiki-abstracts", records: 3, pagesAdded: 2 });
+        const corpus = Corpus.open(db);
+        expect(corpus.getPage("Anarchism")?.sentences).toEqual(["Anarchism is a political philosophy.", "It rejects hierarchy."]);
+        expect(corpus.getPage("Autism")?.text).toBe("Autism is a developmental condition.");
+        corpus.close();
+        await expect(importCorpus({ file: pagesFile, db: path.join(tmp, "x.sqlite"), format: "wiki-abstracts" })).rejects.toThrow(/tar\/bzip2 failed/);
     });
 });
 

@@ -7,6 +7,7 @@ import { modelCommand } from "./model.js";
 import { trainCommand } from "./train.js";
 import { nativeCommand } from "./native.js";
 import { benchCommand } from "./bench.js";
+import { importCommand } from "./import.js";
 
 // Every CLI command, in the order `autoact --help` lists them. One file per command;
 // each is a thin adapter over one library function.
@@ -19,6 +20,7 @@ export const commands: CommandModule<any, any>[] = [
     stageCommand("filter"),
     stageCommand("split"),
     stageCommand("eval"),
+    importCommand,
     corpusCommand,
     inspectCommand,
     modelCommand,

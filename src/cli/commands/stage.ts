@@ -3,6 +3,8 @@ import type { Argv, CommandModule } from "yargs";
 import type { StageName } from "../../pipeline/config-schema.js";
 import type { SubAgentAdapters } from "../../pipeline/stages/eval.js";
 import { InputError } from "../../util/errors.js";
+import { evalMethods } from "../../data/schemas.js";
+import { parseMethods } from "../../pipeline/eval-methods.js";
 import { pipelineRunOptions, runAndSummarize, withPipelineOptions, type PipelineArgs } from "../pipeline-options.js";
 
 interface StageArgs extends PipelineArgs {
@@ -10,6 +12,7 @@ interface StageArgs extends PipelineArgs {
     plan?: string;
     tool?: string;
     reflect?: string;
+    methods?: string[];
 }
 
 const descriptions: Partial<Record<StageName, string>> = {
@@ -18,7 +21,7 @@ const descriptions: Partial<Record<StageName, string>> = {
     synth: "Trajectory synthesis: zero-shot ReAct over parallel sequences (trajectories.arrow)",
     filter: "Keep trajectories whose final answer is right (filtered.arrow)",
     split: "Division of labor: plan / tool / reflect samples (samples.arrow)",
-    eval: "Group-planning evaluation and the react / cot baselines (eval-<set>.arrow, report.md)"
+    eval: "Evaluation: group planning, zero-/few-shot ReAct and CoT, the ablations (eval-<set>.arrow, report.md)"
 };
 
 /**
@@ -36,7 +39,8 @@ export function stageCommand(stage: StageName): CommandModule<object, StageArgs>
                 built = built
                     .option("plan", { type: "string", describe: "Plan agent's adapter GGUF (default: <run-dir>/adapters/plan.gguf)" })
                     .option("tool", { type: "string", describe: "Tool agent's adapter GGUF" })
-                    .option("reflect", { type: "string", describe: "Reflect agent's adapter GGUF" });
+                    .option("reflect", { type: "string", describe: "Reflect agent's adapter GGUF" })
+                    .option("methods", { type: "string", array: true, describe: `Methods to evaluate, or all (${evalMethods.join(", ")}); overrides eval.methods` });
             }
             return built as unknown as Argv<StageArgs>;
         },
@@ -47,11 +51,14 @@ export function stageCommand(stage: StageName): CommandModule<object, StageArgs>
             const adapters: SubAgentAdapters | undefined = args.plan ?? args.tool ?? args.reflect
                 ? { plan: args.plan, tool: args.tool, reflect: args.reflect }
                 : undefined;
+            const options = pipelineRunOptions(args);
+            if (args.methods != null)
+                options.set = [...(options.set ?? []), `eval.methods=[${parseMethods(args.methods).join(", ")}]`];
             await runAndSummarize({
                 configFile: args.config ?? path.join(runDir!, "config.yaml"),
                 only: [stage],
                 adapters,
-                ...pipelineRunOptions(args)
+                ...options
             });
         }
     };

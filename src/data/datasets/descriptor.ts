@@ -10,12 +10,28 @@ export interface DatasetDescriptor {
     license: string;
     /** Where the full official file comes from. */
     official?: { url: string; file: string; sha256: string | null; format: string; fields: Record<string, string> };
+    /**
+     * Retrieval corpora apart from the evaluation split, by name (`data.corpus: [name]` in a
+     * pipeline): downloaded into the cache and imported by `autoact corpus import`.
+     */
+    corpora?: Record<string, CorpusSource>;
     /** Files of the evaluation split, by level, relative to the data directory (e.g. ../shared/datasets). */
     files?: Record<string, { path: string; sha256: string }>;
     /** Question ids of the evaluation split by level; null when the level's ids are not recorded. */
     splits?: Record<string, string[] | null>;
     /** The seed examples file, relative to the data directory. */
     seeds?: { path: string; sha256: string };
+}
+
+/** A downloadable corpus source of a descriptor. */
+export interface CorpusSource {
+    url: string;
+    /** File name in the cache (or in a --data folder, which is looked in first). */
+    file: string;
+    sha256: string | null;
+    /** The corpus import format that reads it (see src/tools/corpus-import.ts). */
+    format: "hotpotqa" | "jsonl" | "scienceqa-problems" | "wiki-abstracts";
+    note: string;
 }
 
 /** Reads `datasets/<name>.json` from the package (or a descriptor at an explicit path). */

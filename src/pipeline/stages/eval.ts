@@ -3,8 +3,11 @@ import { runEpisode, type StepPolicy } from "../../agents/episode.js";
 import { GroupPolicy, MetaAgentPolicy, type EpisodeSampling, type SubAgents } from "../../agents/policies.js";
 import { chainOfThoughtPrompt, parseChainOfThoughtAnswer } from "../../agents/cot.js";
 import { subAgentNames, type SubAgentName } from "../../agents/division.js";
-import type { EvalRow } from "../../data/schemas.js";
-import { writeTable } from "../../data/table-io.js";
+import type { EvalMethod, EvalRow } from "../../data/schemas.js";
+import { readTable, writeTable } from "../../data/table-io.js";
+import { chainOfThoughtExemplars, reactExemplars, type Exemplar } from "../../agents/exemplars.js";
+import { evalMethodSpecs } from "../eval-methods.js";
+import { readSeeds } from "../seeds.js";
 import { ToolSession } from "../../tools/index.js";
 import { deriveSeed } from "../../util/random.js";
 import { StageBatches } from "../batches.js";
@@ -17,49 +20,74 @@ import { loadEvalExamples, type EvalExample } from "../eval-data.js";
 export type SubAgentAdapters = Partial<Record<SubAgentName, string>>;
 
 /** The adapters the train stage wrote into the run directory (adapters/<agent>.gguf). */
-export function runDirAdapters(runDir: RunDir): SubAgentAdapters {
+export function runDirAdapters(runDir: RunDir, folder = "adapters"): SubAgentAdapters {
     const adapters: SubAgentAdapters = {};
     for (const agent of subAgentNames) {
-        const file = runDir.file(`adapters/${agent}.gguf`);
+        const file = runDir.file(`${folder}/${agent}.gguf`);
         if (fs.existsSync(file))
             adapters[agent] = file;
     }
     return adapters;
 }
 
+/** The adapters a method's sub-agents load (see eval-methods.ts). */
+function methodAdapters(runDir: RunDir, trained: SubAgentAdapters, method: EvalMethod): SubAgentAdapters {
+    const kind = evalMethodSpecs[method].adapters;
+    if (kind === "trained")
+        return trained;
+    if (kind === "unfiltered")
+        return runDirAdapters(runDir, "adapters/unfiltered");
+    if (kind === "multi") {
+        const file = runDir.file("adapters/multi.gguf");
+        return fs.existsSync(file) ? { plan: file, tool: file, reflect: file } : {};
+    }
+    return {};
+}
+
 /**
- * Group-planning evaluation and its two baselines on the configured evaluation sets:
- * "group" (plan/tool/reflect sub-agents, each a context with its adapter on one model),
- * "react" (the meta-agent alone, zero-shot) and "cot" (no tools). One table per set.
+ * Evaluation on the configured sets with every configured method (eval-methods.ts): group
+ * planning (plan/tool/reflect sub-agents, each a context with its adapter on one model), the
+ * zero- and few-shot ReAct and CoT baselines and the ablations. One table per set. Finished
+ * batches, keyed by (method, set, chunk), stay until the whole stage succeeds, so an error in
+ * a later set never costs the results already made.
  */
 export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefinition {
     const adaptersFor = (context: StageContext) => adapterOverride ?? runDirAdapters(context.runDir);
+    const allAdapterFiles = (context: StageContext) => {
+        const trained = adaptersFor(context);
+        return Object.fromEntries(context.config.eval.methods.map((method) => [method,
+            Object.fromEntries(Object.entries(methodAdapters(context.runDir, trained, method)).map(([agent, file]) => [agent, adapterIdentity(file!)]))]));
+    };
     return {
         name: "eval",
-        description: "Group-planning evaluation with the react and cot baselines",
+        description: "Evaluation: group planning, the ReAct and CoT baselines and the ablations",
         usesModel: true,
         inputTables: () => ["tools.arrow"],
         inputValues: (context) => ({
             eval: context.config.eval,
+            split: context.config.split,
             sets: context.config.data.eval,
             description: context.config.description,
             task: context.config.task,
             template: context.config.model.template,
-            adapters: Object.fromEntries(Object.entries(adaptersFor(context)).map(([agent, file]) => [agent, adapterIdentity(file!)])),
+            adapters: allAdapterFiles(context),
             limit: context.limit
         }),
         async run(context, inputHash) {
-            const adapters = adaptersFor(context);
+            const trained = adaptersFor(context);
             const started = performance.now();
             let generatedTokens = 0;
             const setup = await openTaskSetup(context);
             const outputs: Record<string, number> = {};
             const stats: Record<string, number | string> = {};
+            const exemplars = await seedExemplars(context);
+            const batches = new StageBatches(context.runDir, "eval", hashValues(inputHash, exemplars), "eval");
+            const resumedBefore = batches.completedKeys().size;
             try {
                 for (const set of context.config.data.eval) {
                     const examples = await loadEvalExamples(context, set);
                     const chosen = examples.slice(0, limited(set.limit || examples.length, context.limit));
-                    const rows = await evaluateSet(context, setup, adapters, chosen, hashValues(inputHash, set.name));
+                    const rows = await evaluateSet(context, setup, trained, exemplars, chosen, set.name, batches);
                     generatedTokens += rows.reduce((sum, r) => sum + r.generated_tokens, 0);
                     const file = `eval-${set.name}.arrow`;
                     await writeTable(context.runDir.file(file), "eval", rows);
@@ -73,42 +101,69 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
                 }
             } finally {
                 setup.close();
-                context.runDir.clearParts("eval");
             }
+            // Only a finished stage lets go of its batches.
+            context.runDir.clearParts("eval");
+            stats.resumed_batches = resumedBefore;
             stats.generated_tokens = generatedTokens;
             stats.tokens_per_s = generatedTokens / Math.max(1e-3, (performance.now() - started) / 1000);
-            stats.adapters = Object.entries(adapters).map(([agent, file]) => `${agent}=${file}`).join(",") || "none";
+            stats.finish_by = context.config.split.finish_by;
+            stats.methods = context.config.eval.methods.join(",");
+            stats.adapters = Object.entries(trained).map(([agent, file]) => `${agent}=${file}`).join(",") || "none";
             return { outputs, stats };
         }
     };
 }
 
+interface MethodExemplars {
+    react: string;
+    cot: string;
+}
+
+/**
+ * Few-shot exemplars from the pipeline's own seeds: a seed the run solved right (a kept
+ * trajectory of its task) comes with that trajectory.
+ */
+async function seedExemplars(context: StageContext): Promise<MethodExemplars> {
+    if (!context.config.eval.methods.some((method) => evalMethodSpecs[method].fewShot))
+        return { react: "", cot: "" };
+    const seeds = readSeeds(await context.data.requireSeeds(context.config.data.seeds));
+    const keptFile = context.runDir.file("filtered.arrow");
+    const kept = fs.existsSync(keptFile) ? await readTable(keptFile, "filtered") : [];
+    const exemplars: Exemplar[] = seeds.map((seed, i) => ({
+        question: seed.question,
+        answer: seed.answer,
+        steps: kept.find((row) => row.task_id === `seed-${i + 1}` && row.correct)?.steps
+    }));
+    return { react: reactExemplars(exemplars), cot: chainOfThoughtExemplars(exemplars) };
+}
+
 async function evaluateSet(
-    context: StageContext, setup: TaskSetup, adapters: SubAgentAdapters, examples: EvalExample[], batchHash: string
+    context: StageContext, setup: TaskSetup, trained: SubAgentAdapters, exemplars: MethodExemplars,
+    examples: EvalExample[], setName: string, batches: StageBatches<"eval">
 ): Promise<EvalRow[]> {
     const settings = context.config.eval;
     const batchSize = context.config.synth.batch_size;
-    const batches = new StageBatches(context.runDir, "eval", batchHash, "eval");
-    const done = batches.completed();
+    const done = batches.completedKeys();
     const rows: EvalRow[] = [];
     const chunks = Math.ceil(examples.length / batchSize);
-    const total = examples.length * settings.methods.length;
-    context.progress.start("eval", total);
-    for (const [m, method] of settings.methods.entries()) {
+    context.progress.start(`eval ${setName}`, examples.length * settings.methods.length);
+    for (const method of settings.methods) {
+        const adapters = methodAdapters(context.runDir, trained, method);
         for (let chunk = 0; chunk < chunks; chunk++) {
-            const index = m * 100_000 + chunk;
+            const key = `${method}.${setName}.${chunk}`;
             const slice = examples.slice(chunk * batchSize, (chunk + 1) * batchSize);
-            if (done.has(index)) {
-                rows.push(...await batches.read(index));
+            if (done.has(key)) {
+                rows.push(...await batches.readKey(key));
                 context.progress.advance(slice.length);
                 continue;
             }
             const batchRows = await Promise.all(slice.map(async (example) => {
-                const row = await evaluateOne(context, setup, adapters, method, example);
+                const row = await evaluateOne(context, setup, adapters, exemplars, method, example);
                 context.progress.advance(1, row.generated_tokens);
                 return row;
             }));
-            await batches.write(index, batchRows);
+            await batches.writeKey(key, batchRows);
             rows.push(...batchRows);
         }
     }
@@ -117,10 +172,12 @@ async function evaluateSet(
 }
 
 async function evaluateOne(
-    context: StageContext, setup: TaskSetup, adapters: SubAgentAdapters, method: EvalRow["method"], example: EvalExample
+    context: StageContext, setup: TaskSetup, adapters: SubAgentAdapters, exemplars: MethodExemplars,
+    method: EvalMethod, example: EvalExample
 ): Promise<EvalRow> {
     const { config } = context;
     const settings = config.eval;
+    const spec = evalMethodSpecs[method];
     const sampling: EpisodeSampling = {
         temperature: settings.temperature,
         topP: settings.top_p,
@@ -130,10 +187,10 @@ async function evaluateOne(
     };
     const base = { method, task_id: example.id, level: example.level ?? null, question: example.question, gold: example.answer };
 
-    if (method === "cot") {
+    if (spec.policy === "cot") {
         const agent = await context.model.agent("meta");
         const result = await agent.complete(
-            chainOfThoughtPrompt({ description: config.description, question: example.question, kind: config.task.kind }),
+            chainOfThoughtPrompt({ description: config.description, question: example.question, kind: config.task.kind, exemplars: spec.fewShot ? exemplars.cot : undefined }),
             { ...sampling, maxTokens: 4 * settings.max_tokens }
         );
         const prediction = parseChainOfThoughtAnswer(result.text);
@@ -148,23 +205,24 @@ async function evaluateOne(
     }
 
     let policy: StepPolicy;
-    if (method === "group") {
+    if (spec.policy === "group") {
         const agents = {} as SubAgents;
         for (const agent of subAgentNames)
             agents[agent] = await context.model.agent(agent, adapters[agent] == null ? [] : [{ filePath: adapters[agent]! }]);
-        policy = new GroupPolicy(agents, sampling);
+        policy = new GroupPolicy(agents, sampling, { finishBy: config.split.finish_by });
     } else {
         policy = new MetaAgentPolicy(await context.model.agent("meta"), sampling);
     }
     const result = await runEpisode({
-        header: setup.header,
+        header: spec.fewShot ? `${setup.header}\n${exemplars.react}` : setup.header,
         question: example.question,
         policy,
         tools: setup.runner,
         session: new ToolSession({ image: example.image }),
         maxSteps: settings.max_steps,
         maxContext: Math.min(config.synth.max_context, await context.model.contextSize()),
-        reserveTokens: 2 * settings.max_tokens
+        reserveTokens: 2 * settings.max_tokens,
+        reflection: spec.reflection
     });
     return {
         ...base,

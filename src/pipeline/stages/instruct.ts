@@ -6,6 +6,7 @@ import { StageBatches } from "../batches.js";
 import { limited, type StageContext, type StageDefinition } from "../context.js";
 import { openRunCorpus } from "../corpus.js";
 import { readSeeds } from "../seeds.js";
+import { imageOf } from "./synth.js";
 
 /**
  * Self-instruct: the meta-agent writes new tasks from the seeds (and, in grounded mode,
@@ -37,7 +38,8 @@ export const instructStage: StageDefinition = {
             : Math.min(settings.max_rounds, Math.max(2, 2 * Math.ceil(target / settings.per_round)));
         const dedup = new TaskDeduplicator({
             uniqueAnswers: config.task.kind === "qa",
-            maxAnswerChars: settings.max_answer_chars
+            maxAnswerChars: settings.max_answer_chars,
+            repeatYesNo: settings.repeat_yes_no
         });
         seeds.forEach((seed) => dedup.remember(seed));
 
@@ -67,7 +69,7 @@ export const instructStage: StageDefinition = {
                 const fromGenerated = Math.max(0, settings.shown - seeds.length);
                 const examples: TaskPair[] = [
                     ...random.sample(seeds, settings.shown),
-                    ...random.sample(generated, fromGenerated)
+                    ...random.sample(generated, fromGenerated).map((row) => ({ question: row.question, answer: row.answer, image: imageOf(row) }))
                 ];
                 const passages: Passage[] = corpus?.samplePages(settings.passages, random) ?? [];
                 return {
@@ -127,6 +129,7 @@ function taskRow(id: string, pair: TaskPair, source: TaskRow["source"], round: n
         choices: null,
         level: null,
         passages: passages.map((p) => ({ title: p.title, text: p.text })),
-        meta: null
+        // The image's caption and OCR go where synthesis and Image2Text read them (imageOf).
+        meta: pair.image == null ? null : JSON.stringify({ image: pair.image })
     };
 }

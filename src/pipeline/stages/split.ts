@@ -1,34 +1,53 @@
 import { divideTrajectory } from "../../agents/division.js";
-import type { SampleRow } from "../../data/schemas.js";
+import type { SampleRow, TrajectoryRow } from "../../data/schemas.js";
 import { readTable, writeTable } from "../../data/table-io.js";
 import type { StageDefinition } from "../context.js";
+import { needsAdapters } from "../eval-methods.js";
 import { openTaskSetup } from "../task-setup.js";
 
 /**
  * Division of labor: cuts every kept trajectory into plan, tool and reflect samples, with
- * the same task header and prompt text group planning asks the sub-agents with.
+ * the same task header and prompt text group planning asks the sub-agents with. When the
+ * -filtering ablation is evaluated, the same number of trajectories taken without the filter
+ * are cut too (samples-unfiltered.arrow), for the adapters that ablation trains.
  */
 export const splitStage: StageDefinition = {
     name: "split",
     description: "Division of labor: plan / tool / reflect training samples",
     usesModel: false,
-    inputTables: () => ["filtered.arrow", "tools.arrow"],
-    inputValues: (context) => ({ description: context.config.description, task: context.config.task }),
+    inputTables: (context) => ["filtered.arrow", "tools.arrow", ...(unfilteredWanted(context.config.eval.methods) ? ["trajectories.arrow"] : [])],
+    inputValues: (context) => ({
+        description: context.config.description, task: context.config.task, split: context.config.split,
+        unfiltered: unfilteredWanted(context.config.eval.methods) ? context.config.filter.max : null
+    }),
     async run(context) {
         const filtered = await readTable(context.runDir.file("filtered.arrow"), "filtered");
         const setup = await openTaskSetup(context, { withCorpus: false });
         setup.close();
-        const rows: SampleRow[] = [];
-        for (const trajectory of filtered) {
-            divideTrajectory(setup.header, trajectory.question, trajectory.steps).forEach((sample, i) => {
-                rows.push({ id: `${trajectory.id}-${i}`, trajectory_id: trajectory.id, ...sample });
-            });
-        }
+        const divide = (trajectories: readonly Pick<TrajectoryRow, "id" | "question" | "steps">[]): SampleRow[] => trajectories.flatMap((trajectory) =>
+            divideTrajectory(setup.header, trajectory.question, trajectory.steps, { finishBy: context.config.split.finish_by })
+                .map((sample, i) => ({ id: `${trajectory.id}-${i}`, trajectory_id: trajectory.id, ...sample })));
+        const rows = divide(filtered);
         await writeTable(context.runDir.file("samples.arrow"), "samples", rows);
-        const count = (agent: string) => rows.filter((r) => r.agent === agent).length;
-        return {
-            outputs: { "samples.arrow": rows.length },
-            stats: { trajectories: filtered.length, plan: count("plan"), tool: count("tool"), reflect: count("reflect") }
+        const count = (samples: SampleRow[], agent: string) => samples.filter((r) => r.agent === agent).length;
+        const outputs: Record<string, number> = { "samples.arrow": rows.length };
+        const stats: Record<string, number | string> = {
+            trajectories: filtered.length, finish_by: context.config.split.finish_by,
+            plan: count(rows, "plan"), tool: count(rows, "tool"), reflect: count(rows, "reflect")
         };
+        if (unfilteredWanted(context.config.eval.methods)) {
+            // As many trajectories as the filter keeps at most, right or wrong.
+            const all = await readTable(context.runDir.file("trajectories.arrow"), "trajectories");
+            const max = context.config.filter.max;
+            const unfiltered = divide(max > 0 ? all.slice(0, max) : all);
+            await writeTable(context.runDir.file("samples-unfiltered.arrow"), "samples", unfiltered);
+            outputs["samples-unfiltered.arrow"] = unfiltered.length;
+            stats.unfiltered_samples = unfiltered.length;
+        }
+        return { outputs, stats };
     }
 };
+
+function unfilteredWanted(methods: Parameters<typeof needsAdapters>[0]): boolean {
+    return needsAdapters(methods, "unfiltered");
+}

@@ -1,77 +1,129 @@
 import fs from "node:fs";
+import path from "node:path";
 import { subAgentNames } from "../../agents/division.js";
+import type { SampleRow } from "../../data/schemas.js";
 import { readTable } from "../../data/table-io.js";
 import { formatTrainingSample } from "../../llm/prompt-format.js";
 import { trainAgents, trainOptionsFromConfig, type TokenizedSample } from "../../train/index.js";
-import { limited, type StageDefinition } from "../context.js";
+import { fitSamplesToContext } from "../../train/dataset.js";
+import { limited, type StageContext, type StageDefinition } from "../context.js";
+import { needsAdapters } from "../eval-methods.js";
 
 /**
  * LoRA training of the three sub-agents on the shared base model, through the native
  * trainer. Samples are tokenized with the run's prompt formatter (the one group planning
- * prompts with); samples longer than the training context are left out and counted.
+ * prompts with); a sample longer than the training context loses prompt tokens on the left
+ * and keeps its whole response (counted per agent as `<agent>_truncated`; one whose response
+ * alone does not fit is left out and counted as `<agent>_too_long`).
  * A sub-agent without samples gets no adapter and runs on the base model at evaluation.
+ * For the ablations evaluated (eval.methods) it also trains one adapter on all samples
+ * (adapters/multi.gguf, -multi) and the three on unfiltered trajectories
+ * (adapters/unfiltered/<agent>.gguf, -filtering).
  */
 export const trainStage: StageDefinition = {
     name: "train",
     description: "LoRA training of the plan, tool and reflect sub-agents",
     usesModel: true,
-    inputTables: () => ["samples.arrow"],
-    inputValues: (context) => ({ train: context.config.train, template: context.config.model.template, limit: context.limit }),
+    inputTables: (context) => ["samples.arrow", ...(needsAdapters(context.config.eval.methods, "unfiltered") ? ["samples-unfiltered.arrow"] : [])],
+    inputValues: (context) => ({
+        train: context.config.train, template: context.config.model.template, limit: context.limit,
+        ablations: { multi: needsAdapters(context.config.eval.methods, "multi"), unfiltered: needsAdapters(context.config.eval.methods, "unfiltered") }
+    }),
     async run(context) {
         const settings = context.config.train;
-        const samplesFile = context.runDir.file("samples.arrow");
-        const rows = await readTable(samplesFile, "samples");
+        const methods = context.config.eval.methods;
         const model = await context.model.loaded();
         const formatter = await context.model.formatter();
         const outDir = context.runDir.file("adapters");
         fs.rmSync(outDir, { recursive: true, force: true });
+        fs.mkdirSync(outDir, { recursive: true });
 
         // Tokenize everything first, then free the model: the trainer is its own process.
-        const perAgent = subAgentNames.map((agent) => {
-            const agentRows = rows.filter((row) => row.agent === agent);
-            const tokenized = agentRows.map((row) => formatTrainingSample(model.model, formatter, row));
-            const fitting = tokenized.filter((sample) => sample.tokens.length <= settings.context);
-            return { agent, samples: fitting.slice(0, limited(fitting.length, context.limit)), tooLong: tokenized.length - fitting.length };
-        });
+        const bos = model.model.tokens.bos;
+        const fit = (name: string, rows: SampleRow[]): Job => {
+            const tokenized = rows.map((row) => formatTrainingSample(model.model, formatter, row));
+            const keepFirst = bos != null && tokenized[0]?.tokens[0] === bos ? 1 : 0;
+            const fitted = fitSamplesToContext(tokenized, settings.context, keepFirst);
+            return { name, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, tooLong: fitted.dropped, outDir };
+        };
+        const rows = await readTable(context.runDir.file("samples.arrow"), "samples");
+        const jobs: Job[] = subAgentNames.map((agent) => fit(agent, rows.filter((row) => row.agent === agent)));
+        if (needsAdapters(methods, "multi"))
+            jobs.push(fit("multi", rows));
+        if (needsAdapters(methods, "unfiltered")) {
+            const unfiltered = await readTable(context.runDir.file("samples-unfiltered.arrow"), "samples");
+            for (const agent of subAgentNames)
+                jobs.push({ ...fit(agent, unfiltered.filter((row) => row.agent === agent)), outDir: path.join(outDir, "unfiltered") });
+        }
         const modelPath = context.model.modelPath;
         await context.model.dispose();
 
         const outputs: Record<string, number> = {};
         const stats: Record<string, number> = {};
         let tokensPerSecond = 0;
-        for (const { agent, samples, tooLong } of perAgent) {
-            stats[`${agent}_samples`] = samples.length;
-            stats[`${agent}_too_long`] = tooLong;
-            if (samples.length === 0) {
-                context.log(`train: no ${agent} samples fit ${settings.context} tokens; the ${agent} agent stays the base model`);
+        for (const job of jobs) {
+            const label = job.outDir === outDir ? job.name : `unfiltered_${job.name}`;
+            stats[`${label}_samples`] = job.samples.length;
+            stats[`${label}_truncated`] = job.truncated;
+            stats[`${label}_too_long`] = job.tooLong;
+            if (job.truncated + job.tooLong > 0)
+                context.log(`train: ${label}: ${job.truncated} samples left-truncated to ${settings.context} tokens (responses whole), ${job.tooLong} left out (response longer than the context)`);
+            if (job.samples.length === 0) {
+                context.log(`train: no ${label} samples fit ${settings.context} tokens; no adapter (the base model stands in)`);
                 continue;
             }
-            let lastStep = 0;
-            const [trained] = await trainAgents({
-                base: modelPath,
-                data: samplesFile,
-                agent,
-                outDir,
-                tokenize: async (): Promise<TokenizedSample[]> => samples,
-                ...trainOptionsFromConfig(settings),
-                threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
-                onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
-                // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
-                onStart: (_agent, start) => {
-                    context.progress.start(`train ${agent}`, start.total_steps);
-                    lastStep = start.start_step;
-                },
-                onStep: (_agent, step) => {
-                    context.progress.advance(step.step - lastStep, 0);
-                    lastStep = step.step;
-                    tokensPerSecond = step.tokens_per_s;
-                }
-            });
-            context.progress.done(`loss ${trained!.done.first_loss?.toFixed(4)} -> ${trained!.done.loss?.toFixed(4)}`);
-            tokensPerSecond = trained!.done.tokens_per_s;
-            outputs[`adapters/${agent}.gguf`] = samples.length;
-            outputs[`adapters/train-${agent}.arrow`] = trained!.curve.length;
+            const trained = await trainJob(context, job, modelPath, (rate) => (tokensPerSecond = rate));
+            const relative = path.relative(context.runDir.dir, job.outDir);
+            outputs[`${relative}/${job.name}.gguf`] = job.samples.length;
+            outputs[`${relative}/train-${job.name}.arrow`] = trained;
         }
         return { outputs, stats: { ...stats, tokens_per_s: tokensPerSecond } };
     }
 };
+
+interface Job {
+    /** Adapter name: a sub-agent, or "multi" for the one adapter trained on every sample. */
+    name: string;
+    samples: TokenizedSample[];
+    truncated: number;
+    tooLong: number;
+    outDir: string;
+}
+
+/** Runs the native trainer for one adapter; returns the number of curve rows. */
+async function trainJob(context: StageContext, job: Job, modelPath: string, onRate: (tokensPerSecond: number) => void): Promise<number> {
+    const settings = context.config.train;
+    fs.mkdirSync(job.outDir, { recursive: true });
+    // The trainer reads its rows from a file; the samples are already tokenized, so the file
+    // only names them (one row per sample, without an agent, so all belong to this adapter).
+    const rowsFile = path.join(job.outDir, `.rows-${job.name}.jsonl`);
+    fs.writeFileSync(rowsFile, job.samples.map(() => "{\"input\":\"\",\"output\":\"\"}").join("\n") + "\n");
+    let lastStep = 0;
+    try {
+        const [trained] = await trainAgents({
+            base: modelPath,
+            data: rowsFile,
+            agent: job.name,
+            outDir: job.outDir,
+            tokenize: async (): Promise<TokenizedSample[]> => job.samples,
+            ...trainOptionsFromConfig(settings),
+            threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
+            onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
+            // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
+            onStart: (_agent, start) => {
+                context.progress.start(`train ${job.name}`, start.total_steps);
+                lastStep = start.start_step;
+            },
+            onStep: (_agent, step) => {
+                context.progress.advance(step.step - lastStep, 0);
+                lastStep = step.step;
+                onRate(step.tokens_per_s);
+            }
+        });
+        context.progress.done(`loss ${trained!.done.first_loss?.toFixed(4)} -> ${trained!.done.loss?.toFixed(4)}`);
+        onRate(trained!.done.tokens_per_s);
+        return trained!.curve.length;
+    } finally {
+        fs.rmSync(rowsFile, { force: true });
+    }
+}

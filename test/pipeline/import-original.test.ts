@@ -1,0 +1,146 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { importOriginal, parseScratchpad } from "../../src/pipeline/import-original.js";
+import { readTable } from "../../src/data/table-io.js";
+import { readGgufInfo } from "../../src/gguf/reader.js";
+import { packageRoot } from "../../src/util/package.js";
+import { runCliProcess } from "../helpers/cli.js";
+import { evalMethods } from "../../src/data/schemas.js";
+import { evalMethodSpecs } from "../../src/pipeline/eval-methods.js";
+
+const shared = path.resolve(packageRoot, "../shared");
+const fixture = path.join(shared, "fixtures", "autoact-original", "group-planning-13b-medium.jsonl");
+const tinyModel = path.join(shared, "models", "stories260K.gguf");
+const haveFixture = fs.existsSync(fixture) && fs.existsSync(tinyModel);
+if (!haveFixture)
+    console.warn(`skipping the import of the original's files: ${fixture} or ${tinyModel} is absent`);
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-import-"));
+const hotpotqa = path.join(packageRoot, "pipelines", "hotpotqa.yaml");
+
+describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
+    it("reads the scratchpads: the header's tools (BingSearch -> Search), steps and the protocol's end", () => {
+        const rows = fs.readFileSync(fixture, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+        const first = parseScratchpad(rows[0].prompt);
+        expect(first.tools).toEqual(["Search", "Retrieve", "Lookup"]);
+        expect(first.steps.map((s) => `${s.action}[${s.argument}]`)).toEqual([
+            "Search[Arthur's Magazine history]", "Search[First for Women history]", "Finish[Arthur's Magazine]", "Reflect[right]"
+        ]);
+        expect(first.steps[0]!.thought).toBe("I know that both magazines were founded in the late 19th century, but I'm not sure which one was started first.");
+        // HTML entities of the web results are decoded; the protocol's observations are ours.
+        expect(first.steps[0]!.observation).toMatch(/^Arthur's Magazine \(1844–1846\) was an American literary periodical/);
+        expect(first.steps[2]!.observation).toBe('Answer "Arthur\'s Magazine" recorded. Check it: Reflect[right] if it is right, Reflect[wrong] if not.');
+        expect(first.finalAnswer).toBe("Arthur's Magazine");
+        // Row 4: a Reflect before any Finish is an invalid action, as in our protocol.
+        const fourth = parseScratchpad(rows[3].prompt);
+        expect(fourth.steps.map((s) => s.action)).toEqual(["Search", "Reflect", "Finish", "Reflect"]);
+        expect(fourth.steps[1]!.observation).toBe("Invalid action: Reflect must directly follow Finish.");
+        expect(fourth.finalAnswer).toBe("cadmium chloride");
+        // Every row ends with Finish then Reflect, and its final answer is its last Finish.
+        for (const row of rows) {
+            const parsed = parseScratchpad(row.prompt);
+            expect(parsed.steps.at(-1)!.action).toBe("Reflect");
+            expect(parsed.finalAnswer).toBe(parsed.steps.at(-2)!.argument);
+        }
+    });
+
+    it("imports the original's data_plan/action/reflect.json as samples, in its own text", async () => {
+        const dir = tmp();
+        const header = "I want you to be a good multi-hop question answerer ,solving a question answering task with interleaving Thought, Action, Observation steps.";
+        const write = (name: string, value: unknown) => {
+            fs.writeFileSync(path.join(dir, name), JSON.stringify(value));
+            return path.join(dir, name);
+        };
+        const result = await importOriginal({
+            runDir: path.join(dir, "run"), configFile: hotpotqa,
+            instruct: write("self_instruct.json", [{ Question: "The Treaty of Versailles, signed in 1919, officially ended which war?", Answer: "World War I" }]),
+            samples: {
+                plan: write("data_plan.json", [
+                    { input: `${header}\nQuestion:Who wrote Hamlet?\nThought: `, output: "I need to search Hamlet." },
+                    { input: `${header}\nQuestion:Who wrote Hamlet?\nThought: I need to search Hamlet.\nAction: `, output: "BingSearch" }
+                ]),
+                tool: write("data_action.json", [{ input: `${header}\nQuestion:Who wrote Hamlet?\nThought: I need to search Hamlet.\nAciton: BingSearch`, output: "Hamlet author" }]),
+                reflect: write("data_reflect.json", [
+                    { input: `${header}\nQuestion:Who wrote Hamlet?\nThought: `, output: "Shakespeare wrote it, so it is right." },
+                    { input: `${header}\nQuestion:Who wrote Hamlet?\nThought: Shakespeare wrote it, so it is right.\n`, output: "Reflect[right]" }
+                ])
+            }
+        });
+        expect(result).toMatchObject({ tasks: 1, trajectories: 0, samples: { plan: 2, tool: 1, reflect: 2 } });
+        const samples = await readTable(path.join(dir, "run", "samples.arrow"), "samples");
+        expect(samples.map((s) => `${s.agent}:${s.kind}:${s.output}`)).toEqual([
+            "plan:thought:I need to search Hamlet.", "plan:action:Search", "tool:argument:Hamlet author",
+            "reflect:reflection:Shakespeare wrote it, so it is right.", "reflect:verdict:Reflect[right]"
+        ]);
+        expect(samples[2]!.input.endsWith("Aciton: Search")).toBe(true);
+        const tasks = await readTable(path.join(dir, "run", "tasks.arrow"), "tasks");
+        expect(tasks[0]).toMatchObject({ question: "The Treaty of Versailles, signed in 1919, officially ended which war?", answer: "World War I" });
+    });
+
+    let trainedRun = "";
+    it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters (and the ablations')", { timeout: 1_800_000 }, async () => {
+        const runDir = tmp();
+        // Every method, so the train stage also makes the -multi and -filtering adapters; no corpus (the eval below needs none).
+        const imported = await runCliProcess(["import", "--config", hotpotqa, "--run-dir", runDir, "--trajectories", fixture,
+            "--set", `eval.methods=[${evalMethods.join(", ")}]`, "--set", "data.corpus=[]"]);
+        expect(imported.code, imported.stderr).toBe(0);
+        expect(imported.stdout).toMatch(/trajectories 40 \(11 marked correct\), tools Search, Retrieve, Lookup/);
+
+        const run = await runCliProcess(["run", path.join(runDir, "config.yaml"), "--run-dir", runDir, "--from", "filter", "--until", "train",
+            "--model", tinyModel, "--set", "train.steps=2", "--set", "model.context_size=1024", "--set", "train.context=512"]);
+        expect(run.code, run.stderr).toBe(0);
+        const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+        expect(manifest.imported.tables).toEqual(["tasks.arrow", "trajectories.arrow", "tools.arrow"]);
+        // The filter keeps the 11 rows the original marked correct (its `correct` is exact match too).
+        expect(manifest.stages.filter.stats).toMatchObject({ trajectories: 40, kept: 11 });
+        const filtered = await readTable(path.join(runDir, "filtered.arrow"), "filtered");
+        const rows = fs.readFileSync(fixture, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+        expect(filtered.map((r) => r.question)).toEqual(rows.filter((r) => r.correct).map((r) => r.question));
+        // Split, counted by hand over the 11 kept trajectories (finish_by tool): every valid
+        // tool or Finish step gives 2 plan samples and 1 tool sample; every valid Reflect, 2
+        // reflect samples; the one Reflect before a Finish (row 25) gives none.
+        expect(manifest.stages.split.stats).toMatchObject({ trajectories: 11, finish_by: "tool", plan: 80, tool: 40, reflect: 22 });
+        // -filtering: all 40 trajectories divided (the filter keeps at most 200).
+        expect(manifest.stages.split.stats.unfiltered_samples).toBeGreaterThan(142);
+        // Train: the scratchpads' long web results are cut on the left of the prompt, never dropped.
+        const train = manifest.stages.train.stats;
+        expect(train).toMatchObject({ plan_samples: 80, tool_samples: 40, reflect_samples: 22, plan_too_long: 0, tool_too_long: 0, reflect_too_long: 0 });
+        expect(train.plan_truncated).toBeGreaterThan(0);
+        for (const agent of ["plan", "tool", "reflect"]) {
+            const info = await readGgufInfo(path.join(runDir, "adapters", `${agent}.gguf`));
+            expect(info.metadata["autoact.agent"]?.value).toBe(agent);
+            expect(fs.existsSync(path.join(runDir, "adapters", "unfiltered", `${agent}.gguf`))).toBe(true);
+        }
+        expect(train).toMatchObject({ multi_samples: 142, multi_too_long: 0 });
+        expect((await readGgufInfo(path.join(runDir, "adapters", "multi.gguf"))).metadata["general.type"]?.value).toBe("adapter");
+        trainedRun = runDir;
+        const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
+        expect(report).toMatch(/plan_truncated=\d+/);
+        console.log(`import -> filter -> split -> train: filter ${JSON.stringify(manifest.stages.filter.stats)}; split ${JSON.stringify(manifest.stages.split.stats)}; train ${JSON.stringify(train)}`);
+    });
+
+    it("autoact eval --methods all: every method's rows and the paper's main table (a tiny model scores 0: the mechanics are tested)", { timeout: 1_800_000 }, async () => {
+        expect(trainedRun).not.toBe("");
+        const result = await runCliProcess(["eval", "--run-dir", trainedRun, "--methods", "all", "--model", tinyModel, "--limit", "1",
+            "--data", path.join(shared, "datasets", "hotpotqa"),
+            "--set", "eval.max_steps=2", "--set", "eval.max_tokens=16", "--set", "model.parallel=2", "--set", "model.context_size=1024"]);
+        expect(result.code, result.stderr).toBe(0);
+        for (const set of ["easy", "medium"]) {
+            const rows = await readTable(path.join(trainedRun, `eval-${set}.arrow`), "eval");
+            expect(rows.map((r) => r.method)).toEqual([...evalMethods]);
+            // -reflection ends at the first Finish; the others never have a step after a second Finish.
+            for (const row of rows.filter((r) => r.method !== "cot" && r.method !== "cot-fewshot"))
+                expect(row.trajectory!.length).toBeLessThanOrEqual(2);
+        }
+        const manifest = JSON.parse(fs.readFileSync(path.join(trainedRun, "manifest.json"), "utf8"));
+        expect(String(manifest.stages.eval.stats.methods).split(",")).toEqual([...evalMethods]);
+        expect(fs.existsSync(path.join(trainedRun, "parts"))).toBe(false);
+        const report = fs.readFileSync(path.join(trainedRun, "report.md"), "utf8");
+        expect(report).toContain("### Main table");
+        expect(report).toContain("| method | easy F1 | easy EM | medium F1 | medium EM | mean steps | invalid-action rate | n |");
+        for (const method of evalMethods)
+            expect(report).toContain(`| ${evalMethodSpecs[method].label} |`);
+        expect(report).toContain("split.finish_by: tool");
+    });
+});

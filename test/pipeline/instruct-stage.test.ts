@@ -1,0 +1,131 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { instructStage } from "../../src/pipeline/stages/instruct.js";
+import { loadConfig } from "../../src/pipeline/config.js";
+import { DataLocator } from "../../src/pipeline/data-locator.js";
+import { RunDir } from "../../src/pipeline/run-dir.js";
+import type { StageContext } from "../../src/pipeline/context.js";
+import type { ModelSession } from "../../src/pipeline/model-session.js";
+import { readTable } from "../../src/data/table-io.js";
+import { createProgress } from "../../src/util/progress.js";
+import { packageRoot } from "../../src/util/package.js";
+import { RecordedModel } from "../helpers/recorded-model.js";
+
+/**
+ * The instruct stage driven by replies in the shapes instruct models write (written into the
+ * test): which pairs it accepts, which it rejects, and what it stores.
+ */
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-instruct-"));
+
+function contextFor(model: RecordedModel, dataDir: string, set: string[]): StageContext {
+    const configFile = path.join(packageRoot, "pipelines", "hotpotqa.yaml");
+    const { config, baseDir } = loadConfig(configFile, { set: ["model.parallel=1", "data.eval=[]", ...set] });
+    const runDir = new RunDir(tmp());
+    runDir.ensure();
+    return {
+        config, configDir: baseDir, runDir, limit: null,
+        data: new DataLocator({ dataDirs: [dataDir], descriptor: "hotpotqa", cacheDir: tmp() }),
+        model: { agent: async () => model.agent() } as unknown as ModelSession,
+        progress: createProgress({ silent: true }),
+        log: () => {}
+    };
+}
+
+function seedsDir(): string {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, "seeds.json"), JSON.stringify([
+        { Question: "from 1969 to 1979, Arno Schmidt was the executive chef of a hotel located in which neighborhood in New York ?", Answer: "Manhattan" },
+        { Question: "Are both Shangri-La City and Ma'anshan cities in China?", Answer: "yes" }
+    ]));
+    return dir;
+}
+
+describe("the instruct stage on instruct-model replies", () => {
+    it("seeds mode: accepts new pairs in the shapes models write; rejects repeats, a second yes and long answers", async () => {
+        const replies = [
+            // Round 1: Llama-3-Instruct style, bold labels.
+            [
+                "Here are 4 new examples:",
+                "",
+                "**Question:** Which university did the author of \"The Old Man and the Sea\" attend?",
+                "**Answer:** None",
+                "",
+                "**Question:** Are both the Danube and the Rhine longer than 1,000 kilometers?",
+                "**Answer:** yes",
+                "",
+                "**Question:** The director of \"Jaws\" was born in which city?",
+                "**Answer:** Cincinnati",
+                "",
+                "**Question:** In which neighborhood of New York is the Waldorf Astoria hotel?",
+                "**Answer:** Manhattan"
+            ].join("\n"),
+            // Round 2: Qwen style, a numbered list with the answer on the question's line.
+            [
+                "1. Who was the first wife of the king who built the Taj Mahal's father? Answer: Jagat Gosaini, a Rajput princess of Marwar",
+                "2. The director of \"Jaws\" was born in which city? Answer: Cincinnati, Ohio",
+                "3. What is the capital of the country where the Angel Falls are? Answer: Caracas",
+                "4. Which band recorded the album \"Abbey Road\"? Answer: The Beatles"
+            ].join("\n")
+        ];
+        const model = new RecordedModel("meta", replies);
+        const context = contextFor(model, seedsDir(), ["instruct.target=4", "instruct.per_round=4"]);
+        const result = await instructStage.run(context, "recorded-seeds");
+        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+        expect(tasks.map((t) => [t.source, t.answer])).toEqual([
+            ["seed", "Manhattan"], ["seed", "yes"],
+            ["generated", "None"], ["generated", "Cincinnati"],
+            ["generated", "Caracas"], ["generated", "The Beatles"]
+        ]);
+        expect(tasks.find((t) => t.answer === "Caracas")).toMatchObject({ question: "What is the capital of the country where the Angel Falls are?", round: 2 });
+        expect(result.stats).toMatchObject({ seeds: 2, generated: 4, target: 4 });
+        expect(model.remaining).toBe(0);
+        // The prompt shows the seeds in the shape the parser reads back.
+        expect(model.prompts[0]).toContain("Question: Are both Shangri-La City and Ma'anshan cities in China?\nAnswer: yes");
+        // With yes/no repeats allowed, the second yes is kept.
+        const lenient = new RecordedModel("meta", replies.slice(0, 1));
+        const lenientContext = contextFor(lenient, seedsDir(), ["instruct.target=3", "instruct.per_round=4", "instruct.repeat_yes_no=true"]);
+        await instructStage.run(lenientContext, "recorded-lenient");
+        expect((await readTable(lenientContext.runDir.file("tasks.arrow"), "tasks")).map((t) => t.answer)).toEqual(["Manhattan", "yes", "None", "yes", "Cincinnati"]);
+    });
+
+    it("grounded mode: questions written from corpus passages keep the passages the prompt showed", async () => {
+        const dataDir = seedsDir();
+        const pages = [
+            { title: "Angel Falls", text: "Angel Falls is a waterfall in Venezuela. It is the world's tallest uninterrupted waterfall." },
+            { title: "Venezuela", text: "Venezuela is a country on the northern coast of South America. Its capital is Caracas." },
+            { title: "Abbey Road", text: "Abbey Road is the eleventh studio album by the English rock band the Beatles, released in 1969." },
+            { title: "The Beatles", text: "The Beatles were an English rock band formed in Liverpool in 1960." }
+        ];
+        fs.writeFileSync(path.join(dataDir, "pages.jsonl"), pages.map((p) => JSON.stringify(p)).join("\n") + "\n");
+        const reply = [
+            "Sure! Here are 2 new examples based on the passages:",
+            "",
+            "Question 1: In which year was the band that released Abbey Road formed?",
+            "Answer 1: 1960",
+            "",
+            "Question 2: What is the capital of the country where the world's tallest uninterrupted waterfall is?",
+            "Answer 2: Caracas"
+        ].join("\n");
+        const model = new RecordedModel("meta", [reply]);
+        const context = contextFor(model, dataDir, [
+            "instruct.mode=grounded", "instruct.target=2", "instruct.per_round=2", "instruct.passages=2", "data.corpus=[pages.jsonl]"
+        ]);
+        await instructStage.run(context, "recorded-grounded");
+        const prompt = model.prompts[0]!;
+        expect(prompt).toContain("Passages:");
+        expect(prompt).toMatch(/whose answers can be found in the passages above/);
+        const shown = pages.filter((p) => prompt.includes(`[${p.title}] ${p.text}`))
+            .sort((a, b) => prompt.indexOf(`[${a.title}]`) - prompt.indexOf(`[${b.title}]`));
+        expect(shown).toHaveLength(2);
+        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+        const generated = tasks.filter((t) => t.source === "generated");
+        expect(generated.map((t) => t.answer)).toEqual(["1960", "Caracas"]);
+        for (const task of generated)
+            expect(task.passages).toEqual(shown.map((p) => ({ title: p.title, text: p.text })));
+        // The corpus the run built is recorded (no eval set here, so nothing to overlap).
+        const manifest = JSON.parse(fs.readFileSync(context.runDir.file("manifest.json"), "utf8"));
+        expect(manifest.corpus).toMatchObject({ pages: 4, overlap: { measured: 0, questions: 0 } });
+    });
+});
