@@ -116,7 +116,7 @@ double eval_loss(trainer_graph & tg, const std::vector<sample> & eval, int32_t c
         n += (int64_t) smp.labels.size();
     }
     double sum = 0.0;
-    for (const micro_batch & mb : pack_samples(all, capacity, 1.0f)) {
+    for (const micro_batch & mb : pack_samples(all, capacity, 1.0f, pack_max_labels(all, capacity))) {
         sum += trainer_pass(tg, mb, false);
     }
     return n > 0 ? sum / (double) n : NAN;
@@ -347,6 +347,19 @@ int run(int argc, char ** argv) {
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity)
         .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed).emit();
 
+    // one shape for every training micro-batch of the run: the most output rows any of them has
+    auto step_samples = [&](int64_t step) {
+        std::vector<const sample *> samples;
+        for (int64_t k = (step - 1) * per_step; k < step * per_step; ++k) {
+            samples.push_back(&ds.train[dataset_order((size_t) n_train, p.seed, k)]);
+        }
+        return samples;
+    };
+    int32_t train_outputs = 0;
+    for (int64_t step = 1; step <= total_steps; ++step) {
+        train_outputs = std::max(train_outputs, pack_max_labels(step_samples(step), capacity));
+    }
+
     const double t_start = now_s();
     int64_t tokens_here = 0;       // tokens trained by this process
     double  train_time_here = 0.0; // seconds spent in training steps by this process
@@ -375,17 +388,16 @@ int run(int argc, char ** argv) {
         const double lr = lr_at(p, step, total_steps);
 
         // this step's samples, in the seeded order; each response token weighs 1/n of the step
-        std::vector<const sample *> samples;
+        const std::vector<const sample *> samples = step_samples(step);
         int64_t n_trained = 0, tokens_step = 0;
-        for (int64_t k = (step - 1) * per_step; k < step * per_step; ++k) {
-            samples.push_back(&ds.train[dataset_order((size_t) n_train, p.seed, k)]);
-            n_trained += (int64_t) samples.back()->labels.size();
-            tokens_step += (int64_t) samples.back()->tokens.size();
+        for (const sample * smp : samples) {
+            n_trained += (int64_t) smp->labels.size();
+            tokens_step += (int64_t) smp->tokens.size();
         }
 
         // forward + backward of each packed micro-batch; the step loss is the mean over its trained tokens
         double loss = 0.0;
-        const std::vector<micro_batch> mbs = pack_samples(samples, capacity, (float) (1.0 / (double) n_trained));
+        const std::vector<micro_batch> mbs = pack_samples(samples, capacity, (float) (1.0 / (double) n_trained), train_outputs);
         for (size_t i = 0; i < mbs.size(); ++i) {
             tg.dropout_seed = pass_seed(p.seed, step, i);
             const double l = trainer_pass(tg, mbs[i], true);

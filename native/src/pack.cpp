@@ -22,13 +22,9 @@ int32_t pack_max_samples(int32_t capacity) {
     return std::min<int32_t>(256, capacity) - 1;
 }
 
-int32_t pack_outputs_bucket(int64_t n_labels, int32_t capacity) {
-    return (int32_t) std::min<int64_t>(capacity, (n_labels + 31) / 32 * 32);
-}
-
 namespace {
 
-void finish(micro_batch & mb, int32_t capacity) {
+void finish(micro_batch & mb, int32_t capacity, int32_t n_outputs) {
     // padding tokens: one more sequence, so that no sample attends to them
     const int32_t pad_seq = mb.n_samples;
     int32_t pad_pos = 0;
@@ -39,7 +35,7 @@ void finish(micro_batch & mb, int32_t capacity) {
         mb.outputs.push_back(0);
     }
     // padding outputs: the first positions without an output, weight 0, in position order
-    const int32_t n_out = pack_outputs_bucket(mb.n_labels, capacity);
+    const int32_t n_out = std::max<int32_t>((int32_t) mb.n_labels, std::min(n_outputs, capacity));
     int32_t missing = n_out - (int32_t) mb.n_labels;
     std::vector<int32_t> labels, order;
     std::vector<float> weights;
@@ -68,7 +64,7 @@ void finish(micro_batch & mb, int32_t capacity) {
 
 } // namespace
 
-std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight) {
+std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight, int32_t n_outputs) {
     std::vector<micro_batch> out;
     micro_batch cur;
     const int32_t max_samples = pack_max_samples(capacity);
@@ -78,7 +74,7 @@ std::vector<micro_batch> pack_samples(const std::vector<const sample *> & sample
             throw input_error(string_format("sample %d has %d tokens, more than a micro-batch of %d (raise --batch-tokens)", s->index, n, capacity));
         }
         if ((int64_t) cur.tokens.size() + n > capacity || cur.n_samples == max_samples) {
-            finish(cur, capacity);
+            finish(cur, capacity, n_outputs);
             out.push_back(std::move(cur));
             cur = micro_batch();
         }
@@ -98,8 +94,16 @@ std::vector<micro_batch> pack_samples(const std::vector<const sample *> & sample
         cur.n_labels += (int64_t) s->labels.size();
     }
     if (cur.n_samples > 0) {
-        finish(cur, capacity);
+        finish(cur, capacity, n_outputs);
         out.push_back(std::move(cur));
     }
     return out;
+}
+
+int32_t pack_max_labels(const std::vector<const sample *> & samples, int32_t capacity) {
+    int64_t most = 0;
+    for (const micro_batch & mb : pack_samples(samples, capacity, 0.0f)) {
+        most = std::max(most, mb.n_labels);
+    }
+    return (int32_t) most;
 }

@@ -1,8 +1,9 @@
 // Packing: a step's samples laid side by side in micro-batches of one fixed shape, so that one
 // training graph serves every micro-batch of the run.
 //
-// Shapes: T = tokens per micro-batch (the capacity, fixed for the run), O = output positions
-// (rounded up to a bucket, so that consecutive micro-batches usually share one graph).
+// Shapes: T = tokens per micro-batch (the capacity, fixed for the run), O = output rows (fixed
+// too: the most trained positions any micro-batch of the run has), so that one graph serves the
+// whole run.
 // Each sample is its own sequence (positions from 0, attention only within the sample: the
 // mask is block-diagonal); unused tokens form one more padding sequence. Padding outputs carry
 // weight 0, so they change neither the loss nor the gradients.
@@ -33,10 +34,10 @@ int32_t pack_max_samples(int32_t capacity);
 // than one step's samples can fill; a multiple of 32.
 int32_t pack_capacity(const std::vector<sample> & samples, int64_t samples_per_step, int32_t batch_tokens);
 
-// Output rows of a micro-batch with `n_labels` trained positions: rounded up to a bucket of
-// 32, at most `capacity`.
-int32_t pack_outputs_bucket(int64_t n_labels, int32_t capacity);
-
 // Packs `samples` in the given order into micro-batches of `capacity` tokens (a new one when the
-// next sample does not fit); each trained position gets `weight`. Every sample must fit.
-std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight);
+// next sample does not fit); each trained position gets `weight`. Every sample must fit. Each
+// micro-batch gets `n_outputs` output rows (padding rows weigh 0); 0 = its own count, as is.
+std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight, int32_t n_outputs = 0);
+
+// The most trained positions of any micro-batch that packing `samples` gives.
+int32_t pack_max_labels(const std::vector<const sample *> & samples, int32_t capacity);

@@ -73,7 +73,7 @@ describe("the trainer's fast paths agree with the plain ones", () => {
 
     it("the reused graph gives the same losses as a fresh graph for every micro-batch", async () => {
         const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "6", "--lr", "1e-2", "--batch", "3",
-            "--batch-tokens", "64", "--eval-fraction", "0.25", "--eval-every", "2"];
+            "--batch-tokens", "64", "--eval-fraction", "0.25"];
         const reused = await runTrainer([...common, "--out", path.join(dir, "reused.gguf")]);
         const fresh = await runTrainer([...common, "--out", path.join(dir, "fresh.gguf"), "--no-graph-reuse"]);
         expect(reused.exitCode, reused.stderr).toBe(0);
@@ -81,9 +81,10 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(stepLosses(reused)).toEqual(stepLosses(fresh));
         const done = (run: typeof reused) => run.events.find((e) => e.event === "done")!;
         expect(done(reused).eval_loss).toBe(done(fresh).eval_loss);
-        // a build per shape, not per pass
+        // a build per shape (and per switch between training and eval passes), not per pass
         expect(done(fresh).graph_builds).toBe(done(fresh).passes);
-        expect(done(reused).graph_builds).toBeLessThan(done(reused).passes / 2);
+        expect(done(reused).passes).toBeGreaterThan(6);
+        expect(done(reused).graph_builds).toBeLessThanOrEqual(3);
     });
 
     it("Q4_K: input gradients through the frozen weights (transposed copies, cached or per pass) match upstream's OUT_PROD (F32); F16 within 1e-2", async () => {
