@@ -38,7 +38,7 @@ struct train_params {
     int32_t ctx          = 512;  // context length; a longer sample is an error
     int32_t batch        = 1;    // samples per optimizer step (x grad_accum), packed into micro-batches
     int32_t grad_accum   = 1;    // multiplies the samples per step
-    int32_t batch_tokens = 2048; // token budget of one packed micro-batch
+    int32_t batch_tokens = 0;    // token budget of one packed micro-batch; 0 = ctx
     int32_t epochs     = 1;
     int32_t steps      = 0;   // optimizer steps; 0 = as many as `epochs` take
 

@@ -256,7 +256,7 @@ int run(int argc, char ** argv) {
     const int64_t total_steps     = p.steps > 0 ? p.steps : (int64_t) p.epochs * steps_per_epoch;
     std::vector<sample> every(ds.train);
     every.insert(every.end(), ds.eval.begin(), ds.eval.end());
-    const int32_t capacity        = pack_capacity(every, std::max<int64_t>(per_step, 1), p.batch_tokens);
+    const int32_t capacity        = pack_capacity(every, std::max<int64_t>(per_step, 1), p.batch_tokens > 0 ? p.batch_tokens : p.ctx);
 
     checkpoint_state ckpt;
     ckpt.structure = run_structure(p, adapter, ds, total_steps);

@@ -108,10 +108,13 @@ describe("trainAdapter", () => {
             }
         })).rejects.toMatchObject({ exitCode: 130 });
         expect(fs.existsSync(out)).toBe(false);
-        const result = await trainAdapter({ trainer, base, samplesFile: data, out, steps: 8, threads: THREADS, ctx: 32, resume: true });
+        // a checkpoint resumes only the run it came from: other steps change the schedule
+        await expect(trainAdapter({ trainer, base, samplesFile: data, out, steps: 8, threads: THREADS, ctx: 32, resume: true }))
+            .rejects.toThrow(/total_steps=400.*total_steps=8/);
+        const result = await trainAdapter({ trainer, base, samplesFile: data, out, steps: 400, threads: THREADS, ctx: 32, resume: true });
         expect(result.start!.start_step).toBeGreaterThanOrEqual(3);
-        expect(result.curve.at(-1)!.step).toBe(8);
-        expect(result.done.steps).toBe(8);
+        expect(result.curve.at(-1)!.step).toBe(400);
+        expect(result.done.steps).toBe(400);
         expect(fs.existsSync(out)).toBe(true);
     });
 });

@@ -97,8 +97,8 @@ describe("the trainer's options table", () => {
             expect(flagValue(args, option.flag), `train.${option.config} -> ${option.flag}`).toBe(otherValue(option).flag);
     });
 
-    it("has the paper's pipeline defaults: effective batch 16 packed into 2048 tokens, LoRA dropout 0.05", () => {
-        expect(defaultConfig.train).toMatchObject({ batch: 16, grad_accum: 1, batch_tokens: 2048, lora_dropout: 0.05, rank: 8, alpha: 16, warmup: 0.03 });
+    it("has the paper's pipeline defaults: effective batch 16 packed into micro-batches of the context length, LoRA dropout 0.05", () => {
+        expect(defaultConfig.train).toMatchObject({ batch: 16, grad_accum: 1, batch_tokens: 0, lora_dropout: 0.05, rank: 8, alpha: 16, warmup: 0.03 });
     });
 
     it("rejects a config value out of range with the file and line", () => {
@@ -116,7 +116,7 @@ describe("the trainer's options table", () => {
         expect(() => loadConfig(mixed)).toThrow(`${mixed}:2: "train.mixed_precision" must be one of auto | on | off`);
         const none = write("none.yaml", "train:\n  targets: []\n");
         expect(() => loadConfig(none)).toThrow(`${none}:2: "train.targets" must name at least one of`);
-        expect(() => loadConfig(write("ok.yaml", "name: t\n"), { set: ["train.batch_tokens=0"] })).toThrow(/--set train\.batch_tokens: "train\.batch_tokens" must be a whole number from 16/);
+        expect(() => loadConfig(write("ok.yaml", "name: t\n"), { set: ["train.batch_tokens=-1"] })).toThrow(/--set train\.batch_tokens: "train\.batch_tokens" must be a whole number from 0/);
     });
 
     it("rejects a flag value out of range naming the flag", () => {
