@@ -6,6 +6,7 @@ import { physicalCoreCount } from "./cpu.js";
 import { checkGgufFile } from "./gguf-check.js";
 import { Generator, type GeneratorHost } from "./generator.js";
 import { resolveModelSource } from "./model-source.js";
+import { RemoteBackend, type RemoteOptions } from "./remote-backend.js";
 import { HelperBackend, NodeLlamaBackend, type DecodeBackend } from "./decode-backend.js";
 import { createRawSampler, loadEngineHelper, rawContext, type EngineHelper, type EngineHelperHandle } from "./native-access.js";
 import type { AdapterSpec, EngineOptions, GenerationRequest, GeneratorOptions, GpuChoice, LoadModelOptions } from "./types.js";
@@ -14,6 +15,7 @@ export type * from "./types.js";
 export { Generator } from "./generator.js";
 export { modelCacheDir } from "./model-source.js";
 export { physicalCoreCount } from "./cpu.js";
+export { remoteServerKinds, type RemoteOptions, type RemoteServerKind } from "./remote-backend.js";
 
 /** Creates the engine: one llama.cpp binding (backend + thread count) for all models. */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
@@ -79,7 +81,8 @@ export class Engine {
         try {
             model = await this.llama.loadModel({
                 modelPath: filePath,
-                gpuLayers: this.backend === "cpu" ? 0 : (options.gpuLayers ?? "auto")
+                gpuLayers: this.backend === "cpu" || options.vocabOnly === true ? 0 : (options.gpuLayers ?? "auto"),
+                vocabOnly: options.vocabOnly ?? false
             });
         } catch (error) {
             throw new InputError(`cannot load model ${filePath}: ${errorMessage(error).split("\n")[0]}`);
@@ -192,6 +195,22 @@ export class LoadedModel {
         }
         return new Generator(this.host, { tokens: backend }, { parallel, contextSize: context.contextSize, batchSize: context.batchSize },
             async () => await context.dispose());
+    }
+
+    /**
+     * A generator whose requests run on OpenAI-compatible servers (see `RemoteBackend`): the
+     * same queue and prompts as a local one (this model formats and tokenizes them; load it
+     * with `vocabOnly`), `concurrency` requests in flight per endpoint.
+     */
+    async createRemoteGenerator(options: RemoteOptions & { adapters?: AdapterSpec[]; contextSize?: number }): Promise<Generator> {
+        const backend = await RemoteBackend.connect({
+            ...options,
+            // Servers that take text add BOS themselves when they tokenize it.
+            detokenize: (tokens) => this.model.detokenize((tokens[0] === this.bosToken ? tokens.slice(1) : tokens) as Token[], true),
+            tokenize: (text) => this.tokenize(text)
+        });
+        const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
+        return new Generator(this.host, { requests: backend }, { parallel: backend.slots, contextSize, batchSize: 0 });
     }
 
     /**

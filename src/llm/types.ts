@@ -19,6 +19,8 @@ export interface EngineOptions {
 export interface LoadModelOptions {
     /** Layers to offload to the GPU. Defaults to "auto" (as many as fit); ignored on CPU. */
     gpuLayers?: number | "auto";
+    /** Load only the vocabulary and metadata (prompts for a remote server). Defaults to false. */
+    vocabOnly?: boolean;
 }
 
 export interface AdapterSpec {
