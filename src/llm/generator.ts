@@ -253,15 +253,22 @@ export class Generator {
     }
 
     private startRemote(job: Job, slot: Slot, prefix: number): void {
+        // As a local sequence: the prompt and the generation share `contextSize` tokens.
+        const room = this.contextSize - job.prompt.length;
+        if (room <= 0) {
+            job.resolve({ text: "", tokens: [], stopReason: "contextFull", promptTokens: job.prompt.length, generatedTokens: 0, timeMs: 0 });
+            return;
+        }
         slot.job = job;
         if (this.running++ === 0)
             this.busySince = performance.now();
         this.stats.reusedTokens += prefix;
-        this.requests!.run(job.request, job.prompt, slot.id).then(
+        const clamped = job.maxTokens > room;
+        this.requests!.run({ ...job.request, maxTokens: Math.min(job.maxTokens, room) }, job.prompt, slot.id).then(
             (result) => {
                 this.stats.promptTokens += result.promptTokens - prefix;
                 this.stats.generatedTokens += result.generatedTokens;
-                job.resolve(result);
+                job.resolve(clamped && result.stopReason === "maxTokens" ? { ...result, stopReason: "contextFull" } : result);
             },
             (error: unknown) => job.reject(error)
         ).finally(() => {

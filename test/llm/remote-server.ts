@@ -20,7 +20,7 @@ export interface ServedModel {
 export const adapterTexts = { plan: "Search the capital of France.", tool: "Lookup[Paris]", reflect: "The answer is right." };
 
 /** Three sub-agent adapters on stories260K, trained by the native trainer (30 steps each, a second or two). */
-export async function trainStoriesAdapters(dir: string): Promise<AgentAdapters> {
+export async function trainStoriesAdapters(dir: string, options: { lr?: number } = {}): Promise<AgentAdapters> {
     const build = await nativeBuild();
     const base = await loadModel(stories260K);
     const adapters = {} as AgentAdapters;
@@ -28,7 +28,7 @@ export async function trainStoriesAdapters(dir: string): Promise<AgentAdapters> 
         const data = await samplesFile(dir, [textSample(base, "Once upon a time", ` ${response}`)], `${agent}.bin`);
         const result = await trainAdapter({
             trainer: build.trainer, base: stories260K, samplesFile: data, out: path.join(dir, `${agent}.gguf`), agent,
-            steps: 30, lr: 1e-2, rank: 4, ctx: 64, threads: THREADS, forwardSignals: false
+            steps: 30, lr: options.lr ?? 1e-2, rank: 4, ctx: 64, threads: THREADS, forwardSignals: false
         });
         adapters[agent] = result.adapterPath;
     }
@@ -36,11 +36,16 @@ export async function trainStoriesAdapters(dir: string): Promise<AgentAdapters> 
     return adapters;
 }
 
-/** stories260K served by a real llama-server (from `autoact native build`) with the three adapters. */
-export async function serveStoriesWithAdapters(label: string, options: { parallel?: number } = {}): Promise<ServedModel> {
+/**
+ * stories260K served by a real llama-server (from `autoact native build`) with the three adapters.
+ * llama-server answers 500 when a generation is not valid UTF-8 (its output parser rejects it),
+ * which strongly trained adapters on this tiny model sometimes produce: runs of whole episodes
+ * train them gently (`lr`).
+ */
+export async function serveStoriesWithAdapters(label: string, options: { parallel?: number; lr?: number } = {}): Promise<ServedModel> {
     const dir = tempDir(label);
     const build = await nativeBuild();
-    const adapters = await trainStoriesAdapters(dir);
+    const adapters = await trainStoriesAdapters(dir, { lr: options.lr });
     const serverOptions = {
         binary: build.llamaServer, model: stories260K, adapters: Object.values(adapters), parallel: options.parallel ?? 4, contextSize: 1024, threads: THREADS
     };

@@ -21,7 +21,7 @@ let proxy: FaultProxy;
 beforeAll(async () => {
     if (!haveShared)
         return;
-    served = await serveStoriesWithAdapters("remote-run");
+    served = await serveStoriesWithAdapters("remote-run", { lr: 1e-3 });
     proxy = await startFaultProxy(served.server.url);
 }, BUILD_TIMEOUT_MS);
 
@@ -32,7 +32,7 @@ afterAll(async () => {
 
 const quick = [
     "model.context_size=1024", "model.parallel=4", "instruct.max_tokens=48", "synth.max_steps=3", "synth.max_tokens=24",
-    "synth.batch_size=2", "eval.max_steps=2", "eval.max_tokens=16", "model.backend=openai", "model.retries=1"
+    "synth.batch_size=1", "eval.max_steps=2", "eval.max_tokens=16", "model.backend=openai", "model.retries=1"
 ];
 const silent = { progress: createProgress({ silent: true }), log: () => {} };
 
@@ -40,7 +40,7 @@ const silent = { progress: createProgress({ silent: true }), log: () => {} };
  * synth and eval of pipelines/hotpotqa.yaml through llama-server: group planning picks each
  * sub-agent's adapter per request. The server is SIGKILLed in the middle of a synth batch;
  * the run fails with one line, and a rerun against the restarted server finishes with every
- * row once, in the order of an uninterrupted run.
+ * row once, in order (eval rows: the same as an uninterrupted run's).
  */
 describe.skipIf(!haveShared)("pipeline through a remote llama-server", () => {
     const options = (runDir: string, url: string) => ({
@@ -53,20 +53,27 @@ describe.skipIf(!haveShared)("pipeline through a remote llama-server", () => {
         await runPipeline(options(straight, served.server.url));
         const expectedIds = (await readTable(path.join(straight, "trajectories.arrow"), "trajectories")).map((t) => t.id);
         const expectedEval = (await readTable(path.join(straight, "eval-easy.arrow"), "eval")).map((r) => `${r.method}:${r.task_id}`);
-        expect(expectedIds.length).toBe(4);
+        // The seeds at least (the tiny model writes few parsable new tasks): two synth batches or more.
+        expect(expectedIds.length).toBeGreaterThanOrEqual(2);
         expect(new Set(expectedEval).size).toBe(expectedEval.length);
 
         const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-remote-killed-"));
-        // Kill the server in the middle of the second synth batch (after some requests of it went out).
-        let synthRequests = 0;
+        // Kill the server in the middle of the second synth batch: at its first request after
+        // the first batch's part file is written (synth's requests carry the ReAct line stop).
+        const synthParts = path.join(runDir, "parts", "synth");
+        const firstBatchDone = () => fs.existsSync(synthParts)
+            && fs.readdirSync(synthParts).some((hash) => fs.readdirSync(path.join(synthParts, hash)).includes("batch-000000.arrow"));
+        let killed = false;
         proxy.requests.length = 0;
         proxy.plan = () => {
-            // instruct and select-tools requests come first; the synth ones carry the ReAct stop
-            if (JSON.stringify(proxy.requests.at(-1)?.stop) === JSON.stringify(["\n"]) && ++synthRequests === 7)
+            if (!killed && JSON.stringify(proxy.requests.at(-1)?.stop) === JSON.stringify(["\n"]) && firstBatchDone()) {
+                killed = true;
                 served.server.process.kill("SIGKILL");
+            }
             return "forward";
         };
         const error = await runPipeline(options(runDir, proxy.url)).catch((e: unknown) => e);
+        expect(killed).toBe(true);
         expect(error).toBeInstanceOf(RuntimeFailure);
         expect((error as Error).message).toMatch(/^remote model: http:\/\/127\.0\.0\.1:\d+ POST \/v1\/completions: .*\(gave up after 2 tries\)$/);
         expect(fs.existsSync(path.join(runDir, "trajectories.arrow"))).toBe(false);
@@ -77,8 +84,11 @@ describe.skipIf(!haveShared)("pipeline through a remote llama-server", () => {
         const synth = resumed.stages.find((s) => s.stage === "synth")!;
         expect(synth.status).toBe("ran");
         expect(Number(synth.record!.stats!.resumed)).toBeGreaterThan(0);
+        // Every task once, in task order (the tasks themselves are sampled text, so compare with this run's own).
+        const tasks = await readTable(path.join(runDir, "tasks.arrow"), "tasks");
         const ids = (await readTable(path.join(runDir, "trajectories.arrow"), "trajectories")).map((t) => t.id);
-        expect(ids).toEqual(expectedIds);
+        expect(ids).toEqual(tasks.slice(0, 4).map((t) => `traj-${t.id}`));
+        expect(ids).toHaveLength(expectedIds.length);
         const evalRows = await readTable(path.join(runDir, "eval-easy.arrow"), "eval");
         expect(evalRows.map((r) => `${r.method}:${r.task_id}`)).toEqual(expectedEval);
         const stats = resumed.stages.find((s) => s.stage === "eval")!.record!.stats!;
