@@ -30,7 +30,8 @@ beforeAll(async () => {
         set: ["model.context_size=1024", "model.parallel=2", "instruct.max_tokens=32", "eval.max_steps=2", "eval.max_tokens=16"],
         progress: createProgress({ silent: true }), log: () => {}
     });
-    const adapters = await trainStoriesAdapters(dir);
+    // gently trained: llama-server answers 500 to generations that are not valid UTF-8 (see remote-server.ts)
+    const adapters = await trainStoriesAdapters(dir, { lr: 1e-3 });
     fs.mkdirSync(path.join(runDir, "adapters"), { recursive: true });
     for (const [agent, file] of Object.entries(adapters))
         fs.copyFileSync(file, path.join(runDir, "adapters", `${agent}.gguf`));
@@ -59,9 +60,8 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
             const url = `http://127.0.0.1:${port}`;
             for (let i = 0; i < 300 && !(await fetch(`${url}/health`).then((r) => r.ok, () => false)); i++)
                 await new Promise((resolve) => setTimeout(resolve, 200));
-            const loaded = await (await fetch(`${url}/lora-adapters`)).json() as { id: number; path: string; scale: number }[];
+            const loaded = await (await fetch(`${url}/lora-adapters`)).json() as { id: number; path: string }[];
             expect(loaded.map((a) => path.basename(a.path))).toEqual(["plan.gguf", "tool.gguf", "reflect.gguf"]);
-            expect(loaded.every((a) => a.scale === 0)).toBe(true);
 
             const proxy = await startFaultProxy(url);
             try {
