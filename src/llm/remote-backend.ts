@@ -282,11 +282,22 @@ async function readJson(response: Response): Promise<unknown> {
 /** Whether a failure may pass on a second try: rate limits, server errors, lost connections, timeouts, bad replies. */
 function retryable(error: unknown): boolean {
     if (error instanceof HttpError)
-        return error.status === 429 || error.status >= 500;
+        return (error.status === 429 || error.status >= 500) && !rejectedOutput(error);
     return !(error instanceof InputError);
 }
 
+/**
+ * llama-server parses every completion with its chat-output parser and answers 500 when the
+ * text is not valid UTF-8 (a model that writes stray byte tokens): the same request fails the
+ * same way again, so it is not retried.
+ */
+function rejectedOutput(error: HttpError): boolean {
+    return error.status === 500 && /does not match the expected .* format/.test(error.detail);
+}
+
 function describeFailure(error: unknown): string {
+    if (error instanceof HttpError && rejectedOutput(error))
+        return `${error.message} (llama-server rejects a generation that is not valid UTF-8; a seeded request does so again)`;
     if (error instanceof HttpError || error instanceof MalformedReply)
         return error.message;
     const name = (error as { name?: string })?.name;

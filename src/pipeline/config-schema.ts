@@ -227,7 +227,8 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
  * The trainer's come from its options table.
  */
 export const configChecks: Record<string, (value: unknown) => string | null> = {
-    ...trainConfigChecks("train")
+    ...trainConfigChecks("train"),
+    "model.timeout_s": (value) => (typeof value === "number" && value > 0 ? null : `must be more than 0 seconds, got ${String(value)}`)
 };
 
 /** Element templates for arrays of objects, used to check each element's keys and types. */

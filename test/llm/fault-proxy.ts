@@ -2,7 +2,7 @@ import http from "node:http";
 import type net from "node:net";
 
 /** What the proxy does with one completion request. */
-export type Fault = "forward" | "500" | "429" | "malformed" | "close" | { delayMs: number };
+export type Fault = "forward" | "500" | "429" | "malformed" | "close" | "rejected-output" | { delayMs: number };
 
 export interface FaultProxy {
     url: string;
@@ -36,6 +36,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
                 if (fault === "500" || fault === "429") {
                     res.writeHead(Number(fault), { "content-type": "application/json" });
                     res.end(JSON.stringify({ error: { message: `injected ${fault}` } }));
+                    return;
+                }
+                if (fault === "rejected-output") {
+                    // llama-server's answer to a generation that is not valid UTF-8
+                    res.writeHead(500, { "content-type": "application/json" });
+                    res.end(JSON.stringify({ error: { code: 500, message: "The model produced output that does not match the expected Content-only format", type: "server_error" } }));
                     return;
                 }
                 if (fault === "malformed") {

@@ -130,6 +130,11 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
             }
             proxy.plan = () => "500";
             await expect(generator.complete(request)).rejects.toThrow(/^remote model: http:\/\/127\.0\.0\.1:\d+ POST \/v1\/completions: HTTP 500: injected 500 \(gave up after 3 tries\)$/);
+            // llama-server's 500 for a generation that is not UTF-8 repeats itself: one try, and why
+            proxy.plan = () => "rejected-output";
+            proxy.requests.length = 0;
+            await expect(generator.complete(request)).rejects.toThrow(/HTTP 500: The model produced output that does not match the expected Content-only format \(llama-server rejects a generation that is not valid UTF-8; a seeded request does so again\)$/);
+            expect(proxy.requests).toHaveLength(1);
             proxy.plan = () => "malformed";
             await expect(generator.complete(request)).rejects.toThrow(/POST \/v1\/completions: malformed JSON in the reply: .* \(gave up after 3 tries\)$/);
             await generator.dispose();
