@@ -27,7 +27,7 @@ beforeAll(async () => {
     runDir = path.join(dir, "run");
     await runPipeline({
         configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: stories260K, runDir, limit: 1, until: "select-tools",
-        set: ["model.context_size=1024", "model.parallel=2", "instruct.max_tokens=32", "eval.max_steps=2", "eval.max_tokens=16"],
+        set: ["data.corpus=[]", "model.context_size=1024", "model.parallel=2", "instruct.max_tokens=32", "eval.max_steps=2", "eval.max_tokens=16"],
         progress: createProgress({ silent: true }), log: () => {}
     });
     // gently trained: llama-server answers 500 to generations that are not valid UTF-8 (see remote-server.ts)
