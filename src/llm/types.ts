@@ -9,9 +9,9 @@ export interface EngineOptions {
     threads?: number;
     /**
      * Use autoact's engine helper addon on CPU (persistent threadpool, main-thread decode of
-     * generation steps; compiled on first use, see `native-addon-build.ts`). When it cannot be
-     * built the engine says so once on stderr and uses node-llama-cpp's own calls.
-     * Defaults to true (the environment variable AUTOACT_ENGINE_HELPER=off turns it off).
+     * generation steps), built by `autoact native build-engine` (see `native-addon-build.ts`).
+     * When it is not built the engine says so once on stderr and uses node-llama-cpp's own
+     * calls. Defaults to true (the environment variable AUTOACT_ENGINE_HELPER=off turns it off).
      */
     helper?: boolean;
 }
