@@ -7,6 +7,7 @@ export default defineConfig({
         root: new URL("..", import.meta.url).pathname,
         include: ["test/**/*.test.ts"],
         exclude: ["dist/**", "node_modules/**"],
+        globalSetup: ["test/global-setup.ts"],
         fileParallelism: false,
         testTimeout: 120_000,
         hookTimeout: 600_000

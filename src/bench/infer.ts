@@ -1,9 +1,8 @@
 import os from "node:os";
 import path from "node:path";
-import type { LlamaContext } from "node-llama-cpp";
 import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
-import { createEngine, physicalCoreCount, type Engine, type GpuChoice, type LoadedModel } from "../llm/engine.js";
-import { rawContext, type EngineHelper, type EngineHelperHandle, type RawContext } from "../llm/native-access.js";
+import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
+import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { collectFingerprint, watchGpuMemory } from "./fingerprint.js";
@@ -27,7 +26,7 @@ export interface InferBenchOptions {
     tg?: number;
     /** Timed repetitions after one warm-up run. Defaults to 5. */
     reps?: number;
-    /** Sequence counts for the aggregate generation test (1 reuses tg). Defaults to [1, 8]. */
+    /** Sequence counts for the aggregate generation test (1 reuses tg). Defaults to [1, 2, 4, 8]. */
     parallel?: number[];
     /** LoRA adapter files (or `zero:RANK`): adds tests with one adapter and with three sub-agent contexts. Defaults to none. */
     lora?: string[];
@@ -83,7 +82,7 @@ export async function resolveInferOptions(options: InferBenchOptions): Promise<R
     const tg = positiveInteger(options.tg ?? 128, "--tg");
     const reps = positiveInteger(options.reps ?? 5, "--reps");
     const batchSize = positiveInteger(options.batchSize ?? 512, "batch size");
-    const parallel = options.parallel ?? [1, 8];
+    const parallel = options.parallel ?? [1, 2, 4, 8];
     if (parallel.length === 0)
         throw new InputError("--parallel needs at least one sequence count, e.g. 1,8");
     for (const n of parallel) {
@@ -109,160 +108,95 @@ export async function resolveInferOptions(options: InferBenchOptions): Promise<R
     };
 }
 
-/** What one timed test does between clearing the cache and its last decode. */
+/** What one timed test does: `run` returns the tokens it processed. */
 interface Workload {
-    /** Tokens it processes per repetition. */
-    tokens: number;
-    /** Called before each run (untimed): clear the caches. */
-    reset(): void;
-    run(rep: number): Promise<void>;
+    run(rep: number): Promise<number>;
 }
 
 /** llama-bench's method: one warm-up run, then `reps` timed runs; tokens/s of each. */
 async function timeWorkload(work: Workload, reps: number, warmup: Workload): Promise<number[]> {
-    warmup.reset();
     await warmup.run(-1);
     const samples: number[] = [];
     for (let rep = 0; rep < reps; rep++) {
-        work.reset();
         const started = performance.now();
-        await work.run(rep);
+        const tokens = await work.run(rep);
         const seconds = (performance.now() - started) / 1000;
-        samples.push(work.tokens / seconds);
+        samples.push(tokens / seconds);
     }
     return samples;
 }
 
-interface BenchContext {
-    context: LlamaContext;
-    raw: RawContext;
-    sequences: number;
-    /** The engine helper's handle (persistent threadpool, synchronous decode) when the engine uses it. */
-    handle?: EngineHelperHandle;
-    /** Most tokens one synchronous helper decode takes (the engine's limit). */
-    capacity: number;
+/**
+ * Sampling as the synth stage runs it (its default temperature, top-p, top-k) with a stop
+ * string checked at every token (ReAct's observation marker, which random ids do not spell),
+ * and end-of-generation ignored so every request makes its full length.
+ */
+function synthSampling(seed: number): Omit<GenerationRequest, "prompt"> {
+    const synth = defaultConfig.synth;
+    return { temperature: synth.temperature, topP: synth.top_p, topK: synth.top_k, seed, stop: ["\nObservation:"], ignoreEos: true };
 }
 
-/** The generator's limit for synchronous helper decodes (src/llm/generator.ts). */
-const helperDecodeLimit = 64;
-
 /**
- * The benchmark drives node-llama-cpp's native context directly, as the engine's generator
- * does: one `decodeBatch` per step, token ids without a tokenizer, no sampling.
+ * The benchmark drives the generator the pipeline runs (`LoadedModel.createGenerator`, the
+ * factory behind the synth stage's `ModelSession`): its queue, scheduler, sampling and stop
+ * matching, on random token ids.
  */
 class Runner {
     private readonly vocab: number;
     private readonly bos: number | undefined;
+    /** Requests that ended before their length (a stop string spelled by chance). */
+    short = 0;
 
-    constructor(private readonly model: LoadedModel, private readonly o: Resolved, vocab: number, private readonly helper?: EngineHelper) {
+    constructor(private readonly model: LoadedModel, private readonly o: Resolved, vocab: number) {
         this.vocab = vocab;
         this.bos = model.model.tokens.shouldPrependBosToken ? (model.bosToken ?? undefined) : undefined;
     }
 
-    async context(sequences: number, contextSize: number, batchSize: number, adapters: string[] = []): Promise<BenchContext> {
-        let context: LlamaContext;
-        try {
-            context = await this.model.model.createContext({
-                sequences,
-                contextSize,
-                batchSize,
-                threads: this.o.threads,
-                flashAttention: this.o.flashAttention,
-                lora: adapters.length === 0 ? undefined : { adapters: adapters.map((filePath) => ({ filePath, scale: 1 })) },
-                failedCreationRemedy: false
-            });
-        } catch (error) {
-            throw new RuntimeFailure(`cannot create a benchmark context (${sequences} x ${contextSize} tokens): ${errorMessage(error).split("\n")[0]}`);
-        }
-        const raw = rawContext(context);
-        raw.setThreads(this.o.threads);
-        const capacity = Math.min(helperDecodeLimit, batchSize);
-        // as the engine's generator: a persistent threadpool and main-thread decodes when the helper is built
-        const handle = this.helper?.attach(raw, this.o.threads, context.contextSize * sequences, sequences, capacity);
-        if (handle != null)
-            context.onDispose.createListener(() => this.helper!.release(handle));
-        return { context, raw, sequences, handle, capacity };
-    }
-
-    /** A prompt chunk of sequence 0 at `start`, logits of its last token: synchronous on the helper when it fits. */
-    private async decodeChunk(c: BenchContext, tokens: Uint32Array, start: number): Promise<void> {
-        const n = tokens.length;
-        if (c.handle != null && n <= c.capacity) {
-            const logits = new Int32Array(n);
-            logits[n - 1] = 1;
-            const positions = Int32Array.from({ length: n }, (_, i) => start + i);
-            this.check(this.helper!.decode(c.handle, Int32Array.from(tokens), new Int32Array(n), positions, logits, n));
-            return;
-        }
-        c.raw.initBatch(n);
-        c.raw.addToBatch(0, start, tokens, Uint32Array.of(n - 1));
-        await c.raw.decodeBatch();
-    }
-
-    /** One generation step: one token (with logits) for each sequence of a context at `position`. */
-    private async decodeStep(c: BenchContext, tokens: Uint32Array, position: number): Promise<void> {
-        const n = tokens.length;
-        if (c.handle != null && n <= c.capacity) {
-            const seqs = Int32Array.from({ length: n }, (_, s) => s);
-            this.check(this.helper!.decode(c.handle, Int32Array.from(tokens), seqs, new Int32Array(n).fill(position), new Int32Array(n).fill(1), n));
-            return;
-        }
-        c.raw.initBatch(n);
-        for (let s = 0; s < n; s++)
-            c.raw.addToBatch(s, position, tokens.subarray(s, s + 1), Uint32Array.of(0));
-        await c.raw.decodeBatch();
-    }
-
-    private check(status: number): void {
-        if (status !== 0)
-            throw new RuntimeFailure(`llama decode failed (status ${status})`);
+    async generator(parallel: number, contextSize: number, batchSize: number, adapters: string[] = []): Promise<Generator> {
+        return await this.model.createGenerator({
+            parallel, contextSize, batchSize, adapters: adapters.map((filePath) => ({ filePath }))
+        });
     }
 
     /** Random ids, BOS first when the model wants one (as llama-bench). */
-    tokens(count: number, seed: number): Uint32Array {
-        const tokens = randomTokens(count, this.vocab, this.o.seed * 7919 + seed);
+    tokens(count: number, seed: number): number[] {
+        const tokens = Array.from(randomTokens(count, this.vocab, this.o.seed * 7919 + seed));
         if (this.bos != null && count > 0)
             tokens[0] = this.bos;
         return tokens;
     }
 
-    /** pp: `pp` tokens in batches of `batchSize`, logits of each batch's last token, in each context in turn. */
-    prompt(contexts: BenchContext[], pp: number): Workload {
-        const batch = Math.min(this.o.batchSize, pp);
+    /** pp: a `pp`-token prompt and one sampled token, in each generator in turn; counts the prompt tokens evaluated. */
+    prompt(generators: Generator[], pp: number): Workload {
         return {
-            tokens: pp * contexts.length,
-            reset: () => contexts.forEach((c) => c.raw.removeTokenCellsFromSequence(0, 0, -1)),
             run: async (rep) => {
-                for (const [k, c] of contexts.entries()) {
-                    const tokens = this.tokens(pp, 1000 + rep * 31 + k);
-                    for (let start = 0; start < pp; start += batch)
-                        await this.decodeChunk(c, tokens.subarray(start, Math.min(pp, start + batch)), start);
+                let evaluated = 0;
+                for (const [k, generator] of generators.entries()) {
+                    const before = generator.stats.promptTokens;
+                    await generator.complete({ prompt: this.tokens(pp, 1000 + rep * 31 + k), maxTokens: 1, ...synthSampling(rep) });
+                    evaluated += generator.stats.promptTokens - before;
                 }
+                return evaluated;
             }
         };
     }
 
     /**
-     * tg: `tg` steps; each step decodes one token (with logits) in every sequence of a context
-     * in one batch, contexts in turn (three sub-agent contexts interleave as group planning does).
+     * tg: each generator gets as many requests as it has sequences, all at once: a one-token
+     * prompt and `tg` sampled tokens each (tg decodes, as llama-bench). Generators of three
+     * sub-agent contexts take turns step by step, as group planning does.
      */
-    generate(contexts: BenchContext[], tg: number): Workload {
-        const perStep = contexts.reduce((sum, c) => sum + c.sequences, 0);
+    generate(generators: Generator[], tg: number): Workload {
         return {
-            tokens: tg * perStep,
-            reset: () => contexts.forEach((c) => {
-                for (let s = 0; s < c.sequences; s++)
-                    c.raw.removeTokenCellsFromSequence(s, 0, -1);
-            }),
             run: async (rep) => {
-                const ids = this.tokens(tg * perStep, 2000 + rep);
-                let next = 0;
-                for (let i = 0; i < tg; i++) {
-                    for (const c of contexts) {
-                        await this.decodeStep(c, ids.subarray(next, next + c.sequences), i);
-                        next += c.sequences;
-                    }
-                }
+                const results = await Promise.all(generators.flatMap((generator, g) =>
+                    Array.from({ length: generator.parallel }, (_, s) => generator.complete({
+                        prompt: this.tokens(1, 2000 + rep * 997 + g * 101 + s),
+                        maxTokens: tg,
+                        ...synthSampling(rep * 1000 + g * 100 + s)
+                    }))));
+                this.short += results.filter((r) => r.generatedTokens < tg).length;
+                return results.reduce((sum, r) => sum + r.generatedTokens, 0);
             }
         };
     }
@@ -282,9 +216,10 @@ function nativeBackendOf(backend: string): NativeBackend {
 }
 
 /**
- * Inference benchmark with llama-bench's method (warm-up, repetitions, mean and standard
- * deviation; pp and tg timed apart; no tokenizer, no sampling), the aggregate tokens/s of N
- * sequences generating together, the cost of LoRA adapters, and optionally the same pp/tg
+ * Inference benchmark of the pipeline's generator with llama-bench's method (warm-up,
+ * repetitions, mean and standard deviation; pp and tg timed apart; token ids in, the synth
+ * stage's sampling and a stop string on), the aggregate tokens/s of N requests generating
+ * together, the cost of LoRA adapters, and optionally the same pp/tg
  * run by llama-bench from the same llama.cpp source, with the ratios.
  */
 export async function benchInfer(options: InferBenchOptions): Promise<BenchResult> {
@@ -306,6 +241,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
     const vram = () => gpuWatch?.peak() ?? null;
     let build = "";
     let gpuFallback = null;
+    let backendName = "";
     try {
         build = `node-llama-cpp ${engine.llama.buildType}`;
         if (engine.backend !== "cpu") {
@@ -316,25 +252,26 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         }
         progress(`loading ${o.modelFile} (${engine.backend}, ${o.threads} threads)`);
         const model = await engine.loadModel(o.modelFile);
-        const runner = new Runner(model, o, vocab, engine.helper);
-        const dispose = async (contexts: BenchContext[]) => {
-            for (const c of contexts)
-                await c.context.dispose();
+        const runner = new Runner(model, o, vocab);
+        const dispose = async (generators: Generator[]) => {
+            for (const g of generators)
+                await g.dispose();
         };
 
         const ppName = `pp${o.pp}`;
         const tgName = `tg${o.tg}`;
         progress(`${ppName}: warm-up + ${o.reps} reps`);
-        let ctxs = [await runner.context(1, o.pp, Math.min(o.batchSize, o.pp))];
-        const pp = await timeWorkload(runner.prompt(ctxs, o.pp), o.reps, runner.prompt(ctxs, o.pp));
+        let gens = [await runner.generator(1, o.pp + 1, Math.min(o.batchSize, o.pp))];
+        backendName = gens[0]!.backendName;
+        const pp = await timeWorkload(runner.prompt(gens, o.pp), o.reps, runner.prompt(gens, o.pp));
         tests.push(test(ppName, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: 0 }, o.reps, pp, vram()));
-        await dispose(ctxs);
+        await dispose(gens);
 
         progress(`${tgName}: warm-up + ${o.reps} reps`);
-        ctxs = [await runner.context(1, o.tg + 1, 1)];
-        const tg = await timeWorkload(runner.generate(ctxs, o.tg), o.reps, runner.generate(ctxs, 1));
+        gens = [await runner.generator(1, o.tg + 1, Math.min(o.batchSize, o.pp))];
+        const tg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)));
         tests.push(test(tgName, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: 0 }, o.reps, tg, vram()));
-        await dispose(ctxs);
+        await dispose(gens);
 
         for (const n of o.parallel) {
             if (n === 1) {
@@ -342,28 +279,30 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
                 tests.push(test(`${tgName}@1`, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: 0 }, o.reps, tg, vram()));
                 continue;
             }
-            progress(`${tgName}@${n}: ${n} sequences in one batch, warm-up + ${o.reps} reps`);
-            ctxs = [await runner.context(n, o.tg + 1, n)];
-            const agg = await timeWorkload(runner.generate(ctxs, o.tg), o.reps, runner.generate(ctxs, 1));
+            progress(`${tgName}@${n}: ${n} requests on ${n} sequences, warm-up + ${o.reps} reps`);
+            gens = [await runner.generator(n, o.tg + 1, Math.min(o.batchSize, o.pp))];
+            const agg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)));
             tests.push(test(`${tgName}@${n}`, { pp: 0, tg: o.tg, parallel: n, lora_adapters: 0 }, o.reps, agg, vram()));
-            await dispose(ctxs);
+            await dispose(gens);
         }
 
         if (o.lora.length > 0) {
             for (const count of [1, 3]) {
                 const adapters = Array.from({ length: count }, (_, i) => o.lora[i % o.lora.length]!);
-                progress(`LoRA: ${count} context(s) with an adapter each: ${ppName} and ${tgName}`);
-                ctxs = [];
+                progress(`LoRA: ${count} generator(s) with an adapter each: ${ppName} and ${tgName}`);
+                gens = [];
                 for (const adapter of adapters)
-                    ctxs.push(await runner.context(1, Math.max(o.pp, o.tg + 1), Math.min(o.batchSize, o.pp), [adapter]));
-                const lpp = await timeWorkload(runner.prompt(ctxs, o.pp), o.reps, runner.prompt(ctxs, o.pp));
+                    gens.push(await runner.generator(1, Math.max(o.pp, o.tg) + 1, Math.min(o.batchSize, o.pp), [adapter]));
+                const lpp = await timeWorkload(runner.prompt(gens, o.pp), o.reps, runner.prompt(gens, o.pp));
                 tests.push(test(`${ppName}+lora${count}`, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: count }, o.reps, lpp, vram()));
-                const ltg = await timeWorkload(runner.generate(ctxs, o.tg), o.reps, runner.generate(ctxs, 1));
+                const ltg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)));
                 tests.push(test(`${tgName}+lora${count}`, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: count }, o.reps, ltg, vram()));
-                await dispose(ctxs);
+                await dispose(gens);
             }
-            notes.push(`LoRA tests: +lora1 is one context with ${path.basename(o.lora[0]!)}; +lora3 is three contexts on one model, each with its own adapter (${o.lora.map((f) => path.basename(f)).join(", ")}), taking turns token by token; tokens/s counts all three.`);
+            notes.push(`LoRA tests: +lora1 is one generator with ${path.basename(o.lora[0]!)}; +lora3 is three generators on one model, each with its own adapter (${o.lora.map((f) => path.basename(f)).join(", ")}), taking turns step by step; tokens/s counts all three.`);
         }
+        if (runner.short > 0)
+            notes.push(`${runner.short} request(s) ended before ${o.tg} tokens (a stop string spelled by chance); their tokens/s counts the tokens they made.`);
         await model.dispose();
     } finally {
         const peak = await gpuWatch?.stop();
@@ -408,8 +347,11 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
             batch_size: Math.min(o.batchSize, o.pp), flash_attention: o.flashAttention, seed: o.seed, vocab,
             // node-llama-cpp decodes on libuv's thread pool; its size changes CPU generation speed (see bench/README.md)
             uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? null,
-            // the engine's helper addon: persistent threadpool, synchronous decodes of up to 64 tokens
-            engine_helper: engine.helper != null
+            // the generator's decode backend: "helper" (persistent threadpool, synchronous steps) or "node-llama-cpp"
+            engine_helper: engine.helper != null,
+            decode_backend: backendName,
+            // what every request of the benchmark runs with, as the synth stage
+            sampling: { ...synthSampling(0), seed: "per request" }
         },
         tests,
         llama_bench: llamaBench == null ? null : { binary: binary!, command: llamaBench.command, tests: llamaBench.tests },

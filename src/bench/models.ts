@@ -1,5 +1,5 @@
+import { autoactCacheDir } from "../util/cache-dir.js";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { readGgufInfo, ggufArchitecture, type GgufInfo } from "../gguf/reader.js";
 import { syntheticPreset } from "../gguf/presets.js";
@@ -12,7 +12,7 @@ import { targetModules } from "../train/options.js";
 
 /** Where `synth:` models and `zero:` adapters are written: kept between runs (they are deterministic). */
 export function benchCacheDir(): string {
-    return path.join(process.env.AUTOACT_CACHE ?? path.join(os.homedir(), ".cache", "autoact"), "bench");
+    return path.join(autoactCacheDir(), "bench");
 }
 
 /**

@@ -74,7 +74,7 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
     md.push("# Benchmark report", "");
     md.push(`Rendered by \`autoact bench report\` from ${results.length} result file(s) in \`${rel(path.resolve(options.inDir))}/\`. ` +
         "Each run follows llama-bench's method: a warm-up, then repetitions; figures are mean ± standard deviation in tokens/s. " +
-        "Prompt processing (pp) and generation (tg) are timed apart, with random token ids and no sampling. " +
+        "Prompt processing (pp) and generation (tg) are timed apart, with random token ids; results that record `settings.sampling` ran the pipeline's generator with the synth stage's sampling and a stop string, older ones decoded without sampling. " +
         "The load column is the machine's 1-minute load average when the run started: other work on the cores makes figures lower and noisier.", "");
     if (fs.existsSync(path.join(path.dirname(outFile), "README.md")))
         md.push("Method, result format and what the figures show: [README.md](README.md).", "");
@@ -95,7 +95,7 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
         })));
 
     md.push("## Inference", "");
-    md.push("autoact drives node-llama-cpp's native context the way its generator does (one decode call per step). " +
+    md.push("autoact is the pipeline's own generator (queue, scheduler, decode backend, sampling, stop strings; results before 2026-11-29 drove the native context directly). " +
         "llama-bench is llama.cpp's own benchmark built from the same source, run with the same model, threads, batch size and attention; " +
         "the ratios are autoact / llama-bench.", "");
     md.push(table(["machine", "backend", "model", "type", "params", "threads", "pp autoact", "pp llama-bench", "ratio pp", "tg autoact", "tg llama-bench", "ratio tg", "load", "result"],

@@ -6,7 +6,8 @@ import { physicalCoreCount } from "./cpu.js";
 import { checkGgufFile } from "./gguf-check.js";
 import { Generator, type GeneratorHost } from "./generator.js";
 import { resolveModelSource } from "./model-source.js";
-import { buildEngineHelper } from "./native-addon-build.js";
+import { RemoteBackend, type RemoteOptions } from "./remote-backend.js";
+import { HelperBackend, NodeLlamaBackend, type DecodeBackend } from "./decode-backend.js";
 import { createRawSampler, loadEngineHelper, rawContext, type EngineHelper, type EngineHelperHandle } from "./native-access.js";
 import type { AdapterSpec, EngineOptions, GenerationRequest, GeneratorOptions, GpuChoice, LoadModelOptions } from "./types.js";
 
@@ -14,6 +15,7 @@ export type * from "./types.js";
 export { Generator } from "./generator.js";
 export { modelCacheDir } from "./model-source.js";
 export { physicalCoreCount } from "./cpu.js";
+export { remoteServerKinds, type RemoteOptions, type RemoteServerKind } from "./remote-backend.js";
 
 /** Creates the engine: one llama.cpp binding (backend + thread count) for all models. */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
@@ -40,11 +42,18 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     return new Engine(llama, threads, options.helper ?? true);
 }
 
-/** Compiles the engine helper when missing or stale (~2 s, once per checkout), saying so on stderr. */
-function buildHelperOnFirstUse(): void {
-    const result = buildEngineHelper();
-    if (result.built)
-        process.stderr.write(`autoact: built the engine helper ${result.file} in ${result.seconds.toFixed(1)} s\n`);
+/**
+ * Batches of at most this many tokens are decoded on the main thread by the engine helper (a
+ * generation step of every sequence); prompt chunks go to node-llama-cpp's worker thread so
+ * the event loop is never blocked for long.
+ */
+export const helperStepLimit = 64;
+
+let warned = false;
+function warnOnce(message: string): void {
+    if (!warned)
+        process.stderr.write(message);
+    warned = true;
 }
 
 export class Engine {
@@ -61,7 +70,7 @@ export class Engine {
         this.threads = threads;
         // After getLlama(): the helper binds to the llama.cpp libraries node-llama-cpp loaded.
         if (this.backend === "cpu" && useHelper)
-            this.helper = loadEngineHelper({ build: buildHelperOnFirstUse });
+            this.helper = loadEngineHelper();
     }
 
     /** Loads a GGUF from a path or an `hf:` URI (downloaded once into `modelCacheDir()`). */
@@ -72,7 +81,8 @@ export class Engine {
         try {
             model = await this.llama.loadModel({
                 modelPath: filePath,
-                gpuLayers: this.backend === "cpu" ? 0 : (options.gpuLayers ?? "auto")
+                gpuLayers: this.backend === "cpu" || options.vocabOnly === true ? 0 : (options.gpuLayers ?? "auto"),
+                vocabOnly: options.vocabOnly ?? false
             });
         } catch (error) {
             throw new InputError(`cannot load model ${filePath}: ${errorMessage(error).split("\n")[0]}`);
@@ -130,10 +140,7 @@ export class LoadedModel {
             model,
             promptTokens: (prompt) => this.promptTokens(prompt),
             grammarFor: (spec) => this.grammarFor(spec),
-            isEog: (token) => model.isEogToken(token as Token),
-            withComputeLock: (fn) => engine.withComputeLock(fn),
-            threads: engine.threads,
-            helper: engine.helper
+            isEog: (token) => model.isEogToken(token as Token)
         };
     }
 
@@ -173,7 +180,37 @@ export class LoadedModel {
         const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
         const batchSize = options.batchSize ?? 512;
         const context = await this.createContext({ sequences: parallel, contextSize, batchSize, adapters: options.adapters ?? [] });
-        return new Generator(this.host, context, { parallel, contextSize: context.contextSize, batchSize: context.batchSize });
+        const lock = <T>(fn: () => Promise<T>) => this.engine.withComputeLock(fn);
+        let backend: DecodeBackend = new NodeLlamaBackend(context, lock);
+        const helper = this.engine.helper;
+        if (helper != null) {
+            try {
+                backend = HelperBackend.attach({
+                    context, computeLock: lock, helper, threads: this.engine.threads,
+                    cells: context.contextSize * parallel, sequences: parallel, capacity: Math.min(helperStepLimit, context.batchSize)
+                });
+            } catch (error) {
+                warnOnce(`autoact: engine helper not used for this context (${errorMessage(error)}); using node-llama-cpp's own calls\n`);
+            }
+        }
+        return new Generator(this.host, { tokens: backend }, { parallel, contextSize: context.contextSize, batchSize: context.batchSize },
+            async () => await context.dispose());
+    }
+
+    /**
+     * A generator whose requests run on OpenAI-compatible servers (see `RemoteBackend`): the
+     * same queue and prompts as a local one (this model formats and tokenizes them; load it
+     * with `vocabOnly`), `concurrency` requests in flight per endpoint.
+     */
+    async createRemoteGenerator(options: RemoteOptions & { adapters?: AdapterSpec[]; contextSize?: number }): Promise<Generator> {
+        const backend = await RemoteBackend.connect({
+            ...options,
+            // Servers that take text add BOS themselves when they tokenize it.
+            detokenize: (tokens) => this.model.detokenize((tokens[0] === this.bosToken ? tokens.slice(1) : tokens) as Token[], true),
+            tokenize: (text) => this.tokenize(text)
+        });
+        const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
+        return new Generator(this.host, { requests: backend }, { parallel: backend.slots, contextSize, batchSize: 0 });
     }
 
     /**

@@ -1,7 +1,9 @@
 import crypto from "node:crypto";
-import { LlamaGrammarEvaluationState, type LlamaContext, type LlamaGrammar, type Token } from "node-llama-cpp";
+import { LlamaGrammarEvaluationState, type LlamaGrammar, type Token } from "node-llama-cpp";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
-import { createRawSampler, rawContext, rawGrammarState, type EngineHelper, type EngineHelperHandle, type RawContext, type RawSampler } from "./native-access.js";
+import { TokenBatch, type DecodeBackend } from "./decode-backend.js";
+import { createRawSampler, rawGrammarState, type RawSampler } from "./native-access.js";
+import { StopMatcher, cutAtStop } from "./stop-matcher.js";
 import type { GenerationRequest, GenerationResult, GeneratorStats, StopReason } from "./types.js";
 
 /** What the generator needs from the loaded model (kept narrow so the two files stay apart). */
@@ -11,21 +13,20 @@ export interface GeneratorHost {
     promptTokens(prompt: string | number[]): number[];
     grammarFor(spec: NonNullable<GenerationRequest["grammar"]>): Promise<LlamaGrammar>;
     isEog(token: number): boolean;
-    /** Serializes native compute of all contexts of one engine, so they never fight for cores. */
-    withComputeLock<T>(fn: () => Promise<T>): Promise<T>;
-    /** CPU threads of the engine (the size of each context's threadpool). */
-    readonly threads: number;
-    /** autoact's engine helper addon, when built and on CPU. */
-    readonly helper?: EngineHelper;
 }
 
 /**
- * Batches of at most this many tokens are decoded on the main thread (no worker hop): a
- * generation step of every sequence; prompt chunks go to node-llama-cpp's worker thread
- * so the event loop is never blocked for long.
+ * A backend that runs whole requests (a remote server): the scheduler gives it one request
+ * per slot; prefix reuse and stop strings are the server's (the slot keeps a prompt's
+ * prefix on the same server slot).
  */
-const syncDecodeLimit = 64;
-/** The loop yields to the event loop at least this often (ms) while decoding synchronously. */
+export interface RequestBackend {
+    readonly name: string;
+    run(request: GenerationRequest, prompt: number[], slot: number): Promise<GenerationResult>;
+    release(): void;
+}
+
+/** The yield to the event loop at least this often (ms) while steps decode synchronously. */
 const yieldEveryMs = 4;
 
 interface Job {
@@ -39,29 +40,48 @@ interface Job {
     resolve: (result: GenerationResult) => void;
     reject: (error: unknown) => void;
     sampler?: RawSampler;
-    grammar?: LlamaGrammar;
+    /** Greedy without a grammar: the backend may take the argmax instead of sampling. */
+    plainGreedy: boolean;
+    matcher?: StopMatcher;
     /** Tokens still to decode before the next sample. */
     feed: number[];
     generated: number[];
-    text: string;
-    /** `text` was cut at a stop string. */
-    cut: boolean;
+    /** The stop string that ended the request. */
+    stoppedBy?: string;
     startedAt: number;
 }
 
 interface Slot {
     readonly id: number;
-    /** Tokens whose KV cells this sequence holds, at positions 0..n-1. */
+    /** Tokens whose KV cells this sequence holds (or the server slot's last prompt), at positions 0..n-1. */
     cached: number[];
     job?: Job;
     lastUsed: number;
 }
 
+export interface SchedulerOptions {
+    /** Sequences (local) or concurrent requests (remote). */
+    parallel: number;
+    /** Tokens each sequence holds (prompt + generation). */
+    contextSize: number;
+    /** Most tokens one decode call takes. */
+    batchSize: number;
+}
+
 /**
- * One llama context with `parallel` sequences and a queue. A single loop fills one batch
- * with the pending tokens of every busy sequence, decodes it with one native call, samples
- * each sequence, and hands free sequences the next queued request, preferring the sequence
- * whose cached tokens share the longest prefix with the request (its KV prefix is kept).
+ * The one generator of the project: a queue and `parallel` slots over a backend. Each free
+ * slot takes the queued request whose prompt shares the longest prefix with what the slot
+ * holds (its KV prefix is kept). A token backend (a local llama context: node-llama-cpp's own
+ * calls or the engine helper) is driven in steps: one batch holds the pending tokens of every
+ * busy slot, one decode, then each slot samples with its own seeded sampler and its stop
+ * strings are matched incrementally. A request backend (a remote server) runs one whole
+ * request per slot.
+ *
+ * Reproducibility: a request's output depends on its own seed and never on what ran before
+ * it (kept KV prefixes, earlier samplers). It can depend on which requests decode beside it
+ * in a step: llama.cpp computes a one-token batch with other kernels than a larger one, and
+ * attention spans the KV cells of the co-batched sequences, so float rounding differs and a
+ * sampled token near a tie can flip. `parallel: 1` makes sampled rows bit-reproducible.
  */
 export class Generator {
     readonly parallel: number;
@@ -69,43 +89,43 @@ export class Generator {
     readonly batchSize: number;
     readonly stats: GeneratorStats = { promptTokens: 0, generatedTokens: 0, reusedTokens: 0, busyMs: 0 };
 
-    private readonly raw: RawContext;
     private readonly slots: Slot[];
     private readonly queue: Job[] = [];
+    private readonly batch: TokenBatch;
     private loop?: Promise<void>;
     private disposed = false;
     private useCounter = 0;
-    private readonly helper?: EngineHelper;
-    private helperHandle?: EngineHelperHandle;
-    private fast?: { tokens: Int32Array; sequences: Int32Array; positions: Int32Array; logits: Int32Array };
+    private readonly tokens?: DecodeBackend;
+    private readonly requests?: RequestBackend;
+    private running = 0;
+    private busySince = 0;
 
-    /** @internal use `LoadedModel.createGenerator` */
-    constructor(private readonly host: GeneratorHost, readonly context: LlamaContext, options: { parallel: number; contextSize: number; batchSize: number }) {
+    /** @internal use `LoadedModel.createGenerator` or `createRemoteGenerator` */
+    constructor(
+        private readonly host: GeneratorHost,
+        backend: { tokens: DecodeBackend } | { requests: RequestBackend },
+        options: SchedulerOptions,
+        private readonly onDispose: () => Promise<void> = async () => {}
+    ) {
         this.parallel = options.parallel;
         this.contextSize = options.contextSize;
         this.batchSize = options.batchSize;
-        this.raw = rawContext(context);
+        if ("tokens" in backend)
+            this.tokens = backend.tokens;
+        else
+            this.requests = backend.requests;
+        this.batch = new TokenBatch(this.tokens != null ? this.batchSize : 0);
         this.slots = Array.from({ length: this.parallel }, (_, id) => ({ id, cached: [], lastUsed: 0 }));
-        if (host.helper != null) {
-            const capacity = Math.min(syncDecodeLimit, this.batchSize);
-            try {
-                this.helperHandle = host.helper.attach(this.raw, host.threads, this.contextSize * this.parallel, this.parallel, capacity);
-            } catch (error) {
-                warnOnce(`autoact: engine helper not used for this context (${errorMessage(error)}); using node-llama-cpp's own calls\n`);
-            }
-        }
-        if (this.helperHandle != null) {
-            const capacity = Math.min(syncDecodeLimit, this.batchSize);
-            this.helper = host.helper;
-            this.fast = { tokens: new Int32Array(capacity), sequences: new Int32Array(capacity), positions: new Int32Array(capacity), logits: new Int32Array(capacity) };
-            // The threadpool must go before the native context (also when the model disposes it).
-            context.onDispose.createListener(() => this.releaseHelper());
-        }
+    }
+
+    /** The backend's name: "helper", "node-llama-cpp" or the remote backend's. */
+    get backendName(): string {
+        return this.tokens?.name ?? this.requests!.name;
     }
 
     /** Whether this generator runs on autoact's engine helper (persistent threadpool, main-thread steps). */
     get accelerated(): boolean {
-        return this.helperHandle != null;
+        return this.tokens?.name === "helper";
     }
 
     /** Queues one request; many callers may await at once. */
@@ -127,7 +147,7 @@ export class Generator {
         return done;
     }
 
-    /** Runs all requests on the parallel sequences; results in request order. */
+    /** Runs all requests on the parallel slots; results in request order. */
     async generate(requests: GenerationRequest[], options: { onResult?: (index: number, result: GenerationResult) => void } = {}): Promise<GenerationResult[]> {
         return await Promise.all(requests.map(async (request, index) => {
             const result = await this.complete(request);
@@ -143,8 +163,9 @@ export class Generator {
         for (const job of this.queue.splice(0))
             job.reject(new RuntimeFailure("generator disposed before the request ran"));
         await this.loop?.catch(() => undefined);
-        this.releaseHelper();
-        await this.context.dispose();
+        this.tokens?.release();
+        this.requests?.release();
+        await this.onDispose();
     }
 
     private makeJob(request: GenerationRequest): Job {
@@ -155,18 +176,15 @@ export class Generator {
         if (!Number.isInteger(maxTokens) || maxTokens < 0)
             throw new InputError(`generation request has invalid maxTokens ${maxTokens}`);
         return {
-            request,
-            prompt,
-            maxTokens,
+            request, prompt, maxTokens,
             stops: (request.stop ?? []).filter((s) => s.length > 0),
             grammarStops: [],
             trimEnd: false,
             resolve: () => undefined,
             reject: () => undefined,
+            plainGreedy: (request.temperature ?? 0) === 0 && request.grammar == null,
             feed: [],
             generated: [],
-            text: "",
-            cut: false,
             startedAt: 0
         };
     }
@@ -174,22 +192,16 @@ export class Generator {
     private kick(): void {
         if (this.loop != null)
             return;
-        this.loop = this.run()
+        this.loop = (this.requests != null ? this.dispatch() : this.run())
             .catch((error) => this.failAll(error))
             .finally(() => {
                 this.loop = undefined;
-                if (this.queue.length > 0 && !this.disposed)
+                if (this.queue.length > 0 && !this.disposed && this.slots.some((slot) => slot.job == null))
                     this.kick();
             });
     }
 
-    private releaseHelper(): void {
-        if (this.helperHandle != null) {
-            this.helper!.release(this.helperHandle);
-            this.helperHandle = undefined;
-        }
-    }
-
+    /** Token backends: one step after another while any slot is busy. */
     private async run(): Promise<void> {
         let lastYield = performance.now();
         while (!this.disposed) {
@@ -198,20 +210,18 @@ export class Generator {
             if (busy.length === 0)
                 return;
             const started = performance.now();
-            const wasSync = await this.step(busy);
+            await this.step(busy);
             const ended = performance.now();
             this.stats.busyMs += ended - started;
             // Synchronous steps never give the event loop a turn (new requests, I/O, timers).
-            if (wasSync && ended - lastYield >= yieldEveryMs) {
+            if (ended - lastYield >= yieldEveryMs) {
                 await new Promise<void>((resolve) => setImmediate(resolve));
                 lastYield = performance.now();
-            } else if (!wasSync) {
-                lastYield = ended;
             }
         }
     }
 
-    /** Gives free sequences queued requests, longest shared prefix first. */
+    /** Gives free slots queued requests, longest shared prefix first. */
     private async assignQueued(): Promise<void> {
         while (this.queue.length > 0) {
             const free = this.slots.filter((slot) => slot.job == null);
@@ -228,45 +238,86 @@ export class Generator {
                 }
             }
             const [job] = this.queue.splice(best!.job, 1);
-            await this.start(job!, best!.slot, best!.prefix);
+            job!.startedAt = performance.now();
+            best!.slot.lastUsed = ++this.useCounter;
+            if (this.requests != null)
+                this.startRemote(job!, best!.slot, best!.prefix);
+            else
+                await this.start(job!, best!.slot, best!.prefix);
         }
+    }
+
+    /** Request backends: hand out queued requests while slots are free; each frees its slot when done. */
+    private async dispatch(): Promise<void> {
+        await this.assignQueued();
+    }
+
+    private startRemote(job: Job, slot: Slot, prefix: number): void {
+        // As a local sequence: the prompt and the generation share `contextSize` tokens.
+        const room = this.contextSize - job.prompt.length;
+        if (room <= 0) {
+            job.resolve({ text: "", tokens: [], stopReason: "contextFull", promptTokens: job.prompt.length, generatedTokens: 0, timeMs: 0 });
+            return;
+        }
+        slot.job = job;
+        if (this.running++ === 0)
+            this.busySince = performance.now();
+        this.stats.reusedTokens += prefix;
+        const clamped = job.maxTokens > room;
+        this.requests!.run({ ...job.request, maxTokens: Math.min(job.maxTokens, room) }, job.prompt, slot.id).then(
+            (result) => {
+                this.stats.promptTokens += result.promptTokens - prefix;
+                this.stats.generatedTokens += result.generatedTokens;
+                job.resolve(clamped && result.stopReason === "maxTokens" ? { ...result, stopReason: "contextFull" } : result);
+            },
+            (error: unknown) => job.reject(error)
+        ).finally(() => {
+            slot.job = undefined;
+            slot.cached = job.prompt;
+            if (--this.running === 0)
+                this.stats.busyMs += performance.now() - this.busySince;
+            if (!this.disposed && this.queue.length > 0)
+                this.kick();
+        });
     }
 
     private async start(job: Job, slot: Slot, prefix: number): Promise<void> {
         try {
-            job.startedAt = performance.now();
             if (job.prompt.length >= this.contextSize) {
                 this.finish(job, slot, "contextFull");
                 return;
             }
             // Keep the shared prefix, but always evaluate at least one token to get logits.
             let keep = Math.min(prefix, job.prompt.length - 1);
-            if (keep < slot.cached.length && !this.raw.removeTokenCellsFromSequence(slot.id, keep, -1)) {
-                this.raw.removeTokenCellsFromSequence(slot.id, 0, -1);
+            if (keep < slot.cached.length && !this.tokens!.removeCells(slot.id, keep)) {
+                this.tokens!.removeCells(slot.id, 0);
                 keep = 0;
             }
             slot.cached.length = keep;
             this.stats.reusedTokens += keep;
             job.feed = job.prompt.slice(keep);
+            let grammar: LlamaGrammar | undefined;
             if (job.request.grammar != null) {
-                job.grammar = await this.host.grammarFor(job.request.grammar);
-                job.grammarStops = job.grammar.stopGenerationTriggers
+                grammar = await this.host.grammarFor(job.request.grammar);
+                job.grammarStops = grammar.stopGenerationTriggers
                     .map((trigger) => (typeof trigger === "string" ? trigger : Array.isArray(trigger) ? "" : trigger.toString()))
                     .filter((trigger) => trigger.length > 0);
-                job.trimEnd = job.grammar.trimWhitespaceSuffix;
+                job.trimEnd = grammar.trimWhitespaceSuffix;
             }
-            const temperature = job.request.temperature ?? 0;
-            job.sampler = createRawSampler(this.host.llama, this.host.model, {
-                temperature,
+            const model = this.host.model;
+            job.matcher = new StopMatcher([...job.stops, ...job.grammarStops],
+                (tokens, last) => model.detokenize(tokens as Token[], false, last as Token[]));
+            // A sampler of its own, seeded by the request alone: what ran before never changes it.
+            job.sampler = createRawSampler(this.host.llama, model, {
+                temperature: job.request.temperature ?? 0,
                 topK: job.request.topK,
                 topP: job.request.topP,
                 seed: job.request.seed ?? crypto.randomInt(0, 2 ** 31),
-                grammarEvaluationState: job.grammar == null
+                grammarEvaluationState: grammar == null
                     ? undefined
-                    : rawGrammarState(new LlamaGrammarEvaluationState({ model: this.host.model, grammar: job.grammar }))
+                    : rawGrammarState(new LlamaGrammarEvaluationState({ model, grammar }))
             });
             slot.job = job;
-            slot.lastUsed = ++this.useCounter;
             if (job.maxTokens === 0)
                 this.finish(job, slot, "maxTokens");
         } catch (error) {
@@ -276,122 +327,57 @@ export class Generator {
         }
     }
 
-    /**
-     * One batch: every busy sequence's pending tokens (decoding ones first), one decode, then
-     * sampling. Returns whether it ran synchronously on the engine helper.
-     */
-    private async step(busy: Slot[]): Promise<boolean> {
+    /** One batch: every busy slot's pending tokens (decoding ones first), one decode, then sampling. */
+    private async step(busy: Slot[]): Promise<void> {
         busy.sort((a, b) => a.job!.feed.length - b.job!.feed.length);
-        const items: { slot: Slot; count: number; logitIndex: number }[] = [];
-        let budget = this.batchSize;
+        const batch = this.batch;
+        batch.count = 0;
+        const sampled: { slot: Slot; index: number }[] = [];
+        const included: Slot[] = [];
         for (const slot of busy) {
-            if (budget === 0)
+            const room = this.batchSize - batch.count;
+            if (room === 0)
                 break;
-            const count = Math.min(slot.job!.feed.length, budget);
-            items.push({ slot, count, logitIndex: -1 });
-            budget -= count;
-        }
-        const total = this.batchSize - budget;
-        if (this.helperHandle != null && total <= this.fast!.tokens.length) {
-            await this.fastStep(items, total);
-            return true;
-        }
-        this.raw.initBatch(total);
-        for (const item of items) {
-            const job = item.slot.job!;
-            const tokens = item.count === job.feed.length ? job.feed : job.feed.slice(0, item.count);
-            const wantLogits = item.count === job.feed.length;
-            const indexes = this.raw.addToBatch(item.slot.id, item.slot.cached.length, Uint32Array.from(tokens),
-                wantLogits ? Uint32Array.of(item.count - 1) : new Uint32Array(0));
-            if (wantLogits)
-                item.logitIndex = indexes[0]!;
+            const job = slot.job!;
+            const count = Math.min(job.feed.length, room);
+            const complete = count === job.feed.length;
+            const start = slot.cached.length;
+            for (let i = 0; i < count; i++) {
+                const index = batch.add(job.feed[i]!, slot.id, start + i, complete && i === count - 1);
+                slot.cached.push(job.feed[i]!);
+                if (complete && i === count - 1)
+                    sampled.push({ slot, index });
+            }
             if (job.generated.length === 0)
-                this.stats.promptTokens += item.count;
-            for (const token of tokens)
-                item.slot.cached.push(token);
-            job.feed = wantLogits ? [] : job.feed.slice(item.count);
+                this.stats.promptTokens += count;
+            job.feed = complete ? [] : job.feed.slice(count);
+            included.push(slot);
         }
         try {
-            await this.host.withComputeLock(() => this.raw.decodeBatch());
+            await this.tokens!.decode(batch);
         } catch (error) {
-            for (const item of items) {
-                this.resetSlot(item.slot);
-                this.fail(item.slot, new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`));
+            for (const slot of included) {
+                this.resetSlot(slot);
+                this.fail(slot, error instanceof RuntimeFailure ? error : new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`));
             }
-            return false;
+            return;
         }
-        await Promise.all(items.filter((item) => item.logitIndex >= 0).map(async (item) => {
-            const job = item.slot.job!;
-            let token: number;
+        // All samples before the next decode (a synchronous backend reads this decode's logits;
+        // worker samples run together).
+        const tokens = await Promise.all(sampled.map(async ({ slot }, k) => {
             try {
-                token = await this.raw.sampleToken(item.logitIndex, job.sampler!);
+                return await this.tokens!.sample(sampled[k]!.index, slot.job!.sampler!, slot.job!.plainGreedy);
             } catch (error) {
-                this.fail(item.slot, new RuntimeFailure(`sampling failed: ${errorMessage(error)}`));
-                return;
+                return new RuntimeFailure(`sampling failed: ${errorMessage(error)}`);
             }
-            this.accept(item.slot, token);
         }));
-        return false;
-    }
-
-    /** A small batch decoded and sampled on this thread by the engine helper (no worker hops). */
-    private async fastStep(items: { slot: Slot; count: number; logitIndex: number }[], total: number): Promise<void> {
-        const { tokens, sequences, positions, logits } = this.fast!;
-        let n = 0;
-        for (const item of items) {
-            const job = item.slot.job!;
-            const wantLogits = item.count === job.feed.length;
-            const start = item.slot.cached.length;
-            for (let i = 0; i < item.count; i++) {
-                const token = job.feed[i]!;
-                tokens[n] = token;
-                sequences[n] = item.slot.id;
-                positions[n] = start + i;
-                logits[n] = wantLogits && i === item.count - 1 ? 1 : 0;
-                item.slot.cached.push(token);
-                n++;
-            }
-            if (wantLogits)
-                item.logitIndex = n - 1;
-            if (job.generated.length === 0)
-                this.stats.promptTokens += item.count;
-            job.feed = wantLogits ? [] : job.feed.slice(item.count);
-        }
-        let status: number;
-        try {
-            status = await this.host.withComputeLock(async () => this.helper!.decode(this.helperHandle!, tokens, sequences, positions, logits, total));
-        } catch (error) {
-            this.decodeFailed(items, errorMessage(error));
-            return;
-        }
-        if (status !== 0) {
-            this.decodeFailed(items, `llama_decode returned ${status}${status === 1 ? " (no free KV cells)" : ""}`);
-            return;
-        }
-        for (const item of items) {
-            if (item.logitIndex < 0)
-                continue;
-            const job = item.slot.job!;
-            if ((job.request.temperature ?? 0) === 0 && job.grammar == null) {
-                this.accept(item.slot, this.helper!.argmax(this.helperHandle!, item.logitIndex));
-                continue;
-            }
-            let token: number;
-            try {
-                token = this.helper!.sample(this.helperHandle!, item.logitIndex, job.sampler!);
-            } catch (error) {
-                this.fail(item.slot, new RuntimeFailure(`sampling failed: ${errorMessage(error)}`));
-                continue;
-            }
-            this.accept(item.slot, token);
-        }
-    }
-
-    private decodeFailed(items: { slot: Slot }[], why: string): void {
-        for (const item of items) {
-            this.resetSlot(item.slot);
-            this.fail(item.slot, new RuntimeFailure(`llama decode failed: ${why}`));
-        }
+        sampled.forEach(({ slot }, k) => {
+            const token = tokens[k]!;
+            if (token instanceof RuntimeFailure)
+                this.fail(slot, token);
+            else
+                this.accept(slot, token);
+        });
     }
 
     private accept(slot: Slot, token: number): void {
@@ -402,40 +388,26 @@ export class Generator {
         }
         job.generated.push(token);
         this.stats.generatedTokens++;
-        if (job.stops.length > 0 || job.grammarStops.length > 0) {
-            const before = job.text.length;
-            job.text = this.host.model.detokenize(job.generated as Token[]);
-            const all = [...job.stops, ...job.grammarStops];
-            const longest = Math.max(...all.map((s) => s.length));
-            const from = Math.max(0, Math.min(before, job.text.length) - longest - 4);
-            let cut = -1;
-            let byGrammar = false;
-            for (const stop of all) {
-                const at = job.text.indexOf(stop, from);
-                if (at >= 0 && (cut < 0 || at < cut)) {
-                    cut = at;
-                    byGrammar = !job.stops.includes(stop);
-                }
-            }
-            if (cut >= 0) {
-                job.text = job.text.slice(0, cut);
-                job.cut = true;
-                this.finish(job, slot, byGrammar ? "eos" : "stop");
-                return;
-            }
-        }
-        if (job.generated.length >= job.maxTokens)
+        const stop = job.matcher!.push(token);
+        if (stop != null) {
+            job.stoppedBy = stop;
+            this.finish(job, slot, job.stops.includes(stop) ? "stop" : "eos");
+        } else if (job.generated.length >= job.maxTokens) {
             this.finish(job, slot, "maxTokens");
-        else if (slot.cached.length >= this.contextSize)
+        } else if (slot.cached.length >= this.contextSize) {
             this.finish(job, slot, "contextFull");
-        else
+        } else {
             job.feed = [token];
+        }
     }
 
     private finish(job: Job, slot: Slot, stopReason: StopReason): void {
         slot.job = undefined;
         job.sampler?.dispose();
-        let text = job.cut ? job.text : this.host.model.detokenize(job.generated as Token[]);
+        // One full detokenization per request; a stop string found on the way is cut here.
+        let text = this.host.model.detokenize(job.generated as Token[]);
+        if (job.stoppedBy != null)
+            text = cutAtStop(text, [...job.stops, ...job.grammarStops]).text;
         if (job.trimEnd)
             text = text.trimEnd();
         job.resolve({
@@ -457,7 +429,7 @@ export class Generator {
 
     private resetSlot(slot: Slot): void {
         try {
-            this.raw.removeTokenCellsFromSequence(slot.id, 0, -1);
+            this.tokens?.removeCells(slot.id, 0);
         } catch {
             // context already unusable: the slot's cache list is what matters
         }
@@ -466,7 +438,7 @@ export class Generator {
 
     private failAll(error: unknown): void {
         for (const slot of this.slots) {
-            if (slot.job != null) {
+            if (slot.job != null && this.tokens != null) {
                 this.resetSlot(slot);
                 this.fail(slot, error);
             }
@@ -474,13 +446,6 @@ export class Generator {
         for (const job of this.queue.splice(0))
             job.reject(error);
     }
-}
-
-let warned = false;
-function warnOnce(message: string): void {
-    if (!warned)
-        process.stderr.write(message);
-    warned = true;
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {

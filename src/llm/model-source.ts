@@ -1,8 +1,8 @@
-import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import dns from "node:dns";
 import { resolveModelFile } from "node-llama-cpp";
+import { autoactCacheDir } from "../util/cache-dir.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 
 /**
@@ -10,10 +10,7 @@ import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
  * (`$XDG_CACHE_HOME` respected). One place, outside the repository.
  */
 export function modelCacheDir(): string {
-    if (process.env.AUTOACT_CACHE)
-        return path.join(path.resolve(process.env.AUTOACT_CACHE), "models");
-    const base = process.env.XDG_CACHE_HOME ? path.resolve(process.env.XDG_CACHE_HOME) : path.join(os.homedir(), ".cache");
-    return path.join(base, "autoact", "models");
+    return path.join(autoactCacheDir(), "models");
 }
 
 export function isRemoteSource(source: string): boolean {

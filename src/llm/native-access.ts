@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { Llama, LlamaContext, LlamaGrammarEvaluationState, LlamaModel } from "node-llama-cpp";
 import { RuntimeFailure, errorMessage } from "../util/errors.js";
-import { packageRoot } from "../util/package.js";
+import { autoactCacheDir } from "../util/cache-dir.js";
 
 /**
  * The few node-llama-cpp internals the engine drives directly (pinned to 3.21.1).
@@ -101,13 +101,23 @@ export interface EngineHelper {
 
 export type EngineHelperHandle = { readonly __engineHelperHandle: unique symbol };
 
-const helperVersion = 2;
+/**
+ * The helper's interface version: compiled into the addon (-DAUTOACT_ENGINE_HELPER_VERSION) and
+ * part of its file name, so a stale build is never loaded.
+ */
+export const engineHelperVersion = 3;
 let helperState: { helper?: EngineHelper; warned: boolean; loaded: boolean } = { warned: false, loaded: false };
 
-/** Where the helper addon is built: keyed by the node-llama-cpp version whose header it was compiled against. */
+/**
+ * Where `autoact native build-engine` puts the helper: the autoact cache folder (never the
+ * package folder), keyed by the node-llama-cpp version it was compiled against and its own
+ * interface version. `AUTOACT_ENGINE_HELPER=FILE` points elsewhere.
+ */
 export function engineHelperPath(): string {
-    return process.env.AUTOACT_ENGINE_HELPER
-        ?? path.join(packageRoot, ".cache", "engine-addon", `node-llama-cpp-${nodeLlamaCppVersion()}`, "engine-helper.node");
+    const given = process.env.AUTOACT_ENGINE_HELPER;
+    if (given != null && given !== "" && given !== "off")
+        return path.resolve(given);
+    return path.join(autoactCacheDir(), "engine-addon", `node-llama-cpp-${nodeLlamaCppVersion()}`, `engine-helper-v${engineHelperVersion}.node`);
 }
 
 export function nodeLlamaCppVersion(): string {
@@ -118,12 +128,12 @@ export function nodeLlamaCppVersion(): string {
 
 /**
  * The helper when it is built, else undefined (the engine then runs on node-llama-cpp's own
- * calls, several times slower per token on CPU: said once on stderr).
+ * calls, several times slower per token on CPU: said once on stderr). Loading only reads the
+ * file: it is built by `autoact native build-engine` (CI and the tests' setup run it).
  * Load it only after getLlama(): it resolves llama.cpp's libraries that node-llama-cpp loaded.
- * `build` (if given) brings the addon up to date first (the engine compiles it on first use).
  * `AUTOACT_ENGINE_HELPER=off` disables it (benchmarks compare both paths).
  */
-export function loadEngineHelper(options: { build?: () => void } = {}): EngineHelper | undefined {
+export function loadEngineHelper(): EngineHelper | undefined {
     if (helperState.loaded)
         return helperState.helper;
     helperState.loaded = true;
@@ -131,24 +141,17 @@ export function loadEngineHelper(options: { build?: () => void } = {}): EngineHe
         return undefined;
     const file = engineHelperPath();
     let problem: string | undefined;
-    if (options.build != null) {
-        try {
-            options.build();
-        } catch (error) {
-            problem = `cannot build ${file}: ${errorMessage(error).split("\n")[0]}`;
-        }
-    }
-    if (problem == null && fs.existsSync(file)) {
+    if (fs.existsSync(file)) {
         try {
             const helper = createRequire(import.meta.url)(file) as EngineHelper;
-            if (helper.version === helperVersion)
+            if (helper.version === engineHelperVersion)
                 helperState.helper = helper;
             else
-                problem = `${file} is version ${helper.version}, expected ${helperVersion}: rebuild it`;
+                problem = `${file} is version ${helper.version}, expected ${engineHelperVersion}: rebuild it`;
         } catch (error) {
             problem = `cannot load ${file}: ${errorMessage(error).split("\n")[0]}`;
         }
-    } else if (problem == null) {
+    } else {
         problem = `${file} is not built`;
     }
     if (problem != null && !helperState.warned) {

@@ -5,10 +5,10 @@ import os from "node:os";
 import path from "node:path";
 import { RuntimeFailure, errorMessage } from "../util/errors.js";
 import { packageRoot } from "../util/package.js";
-import { engineHelperPath, nodeLlamaCppVersion } from "./native-access.js";
+import { engineHelperPath, engineHelperVersion, nodeLlamaCppVersion } from "./native-access.js";
 
 export interface BuildEngineHelperOptions {
-    /** Where to write the addon. Defaults to `engineHelperPath()` (under `.cache/engine-addon/`). */
+    /** Where to write the addon. Defaults to `engineHelperPath()` (the autoact cache folder). */
     out?: string;
     /** C++ compiler. Defaults to $CXX, else `c++`. */
     compiler?: string;
@@ -39,7 +39,7 @@ export function buildEngineHelper(options: BuildEngineHelperOptions = {}): Build
     const started = performance.now();
     const out = path.resolve(options.out ?? engineHelperPath());
     const inputs = locateInputs();
-    const stamp = JSON.stringify({ source: fs.statSync(source).mtimeMs, bins: inputs.binsDir, nodeLlamaCpp: nodeLlamaCppVersion() });
+    const stamp = JSON.stringify({ source: fs.statSync(source).mtimeMs, version: engineHelperVersion, bins: inputs.binsDir, nodeLlamaCpp: nodeLlamaCppVersion() });
     const stampFile = `${out}.stamp`;
     if (options.force !== true && fs.existsSync(out) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, "utf8") === stamp)
         return { file: out, built: false, seconds: 0 };
@@ -52,7 +52,7 @@ export function buildEngineHelper(options: BuildEngineHelperOptions = {}): Build
         const compiler = options.compiler ?? process.env.CXX ?? "c++";
         const args = [
             "-std=c++17", "-O2", "-fPIC", "-shared", "-fexceptions", "-fvisibility=hidden",
-            "-DNAPI_VERSION=7", "-DNAPI_CPP_EXCEPTIONS", "-DNODE_GYP_MODULE_NAME=autoact_engine_helper",
+            "-DNAPI_VERSION=7", "-DNAPI_CPP_EXCEPTIONS", `-DAUTOACT_ENGINE_HELPER_VERSION=${engineHelperVersion}`, "-DNODE_GYP_MODULE_NAME=autoact_engine_helper",
             `-I${inputs.nodeInclude}`, `-I${inputs.addonApi}`, `-I${inputs.addonSource}`,
             `-I${path.join(headers, "include")}`, `-I${path.join(headers, "ggml", "include")}`,
             source, "-o", tmpOut,

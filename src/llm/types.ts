@@ -9,9 +9,9 @@ export interface EngineOptions {
     threads?: number;
     /**
      * Use autoact's engine helper addon on CPU (persistent threadpool, main-thread decode of
-     * generation steps; compiled on first use, see `native-addon-build.ts`). When it cannot be
-     * built the engine says so once on stderr and uses node-llama-cpp's own calls.
-     * Defaults to true (the environment variable AUTOACT_ENGINE_HELPER=off turns it off).
+     * generation steps), built by `autoact native build-engine` (see `native-addon-build.ts`).
+     * When it is not built the engine says so once on stderr and uses node-llama-cpp's own
+     * calls. Defaults to true (the environment variable AUTOACT_ENGINE_HELPER=off turns it off).
      */
     helper?: boolean;
 }
@@ -19,6 +19,8 @@ export interface EngineOptions {
 export interface LoadModelOptions {
     /** Layers to offload to the GPU. Defaults to "auto" (as many as fit); ignored on CPU. */
     gpuLayers?: number | "auto";
+    /** Load only the vocabulary and metadata (prompts for a remote server). Defaults to false. */
+    vocabOnly?: boolean;
 }
 
 export interface AdapterSpec {

@@ -6,6 +6,7 @@
 
 import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
 import { evalMethods, type EvalMethod } from "../data/schemas.js";
+import { remoteServerKinds, type RemoteServerKind } from "../llm/remote-backend.js";
 
 export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
 export type StageName = (typeof stageNames)[number];
@@ -45,6 +46,22 @@ export interface PipelineConfig {
         parallel: number;
         /** Prompt template: the model's chat template when it has one, else AutoAct's plain one. */
         template: "auto" | "chat" | "plain";
+        /**
+         * "local": this process runs the model; "openai": OpenAI-compatible servers in
+         * `endpoints` run it (llama-server, vLLM, Ollama), `parallel` requests in flight per
+         * endpoint, and `path` only gives the vocabulary and chat template (weights not loaded).
+         */
+        backend: "local" | "openai";
+        /** Server base URLs for backend "openai", e.g. [http://127.0.0.1:8080]. */
+        endpoints: string[];
+        /** What the servers are; "auto" asks them. */
+        server: RemoteServerKind;
+        /** The `model` field of remote requests; "" = the first model the server lists. */
+        served_name: string;
+        /** Seconds one remote request may take before it is retried. */
+        timeout_s: number;
+        /** Retries of a remote request after a 429, a 5xx, a lost connection, a timeout or a malformed reply. */
+        retries: number;
     };
     data: {
         /** Folders searched (in order, relative to this file) for data files; --data DIR comes first. */
@@ -142,7 +159,10 @@ export const defaultConfig: PipelineConfig = {
     name: "custom",
     description: "",
     task: { kind: "qa", metric: "f1" },
-    model: { path: "default", gpu: "auto", threads: 0, context_size: 4096, parallel: 8, template: "auto" },
+    model: {
+        path: "default", gpu: "auto", threads: 0, context_size: 4096, parallel: 8, template: "auto",
+        backend: "local", endpoints: [], server: "auto", served_name: "", timeout_s: 300, retries: 4
+    },
     data: { search: [], descriptor: "", seeds: "", corpus: [], allow_eval_overlap: false, eval: [] },
     instruct: {
         target: 800,
@@ -192,6 +212,8 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
     "task.metric": ["f1", "em", "option"],
     "model.gpu": ["auto", "cuda", "metal", "vulkan", "cpu"],
     "model.template": ["auto", "chat", "plain"],
+    "model.backend": ["local", "openai"],
+    "model.server": remoteServerKinds,
     "data.eval[].format": ["hotpotqa", "scienceqa", "jsonl"],
     "instruct.mode": ["seeds", "grounded"],
     "filter.keep": ["correct", "f1"],
@@ -205,7 +227,8 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
  * The trainer's come from its options table.
  */
 export const configChecks: Record<string, (value: unknown) => string | null> = {
-    ...trainConfigChecks("train")
+    ...trainConfigChecks("train"),
+    "model.timeout_s": (value) => (typeof value === "number" && value > 0 ? null : `must be more than 0 seconds, got ${String(value)}`)
 };
 
 /** Element templates for arrays of objects, used to check each element's keys and types. */
@@ -218,6 +241,7 @@ export const configIntegers: Record<string, number> = {
     "model.threads": 0,
     "model.context_size": 64,
     "model.parallel": 1,
+    "model.retries": 0,
     "data.eval[].limit": 0,
     "instruct.target": 0,
     "instruct.per_round": 1,

@@ -7,7 +7,8 @@ import type { PipelineConfig } from "./config-schema.js";
 /**
  * The model of one pipeline run, loaded once and shared by every stage: one engine, one
  * loaded model, and one generator (context) per adapter set, so the three sub-agents of
- * group planning share the base weights.
+ * group planning share the base weights. With `model.backend: openai` the generators send
+ * the same prompts to the configured servers instead (the model is loaded vocabulary-only).
  */
 export class ModelSession {
     private engine: Engine | null = null;
@@ -17,13 +18,20 @@ export class ModelSession {
 
     constructor(readonly modelPath: string, private readonly config: PipelineConfig["model"]) {}
 
+    /** Whether OpenAI-compatible servers run the model (`model.backend: openai`). */
+    get remote(): boolean {
+        return this.config.backend === "openai";
+    }
+
     async loaded(): Promise<LoadedModel> {
         if (this.model == null) {
             this.engine = await createEngine({
-                gpu: this.config.gpu,
+                gpu: this.remote ? "cpu" : this.config.gpu,
+                helper: !this.remote,
                 threads: this.config.threads > 0 ? this.config.threads : undefined
             });
-            this.model = await this.engine.loadModel(this.modelPath);
+            // A remote backend needs only the vocabulary and template: the servers hold the weights.
+            this.model = await this.engine.loadModel(this.modelPath, { vocabOnly: this.remote });
             this.formatterValue = createPromptFormatter(this.model.model, { template: this.config.template });
         }
         return this.model;
@@ -48,6 +56,18 @@ export class ModelSession {
         if (generator == null) {
             generator = (async () => {
                 const model = await this.loaded();
+                if (this.remote) {
+                    return model.createRemoteGenerator({
+                        endpoints: this.config.endpoints,
+                        concurrency: this.config.parallel,
+                        server: this.config.server,
+                        servedName: this.config.served_name,
+                        timeoutS: this.config.timeout_s,
+                        retries: this.config.retries,
+                        contextSize: await this.contextSize(),
+                        adapters
+                    });
+                }
                 return model.createGenerator({
                     parallel: this.config.parallel,
                     contextSize: await this.contextSize(),

@@ -8,8 +8,8 @@ import { writeFileAtomicSync } from "../util/fs.js";
 import { packageRoot } from "../util/package.js";
 
 /**
- * Builds the native trainer (`autoact-train`) and llama.cpp's own `llama-bench` from the
- * llama.cpp source node-llama-cpp ships as a git bundle: clone it into native/build, apply
+ * Builds the native trainer (`autoact-train`), llama.cpp's own `llama-bench` and
+ * `llama-server` (the remote backend's test server and `autoact deploy`'s) from the llama.cpp source node-llama-cpp ships as a git bundle: clone it into native/build, apply
  * native/patches/*.patch, configure native/CMakeLists.txt, and build only the targets needed.
  * Incremental: the patched clone is kept while its stamp (tag + bundle size + patch hashes)
  * matches, and ninja rebuilds only what changed.
@@ -43,6 +43,8 @@ export interface NativeBuild {
     trainer: string;
     /** llama.cpp's llama-bench, built from the same (patched) source. */
     llamaBench: string;
+    /** llama.cpp's llama-server, from the same source. */
+    llamaServer: string;
     /** The CMake build folder of this backend. */
     buildDir: string;
     /** llama.cpp tag of the bundle. */
@@ -70,8 +72,8 @@ export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promi
     const buildDir = path.join(buildRoot, backend);
     await configure(buildDir, source, backend, tools, onProgress);
 
-    onProgress({ phase: "build", message: `building autoact-train and llama-bench (${backend}, ${jobs} jobs)` });
-    const targets = ["autoact-train", "llama-bench"];
+    const targets = nativeTargets.map((t) => t.target);
+    onProgress({ phase: "build", message: `building ${targets.join(", ")} (${backend}, ${jobs} jobs)` });
     const args = tools.ninja
         ? ["-C", buildDir, "-j", String(jobs), ...targets]
         : ["--build", buildDir, "--parallel", String(jobs), "--target", ...targets];
@@ -86,15 +88,8 @@ export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promi
     if (result.exitCode !== 0)
         throw new RuntimeFailure(`native build failed in ${buildDir} (exit ${result.exitCode}): ${lastLines(String(result.all ?? ""), 15)}`);
 
-    const exe = process.platform === "win32" ? ".exe" : "";
-    const build: NativeBuild = {
-        trainer: path.join(buildDir, "bin", `autoact-train${exe}`),
-        llamaBench: path.join(buildDir, "bin", `llama-bench${exe}`),
-        buildDir,
-        llamaTag,
-        seconds: (performance.now() - started) / 1000
-    };
-    for (const file of [build.trainer, build.llamaBench]) {
+    const build: NativeBuild = { ...binaries(path.join(buildDir, "bin")), buildDir, llamaTag, seconds: (performance.now() - started) / 1000 };
+    for (const file of [build.trainer, build.llamaBench, build.llamaServer]) {
         if (!fs.existsSync(file))
             throw new RuntimeFailure(`native build finished but ${file} is missing`);
     }
@@ -102,13 +97,24 @@ export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promi
     return build;
 }
 
-/** Where a previous build put the binaries, without building; null when absent. */
-export function findNativeBuild(backend: NativeBackend = "cpu", buildRoot = path.join(nativeDir, "build")): { trainer: string; llamaBench: string } | null {
-    const bin = path.join(buildRoot, backend, "bin");
+/** The build's targets and the NativeBuild field of each executable. */
+const nativeTargets = [
+    { target: "autoact-train", field: "trainer" },
+    { target: "llama-bench", field: "llamaBench" },
+    { target: "llama-server", field: "llamaServer" }
+] as const;
+
+type Binaries = Pick<NativeBuild, (typeof nativeTargets)[number]["field"]>;
+
+function binaries(bin: string): Binaries {
     const exe = process.platform === "win32" ? ".exe" : "";
-    const trainer = path.join(bin, `autoact-train${exe}`);
-    const llamaBench = path.join(bin, `llama-bench${exe}`);
-    return fs.existsSync(trainer) && fs.existsSync(llamaBench) ? { trainer, llamaBench } : null;
+    return Object.fromEntries(nativeTargets.map((t) => [t.field, path.join(bin, `${t.target}${exe}`)])) as unknown as Binaries;
+}
+
+/** Where a previous build put the binaries, without building; null when any is absent. */
+export function findNativeBuild(backend: NativeBackend = "cpu", buildRoot = path.join(nativeDir, "build")): Binaries | null {
+    const found = binaries(path.join(buildRoot, backend, "bin"));
+    return Object.values(found).every((file) => fs.existsSync(file)) ? found : null;
 }
 
 interface Tools {

@@ -1,6 +1,6 @@
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { autoactCacheDir } from "./cache-dir.js";
 import { sha256File, writeFileAtomicSync } from "./fs.js";
 
 /**
@@ -10,7 +10,7 @@ import { sha256File, writeFileAtomicSync } from "./fs.js";
 export async function cachedSha256(file: string): Promise<string> {
     const stat = fs.statSync(file);
     const key = `${path.resolve(file)}|${stat.size}|${stat.mtimeMs}`;
-    const cacheFile = path.join(process.env.AUTOACT_CACHE ?? path.join(os.homedir(), ".cache", "autoact"), "file-hashes.json");
+    const cacheFile = path.join(autoactCacheDir(), "file-hashes.json");
     let cache: Record<string, string> = {};
     try {
         cache = JSON.parse(fs.readFileSync(cacheFile, "utf8")) as Record<string, string>;

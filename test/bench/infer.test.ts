@@ -57,6 +57,9 @@ describe("bench infer", () => {
         expect(result.fingerprint.backend).toBe("cpu");
         expect(result.fingerprint.node_llama_cpp_version).toBe("3.21.1");
         expect(result.ratio_pp).toBeNull();
+        // The pipeline's generator with the synth stage's sampling and a stop string, on its decode backend.
+        expect(result.settings.decode_backend).toBe(process.platform === "linux" ? "helper" : "node-llama-cpp");
+        expect(result.settings.sampling).toMatchObject({ temperature: 0.9, stop: ["\nObservation:"], ignoreEos: true });
 
         const files = await writeBenchResult(result, { dir: path.join(dir, "results") });
         expect(path.basename(files.json)).toBe(`${resultStem(result)}.json`);

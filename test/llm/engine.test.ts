@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, type LoadedModel } from "../../src/llm/engine.js";
+import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type LoadedModel } from "../../src/llm/engine.js";
 import { InputError, RuntimeFailure } from "../../src/util/errors.js";
 import { hasSharedModel, makeTinyModel, sharedModel, tempDir, writeLoraAdapter } from "./helpers.js";
 
@@ -154,6 +154,33 @@ function generationSuite(name: string, getModel: () => LoadedModel, prompts: str
             await generator.dispose();
         });
 
+        it("a sampled request depends only on its own seed, not on what ran before it in the process (issue 11)", async () => {
+            const sampled = (seed: number, prompt: string) => ({ prompt, maxTokens: 32, temperature: 0.9, topK: 40, topP: 0.95, seed });
+            const requests = prompts.map((prompt, i) => sampled(100 + i, prompt));
+            const oneByOne = async (generator: Generator) => {
+                const tokens = [];
+                for (const request of requests)
+                    tokens.push((await generator.complete(request)).tokens);
+                return tokens;
+            };
+            // A fresh generator: the reference.
+            const fresh = await getModel().createGenerator({ parallel: 2, contextSize: 256 });
+            const reference = await oneByOne(fresh);
+            // A warm one: other sampled and greedy requests ran first (KV prefixes kept, samplers
+            // used), then the same requests in reverse order, some sharing those prefixes.
+            const warm = await getModel().createGenerator({ parallel: 2, contextSize: 256 });
+            await warm.generate([...prompts.map((p, i) => sampled(7 + i, `${p} and more`)), { prompt: prompts[0]!, maxTokens: 30 }]);
+            requests.reverse();
+            const again = (await oneByOne(warm)).reverse();
+            requests.reverse();
+            expect(again).toEqual(reference);
+            // Seeds alone decide: a different seed gives a different sample somewhere.
+            const reseeded = await fresh.generate(requests.map((r) => ({ ...r, seed: r.seed + 1 })));
+            expect(reseeded.some((r, i) => JSON.stringify(r.tokens) !== JSON.stringify(reference[i]))).toBe(true);
+            await fresh.dispose();
+            await warm.dispose();
+        });
+
         it("grammar-constrained requests always match the grammar (GBNF and JSON schema)", async () => {
             const generator = await getModel().createGenerator({ parallel: 4, contextSize: 256 });
             const gbnf = 'root ::= "answer: " ("yes" | "no" | [0-9]{1,3}) "."';
@@ -200,7 +227,7 @@ function generationSuite(name: string, getModel: () => LoadedModel, prompts: str
         });
 
         it("the engine helper (persistent threadpool, main-thread steps) gives node-llama-cpp's own results, sampled ones too", async () => {
-            // Built on first use on Linux; elsewhere the engine runs without it.
+            // Built by the tests' setup (autoact native build-engine) on Linux; elsewhere the engine runs without it.
             if (process.platform === "linux")
                 expect(engine.helper).toBeDefined();
             const plainEngine = await createEngine({ gpu: "cpu", threads: 1, helper: false });

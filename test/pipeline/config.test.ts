@@ -68,4 +68,13 @@ describe("pipeline config", () => {
         expect(errorOf(() => loadConfig(file, { set: ["synth.nope=1"] })).message).toMatch(/--set synth\.nope: unknown key/);
         expect(errorOf(() => loadConfig(file, { set: ["synth.max_steps"] })).message).toMatch(/expected KEY=VALUE/);
     });
+
+    it("reads the remote backend's keys and checks them", () => {
+        const file = write("remote.yaml", "name: r\nmodel:\n  backend: openai\n  endpoints: [http://127.0.0.1:8080, http://10.0.0.2:8000/v1]\n  server: vllm\n");
+        const { config } = loadConfig(file);
+        expect(config.model).toMatchObject({ backend: "openai", endpoints: ["http://127.0.0.1:8080", "http://10.0.0.2:8000/v1"], server: "vllm", timeout_s: 300, retries: 4 });
+        expect(errorOf(() => loadConfig(file, { set: ["model.backend=grpc"] })).message).toMatch(/model\.backend/);
+        expect(errorOf(() => loadConfig(file, { set: ["model.timeout_s=0"] })).message).toMatch(/model\.timeout_s.*must be more than 0 seconds/);
+        expect(errorOf(() => loadConfig(file, { set: ["model.retries=-1"] })).message).toMatch(/model\.retries/);
+    });
 });

@@ -2,6 +2,8 @@ import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { benchInfer, benchTrain, defaultResultsDir, renderBenchReport, writeBenchResult, type BenchResult } from "../../bench/index.js";
 import { InputError } from "../../util/errors.js";
+import { writeFileAtomicSync } from "../../util/fs.js";
+import { benchRemote } from "../../bench/remote.js";
 import { quoteArg } from "../../bench/llama-bench.js";
 import type { GpuChoice } from "../../llm/engine.js";
 import type { NativeBackend } from "../../train/native-build.js";
@@ -48,6 +50,39 @@ async function save(result: BenchResult, out: string | undefined, dir: string | 
     process.stdout.write(`${lines.join("\n")}\n`);
 }
 
+interface RemoteArgs {
+    model: string;
+    parallel?: number;
+    tg?: number;
+    reps?: number;
+    threads?: number;
+    "llama-server"?: string;
+    out?: string;
+}
+
+const remote: CommandModule<object, RemoteArgs> = {
+    command: "remote",
+    describe: "The remote backend's aggregate tokens/s against llama-server's own /completion at the same concurrency",
+    builder: (yargs) => yargs
+        .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE]" })
+        .option("parallel", { type: "number", describe: "Concurrent requests and server slots (default 8)" })
+        .option("tg", { type: "number", describe: "Generated tokens per request (default 128)" })
+        .option("reps", { type: "number", describe: "Timed rounds per client (default 3)" })
+        .option("threads", { type: "number", describe: "llama-server threads (default 2)" })
+        .option("llama-server", { type: "string", describe: "llama-server executable (default: the autoact native build's)" })
+        .option("out", { type: "string", describe: "Result JSON file (default: printed only)" }) as unknown as Argv<RemoteArgs>,
+    handler: async (args) => {
+        const result = await benchRemote({
+            model: args.model, parallel: args.parallel, tg: args.tg, reps: args.reps, threads: args.threads, llamaServer: args["llama-server"], onProgress: progress
+        });
+        result.command = commandLine();
+        const json = `${JSON.stringify(result, null, 2)}\n`;
+        if (args.out != null)
+            writeFileAtomicSync(args.out, json);
+        process.stdout.write(json);
+    }
+};
+
 interface InferArgs {
     model: string;
     gpu: string;
@@ -75,7 +110,7 @@ const infer: CommandModule<object, InferArgs> = {
         .option("pp", { type: "number", default: 512, describe: "Prompt tokens of the pp test" })
         .option("tg", { type: "number", default: 128, describe: "Generated tokens of the tg test" })
         .option("reps", { type: "number", default: 5, describe: "Timed repetitions after a warm-up" })
-        .option("parallel", { type: "string", default: "1,8", describe: "Sequence counts for aggregate generation, e.g. 1,2,4,8,16,32" })
+        .option("parallel", { type: "string", describe: "Sequence counts for aggregate generation (default 1,2,4,8), e.g. 1,2,4,8,16,32" })
         .option("lora", { type: "string", array: true, describe: "LoRA adapter files (or zero:RANK): tests with 1 and 3 adapter contexts" })
         .option("compare-llama-bench", { type: "boolean", default: false, describe: "Also run llama.cpp's llama-bench (native build) and record ratio_pp / ratio_tg" })
         .option("llama-bench", { type: "string", describe: "llama-bench executable (default: the autoact native build's)" })
@@ -192,6 +227,6 @@ const report: CommandModule<object, ReportArgs> = {
 export const benchCommand: CommandModule = {
     command: "bench <command>",
     describe: "Benchmarks: inference and training tokens/s with a hardware fingerprint, and their report",
-    builder: (yargs) => yargs.command(infer).command(train).command(report).demandCommand(1),
+    builder: (yargs) => yargs.command(infer).command(train).command(report).command(remote).demandCommand(1),
     handler: () => {}
 };

@@ -8,6 +8,8 @@ import { trainCommand } from "./train.js";
 import { nativeCommand } from "./native.js";
 import { benchCommand } from "./bench.js";
 import { importCommand } from "./import.js";
+import { deployCommand } from "./deploy.js";
+import { agentCommand } from "./agent.js";
 
 // Every CLI command, in the order `autoact --help` lists them. One file per command;
 // each is a thin adapter over one library function.
@@ -27,4 +29,6 @@ export const commands: CommandModule<any, any>[] = [
     trainCommand,
     nativeCommand,
     benchCommand,
+    deployCommand,
+    agentCommand,
 ];

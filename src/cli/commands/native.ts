@@ -11,7 +11,7 @@ interface BuildArgs {
 
 const build: CommandModule<object, BuildArgs> = {
     command: "build",
-    describe: "Build the LoRA trainer and llama-bench from node-llama-cpp's llama.cpp source (incremental)",
+    describe: "Build the LoRA trainer, llama-bench and llama-server from node-llama-cpp's llama.cpp source (incremental)",
     builder: (yargs) => yargs
         .option("backend", { type: "string", default: "cpu", describe: `${nativeBackends.join(" | ")}` })
         .option("jobs", { type: "number", describe: "Parallel compile jobs (default: physical cores)" })
@@ -22,13 +22,13 @@ const build: CommandModule<object, BuildArgs> = {
         const progress = createTrainProgress();
         const result = await ensureNativeBuild({ backend: args.backend as NativeBackend, jobs: args.jobs, force: args.force, onProgress: progress.build });
         progress.done();
-        process.stdout.write(`${JSON.stringify({ trainer: result.trainer, llamaBench: result.llamaBench, buildDir: result.buildDir, llamaTag: result.llamaTag, seconds: Number(result.seconds.toFixed(2)) })}\n`);
+        process.stdout.write(`${JSON.stringify({ trainer: result.trainer, llamaBench: result.llamaBench, llamaServer: result.llamaServer, buildDir: result.buildDir, llamaTag: result.llamaTag, seconds: Number(result.seconds.toFixed(2)) })}\n`);
     }
 };
 
 export const nativeCommand: CommandModule = {
     command: "native <command>",
-    describe: "Native builds: the LoRA trainer and llama-bench (build), the engine's speed helper (build-engine)",
+    describe: "Native builds: the LoRA trainer, llama-bench and llama-server (build), the engine's speed helper (build-engine)",
     builder: (yargs) => yargs.command(build).command(buildEngineCommand).demandCommand(1),
     handler: () => {}
 };

@@ -25,6 +25,10 @@
 #include "llama.h"
 #include <node_api.h>
 
+#ifndef AUTOACT_ENGINE_HELPER_VERSION
+#error "AUTOACT_ENGINE_HELPER_VERSION is set by autoact native build-engine (src/llm/native-access.ts)"
+#endif
+
 namespace {
 
 using threadpool_new_t = ggml_threadpool_t (*)(ggml_threadpool_params *);
@@ -302,7 +306,7 @@ napi_value init(napi_env env, napi_value exports) {
     };
     napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
     napi_value version;
-    napi_create_int32(env, 2, &version);
+    napi_create_int32(env, AUTOACT_ENGINE_HELPER_VERSION, &version);
     napi_set_named_property(env, exports, "version", version);
     return exports;
 }

@@ -1,0 +1,107 @@
+import os from "node:os";
+import { startLlamaServer } from "../deploy/llama-server.js";
+import { createEngine, type GenerationRequest } from "../llm/engine.js";
+import { findNativeBuild, ensureNativeBuild } from "../train/native-build.js";
+import { InputError } from "../util/errors.js";
+import { readGgufInfo } from "../gguf/reader.js";
+import { ggufVocabSize, resolveBenchModel } from "./models.js";
+import { randomTokens } from "./stats.js";
+
+export interface RemoteBenchOptions {
+    /** A GGUF file or `synth:PRESET[:TYPE]`. */
+    model: string;
+    /** Concurrent requests (and llama-server slots). Defaults to 8. */
+    parallel?: number;
+    /** Prompt tokens of each request. Defaults to 32. */
+    prompt?: number;
+    /** Generated tokens of each request. Defaults to 128. */
+    tg?: number;
+    /** Timed rounds of each client after one warm-up round. Defaults to 3. */
+    reps?: number;
+    /** llama-server's threads. Defaults to 2. */
+    threads?: number;
+    /** The llama-server executable. Defaults to the autoact native build's. */
+    llamaServer?: string;
+    onProgress?: (message: string) => void;
+}
+
+export interface RemoteBenchResult {
+    kind: "remote";
+    timestamp: string;
+    command: string;
+    model: string;
+    settings: Required<Omit<RemoteBenchOptions, "model" | "llamaServer" | "onProgress">>;
+    load_avg: { before: number; after: number };
+    /** Aggregate tokens/s of each round: autoact's remote generator, and plain concurrent POST /completion. */
+    autoact: number[];
+    completion: number[];
+    /** median(autoact) / median(completion). */
+    ratio: number;
+}
+
+/**
+ * The remote path's throughput against llama-server's own `/completion` at the same
+ * concurrency, on one llama-server: `parallel` requests at once, random prompt ids, `tg`
+ * sampled tokens each (end-of-generation ignored), rounds alternating between the two clients.
+ */
+export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBenchResult> {
+    const o = { parallel: options.parallel ?? 8, prompt: options.prompt ?? 32, tg: options.tg ?? 128, reps: options.reps ?? 3, threads: options.threads ?? 2 };
+    for (const [name, value] of Object.entries(o))
+        if (!Number.isInteger(value) || value < 1)
+            throw new InputError(`--${name} must be a positive integer, got ${value}`);
+    const progress = options.onProgress ?? (() => {});
+    const modelFile = await resolveBenchModel(options.model);
+    const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? (await ensureNativeBuild()).llamaServer;
+    const loadBefore = os.loadavg()[0]!;
+    progress(`starting llama-server (${o.parallel} slots, ${o.threads} threads)`);
+    const server = await startLlamaServer({ binary, model: modelFile, parallel: o.parallel, contextSize: o.prompt + o.tg + 16, threads: o.threads, readyTimeoutMs: 300_000 });
+    const engine = await createEngine({ gpu: "cpu", threads: 1, helper: false });
+    try {
+        const vocab = await engine.loadModel(modelFile, { vocabOnly: true });
+        const generator = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: o.parallel, retries: 0 });
+        const vocabSize = ggufVocabSize(await readGgufInfo(modelFile));
+        const requests = (round: number): GenerationRequest[] => Array.from({ length: o.parallel }, (_, i) => ({
+            prompt: Array.from(randomTokens(o.prompt, vocabSize, round * 1000 + i)), maxTokens: o.tg, ignoreEos: true, temperature: 0.9, seed: i
+        }));
+        const ours = async (round: number) => {
+            const started = performance.now();
+            const results = await generator.generate(requests(round));
+            return results.reduce((sum, r) => sum + r.generatedTokens, 0) / ((performance.now() - started) / 1000);
+        };
+        const theirs = async (round: number) => {
+            const started = performance.now();
+            const replies = await Promise.all(requests(round).map(async (r) => {
+                const response = await fetch(`${server.url}/completion`, {
+                    method: "POST", headers: { "content-type": "application/json" },
+                    body: JSON.stringify({ prompt: r.prompt, n_predict: r.maxTokens, ignore_eos: true, temperature: r.temperature, seed: r.seed, top_k: 0, min_p: 0, cache_prompt: true })
+                });
+                return (await response.json()) as { tokens_predicted: number };
+            }));
+            return replies.reduce((sum, r) => sum + r.tokens_predicted, 0) / ((performance.now() - started) / 1000);
+        };
+        progress("warm-up");
+        await ours(-1);
+        await theirs(-2);
+        const autoact: number[] = [];
+        const completion: number[] = [];
+        for (let rep = 0; rep < o.reps; rep++) {
+            progress(`round ${rep + 1}/${o.reps}`);
+            autoact.push(await ours(2 * rep));
+            completion.push(await theirs(2 * rep + 1));
+        }
+        await generator.dispose();
+        return {
+            kind: "remote", timestamp: new Date().toISOString(), command: process.argv.join(" "), model: modelFile, settings: o,
+            load_avg: { before: loadBefore, after: os.loadavg()[0]! }, autoact, completion, ratio: median(autoact) / median(completion)
+        };
+    } finally {
+        await engine.dispose();
+        await server.stop();
+    }
+}
+
+function median(values: number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

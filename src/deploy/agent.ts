@@ -1,0 +1,88 @@
+import fs from "node:fs";
+import path from "node:path";
+import { runEpisode, type EpisodeResult } from "../agents/episode.js";
+import { GroupPolicy, type SubAgents } from "../agents/policies.js";
+import { subAgentNames } from "../agents/division.js";
+import { loadConfig } from "../pipeline/config.js";
+import type { StageContext } from "../pipeline/context.js";
+import { DataLocator } from "../pipeline/data-locator.js";
+import { ModelSession } from "../pipeline/model-session.js";
+import { RunDir } from "../pipeline/run-dir.js";
+import { runDirAdapters } from "../pipeline/stages/eval.js";
+import { openTaskSetup } from "../pipeline/task-setup.js";
+import { resolveModelSource } from "../llm/model-source.js";
+import { ToolSession } from "../tools/index.js";
+import { InputError } from "../util/errors.js";
+import { createProgress } from "../util/progress.js";
+import { deriveSeed } from "../util/random.js";
+
+export interface AskOptions {
+    /** The run directory: its config, selected tools, corpus and adapters. */
+    runDir: string;
+    question: string;
+    /** An OpenAI-compatible server with the sub-agents (see `autoact deploy`). Defaults to running the model here. */
+    server?: string;
+    /** A local GGUF instead of the run's model (local inference). Defaults to the run's model. */
+    model?: string;
+    /** Seed of the sampled calls. Defaults to the run's eval seed. */
+    seed?: number;
+    /** Status lines. Defaults to none. */
+    log?: (line: string) => void;
+}
+
+/**
+ * Answers one question by group planning, as the eval stage does: the plan, tool and reflect
+ * sub-agents (the run's adapters), the run's selected tools and corpus, the eval settings;
+ * on a server (`--server`, adapters picked per request) or here (`--model`, or the run's model).
+ */
+export async function askAgents(options: AskOptions): Promise<EpisodeResult> {
+    const runDir = new RunDir(options.runDir);
+    const configFile = runDir.file("config.yaml");
+    if (!fs.existsSync(configFile))
+        throw new InputError(`${runDir.dir} is not a run directory (no config.yaml)`);
+    if (options.question.trim() === "")
+        throw new InputError("the question is empty");
+    if (options.server != null && options.model != null)
+        throw new InputError("give --server or --model, not both");
+    const config = loadConfig(configFile).config;
+    if (options.server != null) {
+        config.model.backend = "openai";
+        config.model.endpoints = [options.server];
+    } else {
+        config.model.backend = "local";
+    }
+    const source = options.model != null ? path.resolve(options.model) : runDir.readManifest(config.name).model?.path ?? config.model.path;
+    // The prompts are formatted here in both cases: the model's vocabulary and template are read.
+    const session = new ModelSession(await resolveModelSource(source), config.model);
+    const log = options.log ?? (() => {});
+    const context: StageContext = {
+        config, configDir: runDir.dir, runDir, limit: null,
+        data: new DataLocator({ searchDirs: config.data.search, descriptor: config.data.descriptor }),
+        model: session, progress: createProgress({ silent: true }), log
+    };
+    const setup = await openTaskSetup(context);
+    try {
+        const adapters = runDirAdapters(runDir);
+        const agents = {} as SubAgents;
+        for (const agent of subAgentNames)
+            agents[agent] = await session.agent(agent, adapters[agent] == null ? [] : [{ filePath: adapters[agent]! }]);
+        const settings = config.eval;
+        const policy = new GroupPolicy(agents, {
+            temperature: settings.temperature, topP: settings.top_p, topK: settings.top_k, maxTokens: settings.max_tokens,
+            seed: options.seed ?? deriveSeed(settings.seed, `agent-${options.question}`)
+        });
+        return await runEpisode({
+            header: setup.header,
+            question: options.question,
+            policy,
+            tools: setup.runner,
+            session: new ToolSession({}),
+            maxSteps: settings.max_steps,
+            maxContext: Math.min(config.synth.max_context, await session.contextSize()),
+            reserveTokens: 2 * settings.max_tokens
+        });
+    } finally {
+        setup.close();
+        await session.dispose();
+    }
+}

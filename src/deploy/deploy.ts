@@ -1,0 +1,108 @@
+import fs from "node:fs";
+import path from "node:path";
+import { subAgentNames, type SubAgentName } from "../agents/division.js";
+import { plainResponseMarker } from "../llm/prompt-format.js";
+import { loadConfig } from "../pipeline/config.js";
+import { RunDir } from "../pipeline/run-dir.js";
+import { runDirAdapters } from "../pipeline/stages/eval.js";
+import { findNativeBuild } from "../train/native-build.js";
+import { InputError } from "../util/errors.js";
+import { writeFileAtomicSync } from "../util/fs.js";
+import { llamaServerArgs } from "./llama-server.js";
+
+export interface DeployOptions {
+    /** A run directory whose train stage wrote adapters/{plan,tool,reflect}.gguf. */
+    runDir: string;
+    /** Output folder. Defaults to <run-dir>/deploy. */
+    out?: string;
+    /** llama-server's port. Defaults to 8080. */
+    port?: number;
+    /** llama-server's slots. Defaults to the run's model.parallel. */
+    parallel?: number;
+    /** The llama-server executable written into the command. Defaults to the autoact native build's, else `llama-server` on PATH. */
+    llamaServer?: string;
+}
+
+export interface Deployment {
+    /** llama-server's command line (argv): the base with the three adapters, none applied by default. */
+    command: string[];
+    /** The shell script holding it. */
+    script: string;
+    /** An Ollama Modelfile per sub-agent (FROM the base, ADAPTER its adapter). */
+    modelfiles: Record<SubAgentName, string>;
+    /** How to use them (README.md in the folder). */
+    readme: string;
+}
+
+/**
+ * Writes what serves a run's trained sub-agents: llama-server's command line loading the base
+ * with the three adapters (requests pick theirs: autoact's remote backend sends
+ * `lora: [{id, scale}]`), and an Ollama Modelfile per agent, named as the remote backend asks
+ * for them (`plan`, `tool`, `reflect`). `autoact agent --server URL` then answers questions by
+ * group planning against the server.
+ */
+export function writeDeployment(options: DeployOptions): Deployment {
+    const runDir = new RunDir(options.runDir);
+    const configFile = runDir.file("config.yaml");
+    if (!fs.existsSync(configFile))
+        throw new InputError(`${runDir.dir} is not a run directory (no config.yaml)`);
+    const config = loadConfig(configFile).config;
+    const manifest = runDir.readManifest(config.name);
+    const base = manifest.model?.path;
+    if (base == null || !fs.existsSync(base))
+        throw new InputError(`${runDir.file("manifest.json")}: the run's base model is unknown or gone (${base ?? "no model recorded"}); run a stage that loads it first`);
+    const adapters = runDirAdapters(runDir);
+    const missing = subAgentNames.filter((agent) => adapters[agent] == null);
+    if (missing.length > 0)
+        throw new InputError(`${runDir.file("adapters")}: no adapter for ${missing.join(", ")}; run the train stage first (autoact train --run-dir ${options.runDir})`);
+    const out = path.resolve(options.out ?? runDir.file("deploy"));
+    const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? "llama-server";
+    const command = [binary, ...llamaServerArgs({
+        binary, model: base, adapters: subAgentNames.map((agent) => adapters[agent]!), port: options.port ?? 8080,
+        parallel: options.parallel ?? config.model.parallel, contextSize: config.model.context_size
+    })];
+    fs.mkdirSync(out, { recursive: true });
+    const script = path.join(out, "llama-server.sh");
+    writeFileAtomicSync(script, `#!/bin/sh\n# The base model with the plan, tool and reflect adapters (none applied unless a request asks).\nexec ${command.map(shellQuote).join(" ")} "$@"\n`);
+    fs.chmodSync(script, 0o755);
+
+    const modelfiles = {} as Record<SubAgentName, string>;
+    for (const agent of subAgentNames) {
+        const file = path.join(out, "ollama", agent, "Modelfile");
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        // autoact sends fully formatted prompts: the template passes them through unchanged.
+        writeFileAtomicSync(file, [
+            `# The ${agent} sub-agent: ollama create ${agent} -f ${file}`,
+            `FROM ${base}`,
+            `ADAPTER ${adapters[agent]}`,
+            `TEMPLATE """{{ .Prompt }}"""`,
+            `PARAMETER temperature ${config.eval.temperature}`,
+            `PARAMETER top_p ${config.eval.top_p}`,
+            `PARAMETER top_k ${config.eval.top_k}`,
+            ""
+        ].join("\n"));
+        modelfiles[agent] = file;
+    }
+    const readme = path.join(out, "README.md");
+    writeFileAtomicSync(readme, [
+        `# Serving the sub-agents of ${runDir.dir}`,
+        "",
+        "llama-server (the base with the three adapters; each request picks its adapter):",
+        "",
+        `    ${script}`,
+        `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:${options.port ?? 8080} "your question"`,
+        "",
+        "Ollama (one model per sub-agent, named as autoact asks for them):",
+        "",
+        ...subAgentNames.map((agent) => `    ollama create ${agent} -f ${modelfiles[agent]}`),
+        `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:11434 "your question"`,
+        "",
+        `Prompts are formatted by autoact (${config.model.template} template${config.model.template === "plain" ? `, response marker ${JSON.stringify(plainResponseMarker)}` : ""}); the servers only complete them.`,
+        ""
+    ].join("\n"));
+    return { command, script, modelfiles, readme };
+}
+
+function shellQuote(arg: string): string {
+    return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}

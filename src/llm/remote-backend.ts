@@ -1,0 +1,337 @@
+import path from "node:path";
+import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import type { RequestBackend } from "./generator.js";
+import type { AdapterSpec, GenerationRequest, GenerationResult, StopReason } from "./types.js";
+
+/** Servers the remote backend speaks to (all through the OpenAI-compatible `/v1/completions`). */
+export const remoteServerKinds = ["auto", "llama-server", "vllm", "ollama", "openai"] as const;
+export type RemoteServerKind = (typeof remoteServerKinds)[number];
+
+export interface RemoteOptions {
+    /** Base URLs of OpenAI-compatible servers (`http://host:port`, with or without `/v1`). */
+    endpoints: string[];
+    /** Requests in flight per endpoint. Defaults to 4. */
+    concurrency?: number;
+    /** Seconds one request may take before it is retried. Defaults to 300. */
+    timeoutS?: number;
+    /** Retries of a request after a 429, a 5xx, a connection error, a timeout or a malformed reply. Defaults to 4. */
+    retries?: number;
+    /** What the servers are; "auto" asks each one (`/props`, `/version`, `/api/version`). Defaults to "auto". */
+    server?: RemoteServerKind;
+    /** The `model` field of requests; "" = the first model the server lists. Defaults to "". */
+    servedName?: string;
+    /** First retry delay in ms, doubled each time (tests make it short). Defaults to 500. */
+    backoffMs?: number;
+}
+
+/** How a prompt (the local formatter's token ids) and the adapters reach one server. */
+interface Endpoint {
+    url: string;
+    kind: Exclude<RemoteServerKind, "auto">;
+    model: string;
+    /** llama-server: its adapters' ids by file name (GET /lora-adapters). */
+    loraIds: Map<string, number>;
+}
+
+/**
+ * The remote decode backend: every request goes whole to `/v1/completions` of one endpoint
+ * (slot s -> endpoint floor(s / concurrency)), with the local prompt's token ids (llama-server,
+ * vLLM) or their exact text (Ollama, other servers), the same sampling values and seed,
+ * stop strings, grammar or JSON schema where the server has them, and the sub-agent's adapter
+ * (llama-server's per-request `lora`, or the adapter's model name on vLLM and Ollama).
+ * Retries with exponential back-off; the last failure is one line naming the endpoint.
+ */
+export class RemoteBackend implements RequestBackend {
+    readonly name = "openai";
+    private readonly controller = new AbortController();
+
+    private constructor(
+        private readonly endpoints: Endpoint[],
+        private readonly concurrency: number,
+        private readonly options: Required<Pick<RemoteOptions, "timeoutS" | "retries" | "backoffMs">>,
+        private readonly adapters: AdapterSpec[],
+        private readonly detokenize: (tokens: number[]) => string,
+        private readonly tokenize: (text: string) => number[]
+    ) {}
+
+    /** Connects to every endpoint (kind, model name, adapters), retrying as requests do. */
+    static async connect(options: RemoteOptions & { adapters?: AdapterSpec[]; detokenize: (tokens: number[]) => string; tokenize: (text: string) => number[] }): Promise<RemoteBackend> {
+        const settings = checkRemoteOptions(options);
+        const endpoints: Endpoint[] = [];
+        for (const url of settings.endpoints)
+            endpoints.push(await describeEndpoint(url, settings));
+        const adapters = options.adapters ?? [];
+        for (const endpoint of endpoints)
+            for (const adapter of adapters)
+                adapterSelector(endpoint, adapter); // fails now, not mid-run, when the server lacks it
+        return new RemoteBackend(endpoints, settings.concurrency, settings, adapters, options.detokenize, options.tokenize);
+    }
+
+    /** Slots: `concurrency` per endpoint. */
+    get slots(): number {
+        return this.endpoints.length * this.concurrency;
+    }
+
+    async run(request: GenerationRequest, prompt: number[], slot: number): Promise<GenerationResult> {
+        const endpoint = this.endpoints[Math.floor(slot / this.concurrency) % this.endpoints.length]!;
+        const started = performance.now();
+        const body = this.body(endpoint, request, prompt);
+        const reply = await withRetries(endpoint.url, "POST /v1/completions", this.options, this.controller.signal, async (signal) => {
+            const json = await postJson(`${endpoint.url}/v1/completions`, body, signal);
+            return parseCompletion(json);
+        });
+        return {
+            text: reply.text,
+            // The server's tokens are not returned by every server: the text's tokens, for counts.
+            tokens: this.tokenize(reply.text),
+            stopReason: reply.stopReason,
+            promptTokens: reply.promptTokens ?? prompt.length,
+            generatedTokens: reply.generatedTokens ?? this.tokenize(reply.text).length,
+            timeMs: performance.now() - started
+        };
+    }
+
+    release(): void {
+        this.controller.abort();
+    }
+
+    /** The request body: the local path's prompt and sampling, in the server's dialect. */
+    private body(endpoint: Endpoint, request: GenerationRequest, prompt: number[]): Record<string, unknown> {
+        const tokensIn = endpoint.kind === "llama-server" || endpoint.kind === "vllm";
+        const body: Record<string, unknown> = {
+            model: endpoint.model,
+            prompt: tokensIn ? prompt : this.detokenize(prompt),
+            max_tokens: request.maxTokens ?? 256,
+            temperature: request.temperature ?? 0,
+            top_p: request.topP ?? 1,
+            stream: false
+        };
+        if (request.seed != null)
+            body.seed = request.seed;
+        if (request.stop != null && request.stop.length > 0)
+            body.stop = request.stop;
+        if (endpoint.kind === "llama-server" || endpoint.kind === "vllm") {
+            body.top_k = request.topK != null && request.topK > 0 ? request.topK : (endpoint.kind === "vllm" ? -1 : 0);
+            if (request.ignoreEos === true)
+                body.ignore_eos = true;
+        }
+        if (endpoint.kind === "llama-server") {
+            // llama-server's own defaults add min-p 0.05 and top-k 40: off, as in the local path
+            body.min_p = 0;
+            body.cache_prompt = true;
+        }
+        if (request.grammar != null)
+            Object.assign(body, grammarFields(endpoint, request.grammar));
+        Object.assign(body, this.adapters.length === 0 && endpoint.kind !== "llama-server" ? {} : adapterFields(endpoint, this.adapters));
+        return body;
+    }
+}
+
+function checkRemoteOptions(options: RemoteOptions): Required<Omit<RemoteOptions, "server" | "servedName">> & { server: RemoteServerKind; servedName: string } {
+    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0)
+        throw new InputError("model.endpoints: a remote backend needs at least one server URL, e.g. [http://127.0.0.1:8080]");
+    const endpoints = options.endpoints.map((url) => {
+        let parsed: URL;
+        try {
+            parsed = new URL(url);
+        } catch {
+            throw new InputError(`model.endpoints: not a URL: ${JSON.stringify(url)}`);
+        }
+        if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+            throw new InputError(`model.endpoints: ${url}: only http and https URLs are supported`);
+        return parsed.toString().replace(/\/+$/, "").replace(/\/v1$/, "");
+    });
+    const concurrency = options.concurrency ?? 4;
+    const timeoutS = options.timeoutS ?? 300;
+    const retries = options.retries ?? 4;
+    const server = options.server ?? "auto";
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+        throw new InputError(`remote concurrency must be a positive integer, got ${concurrency}`);
+    if (!(timeoutS > 0))
+        throw new InputError(`model.timeout_s must be positive, got ${timeoutS}`);
+    if (!Number.isInteger(retries) || retries < 0)
+        throw new InputError(`model.retries must be a whole number, got ${retries}`);
+    if (!(remoteServerKinds as readonly string[]).includes(server))
+        throw new InputError(`model.server: unknown server kind "${server}" (expected ${remoteServerKinds.join(", ")})`);
+    return { endpoints, concurrency, timeoutS, retries, server, servedName: options.servedName ?? "", backoffMs: options.backoffMs ?? 500 };
+}
+
+/** Kind (asked when "auto"), model name and (llama-server) adapter ids of one server. */
+async function describeEndpoint(url: string, settings: ReturnType<typeof checkRemoteOptions>): Promise<Endpoint> {
+    const get = (route: string) => withRetries(url, `GET ${route}`, settings, undefined, (signal) => getJson(`${url}${route}`, signal));
+    // A route the server lacks (404, or a page that is not JSON) says it is another kind.
+    const probe = async (route: string) => await getJson(`${url}${route}`, AbortSignal.timeout(settings.timeoutS * 1000)).catch(() => undefined);
+    let kind = settings.server;
+    // The first call also tells whether the server is up at all (retried like requests).
+    const models = await get("/v1/models") as { data?: { id?: string }[] };
+    if (kind === "auto") {
+        const props = await probe("/props") as { default_generation_settings?: unknown } | undefined;
+        if (props?.default_generation_settings != null)
+            kind = "llama-server";
+        else if ((await probe("/api/version") as { version?: string } | undefined)?.version != null)
+            kind = "ollama";
+        else if ((await probe("/version") as { version?: string } | undefined)?.version != null)
+            kind = "vllm";
+        else
+            kind = "openai";
+    }
+    const model = settings.servedName || models.data?.[0]?.id;
+    if (model == null)
+        throw new RuntimeFailure(`remote model: ${url} lists no model (GET /v1/models); set model.served_name`);
+    const loraIds = new Map<string, number>();
+    if (kind === "llama-server") {
+        const list = await get("/lora-adapters") as { id: number; path: string }[];
+        for (const adapter of Array.isArray(list) ? list : [])
+            loraIds.set(path.basename(adapter.path), adapter.id);
+    }
+    return { url, kind: kind as Endpoint["kind"], model, loraIds };
+}
+
+function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): { id?: number; model?: string } {
+    const file = path.basename(adapter.filePath);
+    if (endpoint.kind === "llama-server") {
+        const id = endpoint.loraIds.get(file);
+        if (id == null)
+            throw new InputError(`remote model: ${endpoint.url} has no adapter ${file} loaded (start llama-server with --lora ${adapter.filePath}, see autoact deploy)`);
+        return { id };
+    }
+    if (endpoint.kind === "vllm" || endpoint.kind === "ollama")
+        return { model: file.replace(/\.gguf$/i, "") };
+    throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) cannot select LoRA adapters per request; use llama-server, vLLM or Ollama`);
+}
+
+/** llama-server: every loaded adapter with scale 1 (the chosen ones) or 0; vLLM/Ollama: the adapter's model name. */
+function adapterFields(endpoint: Endpoint, adapters: AdapterSpec[]): Record<string, unknown> {
+    if (endpoint.kind === "llama-server") {
+        const chosen = new Map(adapters.map((a) => [adapterSelector(endpoint, a).id!, a.scale ?? 1]));
+        return { lora: [...endpoint.loraIds.values()].sort((a, b) => a - b).map((id) => ({ id, scale: chosen.get(id) ?? 0 })) };
+    }
+    if (adapters.length > 1)
+        throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) serves one adapter per model name, got ${adapters.length}`);
+    return { model: adapterSelector(endpoint, adapters[0]!).model };
+}
+
+function grammarFields(endpoint: Endpoint, grammar: NonNullable<GenerationRequest["grammar"]>): Record<string, unknown> {
+    const gbnf = "gbnf" in grammar;
+    switch (endpoint.kind) {
+        case "llama-server":
+            return gbnf ? { grammar: grammar.gbnf } : { json_schema: grammar.jsonSchema };
+        case "vllm":
+            return gbnf ? { guided_grammar: grammar.gbnf } : { guided_json: grammar.jsonSchema };
+        default:
+            if (gbnf)
+                throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) takes no GBNF grammar; use llama-server or vLLM`);
+            return { response_format: { type: "json_schema", json_schema: { name: "output", schema: grammar.jsonSchema } } };
+    }
+}
+
+interface Completion {
+    text: string;
+    stopReason: StopReason;
+    promptTokens?: number;
+    generatedTokens?: number;
+}
+
+function parseCompletion(json: unknown): Completion {
+    const reply = json as { choices?: { text?: unknown; finish_reason?: unknown; stop_reason?: unknown }[]; usage?: { prompt_tokens?: number; completion_tokens?: number } };
+    const choice = reply?.choices?.[0];
+    if (choice == null || typeof choice.text !== "string")
+        throw new MalformedReply("no choices[0].text in the reply");
+    const finish = choice.finish_reason;
+    const stopReason: StopReason = finish === "length" ? "maxTokens" : typeof choice.stop_reason === "string" ? "stop" : "eos";
+    return { text: choice.text, stopReason, promptTokens: reply.usage?.prompt_tokens, generatedTokens: reply.usage?.completion_tokens };
+}
+
+class HttpError extends Error {
+    constructor(readonly status: number, readonly detail: string) {
+        super(`HTTP ${status}${detail ? `: ${detail}` : ""}`);
+    }
+}
+
+class MalformedReply extends Error {}
+
+async function getJson(url: string, signal: AbortSignal): Promise<unknown> {
+    const response = await fetch(url, { signal });
+    return await readJson(response);
+}
+
+async function postJson(url: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal });
+    return await readJson(response);
+}
+
+async function readJson(response: Response): Promise<unknown> {
+    const text = await response.text();
+    if (!response.ok) {
+        let detail = text.slice(0, 200);
+        try {
+            const parsed = JSON.parse(text) as { error?: { message?: string } | string };
+            detail = (typeof parsed.error === "string" ? parsed.error : parsed.error?.message) ?? detail;
+        } catch {
+            // not JSON: the start of the body says enough
+        }
+        throw new HttpError(response.status, detail.replace(/\s+/g, " ").trim());
+    }
+    try {
+        return JSON.parse(text) as unknown;
+    } catch {
+        throw new MalformedReply(`malformed JSON in the reply: ${JSON.stringify(text.slice(0, 60))}`);
+    }
+}
+
+/** Whether a failure may pass on a second try: rate limits, server errors, lost connections, timeouts, bad replies. */
+function retryable(error: unknown): boolean {
+    if (error instanceof HttpError)
+        return (error.status === 429 || error.status >= 500) && !rejectedOutput(error);
+    return !(error instanceof InputError);
+}
+
+/**
+ * llama-server parses every completion with its chat-output parser and answers 500 when the
+ * text is not valid UTF-8 (a model that writes stray byte tokens): the same request fails the
+ * same way again, so it is not retried.
+ */
+function rejectedOutput(error: HttpError): boolean {
+    return error.status === 500 && /does not match the expected .* format/.test(error.detail);
+}
+
+function describeFailure(error: unknown): string {
+    if (error instanceof HttpError && rejectedOutput(error))
+        return `${error.message} (llama-server rejects a generation that is not valid UTF-8; a seeded request does so again)`;
+    if (error instanceof HttpError || error instanceof MalformedReply)
+        return error.message;
+    const name = (error as { name?: string })?.name;
+    if (name === "TimeoutError")
+        return "no reply within the timeout";
+    const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
+    if (cause?.code === "ECONNREFUSED")
+        return "connection refused (is the server running?)";
+    if (cause?.code != null)
+        return `connection failed (${cause.code})`;
+    return errorMessage(error).split("\n")[0]!;
+}
+
+/**
+ * Runs `attempt` with a fresh timeout each try; retries what `retryable` allows with delays of
+ * backoffMs x 2^k (plus jitter); the final error is one line: endpoint, call, cause, tries.
+ */
+async function withRetries<T>(
+    url: string, call: string, options: { timeoutS: number; retries: number; backoffMs: number }, stop: AbortSignal | undefined,
+    attempt: (signal: AbortSignal) => Promise<T>
+): Promise<T> {
+    for (let tryIndex = 0; ; tryIndex++) {
+        const signals = [AbortSignal.timeout(options.timeoutS * 1000), ...(stop == null ? [] : [stop])];
+        try {
+            return await attempt(AbortSignal.any(signals));
+        } catch (error) {
+            if (stop?.aborted === true)
+                throw new RuntimeFailure(`remote model: ${url}: request cancelled (the generator was disposed)`);
+            if (!retryable(error) || tryIndex >= options.retries) {
+                const tries = tryIndex + 1;
+                throw new RuntimeFailure(`remote model: ${url} ${call}: ${describeFailure(error)}${retryable(error) ? ` (gave up after ${tries} ${tries === 1 ? "try" : "tries"})` : ""}`);
+            }
+            const delay = options.backoffMs * 2 ** tryIndex * (1 + Math.random() * 0.25);
+            await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+    }
+}

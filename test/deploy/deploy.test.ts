@@ -1,0 +1,89 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeDeployment } from "../../src/deploy/deploy.js";
+import { freePort } from "../../src/deploy/llama-server.js";
+import { runPipeline } from "../../src/pipeline/runner.js";
+import { createProgress } from "../../src/util/progress.js";
+import { packageRoot } from "../../src/util/package.js";
+import { runCliProcess } from "../helpers/cli.js";
+import { startFaultProxy } from "../llm/fault-proxy.js";
+import { trainStoriesAdapters } from "../llm/remote-server.js";
+import { BUILD_TIMEOUT_MS, nativeBuild, stories260K, tempDir } from "../train/helpers.js";
+
+const haveShared = fs.existsSync(stories260K) && fs.existsSync(path.resolve(packageRoot, "../shared/datasets/hotpotqa/easy.jsonl"));
+if (!haveShared)
+    console.warn("skipping deploy tests: stories260K or the shared datasets are absent");
+
+let dir: string;
+let runDir: string;
+
+/** A run directory as the pipeline leaves it (config, tools, corpus, manifest) with trained adapters. */
+beforeAll(async () => {
+    if (!haveShared)
+        return;
+    dir = tempDir("deploy");
+    runDir = path.join(dir, "run");
+    await runPipeline({
+        configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: stories260K, runDir, limit: 1, until: "select-tools",
+        set: ["data.corpus=[]", "model.context_size=1024", "model.parallel=2", "instruct.max_tokens=32", "eval.max_steps=2", "eval.max_tokens=16"],
+        progress: createProgress({ silent: true }), log: () => {}
+    });
+    // gently trained: llama-server answers 500 to generations that are not valid UTF-8 (see remote-server.ts)
+    const adapters = await trainStoriesAdapters(dir, { lr: 1e-3 });
+    fs.mkdirSync(path.join(runDir, "adapters"), { recursive: true });
+    for (const [agent, file] of Object.entries(adapters))
+        fs.copyFileSync(file, path.join(runDir, "adapters", `${agent}.gguf`));
+}, BUILD_TIMEOUT_MS);
+
+afterAll(() => {
+    if (dir != null)
+        fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
+    it("deploy writes a llama-server command that starts with the three adapters, and Modelfiles; agent --server answers through it", { timeout: 300_000 }, async () => {
+        const port = await freePort();
+        const { llamaServer } = await nativeBuild();
+        const deployment = writeDeployment({ runDir, port, llamaServer });
+        expect(deployment.command.slice(0, 3)).toEqual([llamaServer, "--model", stories260K]);
+        expect(deployment.command.filter((a) => a === "--lora")).toHaveLength(3);
+        for (const agent of ["plan", "tool", "reflect"]) {
+            const modelfile = fs.readFileSync(deployment.modelfiles[agent as "plan"], "utf8");
+            expect(modelfile).toContain(`FROM ${stories260K}`);
+            expect(modelfile).toContain(`ADAPTER ${path.join(runDir, "adapters", `${agent}.gguf`)}`);
+        }
+        // The script as written, with one slot thread (tests share 2 cores).
+        const server = spawn(deployment.script, ["--threads", "1"], { stdio: "ignore" });
+        try {
+            const url = `http://127.0.0.1:${port}`;
+            for (let i = 0; i < 300 && !(await fetch(`${url}/health`).then((r) => r.ok, () => false)); i++)
+                await new Promise((resolve) => setTimeout(resolve, 200));
+            const loaded = await (await fetch(`${url}/lora-adapters`)).json() as { id: number; path: string }[];
+            expect(loaded.map((a) => path.basename(a.path))).toEqual(["plan.gguf", "tool.gguf", "reflect.gguf"]);
+
+            const proxy = await startFaultProxy(url);
+            try {
+                const answered = await runCliProcess(["agent", "--run-dir", runDir, "--server", proxy.url, "Where did Arno Schmidt work?"]);
+                expect(answered.code, answered.stderr).toBe(0);
+                expect(answered.stdout.split("\n").filter((l) => l !== "")).toHaveLength(answered.stdout.trim() === "" ? 0 : 1);
+                expect(answered.stderr).toMatch(/^1\. /m);
+                // Group planning: the plan agent's adapter was asked for on the server.
+                const scales = proxy.requests.map((r) => JSON.stringify((r.lora as { scale: number }[]).map((l) => l.scale)));
+                expect(scales).toContain("[1,0,0]");
+            } finally {
+                await proxy.close();
+            }
+        } finally {
+            server.kill("SIGKILL");
+        }
+
+        const local = await runCliProcess(["agent", "--run-dir", runDir, "--model", stories260K, "Where did Arno Schmidt work?"]);
+        expect(local.code, local.stderr).toBe(0);
+        expect(local.stderr).toMatch(/^1\. /m);
+        const bad = await runCliProcess(["deploy", "--run-dir", dir]);
+        expect(bad.code).toBe(2);
+        expect(bad.stderr.trim()).toBe(`autoact: ${dir} is not a run directory (no config.yaml)`);
+    });
+});

@@ -1,0 +1,154 @@
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, type RunningServer } from "../../src/deploy/llama-server.js";
+import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engine.js";
+import { createPromptFormatter } from "../../src/llm/prompt-format.js";
+import { RuntimeFailure } from "../../src/util/errors.js";
+import { BUILD_TIMEOUT_MS, THREADS, hasStories, stories260K } from "../train/helpers.js";
+import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
+import { serveStoriesWithAdapters, type AgentAdapters, type ServedModel } from "./remote-server.js";
+
+/**
+ * The remote backend against a real llama-server (built by `autoact native build` from the
+ * same llama.cpp source) serving stories260K with three adapters trained here; faults come
+ * from a small proxy in front of it.
+ */
+let served: ServedModel;
+let server: RunningServer;
+let engine: Engine;
+let vocab: LoadedModel;
+let adapters: AgentAdapters;
+let dir: string;
+const fast = { retries: 2, backoffMs: 20, timeoutS: 30 };
+
+beforeAll(async () => {
+    if (!hasStories)
+        return;
+    served = await serveStoriesWithAdapters("remote");
+    ({ server, adapters, dir } = served);
+    engine = await createEngine({ gpu: "cpu", threads: THREADS });
+    vocab = await engine.loadModel(stories260K, { vocabOnly: true });
+}, BUILD_TIMEOUT_MS);
+
+afterAll(async () => {
+    await served?.close();
+    await engine?.dispose();
+});
+
+describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
+    it("sends the local path's prompt tokens unchanged and the same sampling values", async () => {
+        const proxy = await startFaultProxy(server.url);
+        try {
+            const generator = await vocab.createRemoteGenerator({ endpoints: [proxy.url], concurrency: 2, ...fast });
+            expect(generator.backendName).toBe("openai");
+            const formatter = createPromptFormatter(vocab.model, { template: "auto" });
+            const prompt = formatter.formatPrompt("Question: where is the park?\nThought:");
+            const result = await generator.complete({ prompt, maxTokens: 12, temperature: 0.7, topP: 0.9, topK: 20, seed: 5, stop: ["\n"] });
+            expect(result.generatedTokens).toBeGreaterThan(0);
+            const body = proxy.requests[0]!;
+            // Byte-identical: the very token ids the local generator would decode (BOS included).
+            expect(body.prompt).toEqual(prompt);
+            expect(body).toMatchObject({ max_tokens: 12, temperature: 0.7, top_p: 0.9, top_k: 20, seed: 5, stop: ["\n"], min_p: 0, lora: [0, 1, 2].map((id) => ({ id, scale: 0 })) });
+            await generator.dispose();
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("greedy output equals the local engine's on the same model and prompt", async () => {
+        const local = await engine.loadModel(stories260K);
+        const localGen = await local.createGenerator({ parallel: 2, contextSize: 512 });
+        const remote = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: 2, ...fast });
+        const requests = ["Once upon a time", "The little dog"].map((prompt) => ({ prompt, maxTokens: 24 }));
+        const [a, b] = [await localGen.generate(requests), await remote.generate(requests)];
+        // The server keeps the first token's leading space; node-llama-cpp's detokenizer drops it.
+        expect(b.map((r) => r.text.trimStart())).toEqual(a.map((r) => r.text));
+        expect(b.map((r) => r.generatedTokens)).toEqual(a.map((r) => r.generatedTokens));
+        await localGen.dispose();
+        await remote.dispose();
+        await local.dispose();
+    });
+
+    it("per-request adapters (llama-server's lora field) change the output; the base stays the base", async () => {
+        const request = { prompt: "Once upon a time", maxTokens: 16 };
+        const outputs: Record<string, string> = {};
+        for (const agent of ["base", "plan", "tool", "reflect"] as const) {
+            const generator = await vocab.createRemoteGenerator({
+                endpoints: [server.url], concurrency: 1, ...fast, adapters: agent === "base" ? [] : [{ filePath: adapters[agent] }]
+            });
+            outputs[agent] = (await generator.complete(request)).text;
+            await generator.dispose();
+        }
+        expect(new Set(Object.values(outputs)).size).toBe(4);
+        expect(outputs.plan).toContain("Search");
+        const unknown = vocab.createRemoteGenerator({ endpoints: [server.url], ...fast, adapters: [{ filePath: path.join(dir, "other.gguf") }] });
+        await expect(unknown).rejects.toThrow(/has no adapter other\.gguf loaded/);
+    });
+
+    it("passes GBNF grammars and JSON schemas to llama-server", async () => {
+        const generator = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: 4, ...fast });
+        const results = await generator.generate([1, 2, 3].map((seed) => ({
+            prompt: "Once upon a time", maxTokens: 20, temperature: 1.5, seed, grammar: { gbnf: 'root ::= "answer: " ("yes" | "no") "."' }
+        })));
+        for (const r of results)
+            expect(r.text).toMatch(/^answer: (yes|no)\.$/);
+        const json = await generator.complete({
+            prompt: "Once upon a time", maxTokens: 60, temperature: 1, seed: 3,
+            grammar: { jsonSchema: { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] } }
+        });
+        expect(typeof (JSON.parse(json.text) as { ok: unknown }).ok).toBe("boolean");
+        await generator.dispose();
+    });
+
+    describe("faults: retried, then one clear line", () => {
+        let proxy: FaultProxy;
+        beforeAll(async () => {
+            proxy = await startFaultProxy(server?.url ?? "http://127.0.0.1:9");
+        });
+        afterAll(async () => await proxy?.close());
+        const request = { prompt: "Once upon a time", maxTokens: 8 };
+
+        it("a server that is down at start", async () => {
+            const port = await freePort();
+            const started = Date.now();
+            const error = await vocab.createRemoteGenerator({ endpoints: [`http://127.0.0.1:${port}`], ...fast }).catch((e: unknown) => e);
+            expect(error).toBeInstanceOf(RuntimeFailure);
+            expect((error as Error).message).toBe(`remote model: http://127.0.0.1:${port} GET /v1/models: connection refused (is the server running?) (gave up after 3 tries)`);
+            expect(Date.now() - started).toBeLessThan(5000);
+        });
+
+        it("500s, 429s, malformed JSON and dropped connections are retried; the reply is the server's", async () => {
+            const generator = await vocab.createRemoteGenerator({ endpoints: [proxy.url], concurrency: 1, ...fast });
+            proxy.plan = () => "forward";
+            const clean = await generator.complete(request);
+            for (const fault of ["500", "429", "malformed", "close"] as const) {
+                proxy.plan = (n) => (n % 2 === 0 ? fault : "forward");
+                proxy.requests.length = 0;
+                const result = await generator.complete(request);
+                expect(result.text, fault).toBe(clean.text);
+                expect(proxy.requests, fault).toHaveLength(2);
+            }
+            proxy.plan = () => "500";
+            await expect(generator.complete(request)).rejects.toThrow(/^remote model: http:\/\/127\.0\.0\.1:\d+ POST \/v1\/completions: HTTP 500: injected 500 \(gave up after 3 tries\)$/);
+            // llama-server's 500 for a generation that is not UTF-8 repeats itself: one try, and why
+            proxy.plan = () => "rejected-output";
+            proxy.requests.length = 0;
+            await expect(generator.complete(request)).rejects.toThrow(/HTTP 500: The model produced output that does not match the expected Content-only format \(llama-server rejects a generation that is not valid UTF-8; a seeded request does so again\)$/);
+            expect(proxy.requests).toHaveLength(1);
+            proxy.plan = () => "malformed";
+            await expect(generator.complete(request)).rejects.toThrow(/POST \/v1\/completions: malformed JSON in the reply: .* \(gave up after 3 tries\)$/);
+            await generator.dispose();
+        });
+
+        it("a reply slower than the timeout is retried, and gives up after the retries", async () => {
+            const generator = await vocab.createRemoteGenerator({ endpoints: [proxy.url], concurrency: 1, ...fast, timeoutS: 0.5 });
+            proxy.plan = (n) => (n === 0 ? { delayMs: 1500 } : "forward");
+            proxy.requests.length = 0;
+            const result = await generator.complete(request);
+            expect(result.generatedTokens).toBeGreaterThan(0);
+            proxy.plan = () => ({ delayMs: 1500 });
+            await expect(generator.complete(request)).rejects.toThrow(/POST \/v1\/completions: no reply within the timeout \(gave up after 3 tries\)$/);
+            await generator.dispose();
+        });
+    });
+});
