@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InputError } from "../util/errors.js";
-import { temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, temporaryNameFor } from "../util/fs.js";
 import { toJson } from "./convert.js";
 import { agentNames } from "./schemas.js";
 import { iterateAnyTable, readTableInfo } from "./table-io.js";
@@ -67,7 +67,7 @@ export async function exportJsonl(options: ExportJsonlOptions): Promise<ExportJs
         let out = outputs.get(key);
         if (out == null) {
             const target = perAgent ? withAgentSuffix(options.output, key) : options.output;
-            fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+            makeDirectory(path.dirname(path.resolve(target)));
             const tmp = temporaryNameFor(target);
             out = { path: target, tmp, fd: fs.openSync(tmp, "wx"), rows: 0, agent: perAgent ? key : options.agent };
             outputs.set(key, out);

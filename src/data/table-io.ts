@@ -5,7 +5,7 @@ import {
     type AsyncRecordBatchFileReader, type Data, type AsyncRecordBatchStreamReader, type Schema
 } from "apache-arrow";
 import { InputError, errorMessage } from "../util/errors.js";
-import { requireFile, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, requireFile, temporaryNameFor } from "../util/fs.js";
 import { arrowType, struct, type Column } from "./columns.js";
 import { encodeColumn } from "./encode.js";
 import { batchToRows, describeArrowType } from "./convert.js";
@@ -62,7 +62,7 @@ class ArrowFileSink {
     }
 
     static open(target: string, schema: Schema): ArrowFileSink {
-        fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+        makeDirectory(path.dirname(path.resolve(target)));
         removeStaleTemporaries(target);
         const tmp = temporaryNameFor(target);
         const fd = fs.openSync(tmp, "wx");

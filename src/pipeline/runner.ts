@@ -12,6 +12,7 @@ import { configToYaml, loadConfig } from "./config.js";
 import type { StageContext, StageDefinition } from "./context.js";
 import { DataLocator } from "./data-locator.js";
 import { ModelSession } from "./model-session.js";
+import { RunLock } from "./run-lock.js";
 import { RunDir, hashFileSync, hashValues, type StageRecord } from "./run-dir.js";
 import { instructStage } from "./stages/instruct.js";
 import { selectToolsStage } from "./stages/select-tools.js";
@@ -88,18 +89,34 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     if (options.limit != null && (!Number.isInteger(options.limit) || options.limit < 1))
         throw new InputError(`--limit must be a whole number of at least 1, got ${options.limit}`);
     const selected = selectStages(options);
-    const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
-    runDir.ensure();
     const modelSource = modelSourceFor(config, loaded.baseDir);
+    // Everything that can reject the run is checked before the run directory is touched.
+    const needsModel = selected.some((stage) => stageDefinitions()[stage].usesModel);
+    const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
+    if (modelPath != null)
+        await checkGgufFile(modelPath);
+
+    const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
+    const created = !fs.existsSync(runDir.dir);
+    runDir.ensure();
+    const lock = RunLock.acquire(runDir.dir);
+    try {
+        return await runLocked();
+    } catch (error) {
+        // A run rejected before any stage started leaves no run directory behind.
+        if (created && !runDir.hasStageRecords())
+            fs.rmSync(runDir.dir, { recursive: true, force: true });
+        throw error;
+    } finally {
+        lock.release();
+    }
+
+    async function runLocked(): Promise<RunPipelineResult> {
     // The saved config stands on its own: the per-stage commands run from it alone.
     config.data.search = config.data.search.map((dir) => path.resolve(loaded.baseDir, dir));
     config.model.path = modelSource;
     writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
 
-    const needsModel = selected.some((stage) => stageDefinitions()[stage].usesModel);
-    const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
-    if (modelPath != null)
-        await checkGgufFile(modelPath);
     const manifest = runDir.readManifest(config.name);
     if (modelPath != null) {
         manifest.model = { source: modelSource, path: modelPath, sha256: await cachedSha256(modelPath), bytes: fs.statSync(modelPath).size };
@@ -135,6 +152,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     }
     const report = await writeReport(runDir, config);
     return { runDir: runDir.dir, stages: outcomes, report };
+    }
 }
 
 async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {

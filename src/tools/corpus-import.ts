@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { InputError } from "../util/errors.js";
-import { requireFile, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, requireFile, temporaryNameFor } from "../util/fs.js";
 import { readJsonRecords, type JsonRecord } from "../data/datasets/records.js";
 import { CORPUS_SCHEMA, CORPUS_SCHEMA_VERSION, titleKey } from "./corpus.js";
 import { splitSentences } from "./sentences.js";
@@ -57,7 +57,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
     requireFile(file, "corpus input file");
     if (!["auto", "jsonl", "hotpotqa"].includes(format))
         throw new InputError(`unknown corpus format "${format}" (expected auto, jsonl or hotpotqa)`);
-    fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+    makeDirectory(path.dirname(path.resolve(target)));
     const started = performance.now();
     const tmp = temporaryNameFor(target);
     let db: Database.Database | undefined;

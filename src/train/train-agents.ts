@@ -6,7 +6,7 @@ import type { TrainingCurveRow } from "../data/schemas.js";
 import { physicalCoreCount } from "../llm/cpu.js";
 import { createPromptFormatter, formatTrainingSample } from "../llm/prompt-format.js";
 import { InputError, UserError, errorMessage } from "../util/errors.js";
-import { requireFile } from "../util/fs.js";
+import { makeDirectory, requireFile } from "../util/fs.js";
 import { agentsInRows, loadTrainingRows, rowsForAgent, tokenizeRows, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
 import { writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
@@ -83,7 +83,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
 
     const tokenize = options.tokenize ?? ((agentRows: readonly TrainingRow[]) => tokenizeWithFormatter(base, agentRows, threads));
     const build = await ensureNativeBuild({ backend, onProgress: options.onBuildProgress });
-    fs.mkdirSync(outDir, { recursive: true });
+    makeDirectory(outDir, "output folder");
 
     const results: TrainedAgent[] = [];
     for (const { name, rows: agentRows } of perAgent) {
