@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InputError, errorMessage } from "../util/errors.js";
-import { writeFileAtomicSync } from "../util/fs.js";
+import { requireFile, writeFileAtomicSync } from "../util/fs.js";
 import { createProgress, type ProgressReporter } from "../util/progress.js";
 import { cachedSha256 } from "../util/file-hash.js";
 import { loadModelPresets, realModelPreset, realModelSource } from "../gguf/presets.js";
@@ -65,7 +65,7 @@ export interface RunPipelineResult {
     report: string;
 }
 
-const stageDefinitions = (adapters?: SubAgentAdapters): Record<StageName, StageDefinition> => ({
+export const stageDefinitions = (adapters?: SubAgentAdapters): Record<StageName, StageDefinition> => ({
     instruct: instructStage,
     "select-tools": selectToolsStage,
     synth: synthStage,
@@ -91,7 +91,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const selected = selectStages(options);
     const modelSource = modelSourceFor(config, loaded.baseDir);
     // Everything that can reject the run is checked before the run directory is touched.
-    const needsModel = selected.some((stage) => stageDefinitions()[stage].usesModel);
+    const needsModel = selected.some((stage) => stageDefinitions()[stage].reads.model);
     const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
     if (modelPath != null)
         await checkGgufFile(modelPath);
@@ -155,25 +155,65 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     }
 }
 
-async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
+/**
+ * The hash of everything a stage reads, from its declaration: the declared config values,
+ * the run-directory tables and outside files (by content), the model's hash and --limit.
+ * A missing table names the stage that writes it.
+ */
+export function stageInputHash(stage: StageDefinition, context: StageContext, modelHash: string): string {
     const { runDir } = context;
-    const tableHashes = stage.inputTables(context).map((name) => {
+    const reads = stage.reads;
+    const tableHashes = reads.tables.map((name) => {
         const file = runDir.file(name);
         if (!fs.existsSync(file)) {
-            const producer = producerOf(name);
+            const producer = producerOf(name, context);
             throw new InputError(`stage ${stage.name} needs ${file}${producer ? `; run the ${producer} stage first` : ""}`);
         }
         return [name, hashFileSync(file)];
     });
-    const inputHash = hashValues(stage.name, stage.inputValues(context), tableHashes, stage.usesModel ? modelHash : null);
+    const fileHashes = (reads.files?.(context) ?? []).map((file) => {
+        requireFile(file, `stage ${stage.name}'s input`);
+        return [file, hashFileSync(file)];
+    });
+    const configValues = Object.fromEntries(reads.config.map((key) => [key, configValue(context.config, key)]));
+    return hashValues(stage.name, configValues, tableHashes, fileHashes,
+        reads.model ? modelHash : null, reads.limit ? context.limit : null);
+}
+
+/** The value at a dotted config key; a key the config does not have is a bug in a declaration. */
+export function configValue(config: PipelineConfig, key: string): unknown {
+    let cursor: unknown = config;
+    for (const part of key.split(".")) {
+        if (cursor == null || typeof cursor !== "object" || !Object.hasOwn(cursor, part))
+            throw new Error(`stage declaration names an unknown config key "${key}"`);
+        cursor = (cursor as Record<string, unknown>)[part];
+    }
+    return cursor;
+}
+
+/** The stage that declares it writes a run-directory file. */
+export function producerOf(file: string, context: StageContext): StageName | null {
+    const definitions = stageDefinitions();
+    return stageNames.find((stage) => definitions[stage].writes.files(context).includes(file)) ?? null;
+}
+
+async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
+    const { runDir } = context;
+    const inputHash = stageInputHash(stage, context, modelHash);
     const previous = runDir.readManifest().stages[stage.name];
     const outputsPresent = previous != null && Object.keys(previous.outputs).every((name) => runDir.exists(name));
     if (!force && previous?.status === "done" && previous.inputHash === inputHash && outputsPresent) {
         context.log(`${stage.name}: up to date`);
         return { stage: stage.name, status: "up-to-date", seconds: 0, record: previous };
     }
-    if (previous != null && previous.inputHash !== inputHash)
+    if (previous != null && previous.inputHash !== inputHash) {
+        // Stale: its part files and (unless the stage checks its own) its outputs go.
         runDir.clearParts(stage.name);
+        if (!stage.writes.resumable) {
+            for (const name of new Set([...stage.writes.files(context), ...Object.keys(previous.outputs)]))
+                fs.rmSync(runDir.file(name), { force: true });
+        }
+    }
     const startedAt = new Date().toISOString();
     const started = performance.now();
     runDir.updateStage(stage.name, () => ({ status: "running", inputHash, outputs: {}, startedAt }));
@@ -218,14 +258,6 @@ function selectStages(options: RunPipelineOptions): StageName[] {
         throw new InputError(`--from ${options.from} comes after --until ${options.until}`);
     const skip = new Set((options.skip ?? []).map((name) => check(name, "--skip")));
     return stageNames.slice(from, until + 1).filter((stage) => !skip.has(stage));
-}
-
-function producerOf(table: string): StageName | null {
-    const producers: Record<string, StageName> = {
-        "tasks.arrow": "instruct", "tools.arrow": "select-tools", "trajectories.arrow": "synth",
-        "filtered.arrow": "filter", "samples.arrow": "split"
-    };
-    return producers[table] ?? null;
 }
 
 function isPresetName(name: string): boolean {

@@ -37,17 +37,18 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
     return {
         name: "eval",
         description: "Group-planning evaluation with the react and cot baselines",
-        usesModel: true,
-        inputTables: () => ["tools.arrow"],
-        inputValues: (context) => ({
-            eval: context.config.eval,
-            sets: context.config.data.eval,
-            description: context.config.description,
-            task: context.config.task,
-            template: context.config.model.template,
-            adapters: Object.fromEntries(Object.entries(adaptersFor(context)).map(([agent, file]) => [agent, adapterIdentity(file!)])),
-            limit: context.limit
-        }),
+        reads: {
+            // synth.batch_size and synth.max_context shape eval's batches and episodes too.
+            config: [
+                "eval", "data.eval", "data.corpus", "description", "task",
+                "model.template", "model.context_size", "model.parallel", "synth.batch_size", "synth.max_context"
+            ],
+            tables: ["tools.arrow"],
+            files: (context) => Object.values(adaptersFor(context)).filter((file): file is string => file != null),
+            model: true,
+            limit: true
+        },
+        writes: { files: (context) => context.config.data.eval.map((set) => `eval-${set.name}.arrow`) },
         async run(context, inputHash) {
             const adapters = adaptersFor(context);
             const started = performance.now();
@@ -178,9 +179,4 @@ async function evaluateOne(
         time_ms: result.timeMs,
         trajectory: result.steps
     };
-}
-
-function adapterIdentity(file: string): [string, number, number] {
-    const stat = fs.statSync(file);
-    return [file, stat.size, stat.mtimeMs];
 }

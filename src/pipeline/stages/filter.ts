@@ -10,9 +10,8 @@ import { choicesFromQuestion, scoreTaskAnswer } from "../task-setup.js";
 export const filterStage: StageDefinition = {
     name: "filter",
     description: "Filtering: keep trajectories whose final answer is right",
-    usesModel: false,
-    inputTables: () => ["trajectories.arrow", "tasks.arrow"],
-    inputValues: (context) => ({ filter: context.config.filter, task: context.config.task }),
+    reads: { config: ["filter", "task"], tables: ["trajectories.arrow", "tasks.arrow"], model: false, limit: false },
+    writes: { files: () => ["filtered.arrow"] },
     async run(context) {
         const settings = context.config.filter;
         const trajectories = await readTable(context.runDir.file("trajectories.arrow"), "trajectories");

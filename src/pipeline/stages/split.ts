@@ -11,9 +11,8 @@ import { openTaskSetup } from "../task-setup.js";
 export const splitStage: StageDefinition = {
     name: "split",
     description: "Division of labor: plan / tool / reflect training samples",
-    usesModel: false,
-    inputTables: () => ["filtered.arrow", "tools.arrow"],
-    inputValues: (context) => ({ description: context.config.description, task: context.config.task }),
+    reads: { config: ["description", "task"], tables: ["filtered.arrow", "tools.arrow"], model: false, limit: false },
+    writes: { files: () => ["samples.arrow"] },
     async run(context) {
         const filtered = await readTable(context.runDir.file("filtered.arrow"), "filtered");
         const setup = await openTaskSetup(context, { withCorpus: false });

@@ -17,16 +17,13 @@ import { InputError } from "../../util/errors.js";
 export const synthStage: StageDefinition = {
     name: "synth",
     description: "Trajectory synthesis: zero-shot ReAct with the Finish/Reflect protocol",
-    usesModel: true,
-    inputTables: () => ["tasks.arrow", "tools.arrow"],
-    inputValues: (context) => ({
-        synth: context.config.synth,
-        description: context.config.description,
-        task: context.config.task,
-        corpus: context.config.data.corpus,
-        template: context.config.model.template,
-        limit: context.limit
-    }),
+    reads: {
+        config: ["synth", "description", "task", "data.corpus", "model.template", "model.context_size", "model.parallel"],
+        tables: ["tasks.arrow", "tools.arrow"],
+        model: true,
+        limit: true
+    },
+    writes: { files: () => ["trajectories.arrow"] },
     async run(context, inputHash) {
         const settings = context.config.synth;
         const allTasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");

@@ -14,9 +14,11 @@ import { limited, type StageDefinition } from "../context.js";
 export const trainStage: StageDefinition = {
     name: "train",
     description: "LoRA training of the plan, tool and reflect sub-agents",
-    usesModel: true,
-    inputTables: () => ["samples.arrow"],
-    inputValues: (context) => ({ train: context.config.train, template: context.config.model.template, limit: context.limit }),
+    reads: { config: ["train", "model.template"], tables: ["samples.arrow"], model: true, limit: true },
+    writes: {
+        files: () => subAgentNames.flatMap((agent) => [`adapters/${agent}.gguf`, `adapters/train-${agent}.arrow`]),
+        resumable: true
+    },
     async run(context) {
         const settings = context.config.train;
         const samplesFile = context.runDir.file("samples.arrow");
