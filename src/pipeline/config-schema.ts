@@ -152,7 +152,8 @@ export const defaultConfig: PipelineConfig = {
         seed: 1
     },
     filter: { keep: "correct", min_f1: 1, max: 200 },
-    train: trainConfigDefaults(),
+    // A pipeline checkpoints as it trains, so a killed run resumes near where it stopped.
+    train: { ...trainConfigDefaults(), checkpoint_every: 25 },
     eval: {
         max_steps: 10,
         temperature: 0.5,

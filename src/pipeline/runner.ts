@@ -6,7 +6,7 @@ import { createProgress, type ProgressReporter } from "../util/progress.js";
 import { cachedSha256 } from "../util/file-hash.js";
 import { loadModelPresets, realModelPreset, realModelSource } from "../gguf/presets.js";
 import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
-import { checkGgufFile } from "../llm/gguf-check.js";
+import { checkAdapterFitsBase, checkGgufFile } from "../llm/gguf-check.js";
 import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
 import { configToYaml, loadConfig } from "./config.js";
 import type { StageContext, StageDefinition } from "./context.js";
@@ -200,6 +200,11 @@ export function producerOf(file: string, context: StageContext): StageName | nul
 async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
     const { runDir } = context;
     const inputHash = stageInputHash(stage, context, modelHash);
+    // Adapters are checked against the model before llama.cpp sees them (it aborts on a misfit).
+    for (const file of stage.reads.files?.(context) ?? []) {
+        if (file.endsWith(".gguf") && context.model.modelPath !== "")
+            checkAdapterFitsBase(file, context.model.modelPath);
+    }
     const previous = runDir.readManifest().stages[stage.name];
     const outputsPresent = previous != null && Object.keys(previous.outputs).every((name) => runDir.exists(name));
     if (!force && previous?.status === "done" && previous.inputHash === inputHash && outputsPresent) {

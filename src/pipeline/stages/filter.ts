@@ -26,6 +26,8 @@ export const filterStage: StageDefinition = {
         const kept = scored.filter(keep);
         const limitedKept = settings.max > 0 ? kept.slice(0, settings.max) : kept;
         await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
+        if (limitedKept.length === 0)
+            context.log(`filter: kept 0 of ${scored.length} trajectories (keep: ${settings.keep}${settings.keep === "f1" ? ` >= ${settings.min_f1}` : ""}); training will have no samples`);
         const mean = (values: number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
         return {
             outputs: { "filtered.arrow": limitedKept.length },
