@@ -1,6 +1,7 @@
 import yargs from "yargs";
 import { commands } from "./commands/index.js";
 import { UserError, errorMessage } from "../util/errors.js";
+import { fileErrorCause } from "../util/fs.js";
 import { packageVersion } from "../util/package.js";
 
 /**
@@ -45,7 +46,15 @@ function reportError(error: unknown, debug: boolean): number {
             process.stderr.write(`${error.stack}\n`);
         return error.exitCode;
     }
-    process.stderr.write(`autoact: ${errorMessage(error)}\n`);
+    // A file-system error that escaped its caller still names the file and the cause, on one line.
+    const fsError = error as NodeJS.ErrnoException & { dest?: string };
+    if (fsError instanceof Error && typeof fsError.code === "string" && /^E[A-Z]+$/.test(fsError.code) && fsError.path != null) {
+        process.stderr.write(`autoact: ${fileErrorCause(fsError, fsError.path)}${fsError.dest != null ? ` (-> ${fsError.dest})` : ""}\n`);
+        if (debug && fsError.stack != null)
+            process.stderr.write(`${fsError.stack}\n`);
+        return 2;
+    }
+    process.stderr.write(`autoact: ${errorMessage(error).split("\n")[0]}\n`);
     if (debug && error instanceof Error && error.stack != null)
         process.stderr.write(`${error.stack}\n`);
     else

@@ -101,6 +101,8 @@ export const instructStage: StageDefinition = {
         }
         corpus?.close();
         context.progress.done();
+        if (target > 0 && generated.length === 0)
+            context.log(`instruct: warning: the meta-agent's answers gave 0 new tasks in ${maxRounds} rounds (target ${target}); tasks.arrow holds only the ${seedRows.length} seeds`);
         const rows = [...seedRows, ...generated];
         await writeTable(context.runDir.file("tasks.arrow"), "tasks", rows);
         context.runDir.clearParts("instruct");
