@@ -39,7 +39,7 @@ export async function runCli(argv: string[]): Promise<number> {
 
 function reportError(error: unknown, debug: boolean): number {
     if (error instanceof UserError) {
-        process.stderr.write(`autoact: ${error.message}\n`);
+        process.stderr.write(`autoact: ${oneLine(error.message)}\n`);
         if (error.hint != null)
             process.stderr.write(`hint: ${error.hint}\n`);
         if (debug && error.stack != null)
@@ -54,10 +54,15 @@ function reportError(error: unknown, debug: boolean): number {
             process.stderr.write(`${fsError.stack}\n`);
         return 2;
     }
-    process.stderr.write(`autoact: ${errorMessage(error).split("\n")[0]}\n`);
+    process.stderr.write(`autoact: ${oneLine(errorMessage(error))}\n`);
     if (debug && error instanceof Error && error.stack != null)
         process.stderr.write(`${error.stack}\n`);
     else
         process.stderr.write("hint: rerun with --debug for the stack trace\n");
     return 1;
+}
+
+/** Messages are one line: yargs and libraries sometimes break theirs over several. */
+function oneLine(message: string): string {
+    return message.split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" ");
 }

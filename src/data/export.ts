@@ -60,6 +60,7 @@ export interface ExportJsonlResult {
 export async function exportJsonl(options: ExportJsonlOptions): Promise<ExportJsonlResult> {
     if (options.shape != null)
         await checkShapeable(options.input, options.agent);
+    checkExportTarget(options.output);
     const perAgent = options.shape != null && options.agent == null;
     const outputs = new Map<string, { path: string; tmp: string; fd: number; rows: number; agent?: string }>();
     const outputFor = (agent: string | undefined) => {
@@ -103,6 +104,19 @@ export async function exportJsonl(options: ExportJsonlOptions): Promise<ExportJs
         throw error;
     }
     return { files: [...outputs.values()].map(({ path: p, rows, agent }) => ({ path: p, rows, ...(agent != null ? { agent } : {}) })) };
+}
+
+/** Makes the export's folder and refuses a target that is a folder, with one line each. */
+export function checkExportTarget(target: string): void {
+    makeDirectory(path.dirname(path.resolve(target)), "folder");
+    let stat: fs.Stats | null = null;
+    try {
+        stat = fs.statSync(target);
+    } catch {
+        // not there yet: it will be created
+    }
+    if (stat?.isDirectory())
+        throw new InputError(`--export ${target}: is a folder; name a file`);
 }
 
 /** `out.jsonl` + `plan` -> `out.plan.jsonl`; without an extension, `out` -> `out.plan.jsonl`. */

@@ -72,7 +72,9 @@ export function makeDirectory(dir: string, what = "folder"): string {
         try {
             stat = fs.statSync(cursor);
         } catch (error) {
-            if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+            // ENOTDIR: some ancestor is a file; walking up finds and names it.
+            const code = (error as NodeJS.ErrnoException).code;
+            if (code !== "ENOENT" && code !== "ENOTDIR")
                 throw new InputError(`cannot create ${what} ${target}: ${fileErrorCause(error, cursor)}`);
         }
         if (stat != null) {
