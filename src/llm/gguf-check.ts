@@ -24,17 +24,33 @@ export function checkGgufFileSync(filePath: string, what = "model"): GgufInfo {
     }
     if (!stat.isFile())
         throw new InputError(`${what} path is not a regular file: ${filePath}`);
-    const info = readGgufInfoSync(filePath);
+    const info = readHeader(filePath, what);
     const fail = (problem: string): never => {
         throw new InputError(`${what} file ${filePath}: ${problem}`);
     };
     if (metadataValue(info, "general.type") === "adapter")
         checkAdapterHeader(info, fail);
     else if (what === "adapter")
-        fail(`not a LoRA adapter (general.type is ${JSON.stringify(metadataValue(info, "general.type") ?? null)})`);
+        throw new InputError(`not a LoRA adapter GGUF (general.type is ${JSON.stringify(metadataValue(info, "general.type") ?? null)}): ${filePath}`);
     else
         checkModelHyperparameters(info, fail);
     return info;
+}
+
+/** The header through the one reader, its complaints phrased as "<what> file ...: <path>". */
+function readHeader(filePath: string, what: string): GgufInfo {
+    try {
+        return readGgufInfoSync(filePath);
+    } catch (error) {
+        if (!(error instanceof InputError))
+            throw error;
+        const detail = error.message.startsWith(`${filePath}: `) ? error.message.slice(filePath.length + 2) : error.message;
+        if (/^not a GGUF file/.test(detail))
+            throw new InputError(`${what} file is not a GGUF file (${detail.replace(/^not a GGUF file:?\s*/, "")}): ${filePath}`);
+        if (/cannot fit/.test(detail))
+            throw new InputError(`${what} file has a corrupt GGUF header (${detail}): ${filePath}`);
+        throw new InputError(`${what} file is not a valid GGUF file (${detail}): ${filePath}`);
+    }
 }
 
 /** llama.cpp's LLAMA_MAX_LAYERS: more layers than this is an assertion, not an error. */
