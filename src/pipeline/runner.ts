@@ -99,7 +99,20 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
     const created = !fs.existsSync(runDir.dir);
     runDir.ensure();
-    const lock = RunLock.acquire(runDir.dir);
+    let lock: RunLock;
+    try {
+        lock = RunLock.acquire(runDir.dir);
+    } catch (error) {
+        // Not ours: remove the folder only if this process made it and it is still empty.
+        if (created) {
+            try {
+                fs.rmdirSync(runDir.dir);
+            } catch {
+                // not empty: another process is using it
+            }
+        }
+        throw error;
+    }
     try {
         return await runLocked();
     } catch (error) {
