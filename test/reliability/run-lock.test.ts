@@ -5,7 +5,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../src/util/package.js";
 import { runCliProcess } from "../helpers/cli.js";
+import { readTable } from "../../src/data/table-io.js";
 
+const tinyModel = path.resolve(packageRoot, "../shared/models/stories260K.gguf");
+const haveShared = fs.existsSync(tinyModel) && fs.existsSync(path.resolve(packageRoot, "../shared/datasets/hotpotqa/easy.jsonl"));
 const lockModule = path.join(packageRoot, "dist/src/pipeline/run-lock.js");
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-lock-"));
 
@@ -57,6 +60,27 @@ describe("run-directory lock", () => {
         expect(next.code).toBe(2);
         expect(next.stderr).toMatch(/stage filter needs .*trajectories\.arrow; run the synth stage first/);
         expect(fs.existsSync(path.join(runDir, ".lock"))).toBe(false);
+    });
+
+    it.skipIf(!haveShared)("two `autoact run` on one run directory: the second exits 2 naming the first's PID; the first's tables are whole", { timeout: 300_000 }, async () => {
+        const dataDir = tmp();
+        fs.writeFileSync(path.join(dataDir, "seeds.json"), JSON.stringify([
+            { Question: "Which number comes after 1?", Answer: "2" }, { Question: "Which number comes after 8?", Answer: "9" }
+        ]));
+        const runDir = path.join(tmp(), "run");
+        const args = ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", tinyModel, "--run-dir", runDir, "--data", dataDir,
+            "--until", "synth", "--set", "instruct.target=0", "--set", "synth.batch_size=1", "--set", "synth.max_steps=2", "--set", "synth.max_tokens=24"];
+        const first = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli/main.js"), ...args], { stdio: "ignore", env: { ...process.env, CI: "1" } });
+        const firstDone = new Promise<number | null>((resolve) => first.once("exit", resolve));
+        const manifest = path.join(runDir, "manifest.json");
+        while (!fs.existsSync(manifest) || !fs.readFileSync(manifest, "utf8").includes('"running"'))
+            await new Promise((resolve) => setTimeout(resolve, 20));
+        const second = await runCliProcess(args);
+        expect(second.code).toBe(2);
+        expect(second.stderr).toContain(`is in use by process ${first.pid}`);
+        expect(await firstDone).toBe(0);
+        const trajectories = await readTable(path.join(runDir, "trajectories.arrow"), "trajectories");
+        expect(trajectories.map((t) => t.task_id)).toEqual(["seed-1", "seed-2"]);
     });
 
     it("of several processes racing for one run directory exactly one wins", { timeout: 60_000 }, async () => {
