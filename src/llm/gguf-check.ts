@@ -124,6 +124,9 @@ function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => ne
             fail(`${key(name)} must be a finite number, got ${show(value)}`);
     }
 
+    if (arch === "llama" || arch === "qwen2")
+        checkDecoderTensors(info, { layers, embedding, heads: heads!, kvHeads, ff: integer("feed_forward_length", true)!, key }, fail);
+
     // The vocabulary: the token list must cover the embedding rows and every special id.
     const tokens = metadataValue(info, "tokenizer.ggml.tokens");
     if (tokens == null)
@@ -145,6 +148,56 @@ function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => ne
             if (id >= nTokens && id !== 0xffffffff && id !== -1)
                 fail(`${name} ${id} is outside the ${nTokens} tokens`);
         }
+    }
+}
+
+/**
+ * The tensors of a llama-style decoder (llama, qwen2) and their shapes: llama.cpp refuses a
+ * missing or misshapen tensor only after printing its own log lines, so the check names it first.
+ */
+function checkDecoderTensors(
+    info: GgufInfo,
+    shape: { layers: number; embedding: number; heads: number[]; kvHeads: number[]; ff: number; key: (name: string) => string },
+    fail: (problem: string) => never
+): void {
+    const tensors = new Map(info.tensors.map((t) => [t.name, t.dims]));
+    const vocab = tensors.get("token_embd.weight")?.[1];
+    const expect = (name: string, dims: number[], required = true) => {
+        const actual = tensors.get(name);
+        if (actual == null) {
+            if (required)
+                fail(`tensor ${name} is missing`);
+            return;
+        }
+        if (actual.length !== dims.length || actual.some((d, i) => d !== dims[i]))
+            fail(`tensor ${name} has shape [${actual.join(", ")}], expected [${dims.join(", ")}]`);
+    };
+    const n = shape.embedding;
+    if (vocab == null)
+        fail("tensor token_embd.weight is missing");
+    expect("token_embd.weight", [n, vocab!]);
+    expect("output_norm.weight", [n]);
+    expect("output.weight", [n, vocab!], false);
+    const moe = Number(metadataValue(info, shape.key("expert_count")) ?? 0) > 0;
+    const keyLength = metadataValue(info, shape.key("attention.key_length"));
+    const valueLength = metadataValue(info, shape.key("attention.value_length"));
+    for (let layer = 0; layer < shape.layers; layer++) {
+        const heads = shape.heads[Math.min(layer, shape.heads.length - 1)]!;
+        const kvHeads = shape.kvHeads[Math.min(layer, shape.kvHeads.length - 1)]!;
+        const headK = keyLength != null ? Number(keyLength) : n / heads;
+        const headV = valueLength != null ? Number(valueLength) : n / heads;
+        const blk = `blk.${layer}`;
+        expect(`${blk}.attn_norm.weight`, [n]);
+        expect(`${blk}.attn_q.weight`, [n, heads * headK]);
+        expect(`${blk}.attn_k.weight`, [n, kvHeads * headK]);
+        expect(`${blk}.attn_v.weight`, [n, kvHeads * headV]);
+        expect(`${blk}.attn_output.weight`, [heads * headV, n]);
+        expect(`${blk}.ffn_norm.weight`, [n]);
+        if (moe)
+            continue; // mixture-of-experts feed-forward tensors have other names and shapes
+        expect(`${blk}.ffn_gate.weight`, [n, shape.ff]);
+        expect(`${blk}.ffn_up.weight`, [n, shape.ff]);
+        expect(`${blk}.ffn_down.weight`, [shape.ff, n]);
     }
 }
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { writeTable } from "../../src/data/table-io.js";
 import { packageRoot } from "../../src/util/package.js";
 import { runCliProcess, type CliResult } from "../helpers/cli.js";
-import { badModelEdits, hugeTensorCountHeader, rewriteGguf, writeAdapter } from "./gguf-fixtures.js";
+import { badModelEdits, badModelTensorEdits, hugeTensorCountHeader, rewriteGguf, writeAdapter } from "./gguf-fixtures.js";
 
 /**
  * The bad-input table: every case runs the real CLI on one malformed input (config, run
@@ -288,7 +288,7 @@ describe("bad input: one line on stderr, exit 2, no partial output, no native ab
         file("huge-count.gguf", hugeTensorCountHeader());
         if (haveModel) {
             for (const [name, edit] of badModelEdits)
-                await rewriteGguf(tinyModel, path.join(dir, `${name}.gguf`), edit);
+                await rewriteGguf(tinyModel, path.join(dir, `${name}.gguf`), edit, badModelTensorEdits[name]);
             file("cut.gguf", fs.readFileSync(tinyModel).subarray(0, 600_000));
             await writeAdapter(path.join(dir, "wrong-shape.gguf"), { inDim: 32 });
         }

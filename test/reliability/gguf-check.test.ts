@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { checkAdapterFitsBase, checkGgufFileSync, describeAdapter } from "../../src/llm/gguf-check.js";
 import { InputError } from "../../src/util/errors.js";
 import { packageRoot } from "../../src/util/package.js";
-import { badModelEdits, hugeTensorCountHeader, rewriteGguf, writeAdapter } from "./gguf-fixtures.js";
+import { badModelEdits, badModelTensorEdits, hugeTensorCountHeader, rewriteGguf, writeAdapter } from "./gguf-fixtures.js";
 
 const tinyModel = path.resolve(packageRoot, "../shared/models/stories260K.gguf");
 const haveModel = fs.existsSync(tinyModel);
@@ -26,7 +26,7 @@ const errorOf = (fn: () => unknown): string => {
 describe.skipIf(!haveModel)("the one GGUF check", () => {
     beforeAll(async () => {
         for (const [name, edit] of badModelEdits)
-            await rewriteGguf(tinyModel, path.join(dir, `${name}.gguf`), edit);
+            await rewriteGguf(tinyModel, path.join(dir, `${name}.gguf`), edit, badModelTensorEdits[name]);
     });
 
     it("passes the real model", () => {

@@ -8,6 +8,15 @@ export type MetadataEdit = (metadata: Record<string, GgufMetadataValue>) => void
  * Copies a real GGUF with edited metadata (and optionally edited tensor specs): the way to
  * make a file whose header is well-formed but whose hyperparameters llama.cpp asserts on.
  */
+/** Tensor edits that go with some of the metadata edits above (by name). */
+export const badModelTensorEdits: Record<string, (tensors: GgufTensorSpec[]) => void> = {
+    "no-output-norm": (tensors) => { tensors.splice(tensors.findIndex((t) => t.name === "output_norm.weight"), 1); },
+    "q-misshapen": (tensors) => {
+        const i = tensors.findIndex((t) => t.name === "blk.0.attn_q.weight");
+        tensors[i] = { ...tensors[i]!, dims: [32, 128] };
+    }
+};
+
 export async function rewriteGguf(source: string, out: string, edit: MetadataEdit, editTensors?: (tensors: GgufTensorSpec[]) => void): Promise<string> {
     const info = readGgufInfoSync(source);
     const metadata = structuredClone(info.metadata);
@@ -43,6 +52,8 @@ export const badModelEdits: [name: string, edit: MetadataEdit, pattern: RegExp][
     }, /tokenizer\.ggml\.scores has 10 entries for 512 tokens/],
     ["bos-outside", (m) => { m["tokenizer.ggml.bos_token_id"] = gguf.u32(9999); }, /tokenizer\.ggml\.bos_token_id 9999 is outside the 512 tokens/],
     ["no-arch", (m) => { delete m["general.architecture"]; }, /general\.architecture is missing/],
+    ["no-output-norm", () => undefined, /tensor output_norm\.weight is missing/],
+    ["q-misshapen", () => undefined, /tensor blk\.0\.attn_q\.weight has shape \[32, 128\], expected \[64, 64\]/],
     ["embd-not-multiple", (m) => { m["llama.attention.head_count"] = gguf.u32(6); m["llama.attention.head_count_kv"] = gguf.u32(6); }, /embedding_length 64 is not a multiple of .*head_count 6/]
 ];
 
