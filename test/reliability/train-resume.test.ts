@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { writeTable } from "../../src/data/table-io.js";
+import { readTable, writeTable } from "../../src/data/table-io.js";
 import { readGgufInfo, readTensorValues } from "../../src/gguf/reader.js";
 import { findNativeBuild } from "../../src/train/native-build.js";
 import { packageRoot } from "../../src/util/package.js";
@@ -89,5 +89,22 @@ describe.skipIf(!haveTrainer)("the pipeline's train stage keeps and resumes its 
         expect(changed.stderr).not.toMatch(/up to date/);
         expect(fs.readFileSync(path.join(killed, "adapters", "plan.gguf")).equals(before)).toBe(false);
         expect(leftovers(killed)).toEqual([]);
+    });
+
+    it("`autoact train --out DIR` leaves no checkpoint behind, so a rerun with other settings trains all its steps", { timeout: 300_000 }, async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-rerun-"));
+        const data = path.join(dir, "rows.jsonl");
+        fs.writeFileSync(data, Array.from({ length: 4 }, (_, i) => JSON.stringify({ input: `What is ${i} plus ${i}?`, output: `It is ${2 * i}.` })).join("\n") + "\n");
+        const out = path.join(dir, "out");
+        const train = (...extra: string[]) => runCliProcess(["train", "--base", tinyModel, "--data", data, "--agent", "plan", "--out", out,
+            "--steps", "20", "--rank", "2", "--targets", "attn_q", "--ctx", "128", "--threads", "1", ...extra]);
+        const first = await train("--lr", "0.001");
+        expect(first.code, first.stderr).toBe(0);
+        expect(fs.readdirSync(out).sort()).toEqual(["plan.gguf", "train-plan.arrow"]);
+        const second = await train("--lr", "0.01", "--schedule", "constant");
+        expect(second.code, second.stderr).toBe(0);
+        const curve = await readTable(path.join(out, "train-plan.arrow"), "training_curve");
+        expect(curve.map((row) => row.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(curve.every((row) => Math.abs(row.lr - 0.01) < 1e-9)).toBe(true);
     });
 });
