@@ -97,36 +97,56 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
         await checkGgufFile(modelPath);
 
     const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
+    return withRunLock(runDir, () => runStages({ options, config, baseDir: loaded.baseDir, selected, modelSource, modelPath, runDir, log }));
+}
+
+/**
+ * Runs `work` holding the run directory's lock (creating the folder first). A folder this
+ * process created is removed again when the run is rejected before any stage started, and
+ * never when another process holds the lock.
+ */
+async function withRunLock<T>(runDir: RunDir, work: () => Promise<T>): Promise<T> {
     const created = !fs.existsSync(runDir.dir);
     runDir.ensure();
     let lock: RunLock;
     try {
         lock = RunLock.acquire(runDir.dir);
     } catch (error) {
-        // Not ours: remove the folder only if this process made it and it is still empty.
         if (created) {
             try {
-                fs.rmdirSync(runDir.dir);
+                fs.rmdirSync(runDir.dir); // only while still empty
             } catch {
-                // not empty: another process is using it
+                // not empty: the lock holder made it its own
             }
         }
         throw error;
     }
     try {
-        return await runLocked();
+        return await work();
     } catch (error) {
-        // A run rejected before any stage started leaves no run directory behind.
         if (created && !runDir.hasStageRecords())
             fs.rmSync(runDir.dir, { recursive: true, force: true });
         throw error;
     } finally {
         lock.release();
     }
+}
 
-    async function runLocked(): Promise<RunPipelineResult> {
+/** A run that passed every check: its config, stages, model and (locked) run directory. */
+interface CheckedRun {
+    options: RunPipelineOptions;
+    config: PipelineConfig;
+    baseDir: string;
+    selected: StageName[];
+    modelSource: string;
+    modelPath: string | null;
+    runDir: RunDir;
+    log: (line: string) => void;
+}
+
+async function runStages({ options, config, baseDir, selected, modelSource, modelPath, runDir, log }: CheckedRun): Promise<RunPipelineResult> {
     // The saved config stands on its own: the per-stage commands run from it alone.
-    config.data.search = config.data.search.map((dir) => path.resolve(loaded.baseDir, dir));
+    config.data.search = config.data.search.map((dir) => path.resolve(baseDir, dir));
     config.model.path = modelSource;
     writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
 
@@ -138,12 +158,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const session = new ModelSession(modelPath ?? "", config.model);
     const context: StageContext = {
         config,
-        configDir: loaded.baseDir,
+        configDir: baseDir,
         runDir,
         limit: options.limit ?? null,
         data: new DataLocator({
             dataDirs: options.dataDirs,
-            searchDirs: config.data.search.map((dir) => path.resolve(loaded.baseDir, dir)),
+            searchDirs: config.data.search.map((dir) => path.resolve(baseDir, dir)),
             descriptor: config.data.descriptor
         }),
         model: session,
@@ -165,7 +185,6 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     }
     const report = await writeReport(runDir, config);
     return { runDir: runDir.dir, stages: outcomes, report };
-    }
 }
 
 /**
