@@ -37,8 +37,8 @@ export interface StageReads {
     config: readonly string[];
     /** Run-directory tables (or other run-directory files) it reads. */
     tables: readonly string[];
-    /** Files outside the run directory it reads (adapters), hashed by content. */
-    files?: (context: StageContext) => string[];
+    /** Files it reads outside its tables, by role (e.g. agent -> adapter), hashed by content. */
+    files?: (context: StageContext) => Record<string, string>;
     /** Whether it reads the model (its hash goes into the input hash). */
     model: boolean;
     /** Whether --limit changes what it does. */

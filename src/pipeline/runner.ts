@@ -203,9 +203,9 @@ export function stageInputHash(stage: StageDefinition, context: StageContext, mo
         }
         return [name, hashFileSync(file)];
     });
-    const fileHashes = (reads.files?.(context) ?? []).map((file) => {
-        requireFile(file, `stage ${stage.name}'s input`);
-        return [file, hashFileSync(file)];
+    const fileHashes = Object.entries(reads.files?.(context) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([role, file]) => {
+        requireFile(file, `stage ${stage.name}'s ${role} input`);
+        return [role, hashFileSync(file)];
     });
     const configValues = Object.fromEntries(reads.config.map((key) => [key, configValue(context.config, key)]));
     return hashValues(stage.name, configValues, tableHashes, fileHashes,
@@ -233,7 +233,7 @@ async function runStage(stage: StageDefinition, context: StageContext, modelHash
     const { runDir } = context;
     const inputHash = stageInputHash(stage, context, modelHash);
     // Adapters are checked against the model before llama.cpp sees them (it aborts on a misfit).
-    for (const file of stage.reads.files?.(context) ?? []) {
+    for (const file of Object.values(stage.reads.files?.(context) ?? {})) {
         if (file.endsWith(".gguf") && context.model.modelPath !== "")
             checkAdapterFitsBase(file, context.model.modelPath);
     }

@@ -105,6 +105,8 @@ describe("stage declarations drive input hashes and producer lookup", () => {
         fs.utimesSync(adapter, fixed, fixed);
         expect(fs.statSync(adapter).mtimeMs).toBe(stat.mtimeMs);
         expect(hash(evalWith({ plan: adapter }), config, dir)).not.toBe(before);
+        // Which agent an adapter serves is part of the input too.
+        expect(hash(evalWith({ tool: adapter }), config, dir)).not.toBe(hash(evalWith({ plan: adapter }), config, dir));
         // The run directory's own adapters count the same way.
         fs.mkdirSync(path.join(dir, "adapters"), { recursive: true });
         const noAdapters = hash(definitions.eval, config, dir);

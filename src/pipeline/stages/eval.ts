@@ -44,7 +44,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
                 "model.template", "model.context_size", "model.parallel", "synth.batch_size", "synth.max_context"
             ],
             tables: ["tools.arrow"],
-            files: (context) => Object.values(adaptersFor(context)).filter((file): file is string => file != null),
+            files: (context) => Object.fromEntries(Object.entries(adaptersFor(context)).filter(([, file]) => file != null)) as Record<string, string>,
             model: true,
             limit: true
         },
