@@ -107,4 +107,19 @@ describe.skipIf(!haveTrainer)("the pipeline's train stage keeps and resumes its 
         expect(curve.map((row) => row.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
         expect(curve.every((row) => Math.abs(row.lr - 0.01) < 1e-9)).toBe(true);
     });
+
+    it("zero kept trajectories: the train stage names the filter as the cause, not the context size", { timeout: 120_000 }, async () => {
+        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-empty-"));
+        fs.writeFileSync(path.join(runDir, "config.yaml"), `name: empty\nmodel:\n  path: ${tinyModel}\n`);
+        await writeTable(path.join(runDir, "samples.arrow"), "samples", []);
+        const now = new Date().toISOString();
+        fs.writeFileSync(path.join(runDir, "manifest.json"), JSON.stringify({
+            version: 1, pipeline: "empty", createdAt: now, updatedAt: now,
+            stages: { filter: { status: "done", inputHash: "x", outputs: { "filtered.arrow": { rows: 0 } }, startedAt: now, stats: { trajectories: 7, kept: 0 } } }
+        }));
+        const result = await runCliProcess(["train", "--run-dir", runDir]);
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stderr).toContain("train: nothing to train on (the filter kept 0 of 7 trajectories)");
+        expect(result.stderr).not.toMatch(/fit \d+ tokens/);
+    });
 });
