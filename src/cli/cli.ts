@@ -49,7 +49,8 @@ function reportError(error: unknown, debug: boolean): number {
     // A file-system error that escaped its caller still names the file and the cause, on one line.
     const fsError = error as NodeJS.ErrnoException & { dest?: string };
     if (fsError instanceof Error && typeof fsError.code === "string" && /^E[A-Z]+$/.test(fsError.code) && fsError.path != null) {
-        process.stderr.write(`autoact: ${fileErrorCause(fsError, fsError.path)}${fsError.dest != null ? ` (-> ${fsError.dest})` : ""}\n`);
+        // A rename's error is about its destination (the source is our own temporary file).
+        process.stderr.write(`autoact: ${fsError.dest != null ? `cannot write ${fsError.dest}: ${fileErrorCause(fsError)}` : fileErrorCause(fsError, fsError.path)}\n`);
         if (debug && fsError.stack != null)
             process.stderr.write(`${fsError.stack}\n`);
         return 2;

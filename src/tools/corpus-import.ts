@@ -125,6 +125,12 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
             db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, totalPages,
             seconds, pagesPerSecond: added / Math.max(seconds, 1e-9)
         };
+    } catch (error) {
+        // SQLite's own errors ("file is not a database", "database disk image is malformed") name no file.
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === "string" && code.startsWith("SQLITE_"))
+            throw new InputError(`${target}: not a usable corpus database (${(error as Error).message}); import with --replace to start it afresh`);
+        throw error;
     } finally {
         if (db?.open)
             db.close();

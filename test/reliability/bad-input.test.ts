@@ -15,7 +15,8 @@ import { badModelEdits, badModelTensorEdits, hugeTensorCountHeader, rewriteGguf,
  * it would have written, and no native abort. The only other stderr lines allowed before the
  * error are a stage's own status lines ("filter: ...", "eval: ...").
  */
-const tinyModel = path.resolve(packageRoot, "../shared/models/stories260K.gguf");
+const shared = path.resolve(packageRoot, "../shared");
+const tinyModel = path.join(shared, "models", "stories260K.gguf");
 const haveModel = fs.existsSync(tinyModel);
 if (!haveModel)
     console.warn(`skipping the model cases of the bad-input table: ${tinyModel} is absent`);
@@ -261,6 +262,22 @@ function evalRunDir(): string {
     return runDir;
 }
 
+const fileCases: Case[] = [
+    {
+        name: "corpus import into a file that is not a database",
+        args: () => ["corpus", "import", path.join(shared, "datasets", "hotpotqa", "easy.jsonl"), "--db", file("not-a-db.sqlite", "garbage")],
+        error: /not-a-db\.sqlite: not a usable corpus database \(file is not a database\)/, needsModel: true
+    },
+    { name: "corpus import of a missing file", args: () => ["corpus", "import", path.join(dir, "nowhere.jsonl"), "--db", path.join(dir, "c.sqlite")], error: /corpus input file not found/, absent: () => [path.join(dir, "c.sqlite")] },
+    { name: "corpus import of a bad record", args: () => ["corpus", "import", file("bad-page.jsonl", '{"title": 5}\n'), "--db", path.join(dir, "c2.sqlite")], error: /bad-page\.jsonl:1: key "title"/, absent: () => [path.join(dir, "c2.sqlite")] },
+    { name: "model synth --out under /proc", args: () => ["model", "synth", "--preset", "tiny", "--out", "/proc/autoact-x/m.gguf"], error: /cannot create folder \/proc\/autoact-x/ },
+    {
+        name: "model synth --out onto a folder",
+        args: () => { fs.mkdirSync(path.join(dir, "folder.gguf"), { recursive: true }); return ["model", "synth", "--preset", "tiny", "--out", path.join(dir, "folder.gguf")]; },
+        error: /cannot write .*folder\.gguf: is a folder, not a file/
+    }
+];
+
 const flagCases: Case[] = [
     { name: "unknown flag", args: () => ["run", plainConfig(), "--frobnicate"], error: /Unknown argument: frobnicate/ },
     { name: "unknown command", args: () => ["frobnicate"], error: /Unknown argument: frobnicate|Did you mean/ },
@@ -274,7 +291,7 @@ const flagCases: Case[] = [
     { name: "model file missing", args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "nowhere.gguf"), "--run-dir", fresh("nomodel")], error: /model file not found/, absent: () => [fresh("nomodel")] }
 ];
 
-const cases: Case[] = [...configCases, ...setCases, ...manifestCases, ...runDirCases, ...arrowCases, ...datasetCases, ...ggufCases, ...flagCases];
+const cases: Case[] = [...configCases, ...setCases, ...manifestCases, ...runDirCases, ...arrowCases, ...datasetCases, ...ggufCases, ...fileCases, ...flagCases];
 
 describe("bad input: one line on stderr, exit 2, no partial output, no native abort", () => {
     beforeAll(async () => {
