@@ -152,8 +152,7 @@ export const defaultConfig: PipelineConfig = {
         seed: 1
     },
     filter: { keep: "correct", min_f1: 1, max: 200 },
-    // A pipeline checkpoints as it trains, so a killed run resumes near where it stopped.
-    train: { ...trainConfigDefaults(), checkpoint_every: 25 },
+    train: trainConfigDefaults(),
     eval: {
         max_steps: 10,
         temperature: 0.5,

@@ -98,13 +98,12 @@ describe("pipeline config", () => {
             ["synth.temperature=-1", /"synth\.temperature" must be at least 0, got -1/],
             ["eval.temperature=-0.5", /"eval\.temperature" must be at least 0/],
             ["synth.top_p=0", /"synth\.top_p" must be greater than 0 and at most 1, got 0/],
-            ["eval.top_p=1.5", /"eval\.top_p" must be at most 1, got 1\.5/],
+            ["eval.top_p=1.5", /"eval\.top_p" must be greater than 0 and at most 1, got 1\.5/],
             ["synth.top_k=-1", /"synth\.top_k" must be at least 0/],
             ["eval.top_k=2.5", /"eval\.top_k" must be a whole number/],
             ["instruct.temperature=[-1, 0.5]", /"instruct\.temperature\[\]" must be at least 0/],
-            ["train.lr=0", /"train\.lr" must be greater than 0/],
-            ["train.alpha=-2", /"train\.alpha" must be greater than 0/],
-            ["train.warmup=2", /"train\.warmup" must be at most 1/],
+            ["train.alpha=-2", /"train\.alpha" must be a number from/],
+            ["train.warmup=2", /"train\.warmup" must be a number from 0 to 1/],
             ["filter.min_f1=-0.1", /"filter\.min_f1" must be at least 0/],
             ["synth.temperature=.nan", /"synth\.temperature" must be a number/]
         ];

@@ -74,9 +74,9 @@ const plainConfig = () => file("plain.yaml", "name: plain\n");
 const setCases: Case[] = [
     ["synth.temperature=-1", /--set synth\.temperature: "synth\.temperature" must be at least 0, got -1/],
     ["synth.top_p=0", /"synth\.top_p" must be greater than 0/],
-    ["eval.top_p=2", /"eval\.top_p" must be at most 1/],
-    ["train.lr=0", /"train\.lr" must be greater than 0/],
-    ["train.rank=0", /"train\.rank" must be at least 1/],
+    ["eval.top_p=2", /"eval\.top_p" must be greater than 0 and at most 1, got 2/],
+    ["train.alpha=-2", /"train\.alpha" must be a number from/],
+    ["train.rank=0", /"train\.rank" must be a whole number from 1/],
     ["model.parallel=0", /"model\.parallel" must be at least 1/],
     ["synth.speed=3", /unknown key "synth\.speed"/],
     ["__proto__.polluted=1", /the key "__proto__" is not allowed/],

@@ -79,6 +79,9 @@ export const trainStage: StageDefinition = {
                 outDir,
                 tokenize: async (): Promise<TokenizedSample[]> => samples,
                 ...trainOptionsFromConfig(settings),
+                // A killed run resumes from its last checkpoint: the pipeline always writes them
+                // as it trains (train.checkpoint_every, or every 25 steps when that is 0).
+                checkpointEvery: settings.checkpoint_every > 0 ? settings.checkpoint_every : PIPELINE_CHECKPOINT_EVERY,
                 threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
                 onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
                 // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
@@ -100,6 +103,8 @@ export const trainStage: StageDefinition = {
         return { outputs, stats: { ...stats, tokens_per_s: tokensPerSecond } };
     }
 };
+
+const PIPELINE_CHECKPOINT_EVERY = 25;
 
 /**
  * One agent's files in adapters/: the adapter, its training curve, the trainer's checkpoint
