@@ -39,7 +39,7 @@ async function adapterValues(file: string): Promise<Map<string, Float32Array>> {
 const leftovers = (runDir: string) => fs.readdirSync(path.join(runDir, "adapters")).filter((f) => f.endsWith(".ckpt") || f.endsWith(".samples.bin"));
 
 describe.skipIf(!haveTrainer)("the pipeline's train stage keeps and resumes its adapters", () => {
-    const settings = "  steps: 120\n  context: 128\n  rank: 2\n  targets: [attn_q, attn_v]\n  lr: 0.001\n";
+    const settings = "  steps: 30\n  context: 128\n  rank: 2\n  targets: [attn_q]\n  lr: 0.001\n";
 
     it("a SIGKILLed train stage resumes from its checkpoint and ends with the adapters of a straight run (within 1e-6)", { timeout: 600_000 }, async () => {
         const straight = await trainRunDir(settings);
