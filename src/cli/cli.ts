@@ -1,6 +1,7 @@
 import yargs from "yargs";
 import { commands } from "./commands/index.js";
 import { UserError, errorMessage } from "../util/errors.js";
+import { fileErrorCause } from "../util/fs.js";
 import { packageVersion } from "../util/package.js";
 
 /**
@@ -38,17 +39,31 @@ export async function runCli(argv: string[]): Promise<number> {
 
 function reportError(error: unknown, debug: boolean): number {
     if (error instanceof UserError) {
-        process.stderr.write(`autoact: ${error.message}\n`);
+        process.stderr.write(`autoact: ${oneLine(error.message)}\n`);
         if (error.hint != null)
             process.stderr.write(`hint: ${error.hint}\n`);
         if (debug && error.stack != null)
             process.stderr.write(`${error.stack}\n`);
         return error.exitCode;
     }
-    process.stderr.write(`autoact: ${errorMessage(error)}\n`);
+    // A file-system error that escaped its caller still names the file and the cause, on one line.
+    const fsError = error as NodeJS.ErrnoException & { dest?: string };
+    if (fsError instanceof Error && typeof fsError.code === "string" && /^E[A-Z]+$/.test(fsError.code) && fsError.path != null) {
+        // A rename's error is about its destination (the source is our own temporary file).
+        process.stderr.write(`autoact: ${fsError.dest != null ? `cannot write ${fsError.dest}: ${fileErrorCause(fsError)}` : fileErrorCause(fsError, fsError.path)}\n`);
+        if (debug && fsError.stack != null)
+            process.stderr.write(`${fsError.stack}\n`);
+        return 2;
+    }
+    process.stderr.write(`autoact: ${oneLine(errorMessage(error))}\n`);
     if (debug && error instanceof Error && error.stack != null)
         process.stderr.write(`${error.stack}\n`);
     else
         process.stderr.write("hint: rerun with --debug for the stack trace\n");
     return 1;
+}
+
+/** Messages are one line: yargs and libraries sometimes break theirs over several. */
+function oneLine(message: string): string {
+    return message.split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" ");
 }

@@ -41,7 +41,7 @@ export async function runAndSummarize(options: RunPipelineOptions): Promise<void
         if (outcome.status !== "skipped")
             process.stdout.write(`${outcome.stage.padEnd(12)} ${outcome.status.padEnd(10)} ${outcome.seconds.toFixed(1)}s\n`);
     }
-    process.stdout.write(`report: ${path.relative(process.cwd(), result.report) || result.report}\n`);
+    process.stdout.write(`report: ${path.resolve(result.report)}\n`);
 }
 
 export const stageChoices = stageNames as readonly StageName[];

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InputError } from "../util/errors.js";
-import { temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, temporaryNameFor } from "../util/fs.js";
 import { toJson } from "./convert.js";
 import { agentNames } from "./schemas.js";
 import { iterateAnyTable, readTableInfo } from "./table-io.js";
@@ -60,6 +60,7 @@ export interface ExportJsonlResult {
 export async function exportJsonl(options: ExportJsonlOptions): Promise<ExportJsonlResult> {
     if (options.shape != null)
         await checkShapeable(options.input, options.agent);
+    checkExportTarget(options.output);
     const perAgent = options.shape != null && options.agent == null;
     const outputs = new Map<string, { path: string; tmp: string; fd: number; rows: number; agent?: string }>();
     const outputFor = (agent: string | undefined) => {
@@ -67,7 +68,7 @@ export async function exportJsonl(options: ExportJsonlOptions): Promise<ExportJs
         let out = outputs.get(key);
         if (out == null) {
             const target = perAgent ? withAgentSuffix(options.output, key) : options.output;
-            fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+            makeDirectory(path.dirname(path.resolve(target)));
             const tmp = temporaryNameFor(target);
             out = { path: target, tmp, fd: fs.openSync(tmp, "wx"), rows: 0, agent: perAgent ? key : options.agent };
             outputs.set(key, out);
@@ -103,6 +104,19 @@ export async function exportJsonl(options: ExportJsonlOptions): Promise<ExportJs
         throw error;
     }
     return { files: [...outputs.values()].map(({ path: p, rows, agent }) => ({ path: p, rows, ...(agent != null ? { agent } : {}) })) };
+}
+
+/** Makes the export's folder and refuses a target that is a folder, with one line each. */
+export function checkExportTarget(target: string): void {
+    makeDirectory(path.dirname(path.resolve(target)), "folder");
+    let stat: fs.Stats | null = null;
+    try {
+        stat = fs.statSync(target);
+    } catch {
+        // not there yet: it will be created
+    }
+    if (stat?.isDirectory())
+        throw new InputError(`--export ${target}: is a folder; name a file`);
 }
 
 /** `out.jsonl` + `plan` -> `out.plan.jsonl`; without an extension, `out` -> `out.plan.jsonl`. */

@@ -1,6 +1,6 @@
 import { InputError } from "../util/errors.js";
 import { toJson } from "./convert.js";
-import { checkShapeable, exportJsonl, shapeSample, type ExportJsonlResult, type ExportShape } from "./export.js";
+import { checkExportTarget, checkShapeable, exportJsonl, shapeSample, type ExportJsonlResult, type ExportShape } from "./export.js";
 import { renderRows, renderSchema } from "./render.js";
 import { iterateAnyTable, readAnyTable, readTableInfo, type TableInfo } from "./table-io.js";
 
@@ -47,6 +47,10 @@ export async function inspectTable(options: InspectOptions): Promise<InspectResu
             throw new InputError("--shape with --format jsonl|json prints one agent's samples: add --agent plan|tool|reflect (or use --export FILE for one file per agent)");
     } else if (options.agent != null && format !== "table")
         await checkShapeable(options.file, options.agent);
+
+    // The export's folder is checked before anything is printed: a bad --export prints nothing.
+    if (options.exportTo != null)
+        checkExportTarget(options.exportTo);
 
     const keep = (row: Record<string, unknown>) => options.agent == null || row.agent === options.agent;
     const present = (row: Record<string, unknown>) => printsShaped ? shapeSample(row, options.shape!) : row;

@@ -5,7 +5,7 @@ import {
     type AsyncRecordBatchFileReader, type Data, type AsyncRecordBatchStreamReader, type Schema
 } from "apache-arrow";
 import { InputError, errorMessage } from "../util/errors.js";
-import { requireFile, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, requireFile, temporaryNameFor } from "../util/fs.js";
 import { arrowType, struct, type Column } from "./columns.js";
 import { encodeColumn } from "./encode.js";
 import { batchToRows, describeArrowType } from "./convert.js";
@@ -62,7 +62,7 @@ class ArrowFileSink {
     }
 
     static open(target: string, schema: Schema): ArrowFileSink {
-        fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+        makeDirectory(path.dirname(path.resolve(target)));
         removeStaleTemporaries(target);
         const tmp = temporaryNameFor(target);
         const fd = fs.openSync(tmp, "wx");
@@ -384,7 +384,7 @@ export async function readAnyTable(filePath: string, options: ReadAnyTableOption
             const counts = await countRows(table);
             if (limit > 0) {
                 for await (const batch of batchesOf(table)) {
-                    rows.push(...batchToRows(batch, 0, Math.min(batch.numRows, limit - rows.length)));
+                    rows.push(...decodeRows(table, batch, Math.min(batch.numRows, limit - rows.length)));
                     if (rows.length >= limit)
                         break;
                 }
@@ -395,7 +395,7 @@ export async function readAnyTable(filePath: string, options: ReadAnyTableOption
         const counts = { rows: 0, batches: 0 };
         for await (const batch of batchesOf(table)) {
             if (rows.length < limit)
-                rows.push(...batchToRows(batch, 0, Math.min(batch.numRows, limit - rows.length)));
+                rows.push(...decodeRows(table, batch, Math.min(batch.numRows, limit - rows.length)));
             counts.rows += batch.numRows;
             counts.batches++;
         }
@@ -413,7 +413,7 @@ export async function* iterateAnyTable(filePath: string): AsyncGenerator<Record<
     const table = await openTable(filePath);
     try {
         for await (const batch of batchesOf(table))
-            yield batchToRows(batch);
+            yield decodeRows(table, batch);
     } finally {
         await closeTable(table);
     }
@@ -430,7 +430,7 @@ export async function* iterateTable<N extends TableName>(filePath: string, schem
         const spec = tableSchemas[schemaName] as unknown as TableSchema;
         const missing = checkSchema(table, spec);
         for await (const batch of batchesOf(table)) {
-            const rows = batchToRows(batch);
+            const rows = decodeRows(table, batch);
             const shaped = rows.map((row) => {
                 const out: Record<string, unknown> = {};
                 for (const name of Object.keys(spec.columns))
@@ -541,6 +541,15 @@ function schemaSignature(schema: Schema): string {
         schema.fields.map((f) => [f.name, describeArrowType(f.type), f.nullable]),
         schema.metadata.get(SCHEMA_NAME_KEY) ?? null
     ]);
+}
+
+/** A batch's rows as objects; a value JavaScript cannot hold (an int64 past 2^53) names the file. */
+function decodeRows(table: OpenedTable, batch: RecordBatch, end = batch.numRows): Record<string, unknown>[] {
+    try {
+        return batchToRows(batch, 0, end);
+    } catch (error) {
+        throw new InputError(`${table.filePath}: cannot read its rows (${oneLine(errorMessage(error))})`);
+    }
 }
 
 function oneLine(text: string): string {

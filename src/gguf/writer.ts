@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, temporaryNameFor } from "../util/fs.js";
 import { quantize } from "./quantize.js";
 import {
     GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GGML_TYPE_TRAITS, GgmlType, GgufValueType,
@@ -131,7 +131,7 @@ export async function writeGguf(options: WriteGgufOptions): Promise<WriteGgufRes
     }
 
     const target = path.resolve(options.path);
-    await fs.promises.mkdir(path.dirname(target), { recursive: true });
+    makeDirectory(path.dirname(target));
     const tmp = temporaryNameFor(target);
     const file = new BufferedFile(await fs.promises.open(tmp, "w"));
     try {

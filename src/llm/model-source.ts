@@ -4,6 +4,7 @@ import dns from "node:dns";
 import { resolveModelFile } from "node-llama-cpp";
 import { autoactCacheDir } from "../util/cache-dir.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import { makeDirectory } from "../util/fs.js";
 
 /**
  * Where downloaded models live: `$AUTOACT_CACHE/models`, else `~/.cache/autoact/models`
@@ -37,13 +38,21 @@ export async function resolveModelSource(source: string, options: ResolveSourceO
         return filePath;
     }
     const directory = options.cacheDir ?? modelCacheDir();
+    // Only "not in the cache" leads to a download; any other failure of the lookup is reported.
+    let cachedAt: string | null = null;
     try {
         return await resolveModelFile(source, { directory, download: false, cli: false });
-    } catch {
-        // not cached: download below
+    } catch (error) {
+        const message = errorMessage(error);
+        const notCached = /^No model file found (at "([^"]+)"|for )/.exec(message);
+        if (notCached == null)
+            throw new InputError(`cannot look up model ${source} in the cache ${directory}: ${message.split("\n")[0]}`);
+        cachedAt = notCached[2] ?? null;
     }
+    // node-llama-cpp looks for its own file name (e.g. hf_<user>_<file>.gguf), not the URI's.
+    const place = cachedAt != null ? `place the file at ${cachedAt}` : `place the file in ${directory} under the name node-llama-cpp gives ${source}`;
     const fail = (why: string) => new RuntimeFailure(`cannot download model ${source} into ${directory}: ${why}`, {
-        hint: `without network, place the file in ${directory} (or set AUTOACT_CACHE) or pass a local path`
+        hint: `without network, ${place} (or set AUTOACT_CACHE) or pass a local path`
     });
     // node-llama-cpp retries unreachable hosts for minutes and ignores the abort signal
     // meanwhile: check that the host resolves first, so offline runs fail at once.
@@ -54,7 +63,7 @@ export async function resolveModelSource(source: string, options: ResolveSourceO
     } catch (error) {
         throw fail(`no network (${host}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`);
     }
-    fs.mkdirSync(directory, { recursive: true });
+    makeDirectory(directory, "model cache folder");
     const controller = new AbortController();
     let started = false;
     const timer = setTimeout(() => {

@@ -4,6 +4,7 @@ import { concatTables, readTable, writeTable } from "../data/table-io.js";
 import type { RowFor, TableName } from "../data/schemas.js";
 import type { StageName } from "./config-schema.js";
 import type { RunDir } from "./run-dir.js";
+import { makeDirectory } from "../util/fs.js";
 
 /**
  * The finished batches of a long stage, one Arrow file each, written atomically. A stage
@@ -15,7 +16,7 @@ export class StageBatches<N extends TableName> {
 
     constructor(runDir: RunDir, stage: StageName, inputHash: string, private readonly schema: N) {
         this.dir = runDir.partsDir(stage, inputHash);
-        fs.mkdirSync(this.dir, { recursive: true });
+        makeDirectory(this.dir);
     }
 
     private fileFor(index: number): string {

@@ -228,8 +228,24 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
  */
 export const configChecks: Record<string, (value: unknown) => string | null> = {
     ...trainConfigChecks("train"),
-    "model.timeout_s": (value) => (typeof value === "number" && value > 0 ? null : `must be more than 0 seconds, got ${String(value)}`)
+    "model.timeout_s": (value) => (typeof value === "number" && value > 0 ? null : `must be more than 0 seconds, got ${String(value)}`),
+    "instruct.temperature[]": range({ min: 0 }),
+    "synth.temperature": range({ min: 0 }),
+    "synth.top_p": range({ min: 0, above: true, max: 1 }),
+    "filter.min_f1": range({ min: 0, max: 1 }),
+    "eval.temperature": range({ min: 0 }),
+    "eval.top_p": range({ min: 0, above: true, max: 1 })
 };
+
+/** A range check of a number: `min`/`max` inclusive unless `above` (strictly greater than min). */
+function range({ min, max, above = false }: { min?: number; max?: number; above?: boolean }): (value: unknown) => string | null {
+    const limits = `${min != null ? `${above ? "greater than" : "at least"} ${min}` : ""}${min != null && max != null ? " and " : ""}${max != null ? `at most ${max}` : ""}`;
+    return (value) => {
+        const number = value as number;
+        const outside = (min != null && (above ? number <= min : number < min)) || (max != null && number > max);
+        return outside ? `must be ${limits}, got ${number}` : null;
+    };
+}
 
 /** Element templates for arrays of objects, used to check each element's keys and types. */
 export const configArrayElements: Record<string, unknown> = {
@@ -264,3 +280,6 @@ export const configIntegers: Record<string, number> = {
     "eval.max_tokens": 1,
     "eval.seed": 0
 };
+
+/** Keys that would reach an object's prototype: refused wherever they appear. */
+export const forbiddenConfigKeys: readonly string[] = ["__proto__", "constructor", "prototype"];

@@ -1,9 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import YAML, { LineCounter, isMap, isSeq, isScalar, type Node as YamlNode, type Document } from "yaml";
-import { InputError } from "../util/errors.js";
+import { InputError, errorMessage } from "../util/errors.js";
 import {
-    configArrayElements, configChecks, configEnums, configIntegers, defaultConfig, type PipelineConfig
+    configArrayElements, configChecks, configEnums, configIntegers, defaultConfig, forbiddenConfigKeys, type PipelineConfig
 } from "./config-schema.js";
 
 export interface LoadedConfig {
@@ -38,7 +38,28 @@ export function loadConfig(file: string, { set = [] }: LoadConfigOptions = {}): 
         const offset = node?.range?.[0];
         return offset == null ? file : `${file}:${lineCounter.linePos(offset).line}`;
     };
-    const value = doc.toJS() as unknown;
+    // Keys that reach Object.prototype are refused before anything is built from the document.
+    let forbidden: YamlNode | null = null;
+    let firstAlias: YamlNode | null = null;
+    YAML.visit(doc, {
+        Pair(_, pair) {
+            if (forbidden == null && isScalar(pair.key) && forbiddenConfigKeys.includes(String(pair.key.value)))
+                forbidden = pair.key as YamlNode;
+        },
+        Alias(_, alias) {
+            firstAlias ??= alias as unknown as YamlNode;
+        }
+    });
+    if (forbidden != null)
+        throw new InputError(`${where(forbidden)}: the key "${String((forbidden as { value?: unknown }).value)}" is not allowed in a pipeline config`);
+    let value: unknown;
+    try {
+        // A YAML alias bomb ("billion laughs") stops at 100 expanded aliases.
+        value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    } catch (error) {
+        const cause = /alias/i.test(errorMessage(error)) ? "too many alias expansions (a YAML alias bomb?)" : firstLine(errorMessage(error));
+        throw new InputError(`${firstAlias != null ? where(firstAlias) : file}: malformed YAML: ${cause}`);
+    }
     if (value != null && !isPlainObject(value))
         throw new InputError(`${file}:1: a pipeline config must be a mapping of keys to values`);
 
@@ -56,6 +77,9 @@ export function applyOverride(config: PipelineConfig, assignment: string): void 
     if (eq <= 0)
         throw new InputError(`--set ${assignment}: expected KEY=VALUE, e.g. --set synth.max_steps=10`);
     const key = assignment.slice(0, eq).trim();
+    const badPart = key.split(".").find((part) => forbiddenConfigKeys.includes(part));
+    if (badPart != null)
+        throw new InputError(`--set ${key}: the key "${badPart}" is not allowed in a pipeline config`);
     const raw = assignment.slice(eq + 1);
     let value: unknown;
     try {
@@ -86,7 +110,9 @@ function mergeChecked(
     for (const [key, value] of Object.entries(source)) {
         const keyPath = prefix === "" ? key : `${prefix}.${key}`;
         const parts = keyPath.split(".");
-        if (!(key in targetRecord))
+        if (forbiddenConfigKeys.includes(key))
+            throw new InputError(`${where(parts)}: the key "${key}" is not allowed in a pipeline config`);
+        if (!Object.hasOwn(targetRecord, key))
             throw new InputError(`${where(parts)}: unknown key "${keyPath}"${suggestKey(key, Object.keys(targetRecord), prefix)}`);
         const current = targetRecord[key];
         if (isPlainObject(current)) {
@@ -115,7 +141,7 @@ function checkValue(value: unknown, template: unknown, keyPath: string, where: (
                     fail(`[${i}] must be a mapping`);
                 const merged = structuredClone(elementTemplate) as Record<string, unknown>;
                 for (const [k, v] of Object.entries(element as Record<string, unknown>)) {
-                    if (!(k in merged))
+                    if (!Object.hasOwn(merged, k))
                         fail(`[${i}] has an unknown key "${k}" (known: ${Object.keys(merged).join(", ")})`);
                     merged[k] = checkValue(v, merged[k], `${elementPath}.${k}`, where);
                 }

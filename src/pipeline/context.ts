@@ -28,17 +28,47 @@ export interface StageResult {
     stats: StageStats;
 }
 
+/**
+ * What a stage reads, declared once: the runner derives the stage's input hash (and so
+ * "up to date"), the producer of a missing table, and resume from it.
+ */
+export interface StageReads {
+    /** Dotted config keys (a whole section such as "synth", or one value such as "model.parallel"). */
+    config: readonly string[];
+    /** Run-directory tables (or other run-directory files) it reads; a function when the config decides. */
+    tables: readonly string[] | ((context: StageContext) => readonly string[]);
+    /** Files it reads outside its tables, by role (e.g. agent -> adapter), hashed by content. */
+    files?: (context: StageContext) => Record<string, string>;
+    /** Whether it reads the model (its hash goes into the input hash). */
+    model: boolean;
+    /** Whether --limit changes what it does. */
+    limit: boolean;
+}
+
+/** What a stage writes into the run directory. */
+export interface StageWrites {
+    /** Run-directory files it may write (a missing input names the stage that writes it). */
+    files: (context: StageContext) => string[];
+    /**
+     * Outputs the stage keeps and checks itself when its inputs change (trained adapters
+     * and their checkpoints, keyed by their own input hash); other stale outputs are removed
+     * before the stage reruns.
+     */
+    resumable?: boolean;
+}
+
 export interface StageDefinition {
     name: StageName;
     /** One line for `--help` and the report. */
     description: string;
-    /** Run-dir tables the stage reads (their hashes go into its input hash). */
-    inputTables(context: StageContext): string[];
-    /** The config values the stage depends on (they go into its input hash). */
-    inputValues(context: StageContext): unknown;
-    /** Whether the stage reads the model (its hash goes into the input hash). */
-    usesModel: boolean;
+    reads: StageReads;
+    writes: StageWrites;
     run(context: StageContext, inputHash: string): Promise<StageResult>;
+}
+
+/** The run-directory tables a stage reads in this run. */
+export function tablesRead(reads: StageReads, context: StageContext): readonly string[] {
+    return typeof reads.tables === "function" ? reads.tables(context) : reads.tables;
 }
 
 /** Applies --limit to a count from the config (0 = unlimited stays unlimited unless limited). */

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { writeFileAtomicSync } from "../util/fs.js";
+import { makeDirectory, writeFileAtomicSync } from "../util/fs.js";
 import { InputError } from "../util/errors.js";
 import type { StageName } from "./config-schema.js";
 import type { CorpusRecord } from "./corpus.js";
@@ -55,7 +55,7 @@ export class RunDir {
     }
 
     ensure(): void {
-        fs.mkdirSync(this.dir, { recursive: true });
+        makeDirectory(this.dir, "run directory");
     }
 
     readManifest(pipeline = "unknown"): Manifest {
@@ -64,10 +64,29 @@ export class RunDir {
             const now = new Date().toISOString();
             return { version: 1, pipeline, createdAt: now, updatedAt: now, stages: {} };
         }
+        let value: unknown;
         try {
-            return JSON.parse(fs.readFileSync(file, "utf8")) as Manifest;
+            value = JSON.parse(fs.readFileSync(file, "utf8"));
         } catch (error) {
-            throw new InputError(`${file}: corrupt manifest (${(error as Error).message}); move it away to start the run afresh`);
+            throw new InputError(`${file}: corrupt manifest (${firstLine(error)}); move it away to start the run afresh`);
+        }
+        const manifest = value as Manifest;
+        const isObject = (v: unknown) => v != null && typeof v === "object" && !Array.isArray(v);
+        if (!isObject(value) || !isObject(manifest.stages) || manifest.version !== 1)
+            throw new InputError(`${file}: not a run manifest (expected an object with version 1 and "stages"); move it away to start the run afresh`);
+        for (const [stage, record] of Object.entries(manifest.stages)) {
+            if (!isObject(record) || typeof record.inputHash !== "string" || !isObject(record.outputs))
+                throw new InputError(`${file}: the record of stage "${stage}" is malformed; move the manifest away to start the run afresh`);
+        }
+        return manifest;
+    }
+
+    /** Whether any stage has started in this run directory (a fresh, rejected run may be removed). */
+    hasStageRecords(): boolean {
+        try {
+            return Object.keys(this.readManifest().stages).length > 0;
+        } catch {
+            return true;
         }
     }
 
@@ -97,6 +116,10 @@ export class RunDir {
         if (fs.existsSync(parts) && fs.readdirSync(parts).length === 0)
             fs.rmdirSync(parts);
     }
+}
+
+function firstLine(error: unknown): string {
+    return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
 }
 
 /** A stable hash of JSON-able values (object keys sorted). */

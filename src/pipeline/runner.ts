@@ -1,17 +1,18 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InputError, errorMessage } from "../util/errors.js";
-import { writeFileAtomicSync } from "../util/fs.js";
+import { requireFile, writeFileAtomicSync } from "../util/fs.js";
 import { createProgress, type ProgressReporter } from "../util/progress.js";
 import { cachedSha256 } from "../util/file-hash.js";
 import { loadModelPresets, realModelPreset, realModelSource } from "../gguf/presets.js";
 import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
-import { checkGgufFile } from "../llm/gguf-check.js";
+import { checkAdapterFitsBase, checkGgufFile } from "../llm/gguf-check.js";
 import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
 import { configToYaml, loadConfig } from "./config.js";
-import type { StageContext, StageDefinition } from "./context.js";
+import { tablesRead, type StageContext, type StageDefinition } from "./context.js";
 import { DataLocator } from "./data-locator.js";
 import { ModelSession } from "./model-session.js";
+import { RunLock } from "./run-lock.js";
 import { RunDir, hashFileSync, hashValues, type StageRecord } from "./run-dir.js";
 import { instructStage } from "./stages/instruct.js";
 import { selectToolsStage } from "./stages/select-tools.js";
@@ -70,7 +71,7 @@ function readsCorpus(stage: StageName, config: PipelineConfig): boolean {
     return stage === "synth" || stage === "eval" || (stage === "instruct" && config.instruct.mode === "grounded");
 }
 
-const stageDefinitions = (adapters?: SubAgentAdapters): Record<StageName, StageDefinition> => ({
+export const stageDefinitions = (adapters?: SubAgentAdapters): Record<StageName, StageDefinition> => ({
     instruct: instructStage,
     "select-tools": selectToolsStage,
     synth: synthStage,
@@ -94,18 +95,67 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     if (options.limit != null && (!Number.isInteger(options.limit) || options.limit < 1))
         throw new InputError(`--limit must be a whole number of at least 1, got ${options.limit}`);
     const selected = selectStages(options);
-    const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
-    runDir.ensure();
     const modelSource = modelSourceFor(config, loaded.baseDir);
-    // The saved config stands on its own: the per-stage commands run from it alone.
-    config.data.search = config.data.search.map((dir) => path.resolve(loaded.baseDir, dir));
-    config.model.path = modelSource;
-    writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
-
-    const needsModel = selected.some((stage) => stageDefinitions()[stage].usesModel);
+    // Everything that can reject the run is checked before the run directory is touched.
+    const needsModel = selected.some((stage) => stageDefinitions()[stage].reads.model);
     const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
     if (modelPath != null)
         await checkGgufFile(modelPath);
+
+    const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
+    return withRunLock(runDir, () => runStages({ options, config, baseDir: loaded.baseDir, selected, modelSource, modelPath, runDir, log }));
+}
+
+/**
+ * Runs `work` holding the run directory's lock (creating the folder first). A folder this
+ * process created is removed again when the run is rejected before any stage started, and
+ * never when another process holds the lock.
+ */
+async function withRunLock<T>(runDir: RunDir, work: () => Promise<T>): Promise<T> {
+    const created = !fs.existsSync(runDir.dir);
+    runDir.ensure();
+    let lock: RunLock;
+    try {
+        lock = RunLock.acquire(runDir.dir);
+    } catch (error) {
+        if (created) {
+            try {
+                fs.rmdirSync(runDir.dir); // only while still empty
+            } catch {
+                // not empty: the lock holder made it its own
+            }
+        }
+        throw error;
+    }
+    try {
+        return await work();
+    } catch (error) {
+        if (created && !runDir.hasStageRecords())
+            fs.rmSync(runDir.dir, { recursive: true, force: true });
+        throw error;
+    } finally {
+        lock.release();
+    }
+}
+
+/** A run that passed every check: its config, stages, model and (locked) run directory. */
+interface CheckedRun {
+    options: RunPipelineOptions;
+    config: PipelineConfig;
+    baseDir: string;
+    selected: StageName[];
+    modelSource: string;
+    modelPath: string | null;
+    runDir: RunDir;
+    log: (line: string) => void;
+}
+
+async function runStages({ options, config, baseDir, selected, modelSource, modelPath, runDir, log }: CheckedRun): Promise<RunPipelineResult> {
+    // The saved config stands on its own: the per-stage commands run from it alone.
+    config.data.search = config.data.search.map((dir) => path.resolve(baseDir, dir));
+    config.model.path = modelSource;
+    writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
+
     const manifest = runDir.readManifest(config.name);
     if (modelPath != null) {
         manifest.model = { source: modelSource, path: modelPath, sha256: await cachedSha256(modelPath), bytes: fs.statSync(modelPath).size };
@@ -114,12 +164,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const session = new ModelSession(modelPath ?? "", config.model);
     const context: StageContext = {
         config,
-        configDir: loaded.baseDir,
+        configDir: baseDir,
         runDir,
         limit: options.limit ?? null,
         data: new DataLocator({
             dataDirs: options.dataDirs,
-            searchDirs: config.data.search.map((dir) => path.resolve(loaded.baseDir, dir)),
+            searchDirs: config.data.search.map((dir) => path.resolve(baseDir, dir)),
             descriptor: config.data.descriptor
         }),
         model: session,
@@ -146,25 +196,70 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     return { runDir: runDir.dir, stages: outcomes, report };
 }
 
-async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
+/**
+ * The hash of everything a stage reads, from its declaration: the declared config values,
+ * the run-directory tables and outside files (by content), the model's hash and --limit.
+ * A missing table names the stage that writes it.
+ */
+export function stageInputHash(stage: StageDefinition, context: StageContext, modelHash: string): string {
     const { runDir } = context;
-    const tableHashes = stage.inputTables(context).map((name) => {
+    const reads = stage.reads;
+    const tableHashes = tablesRead(reads, context).map((name) => {
         const file = runDir.file(name);
         if (!fs.existsSync(file)) {
-            const producer = producerOf(name);
+            const producer = producerOf(name, context);
             throw new InputError(`stage ${stage.name} needs ${file}${producer ? `; run the ${producer} stage first` : ""}`);
         }
         return [name, hashFileSync(file)];
     });
-    const inputHash = hashValues(stage.name, stage.inputValues(context), tableHashes, stage.usesModel ? modelHash : null);
+    const fileHashes = Object.entries(reads.files?.(context) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([role, file]) => {
+        requireFile(file, `stage ${stage.name}'s ${role} input`);
+        return [role, hashFileSync(file)];
+    });
+    const configValues = Object.fromEntries(reads.config.map((key) => [key, configValue(context.config, key)]));
+    return hashValues(stage.name, configValues, tableHashes, fileHashes,
+        reads.model ? modelHash : null, reads.limit ? context.limit : null);
+}
+
+/** The value at a dotted config key; a key the config does not have is a bug in a declaration. */
+export function configValue(config: PipelineConfig, key: string): unknown {
+    let cursor: unknown = config;
+    for (const part of key.split(".")) {
+        if (cursor == null || typeof cursor !== "object" || !Object.hasOwn(cursor, part))
+            throw new Error(`stage declaration names an unknown config key "${key}"`);
+        cursor = (cursor as Record<string, unknown>)[part];
+    }
+    return cursor;
+}
+
+/** The stage that declares it writes a run-directory file. */
+export function producerOf(file: string, context: StageContext): StageName | null {
+    const definitions = stageDefinitions();
+    return stageNames.find((stage) => definitions[stage].writes.files(context).includes(file)) ?? null;
+}
+
+async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
+    const { runDir } = context;
+    const inputHash = stageInputHash(stage, context, modelHash);
+    // Adapters are checked against the model before llama.cpp sees them (it aborts on a misfit).
+    for (const file of Object.values(stage.reads.files?.(context) ?? {})) {
+        if (file.endsWith(".gguf") && context.model.modelPath !== "")
+            checkAdapterFitsBase(file, context.model.modelPath);
+    }
     const previous = runDir.readManifest().stages[stage.name];
     const outputsPresent = previous != null && Object.keys(previous.outputs).every((name) => runDir.exists(name));
     if (!force && previous?.status === "done" && previous.inputHash === inputHash && outputsPresent) {
         context.log(`${stage.name}: up to date`);
         return { stage: stage.name, status: "up-to-date", seconds: 0, record: previous };
     }
-    if (previous != null && previous.inputHash !== inputHash)
+    if (previous != null && previous.inputHash !== inputHash) {
+        // Stale: its part files and (unless the stage checks its own) its outputs go.
         runDir.clearParts(stage.name);
+        if (!stage.writes.resumable) {
+            for (const name of new Set([...stage.writes.files(context), ...Object.keys(previous.outputs)]))
+                fs.rmSync(runDir.file(name), { force: true });
+        }
+    }
     const startedAt = new Date().toISOString();
     const started = performance.now();
     runDir.updateStage(stage.name, () => ({ status: "running", inputHash, outputs: {}, startedAt }));
@@ -209,14 +304,6 @@ function selectStages(options: RunPipelineOptions): StageName[] {
         throw new InputError(`--from ${options.from} comes after --until ${options.until}`);
     const skip = new Set((options.skip ?? []).map((name) => check(name, "--skip")));
     return stageNames.slice(from, until + 1).filter((stage) => !skip.has(stage));
-}
-
-function producerOf(table: string): StageName | null {
-    const producers: Record<string, StageName> = {
-        "tasks.arrow": "instruct", "tools.arrow": "select-tools", "trajectories.arrow": "synth",
-        "filtered.arrow": "filter", "samples.arrow": "split"
-    };
-    return producers[table] ?? null;
 }
 
 function isPresetName(name: string): boolean {

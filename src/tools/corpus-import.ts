@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { InputError, RuntimeFailure } from "../util/errors.js";
-import { requireFile, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, requireFile, temporaryNameFor } from "../util/fs.js";
 import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { readJsonFile, readJsonRecords, type JsonRecord } from "../data/datasets/records.js";
@@ -66,7 +66,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
     requireFile(file, "corpus input file");
     if (!corpusFormats.includes(format))
         throw new InputError(`unknown corpus format "${format}" (expected ${corpusFormats.join(", ")})`);
-    fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+    makeDirectory(path.dirname(path.resolve(target)));
     const started = performance.now();
     const tmp = temporaryNameFor(target);
     let db: Database.Database | undefined;
@@ -141,6 +141,12 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
             db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, totalPages,
             seconds, pagesPerSecond: added / Math.max(seconds, 1e-9)
         };
+    } catch (error) {
+        // SQLite's own errors ("file is not a database", "database disk image is malformed") name no file.
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === "string" && code.startsWith("SQLITE_"))
+            throw new InputError(`${target}: not a usable corpus database (${(error as Error).message}); import with --replace to start it afresh`);
+        throw error;
     } finally {
         if (db?.open)
             db.close();

@@ -1,4 +1,4 @@
-import { newQuickJSWASMModule, shouldInterruptAfterDeadline, type QuickJSWASMModule } from "quickjs-emscripten";
+import { RELEASE_SYNC, newQuickJSWASMModuleFromVariant, newVariant, shouldInterruptAfterDeadline, type QuickJSWASMModule } from "quickjs-emscripten";
 
 export interface SandboxOptions {
     /** Wall-clock limit for one run, enforced by QuickJS's interrupt handler. Defaults to 1000 ms. */
@@ -21,12 +21,31 @@ export interface SandboxResult {
     error?: string;
 }
 
-// One WASM module is shared; a fresh runtime (own heap, limits, globals) per run isolates runs.
-let modulePromise: Promise<QuickJSWASMModule> | undefined;
+/** The WASM heap QuickJS starts with (the module's declared initial memory). */
+const BASE_HEAP_BYTES = 16 * 1024 * 1024;
+const WASM_PAGE = 64 * 1024;
 
-function quickjs(): Promise<QuickJSWASMModule> {
-    modulePromise ??= newQuickJSWASMModule();
-    return modulePromise;
+/**
+ * A fresh WASM module per run, with a linear memory that cannot grow past the base heap plus
+ * the run's limit. QuickJS's own malloc limit does not hold in this build (it counts block
+ * sizes through malloc_usable_size, which Emscripten lacks, so `new Array(1e6)` is never
+ * counted): the memory's maximum is the limit that does. A fresh module also returns a
+ * grown heap to the system after each run.
+ */
+async function quickjs(memoryBytes: number): Promise<{ module: QuickJSWASMModule; exhausted: () => boolean }> {
+    const maximumBytes = Math.ceil((BASE_HEAP_BYTES + memoryBytes) / WASM_PAGE) * WASM_PAGE;
+    const wasmMemory = new (globalThis as unknown as WasmGlobal).WebAssembly.Memory({
+        initial: BASE_HEAP_BYTES / WASM_PAGE,
+        maximum: maximumBytes / WASM_PAGE
+    });
+    const module = await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { wasmMemory: wasmMemory as never }));
+    // A heap grown to within 1 MiB of its maximum says why a run failed, whatever was thrown.
+    return { module, exhausted: () => wasmMemory.buffer.byteLength > maximumBytes - 1024 * 1024 };
+}
+
+/** The one WebAssembly constructor used here (the project's `lib` has no DOM/WebAssembly types). */
+interface WasmGlobal {
+    WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
 }
 
 const PRELUDE = `
@@ -54,7 +73,7 @@ globalThis.print = console.log;
  */
 export async function runSandboxedInline(code: string, options: SandboxOptions = {}): Promise<SandboxResult> {
     const { timeoutMs = 1000, memoryBytes = 32 * 1024 * 1024, stackBytes = 256 * 1024, maxOutputChars = 2000 } = options;
-    const module = await quickjs();
+    const { module, exhausted } = await quickjs(memoryBytes);
     const runtime = module.newRuntime();
     const lines: string[] = [];
     let length = 0, truncated = false;
@@ -93,7 +112,7 @@ export async function runSandboxedInline(code: string, options: SandboxOptions =
             if (evaluated.error != null) {
                 const error = describeError(context.dump(evaluated.error));
                 disposeHandle(evaluated.error);
-                result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes);
+                result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes, exhausted());
             } else {
                 const handle = evaluated.value;
                 // Promise callbacks (then/await) run as pending jobs; a returned promise is awaited.
@@ -101,13 +120,13 @@ export async function runSandboxedInline(code: string, options: SandboxOptions =
                 if (jobs.error != null) {
                     const error = describeError(context.dump(jobs.error));
                     disposeHandle(jobs.error);
-                    result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes);
+                    result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes, exhausted());
                 } else {
                     const state = context.getPromiseState(handle);
                     if (state.type === "rejected") {
                         const error = describeError(context.dump(state.error));
                         disposeHandle(state.error);
-                        result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes);
+                        result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes, exhausted());
                     } else {
                         if (state.type === "fulfilled") {
                             const value: unknown = context.dump(state.value);
@@ -127,14 +146,13 @@ export async function runSandboxedInline(code: string, options: SandboxOptions =
             context.dispose();
         }
     } catch (error) {
-        // A failure of the WASM module itself: start a fresh module next time.
-        modulePromise = undefined;
+        // A failure of the WASM module itself (the module is thrown away with this run).
         result = { ok: false, output: "", failure: "error", error: `sandbox failure: ${(error as Error).message}` };
     } finally {
         try {
             runtime.dispose();
         } catch {
-            modulePromise = undefined;
+            // a runtime that ran out of memory may fail to free itself: its module goes with it
         }
     }
     result.output = lines.join("\n") + (truncated ? `\n[output cut at ${maxOutputChars} characters]` : "");
@@ -155,10 +173,12 @@ function describeError(dumped: unknown): string {
     return `Uncaught ${typeof dumped === "string" ? dumped : JSON.stringify(dumped)}`;
 }
 
-function failure(error: string, pastDeadline: boolean, timeoutMs: number, memoryBytes: number): SandboxResult {
+function failure(error: string, pastDeadline: boolean, timeoutMs: number, memoryBytes: number, heapExhausted: boolean): SandboxResult {
     if (/interrupted/i.test(error) && pastDeadline)
         return { ok: false, output: "", failure: "timeout", error: `time limit of ${timeoutMs} ms exceeded` };
-    if (/out of memory/i.test(error) || /invalid (string|array) length/i.test(error))
+    // QuickJS throws a bare null when it runs out of memory while building the error itself.
+    const nullThrown = error === "Uncaught null";
+    if (/out of memory/i.test(error) || /invalid (string|array) length/i.test(error) || heapExhausted || nullThrown)
         return { ok: false, output: "", failure: "memory", error: `memory limit of ${Math.round(memoryBytes / 1048576)} MiB exceeded (${error})` };
     if (/stack overflow/i.test(error))
         return { ok: false, output: "", failure: "stack", error: `stack limit exceeded (${error})` };

@@ -100,10 +100,12 @@ function parseJsonArray(filePath: string, text: string): TrainingRow[] {
 function checkRow(value: unknown, where: string): TrainingRow {
     if (value == null || typeof value !== "object" || Array.isArray(value))
         throw new InputError(`${where}: expected an object with string fields input and output`);
-    const row = value as Record<string, unknown>;
+    const row = fromExportShape(value as Record<string, unknown>, where);
     for (const key of ["input", "output"] as const) {
         if (typeof row[key] !== "string")
             throw new InputError(`${where}: field "${key}" must be a string`);
+        if ((row[key] as string).trim() === "")
+            throw new InputError(`${where}: field "${key}" is empty; there would be nothing to learn from`);
     }
     if (row.agent != null && typeof row.agent !== "string")
         throw new InputError(`${where}: field "agent" must be a string`);
@@ -148,4 +150,27 @@ export function fitSamplesToContext(samples: readonly TokenizedSample[], context
         truncated++;
     }
     return { samples: out, truncated, dropped };
+}
+
+/**
+ * The alpaca and ShareGPT shapes `autoact inspect --export --shape` writes, read back as
+ * {input, output}: alpaca's prompt is its instruction (then its input, when not empty),
+ * ShareGPT's one human turn and one gpt turn. Other rows pass through unchanged.
+ */
+function fromExportShape(row: Record<string, unknown>, where: string): Record<string, unknown> {
+    if ("instruction" in row) {
+        if (typeof row.instruction !== "string" || typeof row.output !== "string" || (row.input != null && typeof row.input !== "string"))
+            throw new InputError(`${where}: an alpaca row needs string fields instruction and output (and input, when present)`);
+        const extra = (row.input as string | undefined) ?? "";
+        return { ...row, input: extra === "" ? row.instruction : `${row.instruction}\n\n${extra}`, output: row.output };
+    }
+    if ("conversations" in row) {
+        const turns = row.conversations;
+        const isTurn = (t: unknown, from: string[]) => t != null && typeof t === "object" &&
+            from.includes(String((t as { from?: unknown }).from)) && typeof (t as { value?: unknown }).value === "string";
+        if (!Array.isArray(turns) || turns.length !== 2 || !isTurn(turns[0], ["human", "user"]) || !isTurn(turns[1], ["gpt", "assistant"]))
+            throw new InputError(`${where}: a ShareGPT row must hold exactly one human turn then one gpt turn ({"from", "value"})`);
+        return { ...row, input: (turns[0] as { value: string }).value, output: (turns[1] as { value: string }).value };
+    }
+    return row;
 }

@@ -6,7 +6,8 @@ import type { TrainingCurveRow } from "../data/schemas.js";
 import { physicalCoreCount } from "../llm/cpu.js";
 import { createPromptFormatter, formatTrainingSample } from "../llm/prompt-format.js";
 import { InputError, UserError, errorMessage } from "../util/errors.js";
-import { requireFile } from "../util/fs.js";
+import { makeDirectory } from "../util/fs.js";
+import { checkGgufFile } from "../llm/gguf-check.js";
 import { agentsInRows, loadTrainingRows, rowsForAgent, tokenizeRows, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
 import { writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
@@ -61,7 +62,7 @@ export interface TrainedAgent {
  */
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
-    requireFile(base, "base model");
+    await checkGgufFile(base, "base model");
     assertTrainOptions(options);
     const { ctx } = resolveTrainOptions(options);
     const rows = await loadTrainingRows(data);
@@ -83,7 +84,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
 
     const tokenize = options.tokenize ?? ((agentRows: readonly TrainingRow[]) => tokenizeWithFormatter(base, agentRows, threads));
     const build = await ensureNativeBuild({ backend, onProgress: options.onBuildProgress });
-    fs.mkdirSync(outDir, { recursive: true });
+    makeDirectory(outDir, "output folder");
 
     const results: TrainedAgent[] = [];
     for (const { name, rows: agentRows } of perAgent) {
@@ -93,10 +94,9 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
             throw new InputError(`agent ${name}: sample ${longest} has ${samples[longest]!.tokens.length} tokens, ` +
                 `more than the context length ${ctx} (raise --ctx)`);
         }
-        const samplesFile = path.join(outDir, `.train-${name}.samples.bin`);
-        await writeTrainingSamples(samplesFile, samples);
         const adapterPath = path.join(outDir, `${name}.gguf`);
-        const checkpoint = `${adapterPath}.ckpt`;
+        const [checkpoint, samplesFile] = trainingLeftovers(adapterPath) as [string, string];
+        await writeTrainingSamples(samplesFile, samples);
         const curvePath = path.join(outDir, `train-${name}.arrow`);
         if (!resume)
             fs.rmSync(checkpoint, { force: true });
@@ -133,6 +133,9 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                 onLog: (line) => options.onLog?.(name, line)
             });
             await writeCurve();
+            // The adapter is complete: its checkpoint and samples file are of no further use.
+            for (const leftover of trainingLeftovers(adapterPath))
+                fs.rmSync(leftover, { force: true });
             results.push({ agent: name, adapterPath, curvePath, samples: samples.length, done: result.done, curve: result.curve });
         } catch (error) {
             if (error instanceof UserError && curve.length > 0)
@@ -141,6 +144,13 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
         }
     }
     return results;
+}
+
+/** The files training leaves beside `<dir>/<agent>.gguf` until it finishes: the checkpoint first, then the samples file. */
+export function trainingLeftovers(adapterPath: string): string[] {
+    const dir = path.dirname(adapterPath);
+    const agent = path.basename(adapterPath, ".gguf");
+    return [`${adapterPath}.ckpt`, path.join(dir, `.train-${agent}.samples.bin`)];
 }
 
 /** Tokenizes rows with the base model's prompt formatter (prompt mask 0, response mask 1). */

@@ -150,6 +150,8 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
             onLine(rest);
     };
 
+    // The exit status is judged after the streams, outside any `finally`, so no error masks another.
+    let streamError: unknown = null;
     try {
         await Promise.all([
             readLines(child.stdout, (line) => {
@@ -181,23 +183,27 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
                 options.onLog?.(line);
             })
         ]);
-    } finally {
-        const result = await child;
-        if (forward) {
-            process.off("SIGINT", onInterrupt);
-            process.off("SIGTERM", onInterrupt);
-        }
-        options.signal?.removeEventListener("abort", onInterrupt);
-        const exitCode = result.exitCode ?? (result.signal != null ? 128 : 1);
-        const message = (errorEvent as { message?: string } | null)?.message ?? stderrTail.slice(-5).join("\n");
-        if (exitCode === INTERRUPTED_EXIT_CODE || interruptedAt != null) {
-            throw new UserError(`training of ${options.out} interrupted after step ${interruptedAt ?? "?"}; ` +
-                "the checkpoint is saved: run the same command with --resume to continue", { exitCode: INTERRUPTED_EXIT_CODE });
-        }
-        if (exitCode === 2)
-            throw new InputError(message);
-        if (exitCode !== 0 || done == null)
-            throw new RuntimeFailure(`autoact-train failed (exit ${exitCode}${result.signal ? `, ${result.signal}` : ""}): ${message}`);
+    } catch (error) {
+        streamError = error;
     }
+    const result = await child;
+    if (forward) {
+        process.off("SIGINT", onInterrupt);
+        process.off("SIGTERM", onInterrupt);
+    }
+    options.signal?.removeEventListener("abort", onInterrupt);
+    const exitCode = result.exitCode ?? (result.signal != null ? 128 : 1);
+    const message = (errorEvent as { message?: string } | null)?.message ?? stderrTail.slice(-5).join(" / ");
+    if (exitCode === INTERRUPTED_EXIT_CODE || interruptedAt != null) {
+        throw new UserError(`training of ${options.out} interrupted after step ${interruptedAt ?? "?"}; ` +
+            "the checkpoint is saved: run the same command with --resume to continue", { exitCode: INTERRUPTED_EXIT_CODE });
+    }
+    if (exitCode === 2)
+        throw new InputError(message);
+    if (exitCode !== 0 || done == null)
+        throw new RuntimeFailure(`autoact-train failed (exit ${exitCode}${result.signal ? `, ${result.signal}` : ""}): ${message}`);
+    // Reading the trainer's output failed while the trainer itself succeeded: that error, not a masked one.
+    if (streamError != null)
+        throw streamError;
     return { adapterPath: options.out, start, curve, done: done! };
 }

@@ -8,7 +8,7 @@ import { InputError } from "./errors.js";
  * so a killed process never leaves half a file under the final name.
  */
 export async function writeFileAtomic(filePath: string, data: string | Uint8Array): Promise<void> {
-    await fs.promises.mkdir(path.dirname(path.resolve(filePath)), { recursive: true });
+    makeDirectory(path.dirname(path.resolve(filePath)));
     const tmp = temporaryNameFor(filePath);
     try {
         await fs.promises.writeFile(tmp, data);
@@ -20,7 +20,7 @@ export async function writeFileAtomic(filePath: string, data: string | Uint8Arra
 }
 
 export function writeFileAtomicSync(filePath: string, data: string | Uint8Array): void {
-    fs.mkdirSync(path.dirname(path.resolve(filePath)), { recursive: true });
+    makeDirectory(path.dirname(path.resolve(filePath)));
     const tmp = temporaryNameFor(filePath);
     try {
         fs.writeFileSync(tmp, data);
@@ -56,4 +56,64 @@ export async function sha256File(filePath: string): Promise<string> {
     for await (const chunk of fs.createReadStream(filePath))
         hash.update(chunk as Buffer);
     return hash.digest("hex");
+}
+
+/**
+ * `mkdir -p` that fails with one line instead of looping: Node's recursive mkdir spins
+ * forever under /proc, and its EEXIST/ENOTDIR/EACCES errors name no cause a user can act on.
+ * Creates each missing folder from the deepest existing ancestor down.
+ */
+export function makeDirectory(dir: string, what = "folder"): string {
+    const target = path.resolve(dir);
+    const missing: string[] = [];
+    let cursor = target;
+    for (;;) {
+        let stat: fs.Stats | null = null;
+        try {
+            stat = fs.statSync(cursor);
+        } catch (error) {
+            // ENOTDIR: some ancestor is a file; walking up finds and names it.
+            const code = (error as NodeJS.ErrnoException).code;
+            if (code !== "ENOENT" && code !== "ENOTDIR")
+                throw new InputError(`cannot create ${what} ${target}: ${fileErrorCause(error, cursor)}`);
+        }
+        if (stat != null) {
+            if (!stat.isDirectory())
+                throw new InputError(`cannot create ${what} ${target}: ${cursor} is not a folder`);
+            break;
+        }
+        missing.push(cursor);
+        const parent = path.dirname(cursor);
+        if (parent === cursor)
+            break;
+        cursor = parent;
+    }
+    for (const folder of missing.reverse()) {
+        try {
+            fs.mkdirSync(folder);
+        } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === "EEXIST" && fs.statSync(folder).isDirectory())
+                continue; // made by someone else meanwhile
+            throw new InputError(`cannot create ${what} ${target}: ${fileErrorCause(error, folder)}`);
+        }
+    }
+    return target;
+}
+
+/** A Node file-system error as words: "ENOENT: no such file..." becomes "<file>: no such file or directory". */
+export function fileErrorCause(error: unknown, file?: string): string {
+    const code = (error as NodeJS.ErrnoException)?.code;
+    const words: Record<string, string> = {
+        ENOENT: "no such file or folder",
+        EEXIST: "already exists",
+        ENOTDIR: "a part of the path is not a folder",
+        EISDIR: "is a folder, not a file",
+        EACCES: "permission denied",
+        EPERM: "operation not permitted",
+        EROFS: "read-only file system",
+        ENOSPC: "no space left on the device",
+        ENAMETOOLONG: "name too long"
+    };
+    const cause = code != null && words[code] != null ? words[code] : (error instanceof Error ? error.message.split("\n")[0]! : String(error));
+    return file == null ? cause : `${file}: ${cause}`;
 }

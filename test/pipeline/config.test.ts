@@ -77,4 +77,50 @@ describe("pipeline config", () => {
         expect(errorOf(() => loadConfig(file, { set: ["model.timeout_s=0"] })).message).toMatch(/model\.timeout_s.*must be more than 0 seconds/);
         expect(errorOf(() => loadConfig(file, { set: ["model.retries=-1"] })).message).toMatch(/model\.retries/);
     });
+
+    it("refuses keys that reach Object.prototype, anywhere, with the file and line; the process is untouched", () => {
+        const cases: [string, RegExp][] = [
+            ["__proto__:\n  toString: 1\n", /proto\.yaml:1: the key "__proto__" is not allowed/],
+            ["name: x\nconstructor: 1\n", /proto\.yaml:2: the key "constructor" is not allowed/],
+            ["synth:\n  prototype: 3\n", /proto\.yaml:2: the key "prototype" is not allowed/],
+            ["data:\n  eval:\n    - name: a\n      file: b\n      __proto__: {x: 1}\n", /proto\.yaml:5: the key "__proto__"/]
+        ];
+        for (const [text, pattern] of cases)
+            expect(errorOf(() => loadConfig(write("proto.yaml", text))).message).toMatch(pattern);
+        expect(errorOf(() => loadConfig(write("ok.yaml", "name: x\n"), { set: ["synth.__proto__.x=1"] })).message)
+            .toMatch(/--set synth\.__proto__\.x: the key "__proto__" is not allowed/);
+        expect(({} as Record<string, unknown>).toString).toBe(Object.prototype.toString);
+        expect(typeof Object.prototype.toString).toBe("function");
+    });
+
+    it("refuses a YAML alias bomb with one line", () => {
+        const lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+        for (let i = 0; i < 8; i++)
+            lines.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`);
+        const message = errorOf(() => loadConfig(write("bomb.yaml", lines.join("\n") + "\n"))).message;
+        expect(message).toMatch(/bomb\.yaml:\d+: malformed YAML: too many alias expansions/);
+        expect(message.split("\n")).toHaveLength(1);
+    });
+
+    it("range-checks sampling and training values", () => {
+        const bad: [string, RegExp][] = [
+            ["synth.temperature=-1", /"synth\.temperature" must be at least 0, got -1/],
+            ["eval.temperature=-0.5", /"eval\.temperature" must be at least 0/],
+            ["synth.top_p=0", /"synth\.top_p" must be greater than 0 and at most 1, got 0/],
+            ["eval.top_p=1.5", /"eval\.top_p" must be greater than 0 and at most 1, got 1\.5/],
+            ["synth.top_k=-1", /"synth\.top_k" must be at least 0/],
+            ["eval.top_k=2.5", /"eval\.top_k" must be a whole number/],
+            ["instruct.temperature=[-1, 0.5]", /"instruct\.temperature\[\]" must be at least 0/],
+            ["train.alpha=-2", /"train\.alpha" must be a number from/],
+            ["train.warmup=2", /"train\.warmup" must be a number from 0 to 1/],
+            ["filter.min_f1=-0.1", /"filter\.min_f1" must be at least 0/],
+            ["synth.temperature=.nan", /"synth\.temperature" must be a number/]
+        ];
+        const file = write("ranges.yaml", "name: x\n");
+        for (const [set, pattern] of bad)
+            expect(errorOf(() => loadConfig(file, { set: [set] })).message, set).toMatch(pattern);
+        const ok = loadConfig(file, { set: ["synth.temperature=0", "synth.top_p=1", "eval.top_k=0"] }).config;
+        expect([ok.synth.temperature, ok.synth.top_p, ok.eval.top_k]).toEqual([0, 1, 0]);
+        expect(errorOf(() => loadConfig(write("ranges2.yaml", "synth:\n  top_p: 2\n"))).message).toMatch(/ranges2\.yaml:2: "synth\.top_p" must be/);
+    });
 });

@@ -1,3 +1,8 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { packageRoot } from "../../src/util/package.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAction } from "../../src/tools/parse.js";
 import { evaluateExpression, formatNumber } from "../../src/tools/calculator.js";
@@ -165,6 +170,26 @@ describe("Code sandbox", () => {
         expect(growing).toMatchObject({ ok: false, failure: "memory" });
         const recursion = await runSandboxed("function f(n) { return f(n + 1) + 1; } f(0)");
         expect(recursion).toMatchObject({ ok: false, failure: "stack" });
+    });
+
+    it("holds the 32 MiB default memory limit for many mid-sized arrays; the process peak stays small (measured in a child)", { timeout: 60_000 }, async () => {
+        // The audit's case: 100 arrays of 1e6 numbers returned ok at an 851 MB peak.
+        const script = `import(${JSON.stringify(path.join(packageRoot, "dist/src/tools/sandbox.js"))}).then(async ({ runSandboxed, closeSandbox }) => {
+            const result = await runSandboxed("const a = []; for (let i = 0; i < 100; i++) a.push(new Array(1e6).fill(1)); a.length", { timeoutMs: 20000 });
+            await closeSandbox();
+            console.log(JSON.stringify({ result, peakBytes: process.resourceUsage().maxRSS * 1024 }));
+        });`;
+        // A file, not --eval: the sandbox's worker thread would inherit --input-type.
+        const scriptFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "autoact-sandbox-")), "peak.mjs");
+        fs.writeFileSync(scriptFile, script);
+        const child = spawnSync(process.execPath, [scriptFile], { encoding: "utf8" });
+        expect(child.status, child.stderr).toBe(0);
+        const { result, peakBytes } = JSON.parse(child.stdout.trim()) as { result: { ok: boolean; failure?: string }; peakBytes: number };
+        expect(result).toMatchObject({ ok: false, failure: "memory" });
+        console.log(`sandbox peak RSS for 100 x new Array(1e6): ${(peakBytes / 1048576).toFixed(0)} MiB`);
+        expect(peakBytes).toBeLessThan(300 * 1024 * 1024);
+        // And the sandbox still runs ordinary code afterwards.
+        expect(await runSandboxed("const b = new Array(1e5).fill(2); b.length")).toEqual({ ok: true, output: "100000" });
     });
 
     it("keeps working after hostile code, and reports it through the library", async () => {

@@ -6,6 +6,7 @@ import { writeFileAtomicSync } from "../../util/fs.js";
 import { benchRemote } from "../../bench/remote.js";
 import { quoteArg } from "../../bench/llama-bench.js";
 import type { GpuChoice } from "../../llm/engine.js";
+import { checkAdapterFitsBase, checkGgufFileSync } from "../../llm/gguf-check.js";
 import type { NativeBackend } from "../../train/native-build.js";
 import { trainOption } from "../../train/options.js";
 
@@ -119,6 +120,7 @@ const infer: CommandModule<object, InferArgs> = {
         .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-infer.json)" })
         .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<InferArgs>,
     handler: async (args) => {
+        checkBenchInputs(single(args.model, "model")!, args.lora ?? []);
         const result = await benchInfer({
             model: single(args.model, "model")!,
             gpu: single(args.gpu, "gpu") as GpuChoice,
@@ -182,6 +184,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         const targets = single(args.targets, "targets");
+        checkBenchInputs(single(args.model, "model")!, []);
         const result = await benchTrain({
             model: single(args.model, "model")!,
             gpu: single(args.gpu, "gpu") as "auto" | NativeBackend,
@@ -204,6 +207,15 @@ const train: CommandModule<object, TrainArgs> = {
         await save(result, single(args.out, "out"), single(args["results-dir"], "results-dir"));
     }
 };
+
+/** The one GGUF check, before any llama.cpp load: a bad file is one line, not a native abort. */
+function checkBenchInputs(model: string, loras: readonly string[]): void {
+    if (model.startsWith("synth:"))
+        return;
+    checkGgufFileSync(model, "model");
+    for (const lora of loras)
+        checkAdapterFitsBase(lora, model);
+}
 
 interface ReportArgs {
     in: string;

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
-import { readGgufInfo, summarizeGguf } from "../../gguf/reader.js";
+import { summarizeGguf } from "../../gguf/reader.js";
+import { checkGgufFileSync, describeAdapter } from "../../llm/gguf-check.js";
 import { InputError } from "../../util/errors.js";
 import { writeSyntheticModel, type SynthArch, type SynthChatTemplate, type SynthType } from "../../gguf/synth.js";
 
@@ -76,9 +77,12 @@ const info: CommandModule<object, InfoArgs> = {
         .positional("file", { type: "string", demandOption: true, describe: "GGUF file" })
         .option("json", { type: "boolean", default: false, describe: "Print metadata (long arrays shortened) and tensors as JSON" }) as unknown as Argv<InfoArgs>,
     handler: async (args) => {
-        const gguf = await readGgufInfo(args.file);
+        const gguf = checkGgufFileSync(args.file, "GGUF");
         if (!args.json) {
-            process.stdout.write(`${summarizeGguf(gguf)}\n`);
+            const adapter = describeAdapter(gguf);
+            process.stdout.write(adapter == null
+                ? `${summarizeGguf(gguf)}\n`
+                : `file: ${gguf.path}\nGGUF version: ${gguf.version}, ${gguf.fileSize} bytes, ${gguf.tensors.length} tensors\n${adapter}\n`);
             return;
         }
         const metadata = Object.fromEntries(Object.entries(gguf.metadata).map(([key, v]) => {

@@ -48,9 +48,16 @@ export function stageCommand(stage: StageName): CommandModule<object, StageArgs>
             const runDir = args["run-dir"];
             if (runDir == null && args.config == null)
                 throw new InputError(`autoact ${stage} needs --run-dir DIR (a run directory with config.yaml) or --config FILE`);
-            const adapters: SubAgentAdapters | undefined = args.plan ?? args.tool ?? args.reflect
-                ? { plan: args.plan, tool: args.tool, reflect: args.reflect }
-                : undefined;
+            // Adapters named on the command line replace the run directory's; an agent left out runs on the base model.
+            const named = { plan: args.plan, tool: args.tool, reflect: args.reflect };
+            const given = Object.entries(named).filter(([, file]) => file != null);
+            let adapters: SubAgentAdapters | undefined;
+            if (given.length > 0) {
+                adapters = Object.fromEntries(given.map(([agent, file]) => [agent, path.resolve(file!)])) as SubAgentAdapters;
+                const missing = Object.keys(named).filter((agent) => !(agent in adapters!));
+                if (missing.length > 0)
+                    process.stderr.write(`eval: the ${missing.join(" and ")} agent${missing.length > 1 ? "s run" : " runs"} on the base model (no --${missing.join(" or --")})\n`);
+            }
             const options = pipelineRunOptions(args);
             if (args.methods != null)
                 options.set = [...(options.set ?? []), `eval.methods=[${parseMethods(args.methods).join(", ")}]`];

@@ -39,7 +39,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         }
         const missing = (["base", "data", "agent", "out"] as const).filter((key) => args[key] == null);
         if (missing.length > 0)
-            throw new InputError(`autoact train needs --run-dir DIR, or ${missing.map((key) => `--${key}`).join(", ")} (with --base, --data, --agent and --out)`);
+            throw new InputError(`autoact train needs --run-dir DIR, or all of --base, --data, --agent and --out (missing: ${missing.map((key) => `--${key}`).join(", ")})`);
         if (!(nativeBackends as readonly string[]).includes(args.backend))
             throw new InputError(`--backend: expected ${nativeBackends.join(", ")}; got "${args.backend}"`);
         const { values, problems } = trainOptionsFromCli(args);

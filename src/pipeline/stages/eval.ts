@@ -56,23 +56,25 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
     const allAdapterFiles = (context: StageContext) => {
         const trained = adaptersFor(context);
         return Object.fromEntries(context.config.eval.methods.map((method) => [method,
-            Object.fromEntries(Object.entries(methodAdapters(context.runDir, trained, method)).map(([agent, file]) => [agent, adapterIdentity(file!)]))]));
+            Object.fromEntries(Object.entries(methodAdapters(context.runDir, trained, method)).filter(([, file]) => file != null))]));
     };
     return {
         name: "eval",
         description: "Evaluation: group planning, the ReAct and CoT baselines and the ablations",
-        usesModel: true,
-        inputTables: () => ["tools.arrow"],
-        inputValues: (context) => ({
-            eval: context.config.eval,
-            split: context.config.split,
-            sets: context.config.data.eval,
-            description: context.config.description,
-            task: context.config.task,
-            template: context.config.model.template,
-            adapters: allAdapterFiles(context),
-            limit: context.limit
-        }),
+        reads: {
+            // synth.batch_size and synth.max_context shape eval's batches and episodes too.
+            config: [
+                "eval", "split", "data.eval", "data.corpus", "description", "task",
+                "model.template", "model.context_size", "model.parallel", "synth.batch_size", "synth.max_context"
+            ],
+            tables: ["tools.arrow"],
+            // every method's adapters, by method and agent, hashed by content
+            files: (context) => Object.fromEntries(Object.entries(allAdapterFiles(context)).flatMap(([method, files]) =>
+                Object.entries(files).map(([agent, file]) => [`${method}.${agent}`, file as string]))),
+            model: true,
+            limit: true
+        },
+        writes: { files: (context) => context.config.data.eval.map((set) => `eval-${set.name}.arrow`) },
         async run(context, inputHash) {
             const trained = adaptersFor(context);
             const started = performance.now();
@@ -236,9 +238,4 @@ async function evaluateOne(
         time_ms: result.timeMs,
         trajectory: result.steps
     };
-}
-
-function adapterIdentity(file: string): [string, number, number] {
-    const stat = fs.statSync(file);
-    return [file, stat.size, stat.mtimeMs];
 }

@@ -10,9 +10,8 @@ import { choicesFromQuestion, scoreTaskAnswer } from "../task-setup.js";
 export const filterStage: StageDefinition = {
     name: "filter",
     description: "Filtering: keep trajectories whose final answer is right",
-    usesModel: false,
-    inputTables: () => ["trajectories.arrow", "tasks.arrow"],
-    inputValues: (context) => ({ filter: context.config.filter, task: context.config.task }),
+    reads: { config: ["filter", "task"], tables: ["trajectories.arrow", "tasks.arrow"], model: false, limit: false },
+    writes: { files: () => ["filtered.arrow"] },
     async run(context) {
         const settings = context.config.filter;
         const trajectories = await readTable(context.runDir.file("trajectories.arrow"), "trajectories");
@@ -27,6 +26,8 @@ export const filterStage: StageDefinition = {
         const kept = scored.filter(keep);
         const limitedKept = settings.max > 0 ? kept.slice(0, settings.max) : kept;
         await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
+        if (limitedKept.length === 0)
+            context.log(`filter: kept 0 of ${scored.length} trajectories (keep: ${settings.keep}${settings.keep === "f1" ? ` >= ${settings.min_f1}` : ""}); training will have no samples`);
         const mean = (values: number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
         return {
             outputs: { "filtered.arrow": limitedKept.length },

@@ -16,17 +16,14 @@ import { imageOf } from "./synth.js";
 export const instructStage: StageDefinition = {
     name: "instruct",
     description: "Self-instruct: generate tasks from the seed examples",
-    usesModel: true,
-    inputTables: () => [],
-    inputValues: (context) => ({
-        description: context.config.description,
-        task: context.config.task,
-        instruct: context.config.instruct,
-        seeds: context.config.data.seeds,
-        corpus: context.config.instruct.mode === "grounded" ? context.config.data.corpus : [],
-        template: context.config.model.template,
-        limit: context.limit
-    }),
+    reads: {
+        // model.parallel is the wave size: it decides which tasks each round sees.
+        config: ["description", "task", "instruct", "data.seeds", "data.corpus", "model.template", "model.context_size", "model.parallel"],
+        tables: [],
+        model: true,
+        limit: true
+    },
+    writes: { files: () => ["tasks.arrow"] },
     async run(context, inputHash) {
         const { config } = context;
         const settings = config.instruct;
@@ -106,6 +103,8 @@ export const instructStage: StageDefinition = {
         }
         corpus?.close();
         context.progress.done();
+        if (target > 0 && generated.length === 0)
+            context.log(`instruct: warning: the meta-agent's answers gave 0 new tasks in ${maxRounds} rounds (target ${target}); tasks.arrow holds only the ${seedRows.length} seeds`);
         const rows = [...seedRows, ...generated];
         await writeTable(context.runDir.file("tasks.arrow"), "tasks", rows);
         context.runDir.clearParts("instruct");

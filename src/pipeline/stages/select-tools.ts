@@ -11,14 +11,13 @@ import type { StageDefinition } from "../context.js";
 export const selectToolsStage: StageDefinition = {
     name: "select-tools",
     description: "Tool selection by the meta-agent",
-    usesModel: true,
-    inputTables: () => [],
-    inputValues: (context) => ({
-        name: context.config.name,
-        description: context.config.description,
-        tools: context.config.tools,
-        template: context.config.model.template
-    }),
+    reads: {
+        config: ["name", "description", "tools", "model.template", "model.context_size"],
+        tables: [],
+        model: true,
+        limit: false
+    },
+    writes: { files: () => ["tools.arrow"] },
     async run(context) {
         const { config } = context;
         const library = createToolLibrary();

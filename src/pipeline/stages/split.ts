@@ -14,12 +14,13 @@ import { openTaskSetup } from "../task-setup.js";
 export const splitStage: StageDefinition = {
     name: "split",
     description: "Division of labor: plan / tool / reflect training samples",
-    usesModel: false,
-    inputTables: (context) => ["filtered.arrow", "tools.arrow", ...(unfilteredWanted(context.config.eval.methods) ? ["trajectories.arrow"] : [])],
-    inputValues: (context) => ({
-        description: context.config.description, task: context.config.task, split: context.config.split,
-        unfiltered: unfilteredWanted(context.config.eval.methods) ? context.config.filter.max : null
-    }),
+    reads: {
+        config: ["description", "task", "split", "eval.methods", "filter.max"],
+        tables: (context) => ["filtered.arrow", "tools.arrow", ...(unfilteredWanted(context.config.eval.methods) ? ["trajectories.arrow"] : [])],
+        model: false,
+        limit: false
+    },
+    writes: { files: (context) => ["samples.arrow", ...(unfilteredWanted(context.config.eval.methods) ? ["samples-unfiltered.arrow"] : [])] },
     async run(context) {
         const filtered = await readTable(context.runDir.file("filtered.arrow"), "filtered");
         const setup = await openTaskSetup(context, { withCorpus: false });

@@ -7,7 +7,7 @@ import { deriveSeed } from "../../util/random.js";
 import { StageBatches } from "../batches.js";
 import { limited, type StageDefinition } from "../context.js";
 import { openTaskSetup } from "../task-setup.js";
-import { InputError } from "../../util/errors.js";
+import { InputError, errorMessage } from "../../util/errors.js";
 
 /**
  * Trajectory synthesis: the meta-agent answers every task in a zero-shot ReAct loop with
@@ -17,16 +17,13 @@ import { InputError } from "../../util/errors.js";
 export const synthStage: StageDefinition = {
     name: "synth",
     description: "Trajectory synthesis: zero-shot ReAct with the Finish/Reflect protocol",
-    usesModel: true,
-    inputTables: () => ["tasks.arrow", "tools.arrow"],
-    inputValues: (context) => ({
-        synth: context.config.synth,
-        description: context.config.description,
-        task: context.config.task,
-        corpus: context.config.data.corpus,
-        template: context.config.model.template,
-        limit: context.limit
-    }),
+    reads: {
+        config: ["synth", "description", "task", "data.corpus", "model.template", "model.context_size", "model.parallel"],
+        tables: ["tasks.arrow", "tools.arrow"],
+        model: true,
+        limit: true
+    },
+    writes: { files: () => ["trajectories.arrow"] },
     async run(context, inputHash) {
         const settings = context.config.synth;
         const allTasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
@@ -62,7 +59,7 @@ export const synthStage: StageDefinition = {
                             seed: deriveSeed(settings.seed, task.id)
                         }),
                         tools: setup.runner,
-                        session: new ToolSession({ image: imageOf(task) }),
+                        session: new ToolSession({ image: imageOf(task, context.runDir.file("tasks.arrow")) }),
                         maxSteps: settings.max_steps,
                         maxContext,
                         reserveTokens: 2 * settings.max_tokens
@@ -104,14 +101,24 @@ export const synthStage: StageDefinition = {
     }
 };
 
-/** ScienceQA-style tasks keep their image caption and OCR in `meta`. */
-export function imageOf(task: Pick<TaskRow, "meta">): { caption: string; ocr: string } | undefined {
-    if (task.meta == null)
+/**
+ * ScienceQA-style tasks keep their image caption and OCR in `meta`. A `meta` that is not
+ * JSON is an error naming the task: read as "no image", it would silently change the task.
+ */
+export function imageOf(task: Pick<TaskRow, "meta"> & Partial<Pick<TaskRow, "id">>, where = "tasks.arrow"): { caption: string; ocr: string } | undefined {
+    if (task.meta == null || task.meta === "")
         return undefined;
+    let meta: unknown;
     try {
-        const meta = JSON.parse(task.meta) as { image?: { caption: string; ocr: string } };
-        return meta.image;
-    } catch {
-        return undefined;
+        meta = JSON.parse(task.meta);
+    } catch (error) {
+        throw new InputError(`${where}: task ${task.id ?? "?"} has a corrupt "meta" column (${errorMessage(error)})`);
     }
+    const image = (meta as { image?: unknown } | null)?.image;
+    if (image == null)
+        return undefined;
+    const { caption, ocr } = image as { caption?: unknown; ocr?: unknown };
+    if (typeof caption !== "string" || (ocr != null && typeof ocr !== "string"))
+        throw new InputError(`${where}: task ${task.id ?? "?"} has an "image" in "meta" without a caption string`);
+    return { caption, ocr: (ocr as string | undefined) ?? "" };
 }

@@ -4,8 +4,10 @@ import { subAgentNames } from "../../agents/division.js";
 import type { SampleRow } from "../../data/schemas.js";
 import { readTable } from "../../data/table-io.js";
 import { formatTrainingSample } from "../../llm/prompt-format.js";
-import { trainAgents, trainOptionsFromConfig, type TokenizedSample } from "../../train/index.js";
+import { trainAgents, trainOptionsFromConfig, trainingLeftovers, type TokenizedSample } from "../../train/index.js";
 import { fitSamplesToContext } from "../../train/dataset.js";
+import { writeFileAtomicSync } from "../../util/fs.js";
+import { hashValues } from "../run-dir.js";
 import { limited, type StageContext, type StageDefinition } from "../context.js";
 import { needsAdapters } from "../eval-methods.js";
 
@@ -19,41 +21,50 @@ import { needsAdapters } from "../eval-methods.js";
  * For the ablations evaluated (eval.methods) it also trains one adapter on all samples
  * (adapters/multi.gguf, -multi) and the three on unfiltered trajectories
  * (adapters/unfiltered/<agent>.gguf, -filtering).
+ * Each adapter is keyed by the stage's input hash: a finished one is kept, a stale one removed,
+ * and a killed run resumes from the trainer's checkpoint.
  */
 export const trainStage: StageDefinition = {
     name: "train",
     description: "LoRA training of the plan, tool and reflect sub-agents",
-    usesModel: true,
-    inputTables: (context) => ["samples.arrow", ...(needsAdapters(context.config.eval.methods, "unfiltered") ? ["samples-unfiltered.arrow"] : [])],
-    inputValues: (context) => ({
-        train: context.config.train, template: context.config.model.template, limit: context.limit,
-        ablations: { multi: needsAdapters(context.config.eval.methods, "multi"), unfiltered: needsAdapters(context.config.eval.methods, "unfiltered") }
-    }),
-    async run(context) {
+    reads: {
+        config: ["train", "model.template", "eval.methods"],
+        tables: (context) => ["samples.arrow", ...(needsAdapters(context.config.eval.methods, "unfiltered") ? ["samples-unfiltered.arrow"] : [])],
+        model: true,
+        limit: true
+    },
+    writes: {
+        files: (context) => jobNames(context).flatMap(({ dir, name }) => [`${dir}/${name}.gguf`, `${dir}/train-${name}.arrow`]),
+        resumable: true
+    },
+    async run(context, inputHash) {
         const settings = context.config.train;
         const methods = context.config.eval.methods;
+        const rows = await readTable(context.runDir.file("samples.arrow"), "samples");
+        if (rows.length === 0) {
+            const filter = context.runDir.readManifest().stages.filter?.stats;
+            const cause = filter?.trajectories != null ? `the filter kept ${filter.kept ?? 0} of ${filter.trajectories} trajectories` : "samples.arrow is empty";
+            context.log(`train: nothing to train on (${cause}); the plan, tool and reflect agents stay the base model`);
+        }
         const model = await context.model.loaded();
         const formatter = await context.model.formatter();
         const outDir = context.runDir.file("adapters");
-        fs.rmSync(outDir, { recursive: true, force: true });
-        fs.mkdirSync(outDir, { recursive: true });
 
         // Tokenize everything first, then free the model: the trainer is its own process.
         const bos = model.model.tokens.bos;
-        const fit = (name: string, rows: SampleRow[]): Job => {
-            const tokenized = rows.map((row) => formatTrainingSample(model.model, formatter, row));
+        const fit = (name: string, source: SampleRow[], dir = outDir): Job => {
+            const tokenized = source.map((row) => formatTrainingSample(model.model, formatter, row));
             const keepFirst = bos != null && tokenized[0]?.tokens[0] === bos ? 1 : 0;
             const fitted = fitSamplesToContext(tokenized, settings.context, keepFirst);
-            return { name, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, tooLong: fitted.dropped, outDir };
+            return { name, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, tooLong: fitted.dropped, outDir: dir };
         };
-        const rows = await readTable(context.runDir.file("samples.arrow"), "samples");
         const jobs: Job[] = subAgentNames.map((agent) => fit(agent, rows.filter((row) => row.agent === agent)));
         if (needsAdapters(methods, "multi"))
             jobs.push(fit("multi", rows));
         if (needsAdapters(methods, "unfiltered")) {
             const unfiltered = await readTable(context.runDir.file("samples-unfiltered.arrow"), "samples");
             for (const agent of subAgentNames)
-                jobs.push({ ...fit(agent, unfiltered.filter((row) => row.agent === agent)), outDir: path.join(outDir, "unfiltered") });
+                jobs.push(fit(agent, unfiltered.filter((row) => row.agent === agent), path.join(outDir, "unfiltered")));
         }
         const modelPath = context.model.modelPath;
         await context.model.dispose();
@@ -68,18 +79,41 @@ export const trainStage: StageDefinition = {
             stats[`${label}_too_long`] = job.tooLong;
             if (job.truncated + job.tooLong > 0)
                 context.log(`train: ${label}: ${job.truncated} samples left-truncated to ${settings.context} tokens (responses whole), ${job.tooLong} left out (response longer than the context)`);
+            const files = new AdapterFiles(job.outDir, job.name);
+            // An adapter, its curve and its checkpoint belong to one input hash: any other is stale.
+            const key = hashValues(inputHash, label);
+            if (files.key() !== key)
+                files.removeAll();
             if (job.samples.length === 0) {
-                context.log(`train: no ${label} samples fit ${settings.context} tokens; no adapter (the base model stands in)`);
+                if (rows.length > 0)
+                    context.log(`train: no ${label} samples fit ${settings.context} tokens; no adapter (the base model stands in)`);
                 continue;
             }
-            const trained = await trainJob(context, job, modelPath, (rate) => (tokensPerSecond = rate));
             const relative = path.relative(context.runDir.dir, job.outDir);
+            if (files.finished()) {
+                context.log(`train: ${label} adapter up to date`);
+                outputs[`${relative}/${job.name}.gguf`] = job.samples.length;
+                outputs[`${relative}/train-${job.name}.arrow`] = (await readTable(files.curve, "training_curve")).length;
+                continue;
+            }
+            files.setKey(key);
+            const curveRows = await trainJob(context, job, modelPath, (rate) => (tokensPerSecond = rate));
             outputs[`${relative}/${job.name}.gguf`] = job.samples.length;
-            outputs[`${relative}/train-${job.name}.arrow`] = trained;
+            outputs[`${relative}/train-${job.name}.arrow`] = curveRows;
         }
         return { outputs, stats: { ...stats, tokens_per_s: tokensPerSecond } };
     }
 };
+
+/** The adapters the stage may write: the sub-agents, and the ablations' when eval asks for them. */
+function jobNames(context: StageContext): { dir: string; name: string }[] {
+    const methods = context.config.eval.methods;
+    return [
+        ...subAgentNames.map((name) => ({ dir: "adapters", name })),
+        ...(needsAdapters(methods, "multi") ? [{ dir: "adapters", name: "multi" }] : []),
+        ...(needsAdapters(methods, "unfiltered") ? subAgentNames.map((name) => ({ dir: "adapters/unfiltered", name })) : [])
+    ];
+}
 
 interface Job {
     /** Adapter name: a sub-agent, or "multi" for the one adapter trained on every sample. */
@@ -90,7 +124,10 @@ interface Job {
     outDir: string;
 }
 
-/** Runs the native trainer for one adapter; returns the number of curve rows. */
+/** Checkpoints every this many steps when train.checkpoint_every is 0, so that a killed run resumes. */
+const PIPELINE_CHECKPOINT_EVERY = 25;
+
+/** Runs the native trainer for one adapter (resuming its checkpoint); returns the number of curve rows. */
 async function trainJob(context: StageContext, job: Job, modelPath: string, onRate: (tokensPerSecond: number) => void): Promise<number> {
     const settings = context.config.train;
     fs.mkdirSync(job.outDir, { recursive: true });
@@ -107,6 +144,8 @@ async function trainJob(context: StageContext, job: Job, modelPath: string, onRa
             outDir: job.outDir,
             tokenize: async (): Promise<TokenizedSample[]> => job.samples,
             ...trainOptionsFromConfig(settings),
+            // A killed run resumes from its last checkpoint: the pipeline always writes them.
+            checkpointEvery: settings.checkpoint_every > 0 ? settings.checkpoint_every : PIPELINE_CHECKPOINT_EVERY,
             threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
             onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
             // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
@@ -125,5 +164,44 @@ async function trainJob(context: StageContext, job: Job, modelPath: string, onRa
         return trained!.curve.length;
     } finally {
         fs.rmSync(rowsFile, { force: true });
+    }
+}
+
+/**
+ * One adapter's files: the adapter, its training curve, the trainer's checkpoint and samples
+ * file, and `.<name>.key`, the input hash they were made from.
+ */
+class AdapterFiles {
+    readonly adapter: string;
+    readonly curve: string;
+    private readonly keyFile: string;
+
+    constructor(readonly dir: string, readonly name: string) {
+        this.adapter = path.join(dir, `${name}.gguf`);
+        this.curve = path.join(dir, `train-${name}.arrow`);
+        this.keyFile = path.join(dir, `.${name}.key`);
+    }
+
+    key(): string | null {
+        try {
+            return fs.readFileSync(this.keyFile, "utf8").trim();
+        } catch {
+            return null;
+        }
+    }
+
+    setKey(key: string): void {
+        fs.mkdirSync(this.dir, { recursive: true });
+        writeFileAtomicSync(this.keyFile, `${key}\n`);
+    }
+
+    /** Trained to the end: the adapter and its curve exist and no checkpoint is left. */
+    finished(): boolean {
+        return fs.existsSync(this.adapter) && fs.existsSync(this.curve) && !fs.existsSync(trainingLeftovers(this.adapter)[0]!);
+    }
+
+    removeAll(): void {
+        for (const file of [this.adapter, this.curve, this.keyFile, ...trainingLeftovers(this.adapter)])
+            fs.rmSync(file, { force: true });
     }
 }

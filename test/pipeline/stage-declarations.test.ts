@@ -1,0 +1,132 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { configValue, producerOf, stageDefinitions, stageInputHash } from "../../src/pipeline/runner.js";
+import { defaultConfig, stageNames, type PipelineConfig } from "../../src/pipeline/config-schema.js";
+import { tablesRead, type StageContext, type StageDefinition } from "../../src/pipeline/context.js";
+import { RunDir } from "../../src/pipeline/run-dir.js";
+import type { SubAgentAdapters } from "../../src/pipeline/stages/eval.js";
+
+/** A context with just what input hashing reads: the config, the run directory, --limit. */
+function contextFor(config: PipelineConfig, dir: string, limit: number | null = null): StageContext {
+    return { config, runDir: new RunDir(dir), limit } as unknown as StageContext;
+}
+
+function runDirWithTables(): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-decl-"));
+    const context = contextFor(defaultConfig, dir);
+    for (const stage of Object.values(stageDefinitions())) {
+        for (const table of tablesRead(stage.reads, context))
+            fs.writeFileSync(path.join(dir, table), `contents of ${table}`);
+    }
+    return dir;
+}
+
+/** A changed copy of a config value (a section changes in its first leaf). */
+function changed(value: unknown): unknown {
+    if (typeof value === "number")
+        return value + 1;
+    if (typeof value === "string")
+        return `${value}-changed`;
+    if (typeof value === "boolean")
+        return !value;
+    if (Array.isArray(value))
+        return [...value, value.length > 0 ? changed(value[0]) : "added"];
+    const entries = Object.entries(value as Record<string, unknown>);
+    return { ...(value as object), [entries[0]![0]]: changed(entries[0]![1]) };
+}
+
+function withKey(config: PipelineConfig, key: string, value: unknown): PipelineConfig {
+    const copy = structuredClone(config);
+    const parts = key.split(".");
+    let cursor = copy as unknown as Record<string, unknown>;
+    for (const part of parts.slice(0, -1))
+        cursor = cursor[part] as Record<string, unknown>;
+    cursor[parts.at(-1)!] = value;
+    return copy;
+}
+
+const hash = (stage: StageDefinition, config: PipelineConfig, dir: string, limit: number | null = null, model = "model-hash") =>
+    stageInputHash(stage, contextFor(config, dir, limit), model);
+
+describe("stage declarations drive input hashes and producer lookup", () => {
+    const dir = runDirWithTables();
+    const config = structuredClone(defaultConfig);
+    config.data.eval = [{ name: "easy", format: "hotpotqa", file: "easy.jsonl", limit: 0 }];
+    const definitions = stageDefinitions();
+
+    it("every declared config key exists, and changing any of them makes the stage stale", () => {
+        for (const stage of stageNames.map((name) => definitions[name])) {
+            const before = hash(stage, config, dir);
+            expect(hash(stage, config, dir), stage.name).toBe(before);
+            for (const key of stage.reads.config) {
+                const after = hash(stage, withKey(config, key, changed(configValue(config, key))), dir);
+                expect(after, `${stage.name}: ${key}`).not.toBe(before);
+            }
+        }
+    });
+
+    it("the keys the audit found unhashed are declared where they are read", () => {
+        const stale = (stage: string, key: string) =>
+            hash(definitions[stage as "eval"], withKey(config, key, changed(configValue(config, key))), dir) !== hash(definitions[stage as "eval"], config, dir);
+        expect(stale("eval", "synth.batch_size")).toBe(true);
+        expect(stale("eval", "synth.max_context")).toBe(true);
+        expect(stale("instruct", "model.parallel")).toBe(true);
+        for (const stage of ["instruct", "select-tools", "synth", "eval"])
+            expect(stale(stage, "model.context_size"), stage).toBe(true);
+        // A key a stage does not read leaves it up to date.
+        expect(stale("filter", "synth.batch_size")).toBe(false);
+        expect(stale("split", "model.context_size")).toBe(false);
+    });
+
+    it("an input table's content, the model and --limit are inputs where declared", () => {
+        const synth = definitions.synth;
+        const before = hash(synth, config, dir);
+        expect(hash(synth, config, dir, 3)).not.toBe(before);
+        expect(hash(synth, config, dir, null, "other-model")).not.toBe(before);
+        expect(hash(definitions.filter, config, dir, null, "other-model")).toBe(hash(definitions.filter, config, dir));
+        const tasks = path.join(dir, "tasks.arrow");
+        const saved = fs.readFileSync(tasks);
+        fs.writeFileSync(tasks, "other tasks");
+        expect(hash(synth, config, dir)).not.toBe(before);
+        fs.writeFileSync(tasks, saved);
+        expect(hash(synth, config, dir)).toBe(before);
+    });
+
+    it("adapters are eval inputs by content: a changed byte with the same size and mtime makes eval stale", () => {
+        const adapter = path.join(dir, "plan-adapter.gguf");
+        const fixed = new Date("2025-01-01T00:00:00Z");
+        fs.writeFileSync(adapter, "adapter bytes A");
+        fs.utimesSync(adapter, fixed, fixed);
+        const stat = fs.statSync(adapter);
+        const evalWith = (adapters: SubAgentAdapters) => stageDefinitions(adapters).eval;
+        const before = hash(evalWith({ plan: adapter }), config, dir);
+        fs.writeFileSync(adapter, "adapter bytes B");
+        fs.utimesSync(adapter, fixed, fixed);
+        expect(fs.statSync(adapter).mtimeMs).toBe(stat.mtimeMs);
+        expect(hash(evalWith({ plan: adapter }), config, dir)).not.toBe(before);
+        // Which agent an adapter serves is part of the input too.
+        expect(hash(evalWith({ tool: adapter }), config, dir)).not.toBe(hash(evalWith({ plan: adapter }), config, dir));
+        // The run directory's own adapters count the same way.
+        fs.mkdirSync(path.join(dir, "adapters"), { recursive: true });
+        const noAdapters = hash(definitions.eval, config, dir);
+        fs.writeFileSync(path.join(dir, "adapters", "tool.gguf"), "trained");
+        expect(hash(definitions.eval, config, dir)).not.toBe(noAdapters);
+    });
+
+    it("a missing input table names the stage that declares it writes it", () => {
+        const empty = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-decl-"));
+        const context = contextFor(config, empty);
+        for (const stage of stageNames.map((name) => definitions[name])) {
+            for (const table of tablesRead(stage.reads, context)) {
+                const producer = producerOf(table, context);
+                expect(producer, table).not.toBeNull();
+                expect(stageNames.indexOf(producer!), `${table} is written before ${stage.name}`).toBeLessThan(stageNames.indexOf(stage.name));
+                expect(() => stageInputHash(stage, context, "m")).toThrow(/run the .* stage first/);
+            }
+        }
+        expect(producerOf("eval-easy.arrow", context)).toBe("eval");
+        expect(producerOf("adapters/plan.gguf", context)).toBe("train");
+    });
+});
