@@ -47,5 +47,5 @@ export function parseMethods(values: readonly string[]): EvalMethod[] {
 
 /** Whether the configured methods need the adapter trained on all samples / on unfiltered trajectories. */
 export function needsAdapters(methods: readonly EvalMethod[], kind: "multi" | "unfiltered"): boolean {
-    return methods.some((method) => evalMethodSpecs[method].adapters === kind);
+    return methods.some((method) => evalMethodSpecs[method]?.adapters === kind);
 }

@@ -19,8 +19,10 @@ export const trainableAgents = ["plan", "tool", "reflect"] as const;
 export interface TrainAgentsOptions extends TrainHyperParams {
     /** Base model GGUF. */
     base: string;
-    /** samples.arrow, or JSON/JSONL rows of {input, output, agent?}. */
-    data: string;
+    /** samples.arrow, or JSON/JSONL rows of {input, output, agent?}; or `samples`. */
+    data?: string;
+    /** Samples already tokenized, all of the one adapter `agent` names (instead of `data`). */
+    samples?: readonly TokenizedSample[];
     /** "plan", "tool", "reflect", "all" (each agent named in the data), or any name for rows without agents. */
     agent: string;
     /** Output folder: <agent>.gguf and train-<agent>.arrow. */
@@ -60,15 +62,13 @@ export interface TrainedAgent {
  * as train-<agent>.arrow beside <agent>.gguf. Interrupted runs leave a checkpoint that the next
  * call (resume, the default) continues from.
  */
-export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
-    const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
-    await checkGgufFile(base, "base model");
-    assertTrainOptions(options);
-    const { ctx } = resolveTrainOptions(options);
+/** The rows of each agent to train: `agent`, or every agent the rows name ("all"). */
+async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ name: string; rows: TrainingRow[] }[]> {
+    if (data == null)
+        throw new InputError("name the training data (--data) or pass tokenized samples");
     const rows = await loadTrainingRows(data);
     if (rows.length === 0)
         throw new InputError(`${data}: the dataset is empty`);
-
     let agents: string[];
     if (agent === "all") {
         agents = agentsInRows(rows);
@@ -81,8 +81,19 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
         if (agentRows.length === 0)
             throw new InputError(`${data}: no rows for agent "${name}" (agents present: ${agentsInRows(rows).join(", ") || "none"})`);
     }
+    return perAgent;
+}
 
-    const tokenize = options.tokenize ?? ((agentRows: readonly TrainingRow[]) => tokenizeWithFormatter(base, agentRows, threads));
+export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
+    const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
+    await checkGgufFile(base, "base model");
+    assertTrainOptions(options);
+    const { ctx } = resolveTrainOptions(options);
+    const given = options.samples;
+    const perAgent = given != null ? [{ name: agent, rows: [] as TrainingRow[] }] : await rowsPerAgent(data, agent);
+    const tokenize = given != null
+        ? async () => [...given]
+        : options.tokenize ?? ((agentRows: readonly TrainingRow[]) => tokenizeWithFormatter(base, agentRows, threads));
     const build = await ensureNativeBuild({ backend, onProgress: options.onBuildProgress });
     makeDirectory(outDir, "output folder");
 

@@ -158,12 +158,12 @@ describe.skipIf(!built)("autoact bench (CLI)", () => {
     });
 
     it.each([
-        [["infer", "--model", "/nonexistent/model.gguf"], /^autoact: model not found: \/nonexistent\/model\.gguf$/],
+        [["infer", "--model", "/nonexistent/model.gguf"], /^autoact: model file not found: \/nonexistent\/model\.gguf$/],
         [["infer", "--model", "MODEL", "--parallel", "0"], /^autoact: --parallel 0: sequence counts must be positive integers/],
         [["infer", "--model", "MODEL", "--parallel", "1,x"], /^autoact: --parallel x: expected integers/],
         [["infer", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
         [["train", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
-        [["train", "--model", "MODEL", "--batch-tokens", "8"], /^autoact: --batch-tokens must be a whole number from 16 to \d+, got 8$/],
+        [["train", "--model", "MODEL", "--batch-tokens", "-1"], /^autoact: --batch-tokens must be a whole number from 0 to \d+, got -1$/],
         [["train", "--model", "MODEL", "--mixed-precision", "fp8"], /^autoact: --mixed-precision must be one of auto \| on \| off, got "fp8"$/],
         [["report", "--in", "/nonexistent/results"], /^autoact: results folder not found: \/nonexistent\/results$/]
     ])("bad input %j: exit 2 and one line", (args, pattern) => {

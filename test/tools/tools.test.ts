@@ -206,7 +206,8 @@ describe("Code sandbox", () => {
         const started = Date.now();
         let ticked = 0;
         const ticker = setInterval(() => ticked++, 20);
-        const result = await runSandboxed("const a = []; while (true) a.push(new Array(1e5).fill(1));", { timeoutMs: 300, memoryBytes: 256 * 1024 * 1024 });
+        // catastrophic backtracking: one call into the regex engine that never returns (no memory growth)
+        const result = await runSandboxed("/(a+)+$/.test('a'.repeat(40) + 'b')", { timeoutMs: 300, memoryBytes: 256 * 1024 * 1024 });
         clearInterval(ticker);
         expect(result).toMatchObject({ ok: false, failure: "timeout" });
         expect(Date.now() - started).toBeLessThan(1500);

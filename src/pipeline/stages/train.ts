@@ -130,41 +130,31 @@ const PIPELINE_CHECKPOINT_EVERY = 25;
 /** Runs the native trainer for one adapter (resuming its checkpoint); returns the number of curve rows. */
 async function trainJob(context: StageContext, job: Job, modelPath: string, onRate: (tokensPerSecond: number) => void): Promise<number> {
     const settings = context.config.train;
-    fs.mkdirSync(job.outDir, { recursive: true });
-    // The trainer reads its rows from a file; the samples are already tokenized, so the file
-    // only names them (one row per sample, without an agent, so all belong to this adapter).
-    const rowsFile = path.join(job.outDir, `.rows-${job.name}.jsonl`);
-    fs.writeFileSync(rowsFile, job.samples.map(() => "{\"input\":\"\",\"output\":\"\"}").join("\n") + "\n");
     let lastStep = 0;
-    try {
-        const [trained] = await trainAgents({
-            base: modelPath,
-            data: rowsFile,
-            agent: job.name,
-            outDir: job.outDir,
-            tokenize: async (): Promise<TokenizedSample[]> => job.samples,
-            ...trainOptionsFromConfig(settings),
-            // A killed run resumes from its last checkpoint: the pipeline always writes them.
-            checkpointEvery: settings.checkpoint_every > 0 ? settings.checkpoint_every : PIPELINE_CHECKPOINT_EVERY,
-            threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
-            onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
-            // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
-            onStart: (_agent, start) => {
-                context.progress.start(`train ${job.name}`, start.total_steps);
-                lastStep = start.start_step;
-            },
-            onStep: (_agent, step) => {
-                context.progress.advance(step.step - lastStep, 0);
-                lastStep = step.step;
-                onRate(step.tokens_per_s);
-            }
-        });
-        context.progress.done(`loss ${trained!.done.first_loss?.toFixed(4)} -> ${trained!.done.loss?.toFixed(4)}`);
-        onRate(trained!.done.tokens_per_s);
-        return trained!.curve.length;
-    } finally {
-        fs.rmSync(rowsFile, { force: true });
-    }
+    const [trained] = await trainAgents({
+        base: modelPath,
+        samples: job.samples,
+        agent: job.name,
+        outDir: job.outDir,
+        ...trainOptionsFromConfig(settings),
+        // A killed run resumes from its last checkpoint: the pipeline always writes them.
+        checkpointEvery: settings.checkpoint_every > 0 ? settings.checkpoint_every : PIPELINE_CHECKPOINT_EVERY,
+        threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
+        onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
+        // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
+        onStart: (_agent, start) => {
+            context.progress.start(`train ${job.name}`, start.total_steps);
+            lastStep = start.start_step;
+        },
+        onStep: (_agent, step) => {
+            context.progress.advance(step.step - lastStep, 0);
+            lastStep = step.step;
+            onRate(step.tokens_per_s);
+        }
+    });
+    context.progress.done(`loss ${trained!.done.first_loss?.toFixed(4)} -> ${trained!.done.loss?.toFixed(4)}`);
+    onRate(trained!.done.tokens_per_s);
+    return trained!.curve.length;
 }
 
 /**
