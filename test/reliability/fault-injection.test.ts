@@ -18,6 +18,7 @@ if (!ready)
 
 const cli = path.join(packageRoot, "dist/src/cli/main.js");
 const settings = [
+    "data.corpus=[]", // no download: the mechanics need no retrieval
     "model.context_size=1024", "model.parallel=2", "model.threads=1",
     "instruct.max_tokens=48", "synth.max_steps=2", "synth.max_tokens=16", "synth.batch_size=1",
     "eval.max_steps=2", "eval.max_tokens=16", "eval.methods=[group, cot]",
@@ -127,6 +128,9 @@ describe.skipIf(!ready)("fault injection: SIGKILL at seeded random points, then 
         const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-fault-data-"));
         const seeds = Array.from({ length: 4 }, (_, i) => ({ Question: `Which number comes after ${i * 7}?`, Answer: String(i * 7 + 1) }));
         fs.writeFileSync(path.join(dataDir, "seeds.json"), JSON.stringify(seeds));
+        // the eval sets: the shared HotpotQA questions (pipelines name no workplace folder)
+        for (const level of ["easy", "medium"])
+            fs.copyFileSync(path.join(shared, "datasets", "hotpotqa", `${level}.jsonl`), path.join(dataDir, `${level}.jsonl`));
 
         // The uninterrupted run.
         const straight = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-fault-straight-"));
