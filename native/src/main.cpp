@@ -28,6 +28,9 @@
 #include <cstring>
 #include <thread>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 namespace {
 
@@ -208,6 +211,10 @@ int run(int argc, char ** argv) {
     g_verbose = p.verbose;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+#ifdef __linux__
+    // a parent killed outright (SIGKILL) leaves no orphan training on: we get SIGTERM, checkpoint, exit
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
     llama_log_set(on_llama_log, nullptr);
     llama_backend_init();
 
