@@ -144,9 +144,9 @@ describe.skipIf(!ready)("fault injection: SIGKILL at seeded random points, then 
         const random = new SeededRandom(20251129);
         const killed = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-fault-killed-"));
         // Per stage: how many kills, in which phase, and the longest delay after it starts
-        // (select-tools is one short completion: a long delay would land in synth instead).
+        // (instruct and select-tools are short on a quiet machine: a long delay would land in the next stage).
         const plan: [stage: string, kills: number, range: string[], maxDelayMs: number][] = [
-            ["instruct", 2, phaseOne, 1500], ["select-tools", 2, phaseOne, 150], ["synth", 3, phaseOne, 1500],
+            ["instruct", 2, phaseOne, 150], ["select-tools", 2, phaseOne, 150], ["synth", 3, phaseOne, 1500],
             ["train", 2, phaseTwo, 1500], ["eval", 3, phaseTwo, 1500]
         ];
         const kills: string[] = [];
