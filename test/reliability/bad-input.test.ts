@@ -236,27 +236,28 @@ const ggufCases: Case[] = [
     },
     {
         name: "eval --plan: adapter of the wrong shape",
-        args: () => ["eval", "--run-dir", evalRunDir(), "--plan", path.join(dir, "wrong-shape.gguf")],
-        error: /wrong-shape\.gguf: tensor .* does not fit/, absent: () => [path.join(fresh("eval"), "eval-easy.arrow")], needsModel: true
+        args: () => ["eval", "--run-dir", evalRunDir("eval-shape"), "--plan", path.join(dir, "wrong-shape.gguf")],
+        error: /wrong-shape\.gguf: tensor .* does not fit/, absent: () => [path.join(fresh("eval-shape"), "eval-easy.arrow")], needsModel: true
     },
     {
         name: "eval --plan: missing adapter",
-        args: () => ["eval", "--run-dir", evalRunDir(), "--plan", path.join(dir, "no-such-adapter.gguf")],
-        error: /no-such-adapter\.gguf/, absent: () => [path.join(fresh("eval"), "eval-easy.arrow")], needsModel: true
+        args: () => ["eval", "--run-dir", evalRunDir("eval-missing"), "--plan", path.join(dir, "no-such-adapter.gguf")],
+        error: /no-such-adapter\.gguf/, absent: () => [path.join(fresh("eval-missing"), "eval-easy.arrow")], needsModel: true
     },
     {
         name: "eval --plan: a model, not an adapter",
-        args: () => ["eval", "--run-dir", evalRunDir(), "--plan", tinyModel],
-        error: /not a LoRA adapter/, absent: () => [path.join(fresh("eval"), "eval-easy.arrow")], needsModel: true
+        args: () => ["eval", "--run-dir", evalRunDir("eval-model"), "--plan", tinyModel],
+        error: /not a LoRA adapter/, absent: () => [path.join(fresh("eval-model"), "eval-easy.arrow")], needsModel: true
     }
 ];
 
-/** A run directory whose eval stage has its inputs (config and tools.arrow). */
-function evalRunDir(): string {
-    const runDir = fresh("eval");
+/** A run directory whose eval stage has its inputs (config and tools.arrow); one per case,
+ *  since cases run side by side and a run directory takes one process at a time. */
+function evalRunDir(name: string): string {
+    const runDir = fresh(name);
     if (!fs.existsSync(runDir)) {
         fs.mkdirSync(runDir, { recursive: true });
-        fs.writeFileSync(path.join(runDir, "config.yaml"), `name: eval\nmodel:\n  path: ${tinyModel}\ndata:\n  eval:\n    - name: easy\n      format: hotpotqa\n      file: easy.jsonl\n`);
+        fs.writeFileSync(path.join(runDir, "config.yaml"), `name: ${name}\nmodel:\n  path: ${tinyModel}\ndata:\n  eval:\n    - name: easy\n      format: hotpotqa\n      file: easy.jsonl\n`);
         fs.copyFileSync(file("tools.arrow"), path.join(runDir, "tools.arrow"));
     }
     return runDir;
