@@ -257,8 +257,10 @@ int run(int argc, char ** argv) {
     }
 
     // ---- the run's shape ----
-    const int64_t per_step        = (int64_t) p.batch * p.grad_accum;
+    // a step trains each sample at most once: with fewer samples than batch x grad-accum, a step
+    // is the whole set (as a data loader's short batch), not copies that only cost time
     const int64_t n_train         = (int64_t) ds.train.size();
+    const int64_t per_step        = std::max<int64_t>(1, std::min<int64_t>((int64_t) p.batch * p.grad_accum, n_train));
     const int64_t steps_per_epoch = (n_train + per_step - 1) / per_step;
     const int64_t total_steps     = p.steps > 0 ? p.steps : (int64_t) p.epochs * steps_per_epoch;
     std::vector<sample> every(ds.train);
