@@ -34,7 +34,11 @@ const quick = [
     "model.context_size=1024", "model.parallel=4", "instruct.max_tokens=48", "synth.max_steps=3", "synth.max_tokens=24",
     "synth.batch_size=1", "eval.max_steps=2", "eval.max_tokens=16", "model.backend=openai", "model.retries=1",
     // an empty corpus: the tools say so (the official corpus file is a download)
-    "data.corpus=[]"
+    "data.corpus=[]",
+    // synth.batch_size=1 (two synth batches to kill between) makes eval go one episode at a
+    // time: one eval set and two methods keep the test short (group planning is the one
+    // that asks the server for adapters)
+    "data.eval=[{name: easy, format: hotpotqa, file: easy.jsonl}]", "eval.methods=[group, cot]"
 ];
 const silent = { progress: createProgress({ silent: true }), log: () => {} };
 
