@@ -88,7 +88,7 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(imported.stdout).toMatch(/trajectories 40 \(11 marked correct\), tools Search, Retrieve, Lookup/);
 
         const run = await runCliProcess(["run", path.join(runDir, "config.yaml"), "--run-dir", runDir, "--from", "filter", "--until", "train",
-            "--model", tinyModel, "--set", "train.steps=2", "--set", "model.context_size=1024", "--set", "train.context=512"]);
+            "--model", tinyModel, "--set", "train.steps=2", "--set", "train.batch=2", "--set", "model.context_size=1024", "--set", "train.context=512"]);
         expect(run.code, run.stderr).toBe(0);
         const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
         expect(manifest.imported.tables).toEqual(["tasks.arrow", "trajectories.arrow", "tools.arrow"]);
