@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
-import { getLlama, LlamaLogLevel, readGgufFileInfo, type Llama, type LlamaContext, type LlamaGrammar, type LlamaModel, type Token } from "node-llama-cpp";
+import type { Llama, LlamaContext, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
+import { llamaLib } from "./llama-lib.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { physicalCoreCount } from "./cpu.js";
 import { checkGgufFile } from "./gguf-check.js";
@@ -27,6 +28,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
         throw new InputError(`invalid thread count ${threads} (expected a positive integer)`);
     let llama: Llama;
     try {
+        const { getLlama, LlamaLogLevel } = await llamaLib();
         llama = await getLlama({
             gpu: gpu === "cpu" ? false : gpu,
             // node-llama-cpp's own default (max(4, cores)) makes small machines ~100x slower.
@@ -307,7 +309,7 @@ export class LoadedModel {
         if (this.checkedAdapters.has(filePath))
             return;
         await checkGgufFile(filePath, "adapter");
-        const info = await readGgufFileInfo(filePath, { readTensorInfo: false, logWarnings: false });
+        const info = await (await llamaLib()).readGgufFileInfo(filePath, { readTensorInfo: false, logWarnings: false });
         const general = info.metadata.general as { type?: string; architecture?: string } | undefined;
         if (general?.type !== "adapter")
             throw new InputError(`not a LoRA adapter GGUF (general.type is ${JSON.stringify(general?.type)}): ${filePath}`);

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
-import { LlamaGrammarEvaluationState, type LlamaGrammar, type Token } from "node-llama-cpp";
+import type { LlamaGrammar, Token } from "node-llama-cpp";
+import { loadedLlamaLib } from "./llama-lib.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { TokenBatch, type DecodeBackend } from "./decode-backend.js";
 import { createRawSampler, rawGrammarState, type RawSampler } from "./native-access.js";
@@ -315,7 +316,7 @@ export class Generator {
                 seed: job.request.seed ?? crypto.randomInt(0, 2 ** 31),
                 grammarEvaluationState: grammar == null
                     ? undefined
-                    : rawGrammarState(new LlamaGrammarEvaluationState({ model, grammar }))
+                    : rawGrammarState(new (loadedLlamaLib().LlamaGrammarEvaluationState)({ model, grammar }))
             });
             slot.job = job;
             if (job.maxTokens === 0)

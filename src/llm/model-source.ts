@@ -1,7 +1,7 @@
 import path from "node:path";
 import fs from "node:fs";
 import dns from "node:dns";
-import { resolveModelFile } from "node-llama-cpp";
+import { llamaLib } from "./llama-lib.js";
 import { autoactCacheDir } from "../util/cache-dir.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
@@ -41,7 +41,7 @@ export async function resolveModelSource(source: string, options: ResolveSourceO
     // Only "not in the cache" leads to a download; any other failure of the lookup is reported.
     let cachedAt: string | null = null;
     try {
-        return await resolveModelFile(source, { directory, download: false, cli: false });
+        return await (await llamaLib()).resolveModelFile(source, { directory, download: false, cli: false });
     } catch (error) {
         const message = errorMessage(error);
         const notCached = /^No model file found (at "([^"]+)"|for )/.exec(message);
@@ -71,6 +71,7 @@ export async function resolveModelSource(source: string, options: ResolveSourceO
             controller.abort(new Error("timed out"));
     }, timeoutMs);
     try {
+        const { resolveModelFile } = await llamaLib();
         const download = resolveModelFile(source, {
             directory,
             download: "auto",

@@ -1,4 +1,5 @@
-import { resolveChatWrapper, type ChatWrapper, type LlamaModel, type Token } from "node-llama-cpp";
+import type { ChatWrapper, LlamaModel, Token } from "node-llama-cpp";
+import { loadedLlamaLib } from "./llama-lib.js";
 
 /**
  * The one prompt formatter of the project. Training samples and inference prompts both go
@@ -40,7 +41,7 @@ export interface PromptFormatterOptions {
 export function createPromptFormatter(model: LlamaModel, { template = "auto" }: PromptFormatterOptions = {}): PromptFormatter {
     const hasChatTemplate = typeof model.fileInfo.metadata?.tokenizer?.chat_template === "string";
     if (template === "chat" || (template === "auto" && hasChatTemplate))
-        return createChatFormatter(model, resolveChatWrapper(model, { warningLogs: false }));
+        return createChatFormatter(model, loadedLlamaLib().resolveChatWrapper(model, { warningLogs: false }));
     return createPlainFormatter(model);
 }
 

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { llamaLib } from "../llm/llama-lib.js";
 import { readAnyTable, writeTable } from "../data/table-io.js";
 import type { TrainingCurveRow } from "../data/schemas.js";
 import { physicalCoreCount } from "../llm/cpu.js";
@@ -166,6 +166,7 @@ export function trainingLeftovers(adapterPath: string): string[] {
 
 /** Tokenizes rows with the base model's prompt formatter (prompt mask 0, response mask 1). */
 export async function tokenizeWithFormatter(base: string, rows: readonly TrainingRow[], threads: number): Promise<TokenizedSample[]> {
+    const { getLlama, LlamaLogLevel } = await llamaLib();
     const llama = await getLlama({ gpu: false, maxThreads: threads, logLevel: LlamaLogLevel.error, build: "never", progressLogs: false });
     let model;
     try {

@@ -2,7 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import type { Llama, LlamaModel, Token } from "node-llama-cpp";
+import { llamaLib } from "../../src/llm/llama-lib.js";
 import { ensureNativeBuild, writeTrainingSamples, type NativeBuild, type TokenizedSample } from "../../src/train/index.js";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
 import { packageRoot } from "../../src/util/package.js";
@@ -84,7 +85,8 @@ export async function tinyModel(dir: string, overrides: { type?: "f32" | "f16" |
 
 let llamaPromise: Promise<Llama> | null = null;
 export function nodeLlama(): Promise<Llama> {
-    llamaPromise ??= getLlama({ gpu: false, maxThreads: THREADS, logLevel: LlamaLogLevel.error, build: "never", progressLogs: false });
+    llamaPromise ??= llamaLib().then(({ getLlama, LlamaLogLevel }) =>
+        getLlama({ gpu: false, maxThreads: THREADS, logLevel: LlamaLogLevel.error, build: "never", progressLogs: false }));
     return llamaPromise;
 }
 
