@@ -39,11 +39,24 @@ export interface StageReads {
     tables: readonly string[] | ((context: StageContext) => readonly string[]);
     /** Files it reads outside its tables, by role (e.g. agent -> adapter), hashed by content. */
     files?: (context: StageContext) => Record<string, string>;
+    /**
+     * Data files it reads (seeds, evaluation sets, corpus sources), by role, found as the
+     * stage finds them (data folders, cache, download; `src/pipeline/data-inputs.ts`) and
+     * hashed by content: editing a seed or an eval file makes the stage stale.
+     */
+    data?: (context: StageContext) => Promise<Record<string, string>>;
     /** Whether it reads the model (its hash goes into the input hash). */
     model: boolean;
     /** Whether --limit changes what it does. */
     limit: boolean;
 }
+
+/**
+ * The config keys that "reads the model" adds to the GGUF's hash: which engine decodes and
+ * which served model answers. Endpoints, timeouts and retries are not inputs: adding a
+ * server to a run keeps its finished batches.
+ */
+export const modelIdentityKeys = ["model.backend", "model.served_name"] as const;
 
 /** What a stage writes into the run directory. */
 export interface StageWrites {

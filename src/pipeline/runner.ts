@@ -9,7 +9,7 @@ import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
 import { checkAdapterFitsBase, checkGgufFile } from "../llm/gguf-check.js";
 import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
 import { configToYaml, loadConfig } from "./config.js";
-import { tablesRead, type StageContext, type StageDefinition } from "./context.js";
+import { modelIdentityKeys, tablesRead, type StageContext, type StageDefinition } from "./context.js";
 import { DataLocator } from "./data-locator.js";
 import { ModelSession } from "./model-session.js";
 import { RunLock } from "./run-lock.js";
@@ -198,10 +198,10 @@ async function runStages({ options, config, baseDir, selected, modelSource, mode
 
 /**
  * The hash of everything a stage reads, from its declaration: the declared config values,
- * the run-directory tables and outside files (by content), the model's hash and --limit.
+ * the run-directory tables, outside files and data files (by content), the model's hash and --limit.
  * A missing table names the stage that writes it.
  */
-export function stageInputHash(stage: StageDefinition, context: StageContext, modelHash: string): string {
+export async function stageInputHash(stage: StageDefinition, context: StageContext, modelHash: string): Promise<string> {
     const { runDir } = context;
     const reads = stage.reads;
     const tableHashes = tablesRead(reads, context).map((name) => {
@@ -216,9 +216,12 @@ export function stageInputHash(stage: StageDefinition, context: StageContext, mo
         requireFile(file, `stage ${stage.name}'s ${role} input`);
         return [role, hashFileSync(file)];
     });
+    const dataHashes: [string, string][] = [];
+    for (const [role, file] of Object.entries(await reads.data?.(context) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)))
+        dataHashes.push([role, await cachedSha256(file)]);
     const configValues = Object.fromEntries(reads.config.map((key) => [key, configValue(context.config, key)]));
-    return hashValues(stage.name, configValues, tableHashes, fileHashes,
-        reads.model ? modelHash : null, reads.limit ? context.limit : null);
+    const model = reads.model ? [modelHash, ...modelIdentityKeys.map((key) => configValue(context.config, key))] : null;
+    return hashValues(stage.name, configValues, tableHashes, fileHashes, dataHashes, model, reads.limit ? context.limit : null);
 }
 
 /** The value at a dotted config key; a key the config does not have is a bug in a declaration. */
@@ -240,7 +243,7 @@ export function producerOf(file: string, context: StageContext): StageName | nul
 
 async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
     const { runDir } = context;
-    const inputHash = stageInputHash(stage, context, modelHash);
+    const inputHash = await stageInputHash(stage, context, modelHash);
     // Adapters are checked against the model before llama.cpp sees them (it aborts on a misfit).
     for (const file of Object.values(stage.reads.files?.(context) ?? {})) {
         if (file.endsWith(".gguf") && context.model.modelPath !== "")

@@ -21,6 +21,9 @@ export async function cachedSha256(file: string): Promise<string> {
     if (known != null)
         return known;
     const digest = await sha256File(file);
+    // entries of files that are gone (temporary runs) or changed since go, so the cache stays small
+    const stale = (k: string) => { const at = k.slice(0, k.indexOf("|")); return at === path.resolve(file) || !fs.existsSync(at); };
+    cache = Object.fromEntries(Object.entries(cache).filter(([k]) => !stale(k)));
     cache[key] = digest;
     try {
         writeFileAtomicSync(cacheFile, JSON.stringify(cache, null, 1));

@@ -187,25 +187,31 @@ describe.skipIf(!haveShared)("resume after SIGKILL", () => {
 });
 
 describe.skipIf(!haveShared)("evaluation keeps finished batches until the stage succeeds", () => {
-    it("an error in a later set keeps the earlier set's batches; the rerun takes them up", { timeout: 900_000 }, async () => {
+    it("an error in a later set keeps the earlier set's batches; a rerun on the same inputs takes them up", { timeout: 900_000 }, async () => {
         const data = hotpotqaDataDir(2);
+        // medium.jsonl unreadable (its bytes are hashed before the stage runs; its rows are read
+        // when its turn comes): the easy set is evaluated, then the stage fails.
         const medium = path.join(data, "medium.jsonl");
-        const aside = `${medium}.aside`;
-        fs.renameSync(medium, aside);
+        const saved = fs.readFileSync(medium);
+        fs.writeFileSync(medium, "{ not json\n");
         const runDir = tmp();
         const options = {
             configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), dataDirs: [data], model: tinyModel, runDir, limit: 2,
             set: [...quick, "data.corpus=[]", "data.descriptor=", "instruct.target=0", "eval.methods=[react, cot]"], ...silent
         };
         await runPipeline({ ...options, until: "select-tools" });
-        // medium.jsonl is missing: the easy set is evaluated, then the stage fails.
-        await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/evaluation set "medium"/);
+        await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/medium\.jsonl/);
         const parts = path.join(runDir, "parts", "eval");
-        const kept = fs.readdirSync(parts).flatMap((d) => fs.readdirSync(path.join(parts, d)));
-        expect(kept.sort()).toEqual(["key-cot.easy.0.arrow", "key-react.easy.0.arrow"]);
-        fs.renameSync(aside, medium);
+        const keptParts = () => fs.readdirSync(parts).flatMap((d) => fs.readdirSync(path.join(parts, d)).map((f) => path.join(parts, d, f)));
+        expect(keptParts().map((f) => path.basename(f)).sort()).toEqual(["key-cot.easy.0.arrow", "key-react.easy.0.arrow"]);
+        // A rerun with the same inputs takes the easy batches up (not rewritten) and fails on medium again.
+        const written = keptParts().map((f) => fs.statSync(f).mtimeMs);
+        await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/medium\.jsonl/);
+        expect(keptParts().map((f) => fs.statSync(f).mtimeMs)).toEqual(written);
+        // The repaired file is a changed input (hashed by content): the stage runs again, whole.
+        fs.writeFileSync(medium, saved);
         const rerun = await runPipeline({ ...options, only: ["eval"] });
-        expect(rerun.stages.find((s) => s.stage === "eval")!.record!.stats).toMatchObject({ resumed_batches: 2 });
+        expect(rerun.stages.find((s) => s.stage === "eval")!.record!.stats).toMatchObject({ resumed_batches: 0 });
         expect((await readTable(path.join(runDir, "eval-medium.arrow"), "eval")).map((r) => r.method)).toEqual(["react", "react", "cot", "cot"]);
         expect(fs.existsSync(path.join(runDir, "parts"))).toBe(false);
     });

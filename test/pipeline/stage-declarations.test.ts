@@ -6,11 +6,18 @@ import { configValue, producerOf, stageDefinitions, stageInputHash } from "../..
 import { defaultConfig, stageNames, type PipelineConfig } from "../../src/pipeline/config-schema.js";
 import { tablesRead, type StageContext, type StageDefinition } from "../../src/pipeline/context.js";
 import { RunDir } from "../../src/pipeline/run-dir.js";
+import { DataLocator } from "../../src/pipeline/data-locator.js";
 import type { SubAgentAdapters } from "../../src/pipeline/stages/eval.js";
 
-/** A context with just what input hashing reads: the config, the run directory, --limit. */
+/** A data folder with the files the test config names (seeds, one eval set, one corpus file). */
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-decl-data-"));
+// (and the names that changed() makes of them)
+for (const name of ["seeds.json", "easy.jsonl", "pages.jsonl", "seeds.json-changed", "pages.jsonl-changed"])
+    fs.writeFileSync(path.join(dataDir, name), `contents of ${name}`);
+
+/** A context with just what input hashing reads: the config, the run directory, the data folder, --limit. */
 function contextFor(config: PipelineConfig, dir: string, limit: number | null = null): StageContext {
-    return { config, runDir: new RunDir(dir), limit } as unknown as StageContext;
+    return { config, runDir: new RunDir(dir), limit, data: new DataLocator({ dataDirs: [dataDir], cacheDir: dataDir }) } as unknown as StageContext;
 }
 
 function runDirWithTables(): string {
@@ -47,75 +54,78 @@ function withKey(config: PipelineConfig, key: string, value: unknown): PipelineC
     return copy;
 }
 
-const hash = (stage: StageDefinition, config: PipelineConfig, dir: string, limit: number | null = null, model = "model-hash") =>
+const hash = async (stage: StageDefinition, config: PipelineConfig, dir: string, limit: number | null = null, model = "model-hash") =>
     stageInputHash(stage, contextFor(config, dir, limit), model);
 
 describe("stage declarations drive input hashes and producer lookup", () => {
     const dir = runDirWithTables();
     const config = structuredClone(defaultConfig);
     config.data.eval = [{ name: "easy", format: "hotpotqa", file: "easy.jsonl", limit: 0 }];
+    config.data.seeds = "seeds.json";
+    config.data.corpus = ["pages.jsonl"];
+    config.eval.methods = ["group", "react-fewshot"];
     const definitions = stageDefinitions();
 
-    it("every declared config key exists, and changing any of them makes the stage stale", () => {
+    it("every declared config key exists, and changing any of them makes the stage stale", async () => {
         for (const stage of stageNames.map((name) => definitions[name])) {
-            const before = hash(stage, config, dir);
-            expect(hash(stage, config, dir), stage.name).toBe(before);
+            const before = await hash(stage, config, dir);
+            expect(await hash(stage, config, dir), stage.name).toBe(before);
             for (const key of stage.reads.config) {
-                const after = hash(stage, withKey(config, key, changed(configValue(config, key))), dir);
+                const after = await hash(stage, withKey(config, key, changed(configValue(config, key))), dir);
                 expect(after, `${stage.name}: ${key}`).not.toBe(before);
             }
         }
     });
 
-    it("the keys the audit found unhashed are declared where they are read", () => {
-        const stale = (stage: string, key: string) =>
-            hash(definitions[stage as "eval"], withKey(config, key, changed(configValue(config, key))), dir) !== hash(definitions[stage as "eval"], config, dir);
-        expect(stale("eval", "synth.batch_size")).toBe(true);
-        expect(stale("eval", "synth.max_context")).toBe(true);
-        expect(stale("instruct", "model.parallel")).toBe(true);
+    it("the keys the audit found unhashed are declared where they are read", async () => {
+        const stale = async (stage: string, key: string) =>
+            await hash(definitions[stage as "eval"], withKey(config, key, changed(configValue(config, key))), dir) !== await hash(definitions[stage as "eval"], config, dir);
+        expect(await stale("eval", "synth.batch_size")).toBe(true);
+        expect(await stale("eval", "synth.max_context")).toBe(true);
+        expect(await stale("instruct", "model.parallel")).toBe(true);
         for (const stage of ["instruct", "select-tools", "synth", "eval"])
-            expect(stale(stage, "model.context_size"), stage).toBe(true);
+            expect(await stale(stage, "model.context_size"), stage).toBe(true);
         // A key a stage does not read leaves it up to date.
-        expect(stale("filter", "synth.batch_size")).toBe(false);
-        expect(stale("split", "model.context_size")).toBe(false);
+        expect(await stale("filter", "synth.batch_size")).toBe(false);
+        expect(await stale("split", "model.context_size")).toBe(false);
     });
 
-    it("an input table's content, the model and --limit are inputs where declared", () => {
+    it("an input table's content, the model and --limit are inputs where declared", async () => {
         const synth = definitions.synth;
-        const before = hash(synth, config, dir);
-        expect(hash(synth, config, dir, 3)).not.toBe(before);
-        expect(hash(synth, config, dir, null, "other-model")).not.toBe(before);
-        expect(hash(definitions.filter, config, dir, null, "other-model")).toBe(hash(definitions.filter, config, dir));
+        const before = await hash(synth, config, dir);
+        expect(await hash(synth, config, dir, 3)).not.toBe(before);
+        expect(await hash(synth, config, dir, null, "other-model")).not.toBe(before);
+        expect(await hash(definitions.filter, config, dir, null, "other-model")).toBe(await hash(definitions.filter, config, dir));
         const tasks = path.join(dir, "tasks.arrow");
         const saved = fs.readFileSync(tasks);
         fs.writeFileSync(tasks, "other tasks");
-        expect(hash(synth, config, dir)).not.toBe(before);
+        expect(await hash(synth, config, dir)).not.toBe(before);
         fs.writeFileSync(tasks, saved);
-        expect(hash(synth, config, dir)).toBe(before);
+        expect(await hash(synth, config, dir)).toBe(before);
     });
 
-    it("adapters are eval inputs by content: a changed byte with the same size and mtime makes eval stale", () => {
+    it("adapters are eval inputs by content: a changed byte with the same size and mtime makes eval stale", async () => {
         const adapter = path.join(dir, "plan-adapter.gguf");
         const fixed = new Date("2025-01-01T00:00:00Z");
         fs.writeFileSync(adapter, "adapter bytes A");
         fs.utimesSync(adapter, fixed, fixed);
         const stat = fs.statSync(adapter);
         const evalWith = (adapters: SubAgentAdapters) => stageDefinitions(adapters).eval;
-        const before = hash(evalWith({ plan: adapter }), config, dir);
+        const before = await hash(evalWith({ plan: adapter }), config, dir);
         fs.writeFileSync(adapter, "adapter bytes B");
         fs.utimesSync(adapter, fixed, fixed);
         expect(fs.statSync(adapter).mtimeMs).toBe(stat.mtimeMs);
-        expect(hash(evalWith({ plan: adapter }), config, dir)).not.toBe(before);
+        expect(await hash(evalWith({ plan: adapter }), config, dir)).not.toBe(before);
         // Which agent an adapter serves is part of the input too.
-        expect(hash(evalWith({ tool: adapter }), config, dir)).not.toBe(hash(evalWith({ plan: adapter }), config, dir));
+        expect(await hash(evalWith({ tool: adapter }), config, dir)).not.toBe(await hash(evalWith({ plan: adapter }), config, dir));
         // The run directory's own adapters count the same way.
         fs.mkdirSync(path.join(dir, "adapters"), { recursive: true });
-        const noAdapters = hash(definitions.eval, config, dir);
+        const noAdapters = await hash(definitions.eval, config, dir);
         fs.writeFileSync(path.join(dir, "adapters", "tool.gguf"), "trained");
-        expect(hash(definitions.eval, config, dir)).not.toBe(noAdapters);
+        expect(await hash(definitions.eval, config, dir)).not.toBe(noAdapters);
     });
 
-    it("a missing input table names the stage that declares it writes it", () => {
+    it("a missing input table names the stage that declares it writes it", async () => {
         const empty = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-decl-"));
         const context = contextFor(config, empty);
         for (const stage of stageNames.map((name) => definitions[name])) {
@@ -123,10 +133,43 @@ describe("stage declarations drive input hashes and producer lookup", () => {
                 const producer = producerOf(table, context);
                 expect(producer, table).not.toBeNull();
                 expect(stageNames.indexOf(producer!), `${table} is written before ${stage.name}`).toBeLessThan(stageNames.indexOf(stage.name));
-                expect(() => stageInputHash(stage, context, "m")).toThrow(/run the .* stage first/);
+                await expect(stageInputHash(stage, context, "m")).rejects.toThrow(/run the .* stage first/);
             }
         }
         expect(producerOf("eval-easy.arrow", context)).toBe("eval");
         expect(producerOf("adapters/plan.gguf", context)).toBe("train");
+    });
+
+    it("data files are inputs by content where they are read: seeds, eval sets, corpus sources", async () => {
+        const edit = async (name: string) => {
+            const file = path.join(dataDir, name);
+            const saved = fs.readFileSync(file, "utf8");
+            const before = Object.fromEntries(await Promise.all(stageNames.map(async (stage) => [stage, await hash(definitions[stage], config, dir)])));
+            fs.writeFileSync(file, `${saved} edited`);
+            const stale = [];
+            for (const stage of stageNames)
+                if (await hash(definitions[stage], config, dir) !== before[stage])
+                    stale.push(stage);
+            fs.writeFileSync(file, saved);
+            return stale;
+        };
+        expect(await edit("seeds.json")).toEqual(["instruct", "eval"]); // eval: few-shot exemplars
+        expect(await edit("easy.jsonl")).toEqual(["eval"]);
+        expect(await edit("pages.jsonl")).toEqual(["synth", "eval"]);
+        const grounded = withKey(config, "instruct.mode", "grounded");
+        const before = await hash(definitions.instruct, grounded, dir);
+        const pages = path.join(dataDir, "pages.jsonl");
+        const saved = fs.readFileSync(pages, "utf8");
+        fs.writeFileSync(pages, `${saved} edited`);
+        expect(await hash(definitions.instruct, grounded, dir)).not.toBe(before);
+        fs.writeFileSync(pages, saved);
+    });
+
+    it("the model's identity is the GGUF, the backend and the served model; adding an endpoint keeps a stage up to date", async () => {
+        const before = await hash(definitions.synth, config, dir);
+        expect(await hash(definitions.synth, withKey(config, "model.backend", "openai"), dir)).not.toBe(before);
+        expect(await hash(definitions.synth, withKey(config, "model.served_name", "qwen2.5-72b"), dir)).not.toBe(before);
+        expect(await hash(definitions.synth, withKey(config, "model.endpoints", ["http://127.0.0.1:8081"]), dir)).toBe(before);
+        expect(await hash(definitions.filter, withKey(config, "model.backend", "openai"), dir)).toBe(await hash(definitions.filter, config, dir));
     });
 });

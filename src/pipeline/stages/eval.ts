@@ -15,6 +15,7 @@ import { limited, type StageContext, type StageDefinition } from "../context.js"
 import { hashValues, type RunDir } from "../run-dir.js";
 import { openTaskSetup, scoreTaskAnswer, type TaskSetup } from "../task-setup.js";
 import { loadEvalExamples, type EvalExample } from "../eval-data.js";
+import { corpusInputs, dataInputs, evalSetInputs, seedsInput } from "../data-inputs.js";
 
 /** Adapter files of the sub-agents; an agent without one runs on the base model. */
 export type SubAgentAdapters = Partial<Record<SubAgentName, string>>;
@@ -68,9 +69,14 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
                 "model.template", "model.context_size", "model.parallel", "synth.batch_size", "synth.max_context"
             ],
             tables: ["tools.arrow"],
-            // every method's adapters, by method and agent, hashed by content
-            files: (context) => Object.fromEntries(Object.entries(allAdapterFiles(context)).flatMap(([method, files]) =>
-                Object.entries(files).map(([agent, file]) => [`${method}.${agent}`, file as string]))),
+            // every method's adapters, by method and agent, hashed by content; the kept
+            // trajectories when few-shot exemplars come from them (see seedExemplars)
+            files: (context) => ({
+                ...Object.fromEntries(Object.entries(allAdapterFiles(context)).flatMap(([method, files]) =>
+                    Object.entries(files).map(([agent, file]) => [`${method}.${agent}`, file as string]))),
+                ...(fewShot(context) && context.runDir.exists("filtered.arrow") ? { kept: context.runDir.file("filtered.arrow") } : {})
+            }),
+            data: dataInputs(evalSetInputs, corpusInputs, [seedsInput, fewShot]),
             model: true,
             limit: true
         },
@@ -126,8 +132,10 @@ interface MethodExemplars {
  * Few-shot exemplars from the pipeline's own seeds: a seed the run solved right (a kept
  * trajectory of its task) comes with that trajectory.
  */
+const fewShot = (context: StageContext) => context.config.eval.methods.some((method) => evalMethodSpecs[method].fewShot);
+
 async function seedExemplars(context: StageContext): Promise<MethodExemplars> {
-    if (!context.config.eval.methods.some((method) => evalMethodSpecs[method].fewShot))
+    if (!fewShot(context))
         return { react: "", cot: "" };
     const seeds = readSeeds(await context.data.requireSeeds(context.config.data.seeds));
     const keptFile = context.runDir.file("filtered.arrow");

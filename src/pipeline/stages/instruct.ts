@@ -5,6 +5,7 @@ import { SeededRandom, deriveSeed } from "../../util/random.js";
 import { StageBatches } from "../batches.js";
 import { limited, type StageContext, type StageDefinition } from "../context.js";
 import { openRunCorpus } from "../corpus.js";
+import { corpusInputs, dataInputs, seedsInput } from "../data-inputs.js";
 import { readSeeds } from "../seeds.js";
 import { imageOf } from "./synth.js";
 
@@ -20,6 +21,7 @@ export const instructStage: StageDefinition = {
         // model.parallel is the wave size: it decides which tasks each round sees.
         config: ["description", "task", "instruct", "data.seeds", "data.corpus", "model.template", "model.context_size", "model.parallel"],
         tables: [],
+        data: dataInputs(seedsInput, [corpusInputs, (context) => context.config.instruct.mode === "grounded"]),
         model: true,
         limit: true
     },

@@ -7,6 +7,7 @@ import { deriveSeed } from "../../util/random.js";
 import { StageBatches } from "../batches.js";
 import { limited, type StageDefinition } from "../context.js";
 import { openTaskSetup } from "../task-setup.js";
+import { corpusInputs } from "../data-inputs.js";
 import { InputError, errorMessage } from "../../util/errors.js";
 
 /**
@@ -20,6 +21,8 @@ export const synthStage: StageDefinition = {
     reads: {
         config: ["synth", "description", "task", "data.corpus", "model.template", "model.context_size", "model.parallel"],
         tables: ["tasks.arrow", "tools.arrow"],
+        // the corpus the tools search
+        data: corpusInputs,
         model: true,
         limit: true
     },

@@ -1,0 +1,31 @@
+import type { StageContext } from "./context.js";
+import { evalSetSource } from "./eval-data.js";
+
+/**
+ * The data files of a run, by role, found exactly as the stages find them; stage
+ * declarations combine them (`reads.data`) so that their content is a stage input.
+ */
+export type DataInputs = (context: StageContext) => Promise<Record<string, string>>;
+
+export const seedsInput: DataInputs = async (context) =>
+    ({ seeds: await context.data.requireSeeds(context.config.data.seeds) });
+
+/** The corpus sources (`data.corpus`): the corpus that the tools search is imported from them. */
+export const corpusInputs: DataInputs = async (context) => Object.fromEntries(await Promise.all(
+    context.config.data.corpus.map(async (name) => [`corpus.${name}`, (await context.data.requireCorpus(name)).file])));
+
+export const evalSetInputs: DataInputs = async (context) => Object.fromEntries(await Promise.all(
+    context.config.data.eval.map(async (set) => [`eval.${set.name}`, (await evalSetSource(context, set)).file])));
+
+/** Several inputs together (`when` false leaves one out). */
+export function dataInputs(...parts: (DataInputs | [DataInputs, (context: StageContext) => boolean])[]): DataInputs {
+    return async (context) => {
+        const all: Record<string, string> = {};
+        for (const part of parts) {
+            const [inputs, when] = Array.isArray(part) ? part : [part, () => true];
+            if (when(context))
+                Object.assign(all, await inputs(context));
+        }
+        return all;
+    };
+}
