@@ -45,6 +45,10 @@ base_info base_info_read(const std::string & path) {
     if (info.arch.empty()) {
         throw input_error(path + ": no general.architecture in the GGUF header");
     }
+    info.name = kv_str(g.get(), "general.name");
+    if (info.name.empty()) {
+        info.name = path.substr(path.find_last_of('/') + 1);
+    }
     for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); ++i) {
         const int64_t * ne = gguf_get_tensor_ne(g.get(), i);
         info.tensor_ne[gguf_get_tensor_name(g.get(), i)] = { ne[0], ne[1], ne[2], ne[3] };
@@ -183,6 +187,9 @@ void lora_write(const std::string & path, const lora_adapter & a, const std::map
     gguf_set_val_f32(g.get(), "adapter.lora.alpha", a.alpha);
     for (const auto & [key, value] : meta) {
         gguf_set_val_str(g.get(), key.c_str(), value.c_str());
+    }
+    if (meta.count("general.base_model.0.name") > 0) {
+        gguf_set_val_u32(g.get(), "general.base_model.count", 1); // GGUF's convention for what an adapter is of
     }
     ggml_init_params params = { /*mem_size =*/ (a.tensors.size() + 1) * ggml_tensor_overhead(), /*mem_buffer =*/ nullptr, /*no_alloc =*/ true };
     ggml_ptr ctx(ggml_init(params));

@@ -13,6 +13,7 @@ struct ggml_tensor;
 // What the trainer needs to know of the base model, read from its GGUF header.
 struct base_info {
     std::string arch;
+    std::string name; // the base's general.name, else its file name: recorded in adapters it trains
     std::map<std::string, std::vector<int64_t>> tensor_ne; // name -> ne
     std::map<std::string, int>                  tensor_type; // name -> ggml_type
 };

@@ -102,9 +102,10 @@ std::map<std::string, std::string> run_structure(const train_params & p, const l
     };
 }
 
-std::map<std::string, std::string> adapter_meta(const train_params & p, const base_info &) {
+std::map<std::string, std::string> adapter_meta(const train_params & p, const base_info & base) {
     return {
         { "autoact.agent", p.agent },
+        { "general.base_model.0.name", base.name },
         { "autoact.train_config", train_params_json(p) },
         { "general.name", "autoact " + p.agent + " adapter" },
     };

@@ -6,6 +6,7 @@ import { runPipeline } from "../../src/pipeline/runner.js";
 import { divideTrajectory } from "../../src/agents/division.js";
 import { readTable, writeTable } from "../../src/data/table-io.js";
 import { readGgufInfo } from "../../src/gguf/reader.js";
+import { checkGgufFileSync, describeAdapter } from "../../src/llm/gguf-check.js";
 import { createProgress } from "../../src/util/progress.js";
 import { packageRoot } from "../../src/util/package.js";
 import { createToolLibrary } from "../../src/tools/index.js";
@@ -49,12 +50,16 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
         await writeTable(path.join(runDir, "samples.arrow"), "samples", samples);
 
         const trained = await runPipeline({ ...base, only: ["train"] });
+        const baseName = (await readGgufInfo(tinyModel)).metadata["general.name"]?.value ?? path.basename(tinyModel);
         expect(trained.stages.find((s) => s.stage === "train")!.status).toBe("ran");
         for (const agent of ["plan", "tool", "reflect"]) {
             const adapter = path.join(runDir, "adapters", `${agent}.gguf`);
             const info = await readGgufInfo(adapter);
             expect(info.metadata["general.type"]?.value).toBe("adapter");
             expect(info.metadata["autoact.agent"]?.value).toBe(agent);
+            // what it is an adapter of, as GGUF records it (model info shows it)
+            expect(info.metadata["general.base_model.count"]?.value).toBe(1);
+            expect(describeAdapter(checkGgufFileSync(adapter))).toMatch(new RegExp(`agent: ${agent}[^]*base: ${String(baseName)}`));
             const curve = await readTable(path.join(runDir, "adapters", `train-${agent}.arrow`), "training_curve");
             expect(curve.length).toBeGreaterThan(0);
         }
