@@ -6,7 +6,7 @@ import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { collectFingerprint, watchGpuMemory } from "./fingerprint.js";
-import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
+import { InterleavedLlamaBench, runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel, resolveLoraSpecs } from "./models.js";
 import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest } from "./result.js";
 import { mean, randomTokens, stddev } from "./stats.js";
@@ -113,8 +113,11 @@ interface Workload {
     run(rep: number): Promise<number>;
 }
 
-/** llama-bench's method: one warm-up run, then `reps` timed runs; tokens/s of each. */
-async function timeWorkload(work: Workload, reps: number, warmup: Workload): Promise<number[]> {
+/**
+ * llama-bench's method: one warm-up run, then `reps` timed runs; tokens/s of each. `between`
+ * runs after each timed run, untimed (the reference's repetition of the same test).
+ */
+async function timeWorkload(work: Workload, reps: number, warmup: Workload, between?: () => Promise<void>): Promise<number[]> {
     await warmup.run(-1);
     const samples: number[] = [];
     for (let rep = 0; rep < reps; rep++) {
@@ -122,6 +125,7 @@ async function timeWorkload(work: Workload, reps: number, warmup: Workload): Pro
         const tokens = await work.run(rep);
         const seconds = (performance.now() - started) / 1000;
         samples.push(tokens / seconds);
+        await between?.();
     }
     return samples;
 }
@@ -237,6 +241,16 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
     const info = await readGgufInfo(o.modelFile);
     const vocab = ggufVocabSize(info);
     const engine: Engine = await createEngine({ gpu: o.gpu, threads: o.threads });
+    // llama-bench's repetitions alternate with autoact's (pp and tg), so both see the same machine
+    let binary: string | null = null;
+    let reference: InterleavedLlamaBench | null = null;
+    if (options.compareLlamaBench === true) {
+        binary = await llamaBenchBinary(nativeBackendOf(engine.backend), options.llamaBench, progress);
+        reference = new InterleavedLlamaBench({
+            binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, batchSize: Math.min(o.batchSize, o.pp),
+            flashAttention: o.flashAttention, gpuLayers: engine.backend === "cpu" ? 0 : 999
+        });
+    }
     const gpuWatch = engine.backend === "cuda" ? watchGpuMemory(() => process.pid) : null;
     const vram = () => gpuWatch?.peak() ?? null;
     let build = "";
@@ -260,16 +274,17 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
 
         const ppName = `pp${o.pp}`;
         const tgName = `tg${o.tg}`;
-        progress(`${ppName}: warm-up + ${o.reps} reps`);
+        const alongside = reference != null ? ", each followed by one of llama-bench's" : "";
+        progress(`${ppName}: warm-up + ${o.reps} reps${alongside}`);
         let gens = [await runner.generator(1, o.pp + 1, Math.min(o.batchSize, o.pp))];
         backendName = gens[0]!.backendName;
-        const pp = await timeWorkload(runner.prompt(gens, o.pp), o.reps, runner.prompt(gens, o.pp));
+        const pp = await timeWorkload(runner.prompt(gens, o.pp), o.reps, runner.prompt(gens, o.pp), reference ? () => reference.rep("pp") : undefined);
         tests.push(test(ppName, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: 0 }, o.reps, pp, vram()));
         await dispose(gens);
 
-        progress(`${tgName}: warm-up + ${o.reps} reps`);
+        progress(`${tgName}: warm-up + ${o.reps} reps${alongside}`);
         gens = [await runner.generator(1, o.tg + 1, Math.min(o.batchSize, o.pp))];
-        const tg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)));
+        const tg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)), reference ? () => reference.rep("tg") : undefined);
         tests.push(test(tgName, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: 0 }, o.reps, tg, vram()));
         await dispose(gens);
 
@@ -312,17 +327,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
                 t.peak_vram_bytes ??= peak;
     }
 
-    let llamaBench: LlamaBenchRun | null = null;
-    let binary: string | null = null;
-    if (options.compareLlamaBench === true) {
-        const backend = nativeBackendOf(engine.backend);
-        binary = await llamaBenchBinary(backend, options.llamaBench, progress);
-        progress(`llama-bench: ${o.pp} prompt / ${o.tg} generated tokens, ${o.reps} reps`);
-        llamaBench = await runLlamaBench({
-            binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batchSize: Math.min(o.batchSize, o.pp),
-            flashAttention: o.flashAttention, gpuLayers: engine.backend === "cpu" ? 0 : 999
-        });
-    }
+    const llamaBench: LlamaBenchRun | null = reference?.result() ?? null;
     const find = (list: BenchTest[] | undefined, name: string) => list?.find((t) => t.name === name && t.parallel === 1 && t.lora_adapters === 0);
     const ratio = (name: string) => {
         const ours = find(tests, name);

@@ -93,6 +93,40 @@ export async function runLlamaBench(options: LlamaBenchOptions): Promise<LlamaBe
     };
 }
 
+/**
+ * llama-bench one repetition at a time, run between autoact's own repetitions of the same
+ * test, so that both engines' samples span the same minutes of a machine whose speed drifts
+ * (on a shared 2-core VM, back-to-back phases differed by 25% in llama-bench's own tg).
+ */
+export class InterleavedLlamaBench {
+    private readonly samples = new Map<string, number[]>();
+    private first: LlamaBenchRun | null = null;
+
+    constructor(private readonly options: Omit<LlamaBenchOptions, "reps">) {}
+
+    /** One llama-bench call of one repetition (after its own warm-up) of the pp or the tg test. */
+    async rep(test: "pp" | "tg"): Promise<void> {
+        const run = await runLlamaBench({ ...this.options, reps: 1, pp: test === "pp" ? this.options.pp : 0, tg: test === "tg" ? this.options.tg : 0 });
+        this.first ??= run;
+        for (const t of run.tests)
+            this.samples.set(t.name, [...(this.samples.get(t.name) ?? []), ...t.samples]);
+    }
+
+    /** The repetitions so far as one run's tests; null before any. */
+    result(): LlamaBenchRun | null {
+        if (this.first == null)
+            return null;
+        const args = llamaBenchArgs({ ...this.options, reps: 1 });
+        const tests = [...this.samples].map(([name, samples]): BenchTest => ({
+            name, engine: "llama-bench", pp: name.startsWith("pp") ? this.options.pp : 0, tg: name.startsWith("tg") ? this.options.tg : 0,
+            parallel: 1, lora_adapters: 0, reps: samples.length, samples, mean: mean(samples), stddev: stddev(samples), unit: "tokens/s",
+            peak_rss_bytes: null, peak_vram_bytes: null
+        }));
+        const command = `${[this.options.binary, ...args].map(quoteArg).join(" ")} (one repetition per call, -p or -n set to 0, alternating with autoact's repetitions)`;
+        return { ...this.first, command, tests };
+    }
+}
+
 export function quoteArg(arg: string): string {
     return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
 }

@@ -92,7 +92,10 @@ describe("bench infer", () => {
     it("runs llama-bench from the native build with the same sizes and records ratio_pp and ratio_tg", async () => {
         const compared = await benchInfer({ ...small, model, parallel: [1], compareLlamaBench: true, llamaBench: build.llamaBench });
         expect(compared.llama_bench?.tests.map((t) => t.name)).toEqual(["pp16", "tg8"]);
-        expect(compared.llama_bench?.command).toContain("-p 16 -n 8 -r 2");
+        // one llama-bench repetition after each of autoact's, of the same test
+        expect(compared.llama_bench?.command).toContain("-p 16 -n 8 -r 1");
+        expect(compared.llama_bench?.command).toContain("alternating with autoact's repetitions");
+        expect(compared.llama_bench?.tests.map((t) => t.samples.length)).toEqual([2, 2]);
         expect(compared.llama_bench?.command).toContain("-t 1");
         expect(compared.ratio_pp).toBeGreaterThan(0);
         expect(compared.ratio_tg).toBeGreaterThan(0);
