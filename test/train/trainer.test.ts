@@ -280,5 +280,13 @@ describe.skipIf(!hasStories)("on stories260K (real weights) through node-llama-c
             adaptedNll += await responseNll(model, s, adapter);
         }
         expect(Math.exp(adaptedNll / samples.length)).toBeLessThan(Math.exp(baseNll / samples.length));
+
+        // The trainer's forward through a non-zero B (its rank-8 products take the short inner
+        // dimension kernel of patch 0004) gives node-llama-cpp's NLL with the same adapter.
+        const sample = samples[1]!;
+        const again = await runTrainer(["--base", stories260K, "--data", await samplesFile(dir, [sample], "again.bin"),
+            "--adapter-in", adapter, "--out", path.join(dir, "again.gguf"), "--steps", "1", "--lr", "0", "--ctx", "128"]);
+        expect(again.exitCode, again.stderr).toBe(0);
+        expect(Math.abs(stepLosses(again)[0]! - await responseNll(model, sample, adapter))).toBeLessThan(1e-3);
     });
 });
