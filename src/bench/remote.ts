@@ -5,7 +5,7 @@ import { findNativeBuild, ensureNativeBuild } from "../train/native-build.js";
 import { InputError } from "../util/errors.js";
 import { readGgufInfo } from "../gguf/reader.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
-import { randomTokens } from "./stats.js";
+import { median, randomTokens } from "./stats.js";
 
 export interface RemoteBenchOptions {
     /** A GGUF file or `synth:PRESET[:TYPE]`. */
@@ -98,10 +98,4 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
         await engine.dispose();
         await server.stop();
     }
-}
-
-function median(values: number[]): number {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -28,6 +28,13 @@ export function randomTokens(count: number, vocab: number, seed: number): Uint32
 }
 
 /** Rounds for display and JSON: 4 significant digits are plenty for tokens/s. */
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export function round(value: number, digits = 4): number {
     if (!Number.isFinite(value) || value === 0)
         return value;

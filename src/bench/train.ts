@@ -11,10 +11,10 @@ import { trainerArgs, type TrainDone, type TrainStart, type TrainStep } from "..
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
 import { collectFingerprint, nvidiaGpu, watchGpuMemory } from "./fingerprint.js";
-import { runLlamaBench } from "./llama-bench.js";
+import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
 import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest, type TorchReference } from "./result.js";
-import { mean, randomTokens, stddev } from "./stats.js";
+import { mean, median, randomTokens, stddev } from "./stats.js";
 import { findTorchPython, runTorchReference } from "./torch-reference.js";
 
 /** Share of each benchmark sample that is prompt (no loss), as SFT samples look. */
@@ -43,6 +43,11 @@ export interface TrainBenchOptions {
     mixedPrecision?: "auto" | "on" | "off";
     /** llama-bench repetitions of pp<ctx>. Defaults to 5. */
     reps?: number;
+    /**
+     * Rounds of (autoact-train, llama-bench, PyTorch), one after the other: the machine's speed
+     * drifts between phases, so each ratio is the median of the rounds' own. Defaults to 1.
+     */
+    rounds?: number;
     /** Also run the PyTorch LoRA reference (bench/reference/torch_lora.py) and record ratio_torch. Defaults to false. */
     compareTorch?: boolean;
     /** Python executable with torch. Defaults to `python3`, then /usr/bin/python3. */
@@ -81,6 +86,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     if (steps < 2)
         throw new InputError("--steps must be at least 2: the first step is the warm-up");
     const reps = positive(options.reps ?? 5, "--reps");
+    const rounds = positive(options.rounds ?? 1, "--rounds");
     const chosen: TrainHyperParams = {
         rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: (options.targets ?? [...targetModules]) as TrainHyperParams["targets"],
         batch: options.batch ?? 8, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision, steps
@@ -101,27 +107,40 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const params = ggufParameterCount(info);
     const seed = options.seed ?? 42;
 
-    const trained = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress });
-
-    progress(`llama-bench pp${hyper.ctx}: the forward pass of the same file, ${threads} threads, ${reps} reps`);
-    const forward = await runLlamaBench({
-        binary: llamaBench, model: modelFile, threads, pp: hyper.ctx, tg: 0, reps, batchSize: hyper.ctx,
-        flashAttention: false, gpuLayers: backend === "cpu" ? 0 : 999
-    });
-    const pp = forward.tests.find((t) => t.pp === hyper.ctx && t.tg === 0);
-    if (pp == null)
-        throw new RuntimeFailure(`llama-bench reported no pp${hyper.ctx} test`);
-
     const notes: string[] = [];
-    const torch = options.compareTorch === true
-        ? await runTorchBench({ python: options.python, info, hyper, threads, backend, seed, progress, notes })
-        : null;
+    const played: { trained: TrainerBench; forward: LlamaBenchRun; pp: BenchTest; torch: TorchReference | null }[] = [];
+    let torchAvailable = options.compareTorch === true;
+    for (let round = 1; round <= rounds; round++) {
+        if (rounds > 1)
+            progress(`round ${round} of ${rounds}`);
+        const trained = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress });
+        progress(`llama-bench pp${hyper.ctx}: the forward pass of the same file, ${threads} threads, ${reps} reps`);
+        const forward = await runLlamaBench({
+            binary: llamaBench, model: modelFile, threads, pp: hyper.ctx, tg: 0, reps, batchSize: hyper.ctx,
+            flashAttention: false, gpuLayers: backend === "cpu" ? 0 : 999
+        });
+        const pp = forward.tests.find((t) => t.pp === hyper.ctx && t.tg === 0);
+        if (pp == null)
+            throw new RuntimeFailure(`llama-bench reported no pp${hyper.ctx} test`);
+        const torch = torchAvailable ? await runTorchBench({ python: options.python, info, hyper, threads, backend, seed, progress, notes }) : null;
+        torchAvailable &&= torch != null;
+        played.push({ trained, forward, pp, torch });
+    }
+    const { trained, forward } = played[0]!;
+    trained.test = pooled(played.map((r) => r.trained.test));
+    const pp = pooled(played.map((r) => r.pp));
+    forward.tests = forward.tests.map((t) => (t === played[0]!.pp ? pp : t));
+    const torch = played[0]!.torch == null ? null : { ...played[0]!.torch, tests: [pooled(played.map((r) => r.torch!.tests[0]!))] };
+    const ratioTrainToPp = median(played.map((r) => r.trained.test.mean / r.pp.mean));
+    const ratioTorch = torch == null ? null : median(played.map((r) => r.trained.test.mean / r.torch!.tests[0]!.mean));
+    if (rounds > 1)
+        notes.push(`${rounds} rounds of (autoact-train, llama-bench, PyTorch): the tests pool the rounds' samples; each ratio is the median of the rounds' ratios (ratio_train_to_pp ${played.map((r) => (r.trained.test.mean / r.pp.mean).toFixed(3)).join(", ")}${torch != null ? `; ratio_torch ${played.map((r) => (r.trained.test.mean / r.torch!.tests[0]!.mean).toFixed(3)).join(", ")}` : ""}).`);
 
     const tokensPerS = trained.test.mean;
     if (loadBefore > 0.25 * os.cpus().length)
         notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
     notes.push(`FLOP count: about 4 x ${params} parameters = ${(4 * params / 1e6).toPrecision(3)} MFLOP per trained token (forward + input-gradient pass); measured ${(tokensPerS * 4 * params / 1e9).toPrecision(3)} GFLOP/s.`);
-    notes.push(`autoact-train runs at ${(tokensPerS / pp.mean).toFixed(2)}x llama-bench pp${hyper.ctx} (${pp.mean.toFixed(0)} tokens/s, the forward pass alone) on the same file${torch != null ? ` and ${(tokensPerS / torch.tests[0]!.mean).toFixed(2)}x the PyTorch reference (${torch.tests[0]!.mean.toFixed(0)} tokens/s, ${torch.lora}, ${torch.dtype})` : ""}.`);
+    notes.push(`autoact-train runs at ${ratioTrainToPp.toFixed(2)}x llama-bench pp${hyper.ctx} (${pp.mean.toFixed(0)} tokens/s, the forward pass alone) on the same file${torch != null ? ` and ${ratioTorch!.toFixed(2)}x the PyTorch reference (${torch.tests[0]!.mean.toFixed(0)} tokens/s, ${torch.lora}, ${torch.dtype})` : ""}.`);
     return {
         schema: BENCH_RESULT_SCHEMA,
         kind: "train",
@@ -131,7 +150,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
         settings: {
             gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,
-            steps, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, trainer, llama_bench: llamaBench,
+            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, trainer, llama_bench: llamaBench,
             lora_params: trained.done.n_params, prompt_share: PROMPT_SHARE, flops_per_token: 4 * params,
             trainer_tokens_per_s: trained.done.tokens_per_s, first_loss: trained.done.first_loss, last_loss: trained.done.loss,
             n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true
@@ -141,8 +160,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         ratio_pp: null,
         ratio_tg: null,
         torch,
-        ratio_train_to_pp: pp.mean > 0 ? tokensPerS / pp.mean : null,
-        ratio_torch: torch != null && torch.tests[0]!.mean > 0 ? tokensPerS / torch.tests[0]!.mean : null,
+        ratio_train_to_pp: Number.isFinite(ratioTrainToPp) ? ratioTrainToPp : null,
+        ratio_torch: ratioTorch != null && Number.isFinite(ratioTorch) ? ratioTorch : null,
         notes
     };
 }
@@ -254,4 +273,13 @@ async function runTorchBench(o: {
         command: run.command, version: run.report.torch, lora: run.report.lora, device: run.report.device, dtype: run.report.dtype,
         lora_params: run.report.lora_params, tests: [run.test]
     };
+}
+
+/** One test from several runs of it: their samples together. */
+function pooled(tests: BenchTest[]): BenchTest {
+    if (tests.length === 1)
+        return tests[0]!;
+    const samples = tests.flatMap((t) => t.samples);
+    const peak = (key: "peak_rss_bytes" | "peak_vram_bytes") => tests.reduce<number | null>((m, t) => (t[key] == null ? m : Math.max(m ?? 0, t[key]!)), null);
+    return { ...tests[0]!, reps: samples.length, samples, mean: mean(samples), stddev: stddev(samples), peak_rss_bytes: peak("peak_rss_bytes"), peak_vram_bytes: peak("peak_vram_bytes") };
 }

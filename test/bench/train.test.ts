@@ -96,6 +96,20 @@ describe("bench train beside llama-bench and PyTorch", () => {
         expect(rows.map((r) => r.engine).sort()).toEqual(hasTorch ? ["autoact-train", "llama-bench", "pytorch"] : ["autoact-train", "llama-bench"]);
     });
 
+    it.skipIf(!hasStories)("rounds: the tests pool every round's samples and each ratio is the median of the rounds' ratios", async () => {
+        const result = await benchTrain({
+            model: stories260K, gpu: "cpu", threads: 1, ctx: 64, steps: 3, batch: 2, rank: 4, targets: ["attn_q", "attn_v"], reps: 1, rounds: 3,
+            trainer: build.trainer, llamaBench: build.llamaBench, command: "test"
+        });
+        expect(validateBenchResult(JSON.parse(JSON.stringify(result)))).toEqual([]);
+        expect(result.settings).toMatchObject({ rounds: 3 });
+        expect(result.tests[0]).toMatchObject({ engine: "autoact-train", reps: 6 }); // 2 timed steps per round
+        expect(result.llama_bench!.tests[0]!.samples).toHaveLength(3);
+        const note = result.notes.find((n) => n.startsWith("3 rounds"))!;
+        const ratios = /ratio_train_to_pp ([\d.]+), ([\d.]+), ([\d.]+)/.exec(note)!.slice(1).map(Number).sort((a, b) => a - b);
+        expect(result.ratio_train_to_pp).toBeCloseTo(ratios[1]!, 3);
+    });
+
     it("skips the PyTorch reference with one line where no Python imports torch, keeping the trainer's figures", async () => {
         const model = await makeTinyModel(dir);
         const progress: string[] = [];

@@ -153,6 +153,7 @@ interface TrainArgs {
     "batch-tokens"?: number;
     "mixed-precision"?: string;
     reps?: number;
+    rounds?: number;
     "compare-torch": boolean;
     python?: string;
     trainer?: string;
@@ -176,6 +177,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("batch-tokens", { type: "number", describe: `Token budget of one packed micro-batch (default ${String(trainOption("batchTokens").default)})` })
         .option("mixed-precision", { type: "string", describe: "auto | on | off: frozen-weight matmuls of the backward pass in F16 (default auto)" })
         .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
+        .option("rounds", { type: "number", default: 1, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
         .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
         .option("python", { type: "string", describe: "Python with torch for --compare-torch (default: python3, then /usr/bin/python3)" })
         .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
@@ -197,6 +199,7 @@ const train: CommandModule<object, TrainArgs> = {
             batchTokens: single(args["batch-tokens"], "batch-tokens"),
             mixedPrecision: single(args["mixed-precision"], "mixed-precision") as "auto" | "on" | "off" | undefined,
             reps: single(args.reps, "reps"),
+            rounds: single(args.rounds, "rounds"),
             compareTorch: args["compare-torch"],
             python: single(args.python, "python"),
             trainer: single(args.trainer, "trainer"),
