@@ -243,12 +243,13 @@ export function producerOf(file: string, context: StageContext): StageName | nul
 
 async function runStage(stage: StageDefinition, context: StageContext, modelHash: string, force: boolean): Promise<StageOutcome> {
     const { runDir } = context;
-    const inputHash = await stageInputHash(stage, context, modelHash);
-    // Adapters are checked against the model before llama.cpp sees them (it aborts on a misfit).
+    // Adapters are checked against the model before llama.cpp sees them (it aborts on a misfit),
+    // and before data files are looked for (a missing one may start a download).
     for (const file of Object.values(stage.reads.files?.(context) ?? {})) {
         if (file.endsWith(".gguf") && context.model.modelPath !== "")
             checkAdapterFitsBase(file, context.model.modelPath);
     }
+    const inputHash = await stageInputHash(stage, context, modelHash);
     const previous = runDir.readManifest().stages[stage.name];
     const outputsPresent = previous != null && Object.keys(previous.outputs).every((name) => runDir.exists(name));
     if (!force && previous?.status === "done" && previous.inputHash === inputHash && outputsPresent) {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type LoadedModel } from "../../src/llm/engine.js";
 import { InputError, RuntimeFailure } from "../../src/util/errors.js";
+import { resetEngineHelperForTests } from "../../src/llm/native-access.js";
 import { hasSharedModel, makeTinyModel, sharedModel, tempDir, writeLoraAdapter } from "./helpers.js";
 
 // One thread: tests share 2 cores with builds, and llama.cpp's spinning threads degrade badly there.
@@ -33,6 +34,39 @@ describe("engine basics", () => {
         const other = await createEngine({ gpu: "cpu" });
         expect(other.threads).toBe(physicalCoreCount());
         await other.dispose();
+    });
+
+    it("says once on stderr, naming the file, when the engine helper cannot be loaded, and generates without it", async () => {
+        const saved = process.env.AUTOACT_ENGINE_HELPER;
+        const missing = path.join(dir, "no-such-helper.node");
+        const lines: string[] = [];
+        const write = process.stderr.write.bind(process.stderr);
+        process.stderr.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true; }) as typeof process.stderr.write;
+        try {
+            process.env.AUTOACT_ENGINE_HELPER = missing;
+            resetEngineHelperForTests();
+            const plain = await createEngine({ gpu: "cpu", threads: 1 });
+            const again = await createEngine({ gpu: "cpu", threads: 1 });
+            expect(plain.helper).toBeUndefined();
+            const model = await plain.loadModel(tinyPath);
+            const generator = await model.createGenerator({ parallel: 1, contextSize: 64 });
+            const [result] = await generator.generate([{ prompt: "hello", maxTokens: 3, temperature: 0 }]);
+            expect(result!.tokens.length).toBeGreaterThan(0);
+            expect(generator.backendName).toBe("node-llama-cpp");
+            await generator.dispose();
+            await again.dispose();
+            await plain.dispose();
+        } finally {
+            process.stderr.write = write;
+            if (saved == null)
+                delete process.env.AUTOACT_ENGINE_HELPER;
+            else
+                process.env.AUTOACT_ENGINE_HELPER = saved;
+            resetEngineHelperForTests();
+        }
+        const warnings = lines.filter((l) => l.includes("engine helper"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toContain(`engine helper unavailable (${missing} is not built)`);
     });
 
     it("tokenizes and detokenizes", () => {
