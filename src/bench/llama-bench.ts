@@ -1,7 +1,7 @@
 import { execa } from "execa";
 import { RuntimeFailure } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
-import type { BenchTest } from "./result.js";
+import { poolTests, type BenchTest } from "./result.js";
 import { mean, stddev } from "./stats.js";
 
 export interface LlamaBenchOptions {
@@ -99,7 +99,7 @@ export async function runLlamaBench(options: LlamaBenchOptions): Promise<LlamaBe
  * (on a shared 2-core VM, back-to-back phases differed by 25% in llama-bench's own tg).
  */
 export class InterleavedLlamaBench {
-    private readonly samples = new Map<string, number[]>();
+    private readonly runs = new Map<string, BenchTest[]>();
     private first: LlamaBenchRun | null = null;
 
     constructor(private readonly options: Omit<LlamaBenchOptions, "reps">) {}
@@ -109,7 +109,7 @@ export class InterleavedLlamaBench {
         const run = await runLlamaBench({ ...this.options, reps: 1, pp: test === "pp" ? this.options.pp : 0, tg: test === "tg" ? this.options.tg : 0 });
         this.first ??= run;
         for (const t of run.tests)
-            this.samples.set(t.name, [...(this.samples.get(t.name) ?? []), ...t.samples]);
+            this.runs.set(t.name, [...(this.runs.get(t.name) ?? []), t]);
     }
 
     /** The repetitions so far as one run's tests; null before any. */
@@ -117,11 +117,7 @@ export class InterleavedLlamaBench {
         if (this.first == null)
             return null;
         const args = llamaBenchArgs({ ...this.options, reps: 1 });
-        const tests = [...this.samples].map(([name, samples]): BenchTest => ({
-            name, engine: "llama-bench", pp: name.startsWith("pp") ? this.options.pp : 0, tg: name.startsWith("tg") ? this.options.tg : 0,
-            parallel: 1, lora_adapters: 0, reps: samples.length, samples, mean: mean(samples), stddev: stddev(samples), unit: "tokens/s",
-            peak_rss_bytes: null, peak_vram_bytes: null
-        }));
+        const tests = [...this.runs.values()].map(poolTests);
         const command = `${[this.options.binary, ...args].map(quoteArg).join(" ")} (one repetition per call, -p or -n set to 0, alternating with autoact's repetitions)`;
         return { ...this.first, command, tests };
     }

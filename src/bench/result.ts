@@ -1,4 +1,5 @@
 import { InputError } from "../util/errors.js";
+import { mean, stddev } from "./stats.js";
 
 /**
  * The result of one benchmark run: one JSON file under bench/results/ (and an Arrow table
@@ -238,4 +239,13 @@ export function assertBenchResult(value: unknown, where: string): asserts value 
     const problems = validateBenchResult(value);
     if (problems.length > 0)
         throw new InputError(`${where}: not a valid bench result: ${problems.slice(0, 3).join("; ")}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ""}`);
+}
+
+/** One test from several runs of it: their samples together. */
+export function poolTests(tests: BenchTest[]): BenchTest {
+    if (tests.length === 1)
+        return tests[0]!;
+    const samples = tests.flatMap((t) => t.samples);
+    const peak = (key: "peak_rss_bytes" | "peak_vram_bytes") => tests.reduce<number | null>((m, t) => (t[key] == null ? m : Math.max(m ?? 0, t[key]!)), null);
+    return { ...tests[0]!, reps: samples.length, samples, mean: mean(samples), stddev: stddev(samples), peak_rss_bytes: peak("peak_rss_bytes"), peak_vram_bytes: peak("peak_vram_bytes") };
 }

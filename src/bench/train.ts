@@ -13,7 +13,7 @@ import { requireFile } from "../util/fs.js";
 import { collectFingerprint, nvidiaGpu, watchGpuMemory } from "./fingerprint.js";
 import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
-import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest, type TorchReference } from "./result.js";
+import { BENCH_RESULT_SCHEMA, poolTests, type BenchResult, type BenchTest, type TorchReference } from "./result.js";
 import { mean, median, randomTokens, stddev } from "./stats.js";
 import { findTorchPython, runTorchReference } from "./torch-reference.js";
 
@@ -127,10 +127,10 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         played.push({ trained, forward, pp, torch });
     }
     const { trained, forward } = played[0]!;
-    trained.test = pooled(played.map((r) => r.trained.test));
-    const pp = pooled(played.map((r) => r.pp));
+    trained.test = poolTests(played.map((r) => r.trained.test));
+    const pp = poolTests(played.map((r) => r.pp));
     forward.tests = forward.tests.map((t) => (t === played[0]!.pp ? pp : t));
-    const torch = played[0]!.torch == null ? null : { ...played[0]!.torch, tests: [pooled(played.map((r) => r.torch!.tests[0]!))] };
+    const torch = played[0]!.torch == null ? null : { ...played[0]!.torch, tests: [poolTests(played.map((r) => r.torch!.tests[0]!))] };
     const ratioTrainToPp = median(played.map((r) => r.trained.test.mean / r.pp.mean));
     const ratioTorch = torch == null ? null : median(played.map((r) => r.trained.test.mean / r.torch!.tests[0]!.mean));
     if (rounds > 1)
@@ -273,13 +273,4 @@ async function runTorchBench(o: {
         command: run.command, version: run.report.torch, lora: run.report.lora, device: run.report.device, dtype: run.report.dtype,
         lora_params: run.report.lora_params, tests: [run.test]
     };
-}
-
-/** One test from several runs of it: their samples together. */
-function pooled(tests: BenchTest[]): BenchTest {
-    if (tests.length === 1)
-        return tests[0]!;
-    const samples = tests.flatMap((t) => t.samples);
-    const peak = (key: "peak_rss_bytes" | "peak_vram_bytes") => tests.reduce<number | null>((m, t) => (t[key] == null ? m : Math.max(m ?? 0, t[key]!)), null);
-    return { ...tests[0]!, reps: samples.length, samples, mean: mean(samples), stddev: stddev(samples), peak_rss_bytes: peak("peak_rss_bytes"), peak_vram_bytes: peak("peak_vram_bytes") };
 }
