@@ -2,6 +2,7 @@
 # autoact GPU benchmark suite (see bench/gpu/README.md).
 #
 #   bench/gpu/run.sh [--out DIR] [--report FILE] [--cpu] [--threads N] [--budget SECONDS] [--skip-train] [--skip-infer]
+#                    [--prebuilt] [--batch-tokens N[,N...]] [--check]
 #
 # On a machine with an NVIDIA GPU and CUDA: builds llama-bench and autoact-train with CUDA for
 # the local GPU's architecture, writes synthetic ~0.5B and ~1.5B models (F16 and Q8_0), runs
@@ -17,6 +18,9 @@ force_cpu=0
 budget=480
 skip_train=0
 skip_infer=0
+prebuilt=0
+check=0
+batch_tokens="" # the trainer's default
 threads=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,7 +31,10 @@ while [ $# -gt 0 ]; do
         --threads) threads=(--threads "$2"); shift 2 ;;
         --skip-train) skip_train=1; shift ;;
         --skip-infer) skip_infer=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --prebuilt) prebuilt=1; shift ;;
+        --check) check=1; shift ;;
+        --batch-tokens) batch_tokens="$2"; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see bench/gpu/README.md)" >&2; exit 2 ;;
     esac
 done
@@ -90,10 +97,24 @@ log "writing synthetic models: $models $train_models"
 ) &
 models_pid=$!
 
-log "native build ($backend): llama-bench and autoact-train"
-if ! autoact native build --backend "$backend" --jobs "$(nproc)"; then
-    wait "$models_pid"
-    fail "native build failed"
+if [ "$prebuilt" = 1 ]; then
+    # binaries built on another machine (bench/gpu/pack.sh): no build here; the CUDA libraries
+    # they link may live in Python's nvidia-* packages rather than the toolkit
+    for f in autoact-train llama-bench; do
+        [ -x "native/build/$backend/bin/$f" ] || { wait "$models_pid"; fail "--prebuilt: native/build/$backend/bin/$f is missing"; }
+    done
+    if ldd "native/build/$backend/bin/autoact-train" | grep -q "not found"; then
+        libs="$(python3 -c 'import glob, os, site; print(":".join(sorted({os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(os.path.join(d, "nvidia", "*", "lib", "lib*.so*"))})))' 2>/dev/null || true)"
+        export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$libs"
+        ldd "native/build/$backend/bin/autoact-train" | grep "not found" && { wait "$models_pid"; fail "--prebuilt: libraries missing (above)"; }
+    fi
+    log "prebuilt binaries in native/build/$backend/bin"
+else
+    log "native build ($backend): llama-bench and autoact-train"
+    if ! autoact native build --backend "$backend" --jobs "$(nproc)"; then
+        wait "$models_pid"
+        fail "native build failed"
+    fi
 fi
 wait "$models_pid" || fail "writing synthetic models failed"
 log "build and models ready"
@@ -108,6 +129,10 @@ if [ "$backend" != cpu ]; then
 fi
 
 status=0
+if [ "$check" = 1 ]; then
+    log "the trainer's correctness checks on $backend (bench/gpu/trainer-check.mjs)"
+    "$NODE" "$here/trainer-check.mjs" --backend "$backend" | tee "$out/trainer-check-$backend.jsonl" || { log "a trainer check failed"; status=1; }
+fi
 for m in $models; do
     if [ "$SECONDS" -ge "$budget" ]; then log "budget of ${budget}s spent: skipping inference of $m"; status=3; continue; fi
     log "inference: $m"
@@ -123,10 +148,14 @@ done
 if [ "$skip_train" = 0 ]; then
     for m in $train_models; do
         if [ "$SECONDS" -ge "$budget" ]; then log "budget of ${budget}s spent: skipping training of $m"; status=3; continue; fi
-        log "training: $m"
-        # beside llama-bench pp<ctx> of the same file and a PyTorch LoRA of the same shape (bf16 on the GPU; skipped where torch is absent)
-        autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" "${threads[@]}" --compare-torch --results-dir "$out" \
-            || { log "training on $m failed"; status=1; }
+        read -r -a sizes <<< "${batch_tokens//,/ }"
+        [ "${#sizes[@]}" -gt 0 ] || sizes=("")
+        for bt in "${sizes[@]}"; do
+            log "training: $m${bt:+ (micro-batches of $bt tokens)}"
+            # beside llama-bench pp<ctx> of the same file and a PyTorch LoRA of the same shape (bf16 on the GPU; skipped where torch is absent)
+            autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" ${bt:+--batch-tokens "$bt"} "${threads[@]}" \
+                --compare-torch --results-dir "$out" || { log "training on $m failed"; status=1; }
+        done
     done
 fi
 

@@ -112,34 +112,53 @@ export async function collectFingerprint(options: FingerprintOptions): Promise<F
     };
 }
 
-/** Peak GPU memory of one process, polled from nvidia-smi (no-op without it). */
+/**
+ * Peak GPU memory of one process, polled from nvidia-smi (no-op without it). Where nvidia-smi
+ * lists no process of that pid (in a container its pids are the host's), the peak is the rise
+ * of the first GPU's used memory over its level when the watch started: the whole card's, so it
+ * holds for a machine that runs nothing else.
+ */
 export function watchGpuMemory(pid: () => number | undefined, intervalMs = 500): { peak(): number | null; stop(): Promise<number | null> } {
-    let peak: number | null = null;
+    let ownPeak: number | null = null;
+    let baseline: number | null = null;
+    let cardPeak: number | null = null;
     let stopped = false;
+    const query = async (args: string[]): Promise<number[][] | null> => {
+        const result = await execa("nvidia-smi", [...args, "--format=csv,noheader,nounits"], { reject: false, stdin: "ignore", timeout: 5_000 }).catch(() => null);
+        if (result == null || result.exitCode !== 0)
+            return null;
+        return String(result.stdout).trim().split("\n").filter((l) => l !== "").map((l) => l.split(",").map((s) => Number(s.trim())));
+    };
+    const cardUsed = async () => {
+        const mib = (await query(["--query-gpu=memory.used"]))?.[0]?.[0];
+        return mib != null && Number.isFinite(mib) ? mib * 2 ** 20 : null;
+    };
     const poll = async () => {
+        baseline = await cardUsed();
         while (!stopped) {
             const id = pid();
             if (id != null) {
-                const result = await execa("nvidia-smi", ["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                    { reject: false, stdin: "ignore", timeout: 5_000 }).catch(() => null);
-                if (result == null || result.exitCode !== 0)
+                const apps = await query(["--query-compute-apps=pid,used_memory"]);
+                if (apps == null)
                     return;
-                for (const line of String(result.stdout).split("\n")) {
-                    const [p, mib] = line.split(",").map((s) => Number(s.trim()));
-                    if (p === id && Number.isFinite(mib))
-                        peak = Math.max(peak ?? 0, mib! * 2 ** 20);
-                }
+                for (const [p, mib] of apps)
+                    if (p === id && mib != null && Number.isFinite(mib))
+                        ownPeak = Math.max(ownPeak ?? 0, mib * 2 ** 20);
+                const used = await cardUsed();
+                if (used != null)
+                    cardPeak = Math.max(cardPeak ?? 0, used);
             }
             await new Promise((resolve) => setTimeout(resolve, intervalMs));
         }
     };
+    const peak = () => ownPeak ?? (baseline != null && cardPeak != null && cardPeak > baseline ? cardPeak - baseline : null);
     const running = poll();
     return {
-        peak: () => peak,
+        peak,
         async stop() {
             stopped = true;
             await running;
-            return peak;
+            return peak();
         }
     };
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// The trainer's correctness checks (test/train/trainer.test.ts, fast-paths.test.ts) on a GPU
+// backend, where the tests cannot run (CI has no GPU): every layer offloaded, tiny synthetic
+// bases, the trainer's own --grad-check and --grad-dump modes. Needs dist/ (npm run build) and
+// native/build/<backend>/bin/autoact-train.
+//
+//   node bench/gpu/trainer-check.mjs [--backend cuda] [--work DIR]
+//
+// One JSON line per check ({check, value, limit, pass, ...}); exit 1 when one fails. The last
+// check lists the scheduler's graph splits of a training pass on Q8_0 and Q4_K bases: a split
+// on the CPU other than the token embeddings' would be a host fallback of the backward pass.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const { writeSyntheticModel } = await import(path.join(root, "dist/src/gguf/synth.js"));
+const { writeTrainingSamples } = await import(path.join(root, "dist/src/train/samples-file.js"));
+
+const arg = (name, fallback) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : fallback;
+};
+const backend = arg("--backend", "cuda");
+const work = arg("--work", fs.mkdtempSync(path.join(os.tmpdir(), "autoact-gpu-check-")));
+fs.mkdirSync(work, { recursive: true });
+const trainer = path.join(root, "native/build", backend, "bin/autoact-train");
+const offload = backend === "cpu" ? ["--threads", "2"] : ["--n-gpu-layers", "-1"];
+let failed = 0;
+
+function report(check, value, limit, pass, extra = {}) {
+    if (!pass)
+        failed++;
+    console.log(JSON.stringify({ check, value, limit, pass, ...extra }));
+}
+
+async function train(args, env = {}) {
+    const run = await execa(trainer, [...offload, "--ctx", "64", ...args], { reject: false, stdin: "ignore", env });
+    const events = String(run.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    if (run.exitCode !== 0)
+        throw new Error(`autoact-train ${args.join(" ")} failed (exit ${run.exitCode}): ${String(run.stderr).trim().split("\n").slice(-5).join(" | ")}`);
+    return { events, stderr: String(run.stderr), losses: events.filter((e) => e.event === "step").map((e) => e.loss) };
+}
+
+function readGradDump(file) {
+    const buf = fs.readFileSync(file);
+    const n = buf.readUInt32LE(4);
+    const grads = [];
+    let off = 16;
+    for (let i = 0; i < n; i++) {
+        const k = buf.readUInt32LE(off);
+        off += 4;
+        grads.push(new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 4 * k)));
+        off += 4 * k;
+    }
+    return { loss: buf.readDoubleLE(8), grads };
+}
+
+/** Largest |a - b| over all entries, relative to the largest |a|. */
+function relMaxDiff(a, b) {
+    let diff = 0;
+    let scale = 0;
+    a.forEach((x, t) => x.forEach((v, i) => {
+        diff = Math.max(diff, Math.abs(v - b[t][i]));
+        scale = Math.max(scale, Math.abs(v));
+    }));
+    return diff / scale;
+}
+
+async function gradDump(name, model, data, args) {
+    const out = path.join(work, `${name}.grads`);
+    await train(["--base", model, "--data", data, "--out", path.join(work, `${name}.gguf`), "--grad-dump", out, ...args]);
+    return readGradDump(out);
+}
+
+async function samples(name, count, vocabFrom = 40) {
+    const list = Array.from({ length: count }, (_, s) => {
+        const tokens = Array.from({ length: 12 + ((s * 7) % 17) }, (_, i) => vocabFrom + ((s * 13 + i * 5) % 60));
+        return { tokens, mask: tokens.map((_, i) => (i >= 5 ? 1 : 0)) };
+    });
+    const file = path.join(work, `${name}.bin`);
+    await writeTrainingSamples(file, list);
+    return file;
+}
+
+const model = async (name, o) => (await writeSyntheticModel({ arch: "llama", seed: 1, out: path.join(work, `${name}.gguf`), ...o })).path;
+const f32 = await model("tiny-f32", { nEmbd: 64, layers: 2, heads: 4, ff: 128, vocab: 300, type: "f32" });
+const q8 = await model("q8", { nEmbd: 256, layers: 2, heads: 4, ff: 256, vocab: 320, type: "q8_0" });
+const q4k = await model("q4k", { nEmbd: 256, layers: 2, heads: 4, ff: 256, vocab: 320, type: "q4_k" });
+const data = await samples("mixed", 8);
+const quantData = await samples("quant", 4, 60);
+
+// 1. gradients against central differences, F32 throughout
+{
+    const run = await train(["--base", f32, "--data", data, "--out", path.join(work, "gc.gguf"), "--grad-check", "28", "--rank", "4",
+        "--mixed-precision", "off"]);
+    const checks = run.events.filter((e) => e.event === "grad_check");
+    const worst = Math.max(...checks.map((c) => c.rel_error));
+    report("grad-check: max relative error (28 entries, every module)", worst, 1e-2, checks.length === 28 && worst < 1e-2);
+}
+// 2. packed samples = one sample per micro-batch
+{
+    const packed = await gradDump("packed", f32, data, ["--batch", "8", "--batch-tokens", "256", "--mixed-precision", "off"]);
+    const single = await gradDump("single", f32, data, ["--batch", "8", "--batch-tokens", "8", "--mixed-precision", "off"]);
+    report("packed = unpacked: loss difference", Math.abs(packed.loss - single.loss), 1e-4, Math.abs(packed.loss - single.loss) < 1e-4);
+    const d = relMaxDiff(single.grads, packed.grads);
+    report("packed = unpacked: gradients (max relative difference)", d, 1e-4, d < 1e-4);
+}
+// 3. the reused graph = a fresh graph per micro-batch
+{
+    const common = ["--base", f32, "--data", data, "--steps", "6", "--lr", "1e-2", "--batch", "3", "--batch-tokens", "64"];
+    const reused = await train([...common, "--out", path.join(work, "reused.gguf")]);
+    const fresh = await train([...common, "--out", path.join(work, "fresh.gguf"), "--no-graph-reuse"]);
+    const d = Math.max(...reused.losses.map((l, i) => Math.abs(l - fresh.losses[i])));
+    report("reused graph = fresh graph: max loss difference over 6 steps", d, 1e-6, reused.losses.length === 6 && d <= 1e-6);
+}
+// 4. input gradients through frozen quantized weights: matmuls (F32, F16) against upstream's OUT_PROD
+for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
+    const args = ["--batch", "4", "--targets", "attn_q"];
+    const reference = await gradDump(`${name}-ref`, base, quantData, [...args, "--frozen-backward", "out_prod", "--mixed-precision", "off"]);
+    const matmul = await gradDump(`${name}-mm`, base, quantData, [...args, "--frozen-backward", "matmul", "--mixed-precision", "off"]);
+    const f16 = await gradDump(`${name}-f16`, base, quantData, [...args, "--frozen-backward", "matmul", "--mixed-precision", "on"]);
+    const dm = relMaxDiff(reference.grads, matmul.grads);
+    const dh = relMaxDiff(reference.grads, f16.grads);
+    report(`${name}: input gradients, F32 matmul vs OUT_PROD`, dm, 1e-4, dm < 1e-4);
+    report(`${name}: input gradients, F16 matmul vs OUT_PROD`, dh, 1e-2, dh < 1e-2);
+}
+// 5. mixed precision keeps the training loss within 1e-2 of F32
+{
+    const common = ["--base", f32, "--data", data, "--steps", "8", "--lr", "1e-2", "--batch", "4"];
+    const a = (await train([...common, "--out", path.join(work, "mp-off.gguf"), "--mixed-precision", "off"])).losses;
+    const b = (await train([...common, "--out", path.join(work, "mp-on.gguf"), "--mixed-precision", "on"])).losses;
+    const d = Math.max(...a.map((l, i) => Math.abs(l - b[i])));
+    report("mixed precision: max loss difference from F32 over 8 steps", d, 1e-2, d < 1e-2 && a.at(-1) < a[0]);
+}
+// 6. where the training graph runs: the scheduler's splits (GGML_SCHED_DEBUG prints them)
+for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
+    const run = await train(["--base", base, "--data", quantData, "--out", path.join(work, `${name}-splits.gguf`), "--steps", "1",
+        "--batch", "4", "--verbose"], { GGML_SCHED_DEBUG: "1" });
+    // one block of "## SPLIT #0.. #n" lines per graph the scheduler split: the largest is the training pass
+    const blocks = [];
+    for (const m of run.stderr.matchAll(/## SPLIT #(\d+): (\S+) # \d+ inputs(.*)/g)) {
+        if (m[1] === "0")
+            blocks.push([]);
+        blocks.at(-1)?.push({ backend: m[2], inputs: m[3].replace(/^:\s*/, "").trim().slice(0, 160) });
+    }
+    const splits = blocks.reduce((a, b) => (b.length > a.length ? b : a), []);
+    const host = splits.filter((s) => !/^(CUDA|Vulkan|Metal)/.test(s.backend));
+    report(`${name}: graph splits of a training pass (host splits listed)`, splits.length, null, backend === "cpu" || host.length <= 1,
+        { backends: splits.map((s) => s.backend).join(" "), host });
+}
+fs.rmSync(work, { recursive: true, force: true });
+process.exit(failed > 0 ? 1 : 0);
