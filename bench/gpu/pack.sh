@@ -34,7 +34,7 @@ npm ls --omit=dev --parseable --all 2>/dev/null | grep "/node_modules/" | sed "s
 mkdir -p "$(dirname "$out")"
 tar -cf - --exclude='node_modules/@node-llama-cpp' --exclude='node_modules/node-llama-cpp/llama/gitRelease.bundle' \
     --exclude='*.md' --exclude='*.map' --exclude='*.d.ts' \
-    -C "$root" dist "$bin/autoact-train" "$bin/llama-bench" $([ -f "$bin/llama-server" ] && echo "$bin/llama-server") \
+    -C "$root" dist "$bin/autoact-train" "$bin/llama-bench" \
     -T "$stage/packages" -C "$stage" node-bin \
     | xz -T0 -9e > "$out"
 echo "$out: $(du -h "$out" | cut -f1)"

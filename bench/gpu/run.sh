@@ -89,11 +89,13 @@ if [ "$skip_train" = 1 ]; then train_models=""; fi
 # Synthetic models are written in the background while the native build compiles.
 log "writing synthetic models: $models $train_models"
 (
-    for m in $models $train_models; do
+    pids=()
+    for m in $(printf '%s\n' $models $train_models | sort -u); do
         preset="${m#synth:}"; type="${preset#*:}"; preset="${preset%%:*}"
         f="$AUTOACT_CACHE/bench/synth-$preset-$type.gguf"
-        [ -f "$f" ] || autoact model synth --preset "$preset" --type "$type" --seed 1 --out "$f" >/dev/null || exit 1
+        [ -f "$f" ] || { autoact model synth --preset "$preset" --type "$type" --seed 1 --out "$f" >/dev/null & pids+=($!); }
     done
+    for p in ${pids[@]+"${pids[@]}"}; do wait "$p" || exit 1; done
 ) &
 models_pid=$!
 
@@ -116,6 +118,12 @@ else
         fail "native build failed"
     fi
 fi
+status=0
+if [ "$check" = 1 ]; then
+    # while the models are written: the trainer's correctness checks on this backend
+    log "the trainer's correctness checks on $backend (bench/gpu/trainer-check.mjs)"
+    "$NODE" "$here/trainer-check.mjs" --backend "$backend" | tee "$out/trainer-check-$backend.jsonl" || { log "a trainer check failed"; status=1; }
+fi
 wait "$models_pid" || fail "writing synthetic models failed"
 log "build and models ready"
 
@@ -128,11 +136,6 @@ if [ "$backend" != cpu ]; then
     fi
 fi
 
-status=0
-if [ "$check" = 1 ]; then
-    log "the trainer's correctness checks on $backend (bench/gpu/trainer-check.mjs)"
-    "$NODE" "$here/trainer-check.mjs" --backend "$backend" | tee "$out/trainer-check-$backend.jsonl" || { log "a trainer check failed"; status=1; }
-fi
 for m in $models; do
     if [ "$SECONDS" -ge "$budget" ]; then log "budget of ${budget}s spent: skipping inference of $m"; status=3; continue; fi
     log "inference: $m"

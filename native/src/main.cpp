@@ -486,7 +486,8 @@ int run(int argc, char ** argv) {
         .num("tokens_per_s", train_time_here > 0 ? tokens_here / train_time_here : 0.0)
         .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
-        .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("transposed_weight_bytes", tg.wt.bytes).emit();
+        .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("transposed_weight_bytes", tg.wt.bytes)
+        .integer("train_graph_nodes", tg.train_graph_nodes).emit();
 
     adamw_free(opt);
     trainer_graph_free(tg);

@@ -144,6 +144,7 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         }
         ggml_build_backward_expand(tg.last.meta, graph, accs.data());
         materialize_transposes(tg);
+        tg.train_graph_nodes = ggml_graph_n_nodes(graph);
     }
     tg.last.dropout_seed = ggml_graph_get_tensor(graph, "autoact_dropout_seed");
     tg.last.graph     = graph;

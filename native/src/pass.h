@@ -39,6 +39,7 @@ struct trainer_graph {
         ggml_tensor *  dropout_seed = nullptr; // F32 [1], when the graph has dropout
     } last;
     int64_t n_builds = 0, n_passes = 0;
+    int64_t train_graph_nodes = 0; // nodes of the last training graph (one kernel launch each on a GPU)
 
     // transposed copies of the frozen weights for their input gradients, made once (see
     // trainer_transpose_cache); empty when the cache is off

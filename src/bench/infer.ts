@@ -369,7 +369,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
 async function llamaBenchBinary(backend: NativeBackend, given: string | undefined, progress: (m: string) => void): Promise<string> {
     if (given != null)
         return given;
-    const found = findNativeBuild(backend)?.llamaBench;
+    const found = findNativeBuild(backend, ["llamaBench"])?.llamaBench;
     if (found != null)
         return found;
     progress(`building llama-bench (${backend}) from node-llama-cpp's llama.cpp source: autoact native build`);

@@ -168,7 +168,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
 
 /** autoact-train and llama-bench: the given executables, else the native build of the backend (built when missing). */
 async function nativeTools(backend: NativeBackend, options: TrainBenchOptions, progress: (m: string) => void): Promise<{ trainer: string; llamaBench: string }> {
-    let build = options.trainer != null && options.llamaBench != null ? null : findNativeBuild(backend);
+    let build = options.trainer != null && options.llamaBench != null ? null : findNativeBuild(backend, ["trainer", "llamaBench"]);
     if (build == null && (options.trainer == null || options.llamaBench == null)) {
         progress(`building autoact-train and llama-bench (${backend}): autoact native build`);
         build = await ensureNativeBuild({ backend, onProgress: (p) => p.phase !== "build" && progress(p.message) });

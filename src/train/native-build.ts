@@ -111,10 +111,14 @@ function binaries(bin: string): Binaries {
     return Object.fromEntries(nativeTargets.map((t) => [t.field, path.join(bin, `${t.target}${exe}`)])) as unknown as Binaries;
 }
 
-/** Where a previous build put the binaries, without building; null when any is absent. */
-export function findNativeBuild(backend: NativeBackend = "cpu", buildRoot = path.join(nativeDir, "build")): Binaries | null {
+/**
+ * Where a previous build put the binaries, without building; null when any of `need` (default:
+ * all) is absent, as in a prebuilt set carried to another machine without llama-server.
+ */
+export function findNativeBuild(backend: NativeBackend = "cpu", need: readonly (keyof Binaries)[] = nativeTargets.map((t) => t.field),
+    buildRoot = path.join(nativeDir, "build")): Binaries | null {
     const found = binaries(path.join(buildRoot, backend, "bin"));
-    return Object.values(found).every((file) => fs.existsSync(file)) ? found : null;
+    return need.every((field) => fs.existsSync(found[field])) ? found : null;
 }
 
 interface Tools {
