@@ -27,7 +27,12 @@ const backend = arg("--backend", "cuda");
 const work = arg("--work", fs.mkdtempSync(path.join(os.tmpdir(), "autoact-gpu-check-")));
 fs.mkdirSync(work, { recursive: true });
 const trainer = path.join(root, "native/build", backend, "bin/autoact-train");
-const offload = backend === "cpu" ? ["--threads", "2"] : ["--n-gpu-layers", "-1"];
+const onCpu = backend === "cpu";
+const offload = onCpu ? ["--threads", "2"] : ["--n-gpu-layers", "-1"];
+// ggml-cuda runs F32 matmuls in TF32 (10-bit mantissas: its cuBLAS math mode), so F32 paths agree
+// to about 1e-3 there, not 1e-6; finite differences of such a loss are noise (the GPU's gradients
+// are compared with the CPU's of the same binary instead)
+const f32Tol = onCpu ? 1e-4 : 2e-3;
 let failed = 0;
 
 function report(check, value, limit, pass, extra = {}) {
@@ -36,8 +41,8 @@ function report(check, value, limit, pass, extra = {}) {
     console.log(JSON.stringify({ check, value, limit, pass, ...extra }));
 }
 
-async function train(args, env = {}) {
-    const run = await execa(trainer, [...offload, "--ctx", "64", ...args], { reject: false, stdin: "ignore", env });
+async function train(args, env = {}, where = offload) {
+    const run = await execa(trainer, [...where, "--ctx", "64", ...args], { reject: false, stdin: "ignore", env });
     const events = String(run.stdout).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     if (run.exitCode !== 0)
         throw new Error(`autoact-train ${args.join(" ")} failed (exit ${run.exitCode}): ${String(run.stderr).trim().split("\n").slice(-5).join(" | ")}`);
@@ -69,9 +74,9 @@ function relMaxDiff(a, b) {
     return diff / scale;
 }
 
-async function gradDump(name, model, data, args) {
+async function gradDump(name, model, data, args, where = offload) {
     const out = path.join(work, `${name}.grads`);
-    await train(["--base", model, "--data", data, "--out", path.join(work, `${name}.gguf`), "--grad-dump", out, ...args]);
+    await train(["--base", model, "--data", data, "--out", path.join(work, `${name}.gguf`), "--grad-dump", out, ...args], {}, where);
     return readGradDump(out);
 }
 
@@ -92,21 +97,30 @@ const q4k = await model("q4k", { nEmbd: 256, layers: 2, heads: 4, ff: 256, vocab
 const data = await samples("mixed", 8);
 const quantData = await samples("quant", 4, 60);
 
-// 1. gradients against central differences, F32 throughout
-{
+// 1. gradients against central differences, F32 throughout (on a GPU: against the CPU's)
+if (onCpu) {
     const run = await train(["--base", f32, "--data", data, "--out", path.join(work, "gc.gguf"), "--grad-check", "28", "--rank", "4",
         "--mixed-precision", "off"]);
     const checks = run.events.filter((e) => e.event === "grad_check");
     const worst = Math.max(...checks.map((c) => c.rel_error));
     report("grad-check: max relative error (28 entries, every module)", worst, 1e-2, checks.length === 28 && worst < 1e-2);
+} else {
+    for (const [name, base, args] of [["F32", f32, []], ["Q8_0", q8, ["--frozen-backward", "matmul"]]]) {
+        const common = [...args, "--batch", "8", "--mixed-precision", "off"];
+        const gpu = await gradDump(`${name}-gpu`, base, data, common);
+        const cpu = await gradDump(`${name}-cpu`, base, data, common, ["--n-gpu-layers", "0", "--threads", "8"]);
+        const d = relMaxDiff(cpu.grads, gpu.grads);
+        report(`${name}: gradients on ${backend} vs on the CPU (max relative difference)`, d, f32Tol, d < f32Tol,
+            { loss_difference: Math.abs(gpu.loss - cpu.loss) });
+    }
 }
 // 2. packed samples = one sample per micro-batch
 {
     const packed = await gradDump("packed", f32, data, ["--batch", "8", "--batch-tokens", "256", "--mixed-precision", "off"]);
     const single = await gradDump("single", f32, data, ["--batch", "8", "--batch-tokens", "8", "--mixed-precision", "off"]);
-    report("packed = unpacked: loss difference", Math.abs(packed.loss - single.loss), 1e-4, Math.abs(packed.loss - single.loss) < 1e-4);
+    report("packed = unpacked: loss difference", Math.abs(packed.loss - single.loss), f32Tol, Math.abs(packed.loss - single.loss) < f32Tol);
     const d = relMaxDiff(single.grads, packed.grads);
-    report("packed = unpacked: gradients (max relative difference)", d, 1e-4, d < 1e-4);
+    report("packed = unpacked: gradients (max relative difference)", d, f32Tol, d < f32Tol);
 }
 // 3. the reused graph = a fresh graph per micro-batch
 {
@@ -124,7 +138,7 @@ for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
     const f16 = await gradDump(`${name}-f16`, base, quantData, [...args, "--frozen-backward", "matmul", "--mixed-precision", "on"]);
     const dm = relMaxDiff(reference.grads, matmul.grads);
     const dh = relMaxDiff(reference.grads, f16.grads);
-    report(`${name}: input gradients, F32 matmul vs OUT_PROD`, dm, 1e-4, dm < 1e-4);
+    report(`${name}: input gradients, F32 matmul vs OUT_PROD`, dm, f32Tol, dm < f32Tol);
     report(`${name}: input gradients, F16 matmul vs OUT_PROD`, dh, 1e-2, dh < 1e-2);
 }
 // 5. mixed precision keeps the training loss within 1e-2 of F32

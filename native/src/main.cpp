@@ -296,6 +296,9 @@ int run(int argc, char ** argv) {
     cparams.n_threads_batch = cparams.n_threads;
     cparams.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cparams.no_perf         = true;
+    // --n-gpu-layers 0 trains on the CPU alone: neither the KV cache nor large matmuls go to a GPU
+    cparams.offload_kqv     = p.n_gpu_layers != 0;
+    cparams.op_offload      = p.n_gpu_layers != 0;
     llama_context * lctx = llama_init_from_model(model, cparams);
     if (!lctx) {
         throw runtime_failure("llama.cpp could not create a context of " + std::to_string(capacity) + " tokens");
