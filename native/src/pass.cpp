@@ -24,9 +24,11 @@ struct pass_call {
 //   z      = logits - mean(logits)                 [V, O]  (any shift gives the same value and
 //                                                          gradient; the mean keeps exp() finite)
 //   lse    = log(sum_v exp(z))                     [1, O]
-//   picked = z[label_o, o] for each row o          [1, O]  (get_rows on the flattened z)
-//   loss   = -sum_o weight_o * (picked_o - lse_o)
-// (ggml's fused cross-entropy needs a dense one-hot target of V x O floats from the host.)
+//   hot    = weight_o at [label_o, o], else 0      [V, O]  (set_rows into zeros, on the device)
+//   loss   = sum_o weight_o * lse_o - sum(z * hot)
+// Picking z[label_o, o] with get_rows instead has a backward (GET_ROWS_BACK) that CUDA computes
+// by scanning every label for each of the V x O entries: most of a GPU training step. ggml's fused
+// cross-entropy needs a dense target of V x O floats from the host.
 ggml_tensor * build_loss(trainer_graph & tg, ggml_context * ctx, ggml_tensor * logits) {
     const int64_t n_vocab = logits->ne[0], n_out = logits->ne[1];
     tg.last.labels = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
@@ -37,10 +39,11 @@ ggml_tensor * build_loss(trainer_graph & tg, ggml_context * ctx, ggml_tensor * l
     ggml_set_input(tg.last.weights);
 
     ggml_tensor * z      = ggml_sub(ctx, logits, ggml_repeat(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, logits), 1.0f / (float) n_vocab), logits));
-    ggml_tensor * lse    = ggml_log(ctx, ggml_sum_rows(ctx, ggml_exp(ctx, z)));                            // [1, O]
-    ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_2d(ctx, z, 1, n_vocab * n_out), tg.last.labels); // [1, O]
-    ggml_tensor * nll    = ggml_sub(ctx, lse, picked);
-    ggml_tensor * loss   = ggml_sum(ctx, ggml_mul(ctx, nll, tg.last.weights));
+    ggml_tensor * lse    = ggml_log(ctx, ggml_sum_rows(ctx, ggml_exp(ctx, z)));                      // [1, O]
+    ggml_tensor * zeros  = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n_out), 0.0f);
+    ggml_tensor * hot    = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, tg.last.weights, tg.last.labels), n_vocab, n_out);
+    ggml_set_name(hot, "autoact_label_weights");
+    ggml_tensor * loss   = ggml_sub(ctx, ggml_sum(ctx, ggml_mul(ctx, lse, tg.last.weights)), ggml_sum(ctx, ggml_mul(ctx, z, hot)));
     ggml_set_name(loss, "autoact_loss");
     ggml_set_output(loss);
     return loss;
