@@ -155,6 +155,7 @@ const std::vector<flag> & flags() {
         FLAG_FLOAT("--grad-check-eps", grad_check_eps, 1e-8, 1.0, "finite-difference step of --grad-check"),
         FLAG_STR("--grad-dump", grad_dump, "write the first step's loss and gradients (F32) to this file and exit (tests)"),
         FLAG_SWITCH("--verbose", verbose, "print llama.cpp's own logs on stderr"),
+        FLAG_SWITCH("--profile", profile, "time every node of the training passes after the first step (one at a time, so slower) and print the top ones"),
     };
     return all;
 }

@@ -64,6 +64,7 @@ struct train_params {
     float   grad_check_eps = 1e-2f; // finite-difference step (relative to the entry, at least this absolute)
     std::string grad_dump;          // write the first step's loss and gradients to this file and exit
     bool    verbose        = false; // llama.cpp's own logs on stderr
+    bool    profile        = false; // time every node of the training passes after the first step
 };
 
 // Parses argv; throws input_error naming the flag on a bad one. Returns false after --help.

@@ -17,6 +17,7 @@
 #include "optimizer.h"
 #include "pack.h"
 #include "pass.h"
+#include "profile.h"
 
 #include "ggml-backend.h"
 #include "llama.h"
@@ -296,6 +297,9 @@ int run(int argc, char ** argv) {
     cparams.n_threads_batch = cparams.n_threads;
     cparams.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cparams.no_perf         = true;
+    op_profile prof;
+    cparams.cb_eval           = p.profile ? profile_eval : nullptr;
+    cparams.cb_eval_user_data = &prof;
     // --n-gpu-layers 0 trains on the CPU alone: neither the KV cache nor large matmuls go to a GPU
     cparams.offload_kqv     = p.n_gpu_layers != 0;
     cparams.op_offload      = p.n_gpu_layers != 0;
@@ -413,7 +417,12 @@ int run(int argc, char ** argv) {
         const std::vector<micro_batch> mbs = pack_samples(samples, capacity, (float) (1.0 / (double) n_trained), train_outputs);
         for (size_t i = 0; i < mbs.size(); ++i) {
             tg.dropout_seed = pass_seed(p.seed, step, i);
+            prof.active = p.profile && step > start_step + 1; // the first step allocates and warms up
+            if (prof.active) {
+                profile_pass_begin(prof);
+            }
             const double l = trainer_pass(tg, mbs[i], true);
+            prof.active = false;
             if (!std::isfinite(l)) {
                 stop_non_finite(step, "loss");
             }
@@ -483,6 +492,9 @@ int run(int argc, char ** argv) {
     }
     save_checkpoint(total_steps); // also brings the device's values to the host
     lora_write(p.out, adapter, adapter_meta(p, base));
+    if (p.profile) {
+        profile_report(prof, 30);
+    }
     const double train_s = ckpt.elapsed_s + train_time_here;
     json_line().str("event", "done").str("adapter", p.out).integer("steps", total_steps)
         .num("first_loss", first_loss).num("loss", last_loss).num("eval_loss", last_eval)

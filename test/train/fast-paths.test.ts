@@ -105,6 +105,21 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(relMaxDiff(reference.grads, f16.grads)).toBeGreaterThan(0); // F16 really ran
     });
 
+    it("--profile times every node of the training passes after the first step, with the same losses", async () => {
+        const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "3", "--lr", "1e-2", "--batch", "4"];
+        const plain = await runTrainer([...common, "--out", path.join(dir, "plain.gguf")]);
+        const profiled = await runTrainer([...common, "--out", path.join(dir, "profiled.gguf"), "--profile"]);
+        expect(profiled.exitCode, profiled.stderr).toBe(0);
+        expect(stepLosses(profiled)).toEqual(stepLosses(plain));
+        const profile = profiled.events.find((e) => e.event === "profile")!;
+        // the micro-batches of steps 2 and 3, not those of the first
+        expect(profile.passes).toBeGreaterThan(0);
+        expect(profile.passes).toBeLessThan(profiled.events.find((e) => e.event === "done")!.passes);
+        expect(profile.ms_per_pass).toBeGreaterThan(0);
+        expect(profile.top.some((n: { node: string }) => n.node.startsWith("MUL_MAT"))).toBe(true);
+        expect(profile.top.some((n: { node: string }) => n.node.includes("grad for"))).toBe(true);
+    });
+
     it("mixed precision (F16 input gradients) keeps the training loss within 1e-2 of F32", async () => {
         const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "8", "--lr", "1e-2", "--batch", "4"];
         const f32 = await runTrainer([...common, "--out", path.join(dir, "mp-off.gguf"), "--mixed-precision", "off"]);
