@@ -38,7 +38,8 @@ ggml_tensor * build_loss(trainer_graph & tg, ggml_context * ctx, ggml_tensor * l
     ggml_set_name(tg.last.weights, "autoact_weights");
     ggml_set_input(tg.last.weights);
 
-    ggml_tensor * z      = ggml_sub(ctx, logits, ggml_repeat(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, logits), 1.0f / (float) n_vocab), logits));
+    // an add of the negated means, broadcast (SUB's backward takes same shapes only): no V x O copy of them
+    ggml_tensor * z      = ggml_add(ctx, logits, ggml_scale(ctx, ggml_sum_rows(ctx, logits), -1.0f / (float) n_vocab));
     ggml_tensor * lse    = ggml_log(ctx, ggml_sum_rows(ctx, ggml_exp(ctx, z)));                      // [1, O]
     ggml_tensor * zeros  = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n_out), 0.0f);
     ggml_tensor * hot    = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, tg.last.weights, tg.last.labels), n_vocab, n_out);
