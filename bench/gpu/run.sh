@@ -2,7 +2,7 @@
 # autoact GPU benchmark suite (see bench/gpu/README.md).
 #
 #   bench/gpu/run.sh [--out DIR] [--report FILE] [--cpu] [--threads N] [--budget SECONDS] [--skip-train] [--skip-infer]
-#                    [--prebuilt] [--batch-tokens N[,N...]] [--check]
+#                    [--prebuilt] [--batch-tokens N[,N...]] [--check] [--profile]
 #
 # On a machine with an NVIDIA GPU and CUDA: builds llama-bench and autoact-train with CUDA for
 # the local GPU's architecture, writes synthetic ~0.5B and ~1.5B models (F16 and Q8_0), runs
@@ -20,6 +20,7 @@ skip_train=0
 skip_infer=0
 prebuilt=0
 check=0
+profile=()
 batch_tokens="" # the trainer's default
 threads=()
 while [ $# -gt 0 ]; do
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
         --skip-infer) skip_infer=1; shift ;;
         --prebuilt) prebuilt=1; shift ;;
         --check) check=1; shift ;;
+        --profile) profile=(--profile); shift ;;
         --batch-tokens) batch_tokens="$2"; shift 2 ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see bench/gpu/README.md)" >&2; exit 2 ;;
@@ -156,7 +158,7 @@ if [ "$skip_train" = 0 ]; then
         for bt in "${sizes[@]}"; do
             log "training: $m${bt:+ (micro-batches of $bt tokens)}"
             # beside llama-bench pp<ctx> of the same file and a PyTorch LoRA of the same shape (bf16 on the GPU; skipped where torch is absent)
-            autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" ${bt:+--batch-tokens "$bt"} "${threads[@]}" \
+            autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" ${bt:+--batch-tokens "$bt"} "${threads[@]}" ${profile[@]+"${profile[@]}"} \
                 --compare-torch --results-dir "$out" || { log "training on $m failed"; status=1; }
         done
     done

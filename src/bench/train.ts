@@ -50,6 +50,11 @@ export interface TrainBenchOptions {
     rounds?: number;
     /** Also run the PyTorch LoRA reference (bench/reference/torch_lora.py) and record ratio_torch. Defaults to false. */
     compareTorch?: boolean;
+    /**
+     * After the timed runs, one more run of the trainer with --profile (every node timed one at a
+     * time, so not a speed): its top nodes go to the notes. Defaults to false.
+     */
+    profile?: boolean;
     /** Python executable with torch. Defaults to `python3`, then /usr/bin/python3. */
     python?: string;
     /** The autoact-train executable. Defaults to the native build of the backend (built when missing). */
@@ -136,6 +141,13 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     if (rounds > 1)
         notes.push(`${rounds} rounds of (autoact-train, llama-bench, PyTorch): the tests pool the rounds' samples; each ratio is the median of the rounds' ratios (ratio_train_to_pp ${played.map((r) => (r.trained.test.mean / r.pp.mean).toFixed(3)).join(", ")}${torch != null ? `; ratio_torch ${played.map((r) => (r.trained.test.mean / r.torch!.tests[0]!.mean).toFixed(3)).join(", ")}` : ""}).`);
 
+    if (options.profile === true) {
+        progress("autoact-train --profile: one more run, every node timed one at a time");
+        const profiled = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: ["--profile"] });
+        if (profiled.profile != null)
+            notes.push(`profile (autoact-train --profile, node by node, ${profiled.profile.passes} passes, ${profiled.profile.ms_per_pass.toFixed(1)} ms per pass): ` +
+                profiled.profile.top.slice(0, 15).map((n) => `${(100 * n.share).toFixed(1)}% ${n.node}`).join("; "));
+    }
     const tokensPerS = trained.test.mean;
     if (loadBefore > 0.25 * os.cpus().length)
         notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
@@ -184,11 +196,20 @@ interface TrainerBench {
     test: BenchTest;
     done: TrainDone;
     start: TrainStart | undefined;
+    /** The trainer's --profile line, when it was asked for. */
+    profile: TrainProfile | undefined;
+}
+
+/** autoact-train --profile's JSON line (native/README.md). */
+interface TrainProfile {
+    passes: number;
+    ms_per_pass: number;
+    top: { node: string; count: number; ms_per_pass: number; share: number }[];
 }
 
 async function runTrainerBench(o: {
     trainer: string; modelFile: string; vocab: number; hyper: ResolvedTrainHyperParams; threads: number; backend: NativeBackend;
-    seed: number; progress: (m: string) => void;
+    seed: number; progress: (m: string) => void; extraArgs?: string[];
 }): Promise<TrainerBench> {
     const { ctx, batch, steps } = o.hyper;
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-bench-train-"));
@@ -206,7 +227,7 @@ async function runTrainerBench(o: {
             threads: o.threads, gpuLayers: o.backend === "cpu" ? 0 : -1, seed: o.seed
         });
         o.progress(`training ${steps} steps of ${batch} x ${ctx} tokens, rank ${o.hyper.rank}, ${o.backend}, ${o.threads} threads`);
-        const child = execa(o.trainer, args, { reject: false, stdin: "ignore" });
+        const child = execa(o.trainer, [...args, ...(o.extraArgs ?? [])], { reject: false, stdin: "ignore" });
         const watch = o.backend === "cuda" ? watchGpuMemory(() => child.pid) : null;
         const run = await child;
         const peakVram = (await watch?.stop()) ?? null;
@@ -226,6 +247,7 @@ async function runTrainerBench(o: {
         return {
             done,
             start,
+            profile: events.find((e) => e.event === "profile") as unknown as TrainProfile | undefined,
             test: {
                 name: `train-r${o.hyper.rank}-ctx${ctx}`, engine: "autoact-train", pp: ctx, tg: 0, parallel: 1, lora_adapters: 1,
                 reps: rates.length, samples: rates, mean: mean(rates), stddev: stddev(rates), unit: "tokens/s",

@@ -155,6 +155,7 @@ interface TrainArgs {
     reps?: number;
     rounds?: number;
     "compare-torch": boolean;
+    profile: boolean;
     python?: string;
     trainer?: string;
     "llama-bench"?: string;
@@ -179,6 +180,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
         .option("rounds", { type: "number", default: 1, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
         .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
+        .option("profile", { type: "boolean", default: false, describe: "After the timed runs, one more with autoact-train --profile (node by node): where a training pass spends its time, in the result's notes" })
         .option("python", { type: "string", describe: "Python with torch for --compare-torch (default: python3, then /usr/bin/python3)" })
         .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
         .option("llama-bench", { type: "string", describe: "llama-bench executable (default: the native build's)" })
@@ -201,6 +203,7 @@ const train: CommandModule<object, TrainArgs> = {
             reps: single(args.reps, "reps"),
             rounds: single(args.rounds, "rounds"),
             compareTorch: args["compare-torch"],
+            profile: args.profile,
             python: single(args.python, "python"),
             trainer: single(args.trainer, "trainer"),
             llamaBench: single(args["llama-bench"], "llama-bench"),
