@@ -105,12 +105,14 @@ if (onCpu) {
     const worst = Math.max(...checks.map((c) => c.rel_error));
     report("grad-check: max relative error (28 entries, every module)", worst, 1e-2, checks.length === 28 && worst < 1e-2);
 } else {
-    for (const [name, base, args] of [["F32", f32, []], ["Q8_0", q8, ["--frozen-backward", "matmul"]]]) {
+    // a quantized base's forward matmuls quantize the activations to 8 bits on CUDA (MMQ), to
+    // Q8_0 blocks on the CPU: the two differ by about 1e-2
+    for (const [name, base, args, tol] of [["F32", f32, [], f32Tol], ["Q8_0", q8, ["--frozen-backward", "matmul"], 2e-2]]) {
         const common = [...args, "--batch", "8", "--mixed-precision", "off"];
         const gpu = await gradDump(`${name}-gpu`, base, data, common);
         const cpu = await gradDump(`${name}-cpu`, base, data, common, ["--n-gpu-layers", "0", "--threads", "8"]);
         const d = relMaxDiff(cpu.grads, gpu.grads);
-        report(`${name}: gradients on ${backend} vs on the CPU (max relative difference)`, d, f32Tol, d < f32Tol,
+        report(`${name}: gradients on ${backend} vs on the CPU (max relative difference)`, d, tol, d < tol,
             { loss_difference: Math.abs(gpu.loss - cpu.loss) });
     }
 }
