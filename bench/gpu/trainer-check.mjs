@@ -30,9 +30,9 @@ const trainer = path.join(root, "native/build", backend, "bin/autoact-train");
 const onCpu = backend === "cpu";
 const offload = onCpu ? ["--threads", "2"] : ["--n-gpu-layers", "-1"];
 // ggml-cuda runs F32 matmuls in TF32 (10-bit mantissas: its cuBLAS math mode), so F32 paths agree
-// to about 1e-3 there, not 1e-6; finite differences of such a loss are noise (the GPU's gradients
+// to a few 1e-3 there (rounding of 2^-11 per product, through the layers), not 1e-6; finite differences of such a loss are noise (the GPU's gradients
 // are compared with the CPU's of the same binary instead)
-const f32Tol = onCpu ? 1e-4 : 2e-3;
+const f32Tol = onCpu ? 1e-4 : 5e-3;
 let failed = 0;
 
 function report(check, value, limit, pass, extra = {}) {
