@@ -30,8 +30,8 @@ const trainer = path.join(root, "native/build", backend, "bin/autoact-train");
 const onCpu = backend === "cpu";
 const offload = onCpu ? ["--threads", "2"] : ["--n-gpu-layers", "-1"];
 // ggml-cuda runs F32 matmuls in TF32 (10-bit mantissas: its cuBLAS math mode), so F32 paths agree
-// to a few 1e-3 there (rounding of 2^-11 per product, through the layers), not 1e-6; finite differences of such a loss are noise (the GPU's gradients
-// are compared with the CPU's of the same binary instead)
+// to a few 1e-3 there (a rounding of 2^-11 per product, through the layers), not 1e-6; finite
+// differences of such a loss are noise (the GPU's gradients are compared with the CPU's instead)
 const f32Tol = onCpu ? 1e-4 : 5e-3;
 let failed = 0;
 
