@@ -150,6 +150,7 @@ const std::vector<flag> & flags() {
                  p.frozen_backward = v;
              }},
         FLAG_SWITCH("--no-graph-reuse", no_graph_reuse, "build a fresh graph for every micro-batch (tests)"),
+        FLAG_INT("--backward-slice", backward_slice, 1, 1 << 30, "a frozen weight of more than twice this many elements gets its input gradient (matmul backward) a slice of rows at a time (less memory; tests set it small)"),
         FLAG_SWITCH("--init-only", init_only, "write the freshly initialized adapter to --out and exit"),
         FLAG_INT("--grad-check", grad_check, 0, 1 << 20, "compare N gradient entries with central differences and exit"),
         FLAG_FLOAT("--grad-check-eps", grad_check_eps, 1e-8, 1.0, "finite-difference step of --grad-check"),

@@ -57,6 +57,7 @@ struct train_params {
     std::string mixed_precision = "auto"; // auto | on | off: F16 input gradients through frozen weights
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
+    int32_t backward_slice = 16 * 1024 * 1024; // elements of a slice of a large frozen weight's input gradient
 
     // modes
     bool    init_only      = false; // write the fresh adapter to --out and exit

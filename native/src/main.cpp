@@ -339,7 +339,7 @@ int run(int argc, char ** argv) {
     const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
     const bool mixed  = p.mixed_precision == "on" || (p.mixed_precision == "auto" && on_gpu);
     const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
-    trainer_frozen_backward(tg, p.frozen_backward == "out_prod" ? -1 : mixed ? GGML_TYPE_F16 : GGML_TYPE_F32, cached, cparams.n_threads);
+    trainer_frozen_backward(tg, p.frozen_backward == "out_prod" ? -1 : mixed ? GGML_TYPE_F16 : GGML_TYPE_F32, cached, cparams.n_threads, p.backward_slice);
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
     trainer_graph_init(tg, lctx, adapter, n_vocab);
 

@@ -202,7 +202,8 @@ void trainer_graph_init(trainer_graph & tg, llama_context * lctx, lora_adapter &
     trainer_grads_zero(tg);
 }
 
-void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads) {
+void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements) {
+    ggml_autoact_set_frozen_grad_slice(slice_elements);
     if (type < 0) {
         ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
         return;

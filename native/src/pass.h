@@ -57,8 +57,9 @@ struct trainer_graph {
 
 // Input gradients through the frozen weights: matmuls of transposed copies in `type` (F32, or
 // F16 with mixed precision), the copies made once and kept (`cache`, CPU) or made in every
-// pass (GPU: no memory for a second copy of the model); or upstream's OUT_PROD (`type` < 0).
-void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads);
+// pass (GPU: no memory for a second copy of the model); or upstream's OUT_PROD (`type` < 0). In
+// a pass, a weight of more than 2 x `slice_elements` is transposed a slice of rows at a time.
+void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements);
 
 // Marks the adapter's tensors trainable and allocates one gradient accumulator per tensor,
 // beside it (same buffer type).

@@ -87,7 +87,7 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(done(reused).graph_builds).toBeLessThanOrEqual(3);
     });
 
-    it("Q4_K: input gradients through the frozen weights (transposed copies, cached or per pass) match upstream's OUT_PROD (F32); F16 within 1e-2", async () => {
+    it("Q4_K: input gradients through the frozen weights (transposed copies, cached, per pass or a slice at a time) match upstream's OUT_PROD (F32); F16 within 1e-2", async () => {
         // Q4_K blocks are 256 wide: its base needs rows of 256
         const q4k = (await writeSyntheticModel({ arch: "llama", nEmbd: 256, layers: 2, heads: 4, ff: 256, vocab: 320, type: "q4_k",
             out: path.join(dir, "q4k.gguf") })).path;
@@ -98,9 +98,14 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         const cached = await gradDump("q4k-cached", [...args, "--frozen-backward", "cached", "--mixed-precision", "off"], q4k, q4kData);
         const perPass = await gradDump("q4k-matmul", [...args, "--frozen-backward", "matmul", "--mixed-precision", "off"], q4k, q4kData);
         const f16 = await gradDump("q4k-f16", [...args, "--frozen-backward", "cached", "--mixed-precision", "on"], q4k, q4kData);
+        // every weight of over 2 x 10,000 elements (all of this model's) a slice of rows at a time
+        const sliced = await gradDump("q4k-sliced", [...args, "--frozen-backward", "matmul", "--mixed-precision", "off", "--backward-slice", "10000"], q4k, q4kData);
         expect(cached.loss).toBe(reference.loss);
         expect(relMaxDiff(reference.grads, cached.grads)).toBeLessThan(1e-4);
         expect(relMaxDiff(reference.grads, perPass.grads)).toBeLessThan(1e-4);
+        expect(sliced.loss).toBe(perPass.loss);
+        expect(relMaxDiff(reference.grads, sliced.grads)).toBeLessThan(1e-4);
+        expect(sliced.grads).not.toEqual(perPass.grads); // the slices' sums ran in another order: the slicing happened
         expect(relMaxDiff(reference.grads, f16.grads)).toBeLessThan(1e-2);
         expect(relMaxDiff(reference.grads, f16.grads)).toBeGreaterThan(0); // F16 really ran
     });
