@@ -20,31 +20,33 @@ struct pass_call {
     bool                backward = false;
 };
 
-// The loss on top of llama.cpp's forward graph, from integer labels, as a log-softmax:
-//   z      = logits - mean(logits)                 [V, O]  (any shift gives the same value and
-//                                                          gradient; the mean keeps exp() finite)
-//   lse    = log(sum_v exp(z))                     [1, O]
-//   hot    = weight_o at [label_o, o], else 0      [V, O]  (set_rows into zeros, on the device)
-//   loss   = sum_o weight_o * lse_o - sum(z * hot)
-// Picking z[label_o, o] with get_rows instead has a backward (GET_ROWS_BACK) that CUDA computes
-// by scanning every label for each of the V x O entries: most of a GPU training step. ggml's fused
-// cross-entropy needs a dense target of V x O floats from the host.
+// The loss on top of llama.cpp's forward graph, from integer labels:
+//   hot  = 1 at [label_o, o] of each trained row o, else 0   [V, O]  (set_rows of the row mask
+//          into zeros, on the device: no dense target from the host)
+//   loss = scale * cross_entropy(logits * mask_o, hot)      (ggml's fused op, -sum(hot * log
+//          softmax) / O, and its fused backward)
+// mask_o is 1 for a trained row and 0 for a padding row (its logits become 0 and pass no
+// gradient back); scale = O x the rows' weight, 1 / (response tokens of the step): the step's
+// loss is the mean NLL of its response tokens, however the samples were packed. (Picking each
+// row's label logit with get_rows has a backward, GET_ROWS_BACK, that CUDA computes by scanning
+// every label for each of the V x O entries: most of a GPU training step.)
 ggml_tensor * build_loss(trainer_graph & tg, ggml_context * ctx, ggml_tensor * logits) {
     const int64_t n_vocab = logits->ne[0], n_out = logits->ne[1];
     tg.last.labels = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
     ggml_set_name(tg.last.labels, "autoact_labels");
     ggml_set_input(tg.last.labels);
-    tg.last.weights = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_out);
-    ggml_set_name(tg.last.weights, "autoact_weights");
-    ggml_set_input(tg.last.weights);
+    tg.last.row_mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_out);
+    ggml_set_name(tg.last.row_mask, "autoact_row_mask");
+    ggml_set_input(tg.last.row_mask);
+    tg.last.loss_scale = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+    ggml_set_name(tg.last.loss_scale, "autoact_loss_scale");
+    ggml_set_input(tg.last.loss_scale);
 
-    // an add of the negated means, broadcast (SUB's backward takes same shapes only): no V x O copy of them
-    ggml_tensor * z      = ggml_add(ctx, logits, ggml_scale(ctx, ggml_sum_rows(ctx, logits), -1.0f / (float) n_vocab));
-    ggml_tensor * lse    = ggml_log(ctx, ggml_sum_rows(ctx, ggml_exp(ctx, z)));                      // [1, O]
-    ggml_tensor * zeros  = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n_out), 0.0f);
-    ggml_tensor * hot    = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, tg.last.weights, tg.last.labels), n_vocab, n_out);
-    ggml_set_name(hot, "autoact_label_weights");
-    ggml_tensor * loss   = ggml_sub(ctx, ggml_sum(ctx, ggml_mul(ctx, lse, tg.last.weights)), ggml_sum(ctx, ggml_mul(ctx, z, hot)));
+    ggml_tensor * zeros = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n_out), 0.0f);
+    ggml_tensor * hot   = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, tg.last.row_mask, tg.last.labels), n_vocab, n_out);
+    ggml_set_name(hot, "autoact_targets");
+    ggml_tensor * ce    = ggml_cross_entropy_loss(ctx, ggml_mul(ctx, logits, tg.last.row_mask), hot);
+    ggml_tensor * loss  = ggml_mul(ctx, ce, tg.last.loss_scale);
     ggml_set_name(loss, "autoact_loss");
     ggml_set_output(loss);
     return loss;
@@ -167,7 +169,19 @@ void pass_set_inputs(void * ud) {
         flat[o] = (int32_t) (o * (size_t) tg.n_vocab) + mb.labels[o];
     }
     ggml_backend_tensor_set(tg.last.labels, flat.data(), 0, ggml_nbytes(tg.last.labels));
-    ggml_backend_tensor_set(tg.last.weights, mb.weights.data(), 0, ggml_nbytes(tg.last.weights));
+    // the rows' common weight (1 / the step's response tokens) as a scale of the mean over rows
+    std::vector<float> mask(mb.weights.size());
+    float weight = 0.0f;
+    for (size_t o = 0; o < mb.weights.size(); ++o) {
+        mask[o] = mb.weights[o] > 0.0f ? 1.0f : 0.0f;
+        if (mb.weights[o] > 0.0f && weight > 0.0f && mb.weights[o] != weight) {
+            throw runtime_failure("the output rows of a micro-batch have different loss weights");
+        }
+        weight = mb.weights[o] > 0.0f ? mb.weights[o] : weight;
+    }
+    const float scale = weight * (float) mb.weights.size();
+    ggml_backend_tensor_set(tg.last.row_mask, mask.data(), 0, ggml_nbytes(tg.last.row_mask));
+    ggml_backend_tensor_set(tg.last.loss_scale, &scale, 0, sizeof(float));
     if (tg.last.dropout_seed) {
         ggml_backend_tensor_set(tg.last.dropout_seed, &tg.dropout_seed, 0, sizeof(float));
     }

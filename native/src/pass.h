@@ -34,7 +34,8 @@ struct trainer_graph {
         ggml_context * meta = nullptr;
         ggml_cgraph *  graph = nullptr;
         ggml_tensor *  labels = nullptr;  // I32 [1, O]: the next token of each output row
-        ggml_tensor *  weights = nullptr; // F32 [O]
+        ggml_tensor *  row_mask = nullptr;   // F32 [1, O]: 1 for a trained row, 0 for padding
+        ggml_tensor *  loss_scale = nullptr; // F32 [1]: O x the rows' weight
         ggml_tensor *  loss = nullptr;    // F32 [1]: sum of weight * NLL
         ggml_tensor *  dropout_seed = nullptr; // F32 [1], when the graph has dropout
     } last;
