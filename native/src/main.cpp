@@ -495,6 +495,16 @@ int run(int argc, char ** argv) {
     if (p.profile) {
         profile_report(prof, 30);
     }
+    // the scheduler's compute buffers (activations and temporaries of the largest graph), per backend
+    json_line buffers;
+    {
+        const char * names[16];
+        size_t bytes[16];
+        const int32_t n = std::min<int32_t>(16, llama_autoact_compute_buffers(lctx, names, bytes, 16));
+        for (int32_t i = 0; i < n; ++i) {
+            buffers.integer(names[i], (int64_t) bytes[i]);
+        }
+    }
     const double train_s = ckpt.elapsed_s + train_time_here;
     json_line().str("event", "done").str("adapter", p.out).integer("steps", total_steps)
         .num("first_loss", first_loss).num("loss", last_loss).num("eval_loss", last_eval)
@@ -502,7 +512,7 @@ int run(int argc, char ** argv) {
         .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
         .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("transposed_weight_bytes", tg.wt.bytes)
-        .integer("train_graph_nodes", tg.train_graph_nodes).emit();
+        .integer("train_graph_nodes", tg.train_graph_nodes).raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);
     trainer_graph_free(tg);

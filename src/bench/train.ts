@@ -141,6 +141,9 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     if (rounds > 1)
         notes.push(`${rounds} rounds of (autoact-train, llama-bench, PyTorch): the tests pool the rounds' samples; each ratio is the median of the rounds' ratios (ratio_train_to_pp ${played.map((r) => (r.trained.test.mean / r.pp.mean).toFixed(3)).join(", ")}${torch != null ? `; ratio_torch ${played.map((r) => (r.trained.test.mean / r.torch!.tests[0]!.mean).toFixed(3)).join(", ")}` : ""}).`);
 
+    const buffers = Object.entries(trained.done.compute_buffer_bytes ?? {});
+    if (buffers.length > 0)
+        notes.push(`the trainer's compute buffers (activations and temporaries of its largest graph): ${buffers.map(([name, bytes]) => `${name} ${(bytes / 2 ** 20).toFixed(1)} MiB`).join(", ")}.`);
     if (options.profile === true) {
         progress("autoact-train --profile: one more run, every node timed one at a time");
         const profiled = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: ["--profile"] });

@@ -30,6 +30,8 @@ export interface TrainDone {
     tokens: number;
     peak_rss_bytes: number;
     n_params: number;
+    /** The scheduler's compute buffer of each backend (activations and temporaries), by name. */
+    compute_buffer_bytes?: Record<string, number>;
 }
 
 export interface TrainStart {
