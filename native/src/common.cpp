@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <fstream>
@@ -118,4 +119,9 @@ void write_atomically(const std::string & path, const std::function<void(const s
         unlink(tmp.c_str());
         throw runtime_failure("cannot rename " + tmp + " to " + path);
     }
+}
+
+double now_s() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
 }

@@ -47,6 +47,9 @@ uint64_t peak_rss_bytes();
 uint64_t file_fnv1a(const std::string & path);
 uint64_t string_fnv1a(const std::string & s);
 
+// Seconds on a steady clock (differences only).
+double now_s();
+
 bool file_exists(const std::string & path);
 
 // Writes with `write(tmp)` to a temporary name beside `path`, then renames it over `path`.

@@ -22,7 +22,6 @@
 #include "ggml-backend.h"
 #include "llama.h"
 
-#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -47,11 +46,6 @@ void on_llama_log(ggml_log_level level, const char * text, void *) {
     if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
         fputs(text, stderr);
     }
-}
-
-double now_s() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
 // Warm-up steps: --warmup-ratio of the total when given, else --warmup.

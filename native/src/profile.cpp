@@ -4,16 +4,10 @@
 #include "ggml.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <vector>
 
 namespace {
-
-double seconds_now() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 // "grad for kq-12 (transposed)" -> "grad for kq (transposed)"; "node_318" -> ""
 std::string name_stem(const char * name) {
@@ -37,7 +31,7 @@ bool profile_eval(ggml_tensor * t, bool ask, void * ud) {
     if (ask) {
         return p.active; // observe every node while profiling: one node per compute call
     }
-    const double now = seconds_now();
+    const double now = now_s();
     std::string key = ggml_op_desc(t);
     if (t->src[0]) {
         key += std::string(" ") + ggml_type_name(t->src[0]->type);
@@ -54,7 +48,7 @@ bool profile_eval(ggml_tensor * t, bool ask, void * ud) {
 }
 
 void profile_pass_begin(op_profile & p) {
-    p.last = seconds_now();
+    p.last = now_s();
     p.passes++;
 }
 
