@@ -24,11 +24,11 @@ const run = (args: string[], env: Record<string, string> = {}) => spawnSync("bas
 });
 
 describe.skipIf(!built)("bench/gpu/run.sh", () => {
-    it("runs its CPU path: tiny models, inference and training results, and the report", () => {
+    it("runs its CPU path: the trainer's checks, tiny models, inference and training results, and the report", () => {
         const out = path.join(dir, "results");
         const report = path.join(dir, "REPORT.md");
         // --cpu takes the path a machine without a GPU takes; one thread keeps it quick on shared cores
-        const result = run(["--cpu", "--threads", "1", "--out", out, "--report", report]);
+        const result = run(["--cpu", "--threads", "1", "--check", "--out", out, "--report", report]);
         expect(result.stderr).toContain("CPU backend with tiny models");
         expect(result.status, result.stderr.slice(-2000)).toBe(0);
         const { results, problems } = loadBenchResults(out);
@@ -46,6 +46,10 @@ describe.skipIf(!built)("bench/gpu/run.sh", () => {
         expect(trained.ratio_train_to_pp).toBeGreaterThan(0);
         expect(trained.command).toContain("--compare-torch");
         expect(fs.readdirSync(out).filter((f) => f.endsWith(".arrow"))).toHaveLength(3);
+        // --check: the trainer's correctness checks (trainer-check.mjs, a GPU's on a GPU), all passed
+        const checks = fs.readFileSync(path.join(out, "trainer-check-cpu.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+        expect(checks.length).toBeGreaterThanOrEqual(10);
+        expect(checks.filter((c) => !c.pass)).toEqual([]);
         const md = fs.readFileSync(report, "utf8");
         expect(md).toContain("synth-tiny-q8_0");
         expect(fs.existsSync(path.join(dir, "report", "parallel.svg"))).toBe(true);
