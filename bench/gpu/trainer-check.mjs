@@ -18,6 +18,7 @@ import { execa } from "execa";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const { writeSyntheticModel } = await import(path.join(root, "dist/src/gguf/synth.js"));
 const { writeTrainingSamples } = await import(path.join(root, "dist/src/train/samples-file.js"));
+const { readGradDump, relMaxDiff } = await import(path.join(root, "dist/src/train/grad-dump.js"));
 
 const arg = (name, fallback) => {
     const i = process.argv.indexOf(name);
@@ -47,31 +48,6 @@ async function train(args, env = {}, where = offload) {
     if (run.exitCode !== 0)
         throw new Error(`autoact-train ${args.join(" ")} failed (exit ${run.exitCode}): ${String(run.stderr).trim().split("\n").slice(-5).join(" | ")}`);
     return { events, stderr: String(run.stderr), losses: events.filter((e) => e.event === "step").map((e) => e.loss) };
-}
-
-function readGradDump(file) {
-    const buf = fs.readFileSync(file);
-    const n = buf.readUInt32LE(4);
-    const grads = [];
-    let off = 16;
-    for (let i = 0; i < n; i++) {
-        const k = buf.readUInt32LE(off);
-        off += 4;
-        grads.push(new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 4 * k)));
-        off += 4 * k;
-    }
-    return { loss: buf.readDoubleLE(8), grads };
-}
-
-/** Largest |a - b| over all entries, relative to the largest |a|. */
-function relMaxDiff(a, b) {
-    let diff = 0;
-    let scale = 0;
-    a.forEach((x, t) => x.forEach((v, i) => {
-        diff = Math.max(diff, Math.abs(v - b[t][i]));
-        scale = Math.max(scale, Math.abs(v));
-    }));
-    return diff / scale;
 }
 
 async function gradDump(name, model, data, args, where = offload) {

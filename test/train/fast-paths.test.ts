@@ -2,36 +2,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import { readGradDump, relMaxDiff } from "../../src/train/grad-dump.js";
 import type { TokenizedSample } from "../../src/train/index.js";
 import { BUILD_TIMEOUT_MS, nativeBuild, runTrainer, samplesFile, stepLosses, tempDir, tinyModel } from "./helpers.js";
-
-/** The trainer's --grad-dump file: the first step's loss and every adapter tensor's gradient. */
-function readGradDump(file: string): { loss: number; grads: Float32Array[] } {
-    const buf = fs.readFileSync(file);
-    expect(buf.subarray(0, 4).toString()).toBe("AAGD");
-    const n = buf.readUInt32LE(4);
-    const loss = buf.readDoubleLE(8);
-    const grads: Float32Array[] = [];
-    let off = 16;
-    for (let i = 0; i < n; i++) {
-        const k = buf.readUInt32LE(off);
-        off += 4;
-        grads.push(new Float32Array(buf.buffer.slice(buf.byteOffset + off, buf.byteOffset + off + 4 * k)));
-        off += 4 * k;
-    }
-    return { loss, grads };
-}
-
-/** Largest |a - b| over all entries, relative to the largest |a|. */
-function relMaxDiff(a: Float32Array[], b: Float32Array[]): number {
-    let diff = 0;
-    let scale = 0;
-    a.forEach((x, t) => x.forEach((v, i) => {
-        diff = Math.max(diff, Math.abs(v - b[t]![i]!));
-        scale = Math.max(scale, Math.abs(v));
-    }));
-    return diff / scale;
-}
 
 /** Samples of different lengths, so that packing puts several side by side. */
 function mixedSamples(count: number, vocabFrom = 40): TokenizedSample[] {
