@@ -2,7 +2,7 @@
 # autoact GPU benchmark suite (see bench/gpu/README.md).
 #
 #   bench/gpu/run.sh [--out DIR] [--report FILE] [--cpu] [--threads N] [--budget SECONDS] [--skip-train] [--skip-infer]
-#                    [--prebuilt] [--batch-tokens N[,N...]] [--check] [--profile]
+#                    [--prebuilt] [--batch-tokens N[,N...]] [--recompute on|off[,...]] [--check] [--profile]
 #
 # On a machine with an NVIDIA GPU and CUDA: builds llama-bench and autoact-train with CUDA for
 # the local GPU's architecture, writes synthetic ~0.5B and ~1.5B models (F16 and Q8_0), runs
@@ -22,6 +22,7 @@ prebuilt=0
 check=0
 profile=()
 batch_tokens="" # the trainer's default
+recompute=""    # the trainer's default (auto: on with a GPU)
 threads=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
         --check) check=1; shift ;;
         --profile) profile=(--profile); shift ;;
         --batch-tokens) batch_tokens="$2"; shift 2 ;;
+        --recompute) recompute="$2"; shift 2 ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see bench/gpu/README.md)" >&2; exit 2 ;;
     esac
@@ -155,11 +157,15 @@ if [ "$skip_train" = 0 ]; then
         if [ "$SECONDS" -ge "$budget" ]; then log "budget of ${budget}s spent: skipping training of $m"; status=3; continue; fi
         read -r -a sizes <<< "${batch_tokens//,/ }"
         [ "${#sizes[@]}" -gt 0 ] || sizes=("")
+        read -r -a modes <<< "${recompute//,/ }"
+        [ "${#modes[@]}" -gt 0 ] || modes=("")
         for bt in "${sizes[@]}"; do
-            log "training: $m${bt:+ (micro-batches of $bt tokens)}"
-            # beside llama-bench pp<ctx> of the same file and a PyTorch LoRA of the same shape (bf16 on the GPU; skipped where torch is absent)
-            autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" ${bt:+--batch-tokens "$bt"} "${threads[@]}" ${profile[@]+"${profile[@]}"} \
-                --compare-torch --results-dir "$out" || { log "training on $m failed"; status=1; }
+            for rc in "${modes[@]}"; do
+                log "training: $m${bt:+ (micro-batches of $bt tokens)}${rc:+ (recompute $rc)}"
+                # beside llama-bench pp<ctx> of the same file and a PyTorch LoRA of the same shape (bf16 on the GPU; skipped where torch is absent)
+                autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" ${bt:+--batch-tokens "$bt"} ${rc:+--recompute "$rc"} \
+                    "${threads[@]}" ${profile[@]+"${profile[@]}"} --compare-torch --results-dir "$out" || { log "training on $m failed"; status=1; }
+            done
         done
     done
 fi

@@ -127,7 +127,20 @@ for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
     const d = Math.max(...a.map((l, i) => Math.abs(l - b[i])));
     report("mixed precision: max loss difference from F32 over 8 steps", d, 1e-2, d < 1e-2 && a.at(-1) < a[0]);
 }
-// 6. where the training graph runs: the scheduler's splits (GGML_SCHED_DEBUG prints them)
+// 6. recomputed activations (a GPU's default) = kept activations, dropout masks included
+{
+    const common = ["--base", f32, "--data", data, "--steps", "4", "--lr", "1e-2", "--batch", "4", "--lora-dropout", "0.1",
+        "--mixed-precision", "off"];
+    const kept = await train([...common, "--out", path.join(work, "rc-off.gguf"), "--recompute", "off"]);
+    const recomputed = await train([...common, "--out", path.join(work, "rc-on.gguf"), "--recompute", "on"]);
+    const d = Math.max(...kept.losses.map((l, i) => Math.abs(l - recomputed.losses[i])));
+    report("recomputed activations = kept: max loss difference over 4 steps", d, f32Tol, kept.losses.length === 4 && d < f32Tol);
+    const a = await gradDump("rc-kept", f32, data, ["--batch", "8", "--mixed-precision", "off", "--recompute", "off"]);
+    const b = await gradDump("rc-on", f32, data, ["--batch", "8", "--mixed-precision", "off", "--recompute", "on"]);
+    const g = relMaxDiff(a.grads, b.grads);
+    report("recomputed activations = kept: gradients (max relative difference)", g, f32Tol, g < f32Tol);
+}
+// 7. where the training graph runs: the scheduler's splits (GGML_SCHED_DEBUG prints them)
 for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
     const run = await train(["--base", base, "--data", quantData, "--out", path.join(work, `${name}-splits.gguf`), "--steps", "1",
         "--batch", "4", "--verbose"], { GGML_SCHED_DEBUG: "1" });

@@ -31,6 +31,17 @@ int64_t parse_int(const std::string & flag, const std::string & v, int64_t lo, i
     return x;
 }
 
+std::string parse_choice(const std::string & flag, const std::string & v, const std::vector<std::string> & choices) {
+    if (std::find(choices.begin(), choices.end(), v) != choices.end()) {
+        return v;
+    }
+    std::string expected;
+    for (size_t i = 0; i < choices.size(); ++i) {
+        expected += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + choices[i];
+    }
+    throw input_error(flag + ": expected " + expected + ", got '" + v + "'");
+}
+
 float parse_float(const std::string & flag, const std::string & v, double lo, double hi) {
     errno = 0;
     char * end = nullptr;
@@ -74,6 +85,10 @@ std::string join(const std::vector<std::string> & v) {
 #define FLAG_FLOAT(NAME, FIELD, LO, HI, HELP) \
     flag{NAME, HELP, [](const train_params & p) { return string_format("%g", p.FIELD); }, \
          [](train_params & p, const std::string & v) { p.FIELD = parse_float(NAME, v, LO, HI); }}
+// a string field that takes one of the values listed after HELP
+#define FLAG_CHOICE(NAME, FIELD, HELP, ...) \
+    flag{NAME, HELP, [](const train_params & p) { return p.FIELD; }, \
+         [](train_params & p, const std::string & v) { p.FIELD = parse_choice(NAME, v, { __VA_ARGS__ }); }}
 #define FLAG_SWITCH(NAME, FIELD, HELP) \
     flag{NAME, HELP, [](const train_params & p) { return std::string(p.FIELD ? "on" : "off"); }, \
          [](train_params & p, const std::string &) { p.FIELD = true; }, true}
@@ -103,14 +118,7 @@ const std::vector<flag> & flags() {
         FLAG_FLOAT("--alpha", alpha, 1e-6, 1e6, "LoRA alpha (the update is scaled by alpha/rank)"),
         FLAG_FLOAT("--lora-dropout", lora_dropout, 0.0, 0.9, "dropout on the input of the LoRA branch while training"),
         FLAG_FLOAT("--lr", lr, 0.0, 1e30, "peak learning rate"),
-        flag{"--schedule", "learning-rate schedule after warm-up: constant | linear | cosine",
-             [](const train_params & p) { return p.schedule; },
-             [](train_params & p, const std::string & v) {
-                 if (v != "constant" && v != "linear" && v != "cosine") {
-                     throw input_error("--schedule: expected constant, linear or cosine, got '" + v + "'");
-                 }
-                 p.schedule = v;
-             }},
+        FLAG_CHOICE("--schedule", schedule, "learning-rate schedule after warm-up: constant | linear | cosine", "constant", "linear", "cosine"),
         FLAG_INT("--warmup", warmup, 0, 1 << 30, "warm-up steps (linear from 0)"),
         FLAG_FLOAT("--warmup-ratio", warmup_ratio, 0.0, 1.0, "warm-up as a share of the total steps (used instead of --warmup when > 0)"),
         FLAG_FLOAT("--beta1", beta1, 0.0, 0.999999, "AdamW beta1"),
@@ -133,24 +141,11 @@ const std::vector<flag> & flags() {
         FLAG_SWITCH("--resume", resume, "continue from the checkpoint when it exists"),
         FLAG_INT("--threads", threads, 0, 1024, "CPU threads (0 = all hardware threads)"),
         FLAG_INT("--n-gpu-layers", n_gpu_layers, -1, 1 << 20, "layers offloaded to a GPU backend (-1 = all)"),
-        flag{"--mixed-precision", "auto | on | off: input gradients through frozen weights in F16 (auto: on with a GPU)",
-             [](const train_params & p) { return p.mixed_precision; },
-             [](train_params & p, const std::string & v) {
-                 if (v != "auto" && v != "on" && v != "off") {
-                     throw input_error("--mixed-precision: expected auto, on or off, got '" + v + "'");
-                 }
-                 p.mixed_precision = v;
-             }},
-        flag{"--frozen-backward", "auto | cached | matmul | out_prod: input gradients through frozen weights as matmuls with transposed copies made once (cached) or per pass (matmul), or upstream's OUT_PROD (the tests' reference); auto = cached on CPU, matmul on GPU",
-             [](const train_params & p) { return p.frozen_backward; },
-             [](train_params & p, const std::string & v) {
-                 if (v != "auto" && v != "cached" && v != "matmul" && v != "out_prod") {
-                     throw input_error("--frozen-backward: expected auto, cached, matmul or out_prod, got '" + v + "'");
-                 }
-                 p.frozen_backward = v;
-             }},
+        FLAG_CHOICE("--mixed-precision", mixed_precision, "auto | on | off: input gradients through frozen weights in F16 (auto: on with a GPU)", "auto", "on", "off"),
+        FLAG_CHOICE("--recompute", recompute, "auto | on | off: recompute each layer's activations from its input in the backward pass instead of keeping every layer's (memory for one layer's; about one more forward pass of time; auto: on with a GPU)", "auto", "on", "off"),
+        FLAG_CHOICE("--frozen-backward", frozen_backward, "auto | cached | matmul | out_prod: input gradients through frozen weights as matmuls with transposed copies made once (cached) or per pass (matmul), or upstream's OUT_PROD (the tests' reference); auto = cached on CPU, matmul on GPU", "auto", "cached", "matmul", "out_prod"),
         FLAG_SWITCH("--no-graph-reuse", no_graph_reuse, "build a fresh graph for every micro-batch (tests)"),
-        FLAG_INT("--backward-slice", backward_slice, 1, 1 << 30, "a frozen weight of more than twice this many elements gets its input gradient (matmul backward) a slice of rows at a time (less memory; tests set it small)"),
+        FLAG_INT("--backward-slice", backward_slice, 1, 1 << 30, "a frozen weight of more than twice this many elements gets its input gradient (matmul backward) a slice of rows at a time, and the loss takes as many output rows at a time as keep their logits within it (less memory; tests set it small)"),
         FLAG_SWITCH("--init-only", init_only, "write the freshly initialized adapter to --out and exit"),
         FLAG_INT("--grad-check", grad_check, 0, 1 << 20, "compare N gradient entries with central differences and exit"),
         FLAG_FLOAT("--grad-check-eps", grad_check_eps, 1e-8, 1.0, "finite-difference step of --grad-check"),
@@ -233,6 +228,6 @@ std::string train_params_json(const train_params & p) {
      .num("grad_clip", p.grad_clip).integer("ctx", p.ctx).integer("batch", p.batch)
      .integer("grad_accum", p.grad_accum).integer("batch_tokens", p.batch_tokens).integer("epochs", p.epochs).integer("steps", p.steps)
      .num("eval_fraction", p.eval_fraction).integer("eval_every", p.eval_every)
-     .str("seed", std::to_string(p.seed)).str("mixed_precision", p.mixed_precision);
+     .str("seed", std::to_string(p.seed)).str("mixed_precision", p.mixed_precision).str("recompute", p.recompute);
     return j.text();
 }

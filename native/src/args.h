@@ -55,6 +55,7 @@ struct train_params {
     int32_t threads      = 0;  // 0 = all hardware threads
     int32_t n_gpu_layers = 0;  // layers offloaded to a GPU backend (-1 = all)
     std::string mixed_precision = "auto"; // auto | on | off: F16 input gradients through frozen weights
+    std::string recompute = "auto";       // auto | on | off: recompute each layer's activations in the backward pass
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
     int32_t backward_slice = 16 * 1024 * 1024; // elements of a slice of a large frozen weight's input gradient

@@ -334,6 +334,7 @@ int run(int argc, char ** argv) {
     const bool mixed  = p.mixed_precision == "on" || (p.mixed_precision == "auto" && on_gpu);
     const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
     trainer_frozen_backward(tg, p.frozen_backward == "out_prod" ? -1 : mixed ? GGML_TYPE_F16 : GGML_TYPE_F32, cached, cparams.n_threads, p.backward_slice);
+    tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
     trainer_graph_init(tg, lctx, adapter, n_vocab);
 
@@ -356,7 +357,7 @@ int run(int argc, char ** argv) {
         .integer("n_skipped", ds.n_skipped).integer("n_params", n_params).integer("total_steps", total_steps)
         .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity)
-        .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed).emit();
+        .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed).boolean("recompute", tg.recompute).emit();
 
     // one shape for every training micro-batch of the run: the most output rows any of them has
     auto step_samples = [&](int64_t step) {

@@ -1,5 +1,6 @@
 #include "pass.h"
 #include "common.h"
+#include "recompute.h"
 
 #include "ggml.h"
 #include "ggml-alloc.h"
@@ -8,6 +9,7 @@
 #include "ggml-autoact.h"
 #include "llama.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <map>
@@ -20,36 +22,90 @@ struct pass_call {
     bool                backward = false;
 };
 
-// The loss on top of llama.cpp's forward graph, from integer labels:
-//   hot  = 1 at [label_o, o] of each trained row o, else 0   [V, O]  (set_rows of the row mask
-//          into zeros, on the device: no dense target from the host)
-//   loss = scale * cross_entropy(logits * mask_o, hot)      (ggml's fused op, -sum(hot * log
-//          softmax) / O, and its fused backward)
-// mask_o is 1 for a trained row and 0 for a padding row (its logits become 0 and pass no
-// gradient back); scale = O x the rows' weight, 1 / (response tokens of the step): the step's
-// loss is the mean NLL of its response tokens, however the samples were packed. (Picking each
-// row's label logit with get_rows has a backward, GET_ROWS_BACK, that CUDA computes by scanning
-// every label for each of the V x O entries: most of a GPU training step.)
-ggml_tensor * build_loss(trainer_graph & tg, ggml_context * ctx, ggml_tensor * logits) {
+// The loss on top of llama.cpp's forward graph, from integer labels, a chunk of output rows at a
+// time (as many as keep a chunk's logits within the slice of --backward-slice):
+//   hot_k  = 1 at [label_o, o] of each trained row o of chunk k, else 0   [V, n]  (set_rows of the
+//            row mask into zeros, on the device: no dense target from the host)
+//   loss   = weight * sum_k n * cross_entropy(logits_k * mask, hot_k)   (ggml's fused op, -sum(hot *
+//            log softmax) / n)
+// mask is 1 for a trained row and 0 for a padding row; weight is 1 / (response tokens of the step):
+// the step's loss is the mean NLL of its response tokens, however the samples were packed.
+//
+// The gradient is computed in the forward pass, chunk by chunk, so that no V x O tensor lives
+// until the backward pass (a 0.5B model's logits, softmax and targets at 512 rows: 0.93 GB):
+//   G_k = weight * W^T ((softmax(logits_k) - hot_k) * mask)     [E, n], into rows of a leaf G
+// and the backward pass starts from objective = sum(h * G), whose gradient in h, the final hidden
+// state, is G: the loss's gradient exactly. G is a leaf written by copies, so the backward pass
+// does not differentiate through its computation. This needs logits = mul_mat(W, h) with W frozen;
+// a model that scales or caps its logits after the matmul keeps the whole loss and ggml's backward.
+// (Picking each row's label logit with get_rows has a backward, GET_ROWS_BACK, that CUDA computes
+// by scanning every label for each of the V x O entries: most of a GPU training step.)
+struct loss_graph {
+    ggml_tensor * loss      = nullptr; // the reported loss, F32 [1]
+    ggml_tensor * objective = nullptr; // what the backward pass starts from (with `backward`)
+};
+
+bool plain_logits(const ggml_tensor * logits) {
+    const ggml_tensor * w = logits->src[0];
+    const ggml_tensor * h = logits->src[1];
+    return logits->op == GGML_OP_MUL_MAT && w->op == GGML_OP_NONE && !(w->flags & GGML_TENSOR_FLAG_PARAM) &&
+        ggml_is_matrix(w) && ggml_is_matrix(h) && h->type == GGML_TYPE_F32;
+}
+
+loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * logits, bool backward) {
     const int64_t n_vocab = logits->ne[0], n_out = logits->ne[1];
+    ggml_tensor * w = logits->src[0];
+    ggml_tensor * h = logits->src[1];
+    const bool plain = plain_logits(logits);
+    const int64_t per = plain ? std::max<int64_t>(1, std::min<int64_t>(n_out, tg.slice_elements / n_vocab)) : n_out;
+    tg.last.rows_per_chunk = (int32_t) per;
+
     tg.last.labels = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
     ggml_set_name(tg.last.labels, "autoact_labels");
     ggml_set_input(tg.last.labels);
     tg.last.row_mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_out);
     ggml_set_name(tg.last.row_mask, "autoact_row_mask");
     ggml_set_input(tg.last.row_mask);
-    tg.last.loss_scale = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-    ggml_set_name(tg.last.loss_scale, "autoact_loss_scale");
-    ggml_set_input(tg.last.loss_scale);
+    tg.last.loss_weight = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+    ggml_set_name(tg.last.loss_weight, "autoact_loss_weight");
+    ggml_set_input(tg.last.loss_weight);
 
-    ggml_tensor * zeros = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n_out), 0.0f);
-    ggml_tensor * hot   = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, tg.last.row_mask, tg.last.labels), n_vocab, n_out);
-    ggml_set_name(hot, "autoact_targets");
-    ggml_tensor * ce    = ggml_cross_entropy_loss(ctx, ggml_mul(ctx, logits, tg.last.row_mask), hot);
-    ggml_tensor * loss  = ggml_mul(ctx, ce, tg.last.loss_scale);
-    ggml_set_name(loss, "autoact_loss");
-    ggml_set_output(loss);
-    return loss;
+    const bool gradient_here = backward && plain;
+    ggml_tensor * g_all = nullptr;
+    if (gradient_here) {
+        g_all = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, h->ne[0], n_out);
+        ggml_set_name(g_all, "autoact_loss_grad");
+    }
+    ggml_tensor * sum = nullptr;
+    for (int64_t o0 = 0; o0 < n_out; o0 += per) {
+        const int64_t n = std::min(per, n_out - o0);
+        ggml_tensor * logits_k = plain
+            ? ggml_mul_mat(ctx, w, ggml_view_2d(ctx, h, h->ne[0], n, h->nb[1], o0 * h->nb[1]))
+            : logits;
+        ggml_tensor * mask_k   = ggml_view_2d(ctx, tg.last.row_mask, 1, n, tg.last.row_mask->nb[1], o0 * tg.last.row_mask->nb[1]);
+        ggml_tensor * labels_k = ggml_view_1d(ctx, tg.last.labels, n, o0 * ggml_element_size(tg.last.labels));
+        ggml_tensor * zeros    = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n), 0.0f);
+        ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, mask_k, labels_k), n_vocab, n);
+        ggml_tensor * ce       = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ggml_mul(ctx, logits_k, mask_k), hot), (float) n);
+        sum = sum ? ggml_add(ctx, sum, ce) : ce;
+        if (gradient_here) {
+            ggml_tensor * d = ggml_mul(ctx, ggml_sub(ctx, ggml_soft_max(ctx, logits_k), hot), mask_k);
+            ggml_tensor * g = ggml_mul(ctx, ggml_autoact_frozen_input_grad(ctx, w, d), tg.last.loss_weight);
+            ggml_build_forward_expand(graph, ggml_cpy(ctx, g, ggml_view_2d(ctx, g_all, g_all->ne[0], n, g_all->nb[1], o0 * g_all->nb[1])));
+        }
+    }
+    loss_graph out;
+    out.loss = ggml_mul(ctx, sum, tg.last.loss_weight);
+    ggml_set_name(out.loss, "autoact_loss");
+    ggml_set_output(out.loss);
+    ggml_build_forward_expand(graph, out.loss);
+    if (backward) {
+        out.objective = gradient_here ? ggml_sum(ctx, ggml_mul(ctx, h, g_all)) : out.loss;
+        ggml_set_name(out.objective, "autoact_objective");
+        ggml_set_loss(out.objective);
+        ggml_build_forward_expand(graph, out.objective);
+    }
+    return out;
 }
 
 // ggml asks for the transposed copy of a frozen weight while it builds the backward pass: a new
@@ -117,18 +173,25 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
 
     const size_t size = ggml_graph_size(gf);
     ggml_init_params params = {
-        /*mem_size   =*/ 4 * size * ggml_tensor_overhead() + 2 * ggml_graph_overhead_custom(size, true),
+        /*mem_size   =*/ 5 * size * ggml_tensor_overhead() + 3 * ggml_graph_overhead_custom(size, true),
         /*mem_buffer =*/ nullptr,
         /*no_alloc   =*/ true,
     };
     tg.last.meta = ggml_init(params);
 
     GGML_ASSERT(logits && logits->ne[1] == (int64_t) call.mb->labels.size());
-    ggml_cgraph * graph = ggml_graph_dup(tg.last.meta, gf, /*force_grads =*/ call.backward);
-    tg.last.loss = build_loss(tg, tg.last.meta, logits);
-    ggml_build_forward_expand(graph, tg.last.loss);
+    // with plain logits the loss makes its own, a chunk at a time: the graph is the model's without
+    // its logits (but with the rest: the KV cache stores read inputs too); otherwise the whole graph
+    ggml_cgraph * graph = ggml_new_graph_custom(tg.last.meta, size, /*grads =*/ call.backward);
+    const bool own_logits = plain_logits(logits);
+    for (int i = 0; i < ggml_graph_n_nodes(gf); ++i) {
+        if (!own_logits || ggml_graph_node(gf, i) != logits) {
+            graph_append(graph, ggml_graph_node(gf, i));
+        }
+    }
+    const loss_graph loss = build_loss(tg, tg.last.meta, graph, logits, call.backward);
+    tg.last.loss = loss.loss;
     if (call.backward) {
-        ggml_set_loss(tg.last.loss);
         // the adapter's gradients land in our accumulators (indexed by forward node)
         std::map<const ggml_tensor *, ggml_tensor *> acc_of;
         for (auto & t : tg.adapter->tensors) {
@@ -148,7 +211,15 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
             fprintf(stderr, "autoact-train: only %zu of %zu adapter tensors are in the graph\n", n_found, acc_of.size());
             return nullptr;
         }
+        const int n_forward = ggml_graph_n_nodes(graph);
         ggml_build_backward_expand(tg.last.meta, graph, accs.data());
+        tg.last.objective_grad = ggml_graph_get_grad_acc(graph, loss.objective);
+        if (tg.recompute) {
+            graph = recompute_activations(tg.last.meta, graph, n_forward);
+            if (!graph) {
+                return nullptr;
+            }
+        }
         materialize_transposes(tg);
         tg.train_graph_nodes = ggml_graph_n_nodes(graph);
     }
@@ -164,12 +235,13 @@ void pass_set_inputs(void * ud) {
     auto & call = *static_cast<pass_call *>(ud);
     trainer_graph & tg = *call.tg;
     const micro_batch & mb = *call.mb;
+    // each label as a flat index into its chunk's [V, n] targets
     std::vector<int32_t> flat(mb.labels.size());
     for (size_t o = 0; o < mb.labels.size(); ++o) {
-        flat[o] = (int32_t) (o * (size_t) tg.n_vocab) + mb.labels[o];
+        flat[o] = (int32_t) ((o % (size_t) tg.last.rows_per_chunk) * (size_t) tg.n_vocab) + mb.labels[o];
     }
     ggml_backend_tensor_set(tg.last.labels, flat.data(), 0, ggml_nbytes(tg.last.labels));
-    // the rows' common weight (1 / the step's response tokens) as a scale of the mean over rows
+    // the rows' common weight (1 / the step's response tokens)
     std::vector<float> mask(mb.weights.size());
     float weight = 0.0f;
     for (size_t o = 0; o < mb.weights.size(); ++o) {
@@ -179,16 +251,15 @@ void pass_set_inputs(void * ud) {
         }
         weight = mb.weights[o] > 0.0f ? mb.weights[o] : weight;
     }
-    const float scale = weight * (float) mb.weights.size();
     ggml_backend_tensor_set(tg.last.row_mask, mask.data(), 0, ggml_nbytes(tg.last.row_mask));
-    ggml_backend_tensor_set(tg.last.loss_scale, &scale, 0, sizeof(float));
+    ggml_backend_tensor_set(tg.last.loss_weight, &weight, 0, sizeof(float));
     if (tg.last.dropout_seed) {
         ggml_backend_tensor_set(tg.last.dropout_seed, &tg.dropout_seed, 0, sizeof(float));
     }
     if (call.backward) {
         // the seed gradient: the loss already carries each row's share of the step
         const float one = 1.0f;
-        ggml_backend_tensor_set(ggml_graph_get_grad_acc(tg.last.graph, tg.last.loss), &one, 0, sizeof(float));
+        ggml_backend_tensor_set(tg.last.objective_grad, &one, 0, sizeof(float));
     }
 }
 
@@ -218,6 +289,7 @@ void trainer_graph_init(trainer_graph & tg, llama_context * lctx, lora_adapter &
 
 void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements) {
     ggml_autoact_set_frozen_grad_slice(slice_elements);
+    tg.slice_elements = slice_elements;
     if (type < 0) {
         ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
         return;
@@ -256,7 +328,7 @@ void trainer_grads_zero(trainer_graph & tg) {
 }
 
 double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
-    if ((int64_t) mb.labels.size() * tg.n_vocab >= INT32_MAX) {
+    if (std::min<int64_t>((int64_t) mb.labels.size(), std::max<int64_t>(1, tg.slice_elements / tg.n_vocab)) * tg.n_vocab >= INT32_MAX) {
         throw input_error(string_format("%zu output rows x %d vocabulary entries exceed the loss's 32-bit index: lower --batch-tokens",
                     mb.labels.size(), tg.n_vocab));
     }

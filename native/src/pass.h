@@ -26,6 +26,8 @@ struct trainer_graph {
     float                 dropout = 0.0f;   // LoRA dropout of training passes
     float                 dropout_seed = 0; // the next training pass's mask seed (see pass_seed)
     ggml_backend_buffer * grad_buf = nullptr; // the gradient accumulators
+    int64_t               slice_elements = 16 * 1024 * 1024; // see trainer_frozen_backward
+    bool                  recompute = false; // training graphs recompute each layer's activations (recompute.h)
 
     // the graph of the last pass, kept while the next pass has the same shape
     struct {
@@ -33,10 +35,12 @@ struct trainer_graph {
         bool           backward = false;
         ggml_context * meta = nullptr;
         ggml_cgraph *  graph = nullptr;
-        ggml_tensor *  labels = nullptr;  // I32 [1, O]: the next token of each output row
+        ggml_tensor *  labels = nullptr;  // I32 [O]: each row's label as a flat index into its chunk's targets
+        int32_t        rows_per_chunk = 1; // output rows of a chunk of the loss
         ggml_tensor *  row_mask = nullptr;   // F32 [1, O]: 1 for a trained row, 0 for padding
-        ggml_tensor *  loss_scale = nullptr; // F32 [1]: O x the rows' weight
+        ggml_tensor *  loss_weight = nullptr; // F32 [1]: the rows' weight
         ggml_tensor *  loss = nullptr;    // F32 [1]: sum of weight * NLL
+        ggml_tensor *  objective_grad = nullptr; // F32 [1]: the seed of the backward pass (set to 1)
         ggml_tensor *  dropout_seed = nullptr; // F32 [1], when the graph has dropout
     } last;
     int64_t n_builds = 0, n_passes = 0;

@@ -41,6 +41,8 @@ export interface TrainBenchOptions {
     batchTokens?: number;
     /** Frozen-weight matmuls of the backward pass in F16: auto | on | off. Defaults to auto. */
     mixedPrecision?: "auto" | "on" | "off";
+    /** Recompute each layer's activations in the backward pass: auto | on | off. Defaults to auto. */
+    recompute?: "auto" | "on" | "off";
     /** llama-bench repetitions of pp<ctx>. Defaults to 5. */
     reps?: number;
     /**
@@ -94,7 +96,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const rounds = positive(options.rounds ?? 1, "--rounds");
     const chosen: TrainHyperParams = {
         rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: (options.targets ?? [...targetModules]) as TrainHyperParams["targets"],
-        batch: options.batch ?? 8, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision, steps
+        batch: options.batch ?? 8, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision,
+        recompute: options.recompute, steps
     };
     assertTrainOptions(chosen, (option) => `--${option.cli}`);
     const hyper = resolveTrainOptions(chosen);
@@ -165,7 +168,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
         settings: {
             gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,
-            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, trainer, llama_bench: llamaBench,
+            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, recompute: trained.start?.recompute ?? null, trainer, llama_bench: llamaBench,
             lora_params: trained.done.n_params, prompt_share: PROMPT_SHARE, flops_per_token: 4 * params,
             trainer_tokens_per_s: trained.done.tokens_per_s, first_loss: trained.done.first_loss, last_loss: trained.done.loss,
             n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true

@@ -44,6 +44,12 @@ export interface TrainStart {
     steps_per_epoch: number;
     arch: string;
     threads: number;
+    batch_tokens: number;
+    warmup_steps: number;
+    /** Whether the backward pass runs on F16 copies of the frozen weights. */
+    mixed_precision: boolean;
+    /** Whether the backward pass recomputes each layer's activations. */
+    recompute: boolean;
 }
 
 export interface TrainAdapterOptions extends TrainHyperParams {

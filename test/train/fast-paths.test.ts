@@ -71,7 +71,9 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         const cached = await gradDump("q4k-cached", [...args, "--frozen-backward", "cached", "--mixed-precision", "off"], q4k, q4kData);
         const perPass = await gradDump("q4k-matmul", [...args, "--frozen-backward", "matmul", "--mixed-precision", "off"], q4k, q4kData);
         const f16 = await gradDump("q4k-f16", [...args, "--frozen-backward", "cached", "--mixed-precision", "on"], q4k, q4kData);
-        // every weight of over 2 x 10,000 elements (all of this model's) a slice of rows at a time
+        // every weight of over 2 x 10,000 elements (all of this model's) a slice of rows at a time, and
+        // the loss (with its gradient) a chunk of 31 output rows at a time (10,000 / the 320 entries of the
+        // vocabulary): the step's ~60 rows in two chunks
         const sliced = await gradDump("q4k-sliced", [...args, "--frozen-backward", "matmul", "--mixed-precision", "off", "--backward-slice", "10000"], q4k, q4kData);
         expect(cached.loss).toBe(reference.loss);
         expect(relMaxDiff(reference.grads, cached.grads)).toBeLessThan(1e-4);
@@ -81,6 +83,26 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(sliced.grads).not.toEqual(perPass.grads); // the slices' sums ran in another order: the slicing happened
         expect(relMaxDiff(reference.grads, f16.grads)).toBeLessThan(1e-2);
         expect(relMaxDiff(reference.grads, f16.grads)).toBeGreaterThan(0); // F16 really ran
+    });
+
+    it("--recompute: the backward pass on recomputed activations gives the same losses and gradients in a smaller compute buffer", async () => {
+        const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "4", "--lr", "1e-2", "--batch", "4",
+            "--lora-dropout", "0.1"]; // the dropout masks are recomputed too
+        const kept = await runTrainer([...common, "--out", path.join(dir, "kept.gguf"), "--recompute", "off"]);
+        const recomputed = await runTrainer([...common, "--out", path.join(dir, "recomputed.gguf"), "--recompute", "on"]);
+        expect(kept.exitCode, kept.stderr).toBe(0);
+        expect(recomputed.exitCode, recomputed.stderr).toBe(0);
+        expect(recomputed.events[0]!.recompute).toBe(true);
+        expect(kept.events[0]!.recompute).toBe(false); // auto: off on the CPU
+        expect(stepLosses(recomputed)).toEqual(stepLosses(kept));
+        const done = (run: typeof kept) => run.events.find((e) => e.event === "done")!;
+        expect(done(recomputed).train_graph_nodes).toBeGreaterThan(done(kept).train_graph_nodes); // the copies
+        expect(done(recomputed).compute_buffer_bytes.CPU).toBeLessThan(0.7 * done(kept).compute_buffer_bytes.CPU);
+
+        const dumpKept = await gradDump("rc-kept", ["--batch", "8", "--recompute", "off"]);
+        const dumpRecomputed = await gradDump("rc-on", ["--batch", "8", "--recompute", "on"]);
+        expect(dumpRecomputed.loss).toBe(dumpKept.loss);
+        expect(relMaxDiff(dumpKept.grads, dumpRecomputed.grads)).toBeLessThan(1e-6);
     });
 
     it("--profile times every node of the training passes after the first step, with the same losses", async () => {

@@ -152,6 +152,7 @@ interface TrainArgs {
     batch?: number;
     "batch-tokens"?: number;
     "mixed-precision"?: string;
+    recompute?: string;
     reps?: number;
     rounds?: number;
     "compare-torch": boolean;
@@ -177,6 +178,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("batch", { type: "number", default: 8, describe: "Samples of --ctx tokens per step, packed into micro-batches of up to --batch-tokens" })
         .option("batch-tokens", { type: "number", describe: `Token budget of one packed micro-batch (default ${String(trainOption("batchTokens").default)})` })
         .option("mixed-precision", { type: "string", describe: "auto | on | off: frozen-weight matmuls of the backward pass in F16 (default auto)" })
+        .option("recompute", { type: "string", describe: "auto | on | off: recompute each layer's activations in the backward pass (less memory; default auto: on with a GPU)" })
         .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
         .option("rounds", { type: "number", default: 1, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
         .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
@@ -200,6 +202,7 @@ const train: CommandModule<object, TrainArgs> = {
             batch: single(args.batch, "batch"),
             batchTokens: single(args["batch-tokens"], "batch-tokens"),
             mixedPrecision: single(args["mixed-precision"], "mixed-precision") as "auto" | "on" | "off" | undefined,
+            recompute: single(args.recompute, "recompute") as "auto" | "on" | "off" | undefined,
             reps: single(args.reps, "reps"),
             rounds: single(args.rounds, "rounds"),
             compareTorch: args["compare-torch"],
