@@ -42,9 +42,15 @@ void on_signal(int) {
 
 bool g_verbose = false;
 
+// llama.cpp's errors, held back until we know what failed: a runtime failure prints them before
+// its own line; an input error's one line says all (and --verbose shows everything as it comes)
+std::string g_llama_errors;
+
 void on_llama_log(ggml_log_level level, const char * text, void *) {
-    if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
+    if (g_verbose) {
         fputs(text, stderr);
+    } else if (level == GGML_LOG_LEVEL_ERROR) {
+        g_llama_errors += text;
     }
 }
 
@@ -530,11 +536,11 @@ int main(int argc, char ** argv) {
         if (e.exit_code != 3) {
             json_line().str("event", "error").str("kind", "runtime").str("message", e.what()).emit();
         }
-        fprintf(stderr, "autoact-train: %s\n", e.what());
+        fprintf(stderr, "%sautoact-train: %s\n", g_llama_errors.c_str(), e.what());
         return e.exit_code;
     } catch (const std::exception & e) {
         json_line().str("event", "error").str("kind", "runtime").str("message", e.what()).emit();
-        fprintf(stderr, "autoact-train: %s\n", e.what());
+        fprintf(stderr, "%sautoact-train: %s\n", g_llama_errors.c_str(), e.what());
         return 1;
     }
 }

@@ -13,6 +13,7 @@
 #include <climits>
 #include <cmath>
 #include <map>
+#include <unordered_set>
 
 namespace {
 
@@ -57,7 +58,15 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
     ggml_tensor * w = logits->src[0];
     ggml_tensor * h = logits->src[1];
     const bool plain = plain_logits(logits);
-    const int64_t per = plain ? std::max<int64_t>(1, std::min<int64_t>(n_out, tg.slice_elements / n_vocab)) : n_out;
+    int64_t per = plain ? std::max<int64_t>(1, std::min<int64_t>(n_out, tg.slice_elements / n_vocab)) : n_out;
+    if (plain) {
+        // each chunk's gradient takes the output weight a slice at a time (~7 nodes a slice): at most
+        // an eighth of the graph's room for the loss, in fewer, larger chunks when the slices are many
+        const int64_t per_slice = ggml_autoact_frozen_grad_slice_rows(w);
+        const int64_t n_slices  = (w->ne[1] + per_slice - 1) / per_slice;
+        const int64_t max_chunks = std::max<int64_t>(1, (int64_t) ggml_graph_size(graph) / 8 / (7 * n_slices + 16));
+        per = std::max(per, (n_out + max_chunks - 1) / max_chunks);
+    }
     tg.last.rows_per_chunk = (int32_t) per;
 
     tg.last.labels = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
@@ -162,6 +171,38 @@ void materialize_transposes(trainer_graph & tg) {
     }
 }
 
+// The slices beyond the first of the frozen weights' input gradients (ggml_autoact_frozen_grad_slice_rows).
+int64_t extra_slices(ggml_cgraph * gf) {
+    std::unordered_set<const ggml_tensor *> weights;
+    int64_t extra = 0;
+    for (int i = 0; i < ggml_graph_n_nodes(gf); ++i) {
+        const ggml_tensor * node = ggml_graph_node(gf, i);
+        const ggml_tensor * w = node->src[0];
+        if (node->op == GGML_OP_MUL_MAT && w->op == GGML_OP_NONE && ggml_is_matrix(w) && weights.insert(w).second) {
+            const int64_t per = ggml_autoact_frozen_grad_slice_rows(w);
+            extra += (w->ne[1] + per - 1) / per - 1;
+        }
+    }
+    return extra;
+}
+
+// The graph's nodes and the leaves they read.
+size_t graph_tensors(ggml_cgraph * graph) {
+    std::unordered_set<const ggml_tensor *> seen;
+    const int n_nodes = ggml_graph_n_nodes(graph);
+    for (int i = 0; i < n_nodes; ++i) {
+        seen.insert(ggml_graph_node(graph, i));
+    }
+    for (int i = 0; i < n_nodes; ++i) {
+        for (const ggml_tensor * src : ggml_graph_node(graph, i)->src) {
+            if (src) {
+                seen.insert(src);
+            }
+        }
+    }
+    return seen.size();
+}
+
 ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
     auto & call = *static_cast<pass_call *>(ud);
     trainer_graph & tg = *call.tg;
@@ -169,11 +210,21 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         ggml_free(tg.last.meta); // llama.cpp has reset the forward graph the old one extended
     }
     tg.last = {};
+    tg.build_error.clear();
     tg.n_builds++;
 
-    const size_t size = ggml_graph_size(gf);
+    // the scheduler takes graphs of as many tensors as llama.cpp's own has room for; ours are built
+    // with twice that, so that an oversized one gets a message instead of an abort
+    const size_t room = ggml_graph_size(gf);
+    const size_t size = 2 * room;
+    const int64_t n_slices = tg.sliced ? extra_slices(gf) : 0;
+    if (10 * n_slices > (int64_t) room) { // ~10 nodes a slice
+        tg.build_error = string_format("--backward-slice %lld cuts this model's weights into %lld more slices than the training graph has room for "
+                "(about %zu): raise it", (long long) tg.slice_elements, (long long) n_slices, room / 10);
+        return nullptr;
+    }
     ggml_init_params params = {
-        /*mem_size   =*/ 5 * size * ggml_tensor_overhead() + 3 * ggml_graph_overhead_custom(size, true),
+        /*mem_size   =*/ 3 * size * ggml_tensor_overhead() + 3 * ggml_graph_overhead_custom(size, true),
         /*mem_buffer =*/ nullptr,
         /*no_alloc   =*/ true,
     };
@@ -222,6 +273,12 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         }
         materialize_transposes(tg);
         tg.train_graph_nodes = ggml_graph_n_nodes(graph);
+    }
+    const size_t n_tensors = graph_tensors(graph);
+    if (n_tensors > room) {
+        tg.build_error = string_format("the training graph has %zu tensors, more than llama.cpp's scheduler takes (%zu): raise --backward-slice or "
+                "lower --batch-tokens", n_tensors, room);
+        return nullptr;
     }
     tg.last.dropout_seed = ggml_graph_get_tensor(graph, "autoact_dropout_seed");
     tg.last.graph     = graph;
@@ -290,6 +347,7 @@ void trainer_graph_init(trainer_graph & tg, llama_context * lctx, lora_adapter &
 void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements) {
     ggml_autoact_set_frozen_grad_slice(slice_elements);
     tg.slice_elements = slice_elements;
+    tg.sliced = type >= 0 && !cache;
     if (type < 0) {
         ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
         return;
@@ -344,6 +402,9 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
     llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr };
     const llama_autoact_batch batch = { mb.tokens.data(), mb.pos.data(), mb.seq.data(), mb.outputs.data(), (int32_t) mb.tokens.size() };
     const int32_t rc = llama_autoact_pass_run(tg.lctx, batch, &pass);
+    if (rc != 0 && !tg.build_error.empty()) {
+        throw input_error(tg.build_error);
+    }
     if (rc != 0) {
         throw runtime_failure(string_format("llama.cpp failed on a micro-batch of %d samples (code %d; rerun with --verbose)", mb.n_samples, rc));
     }

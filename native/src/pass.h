@@ -9,6 +9,7 @@
 #include "pack.h"
 
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -26,7 +27,8 @@ struct trainer_graph {
     float                 dropout = 0.0f;   // LoRA dropout of training passes
     float                 dropout_seed = 0; // the next training pass's mask seed (see pass_seed)
     ggml_backend_buffer * grad_buf = nullptr; // the gradient accumulators
-    int64_t               slice_elements = 16 * 1024 * 1024; // see trainer_frozen_backward
+    int64_t               slice_elements = 0; // see trainer_frozen_backward
+    bool                  sliced = false;     // large frozen weights' input gradients are made a slice at a time
     bool                  recompute = false; // training graphs recompute each layer's activations (recompute.h)
 
     // the graph of the last pass, kept while the next pass has the same shape
@@ -43,6 +45,7 @@ struct trainer_graph {
         ggml_tensor *  objective_grad = nullptr; // F32 [1]: the seed of the backward pass (set to 1)
         ggml_tensor *  dropout_seed = nullptr; // F32 [1], when the graph has dropout
     } last;
+    std::string build_error; // why the last graph could not be built, when it was our limit
     int64_t n_builds = 0, n_passes = 0;
     int64_t train_graph_nodes = 0; // nodes of the last training graph (one kernel launch each on a GPU)
 

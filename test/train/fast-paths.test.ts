@@ -105,6 +105,16 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(relMaxDiff(dumpKept.grads, dumpRecomputed.grads)).toBeLessThan(1e-6);
     });
 
+    it("a --backward-slice too small for the training graph's room is a one-line input error, not an abort", async () => {
+        const out = path.join(dir, "slice1.gguf");
+        const run = await runTrainer(["--base", base, "--data", data, "--out", out, "--ctx", "64", "--batch", "4",
+            "--frozen-backward", "matmul", "--backward-slice", "1"]);
+        expect(run.exitCode).toBe(2);
+        expect(run.stderr.trim()).toMatch(/^autoact-train: --backward-slice 1 cuts this model's weights into \d+ more slices than the training graph has room for \(about \d+\): raise it$/);
+        expect(fs.existsSync(out)).toBe(false);
+        expect(fs.existsSync(`${out}.ckpt`)).toBe(false);
+    });
+
     it("--profile times every node of the training passes after the first step, with the same losses", async () => {
         const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "3", "--lr", "1e-2", "--batch", "4"];
         const plain = await runTrainer([...common, "--out", path.join(dir, "plain.gguf")]);
