@@ -268,6 +268,7 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         if (tg.recompute) {
             graph = recompute_activations(tg.last.meta, graph, n_forward);
             if (!graph) {
+                tg.build_error = "the training graph with recomputed activations has more nodes than it has room for: rerun with --recompute off";
                 return nullptr;
             }
         }

@@ -64,8 +64,12 @@ ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int
         }
     }
     if (r.checkpoints.empty()) {
-        fprintf(stderr, "autoact-train: --recompute: the graph names no layer outputs (l_out-<layer>); rerun with --recompute off\n");
-        return nullptr;
+        static bool warned = false;
+        if (!warned) {
+            fprintf(stderr, "autoact-train: this architecture's graph names no layer outputs (l_out-<layer>): activations are kept, not recomputed\n");
+            warned = true;
+        }
+        return graph;
     }
 
     // the backward pass reads the copies
@@ -83,9 +87,7 @@ ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int
     // the same order, each copy placed just before the first backward node that reads it
     const int size = (int) ggml_graph_size(graph);
     if (n_nodes + (int) r.copies.size() > size) {
-        fprintf(stderr, "autoact-train: --recompute: %d nodes exceed the graph's room for %d; rerun with --recompute off\n",
-                n_nodes + (int) r.copies.size(), size);
-        return nullptr;
+        return nullptr; // more nodes than the graph has room for
     }
     ggml_cgraph * out = ggml_new_graph_custom(ctx, size, false);
     for (int i = 0; i < n_nodes; ++i) {

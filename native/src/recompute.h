@@ -10,8 +10,9 @@ struct ggml_cgraph;
 
 // `graph` holds the forward pass in its first `n_forward` nodes and the backward pass after them.
 // The layers' outputs (llama.cpp's "l_out-<layer>") are kept; every other forward node that the
-// backward pass reads is recomputed from them. Returns the new graph (in `ctx`), or nullptr with a
-// message on stderr when the graph has no layer outputs or no room for the copies.
+// backward pass reads is recomputed from them. Returns the new graph (in `ctx`); `graph` itself,
+// after a warning on stderr, when it names no layer outputs; nullptr when the copies do not fit in
+// a graph of `graph`'s size.
 ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int n_forward);
 
 struct ggml_tensor;
