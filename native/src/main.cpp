@@ -201,7 +201,7 @@ int write_grad_dump(const std::string & path, trainer_graph & tg, double loss) {
         }
         fclose(f);
     });
-    json_line().str("event", "grad_dump").str("path", path).num("loss", loss).emit();
+    json_line().str("event", "grad_dump").str("path", path).num("loss", loss).raw("dropout_masks", trainer_dropout_masks_json(tg)).emit();
     return 0;
 }
 
@@ -341,6 +341,7 @@ int run(int argc, char ** argv) {
     const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
     trainer_frozen_backward(tg, p.frozen_backward == "out_prod" ? -1 : mixed ? GGML_TYPE_F16 : GGML_TYPE_F32, cached, cparams.n_threads, p.backward_slice);
     tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
+    tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
     trainer_graph_init(tg, lctx, adapter, n_vocab);
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <cmath>
 #include <map>
 #include <unordered_set>
@@ -171,6 +172,11 @@ void materialize_transposes(trainer_graph & tg) {
     }
 }
 
+// A dropout keep-mask as patch 0003 names it (not a view of one, not a recomputed copy).
+bool is_dropout_mask(const ggml_tensor * t) {
+    return !t->view_src && std::strncmp(t->name, "autoact_dropout_keep_", 21) == 0 && !std::strchr(t->name, ' ');
+}
+
 // The slices beyond the first of the frozen weights' input gradients (ggml_autoact_frozen_grad_slice_rows).
 int64_t extra_slices(ggml_cgraph * gf) {
     std::unordered_set<const ggml_tensor *> weights;
@@ -280,6 +286,14 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         tg.build_error = string_format("the training graph has %zu tensors, more than llama.cpp's scheduler takes (%zu): raise --backward-slice or "
                 "lower --batch-tokens", n_tensors, room);
         return nullptr;
+    }
+    if (tg.keep_dropout_masks) {
+        for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
+            ggml_tensor * t = ggml_graph_node(graph, i);
+            if (is_dropout_mask(t)) {
+                ggml_set_output(t); // not reused by later nodes: readable after the pass
+            }
+        }
     }
     tg.last.dropout_seed = ggml_graph_get_tensor(graph, "autoact_dropout_seed");
     tg.last.graph     = graph;
@@ -424,6 +438,26 @@ void trainer_upload(trainer_graph & tg) {
     for (auto & t : tg.adapter->tensors) {
         ggml_backend_tensor_set(t.dev, t.value.data(), 0, ggml_nbytes(t.dev));
     }
+}
+
+std::string trainer_dropout_masks_json(trainer_graph & tg) {
+    std::string out;
+    for (int i = 0; tg.last.graph && i < ggml_graph_n_nodes(tg.last.graph); ++i) {
+        ggml_tensor * t = ggml_graph_node(tg.last.graph, i);
+        if (!is_dropout_mask(t)) {
+            continue;
+        }
+        std::vector<float> v((size_t) ggml_nelements(t));
+        ggml_backend_tensor_get(t, v.data(), 0, ggml_nbytes(t));
+        double kept = 0.0, equal = 0.0;
+        for (size_t k = 0; k < v.size(); ++k) {
+            kept += v[k];
+            equal += k > 0 && v[k] == v[k - 1];
+        }
+        out += string_format("%s{\"n\":%zu,\"kept\":%.6f,\"neighbours_equal\":%.6f}", out.empty() ? "" : ",", v.size(),
+                kept / (double) v.size(), equal / (double) (v.size() - 1));
+    }
+    return "[" + out + "]";
 }
 
 void trainer_read_grad(trainer_graph & tg, size_t i, std::vector<float> & out) {

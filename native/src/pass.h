@@ -30,6 +30,7 @@ struct trainer_graph {
     int64_t               slice_elements = 0; // see trainer_frozen_backward
     bool                  sliced = false;     // large frozen weights' input gradients are made a slice at a time
     bool                  recompute = false; // training graphs recompute each layer's activations (recompute.h)
+    bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
 
     // the graph of the last pass, kept while the next pass has the same shape
     struct {
@@ -86,6 +87,11 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward);
 
 // Copies the host values of the adapter into its backend tensors.
 void trainer_upload(trainer_graph & tg);
+
+// The dropout keep-masks of the last training pass (needs keep_dropout_masks), as a JSON array of
+// {"n": elements, "kept": share of ones, "neighbours_equal": share of equal neighbours}: p's
+// complement and p^2 + (1-p)^2 for independent draws. For tests.
+std::string trainer_dropout_masks_json(trainer_graph & tg);
 
 // Reads the accumulated gradient of tensor i into `out`.
 void trainer_read_grad(trainer_graph & tg, size_t i, std::vector<float> & out);

@@ -105,6 +105,24 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(relMaxDiff(dumpKept.grads, dumpRecomputed.grads)).toBeLessThan(1e-6);
     });
 
+    it("LoRA dropout: every keep-mask keeps 1 - p of its entries, each drawn independently of its neighbour", async () => {
+        const out = path.join(dir, "dropout.grads");
+        const run = await runTrainer(["--base", base, "--data", data, "--out", path.join(dir, "dropout.gguf"), "--ctx", "64",
+            "--batch", "8", "--grad-dump", out, "--lora-dropout", "0.3"]);
+        expect(run.exitCode, run.stderr).toBe(0);
+        const masks = run.events.find((e) => e.event === "grad_dump")!.dropout_masks as { n: number; kept: number; neighbours_equal: number }[];
+        expect(masks.length).toBeGreaterThan(0); // one per input size of the LoRA branches
+        for (const mask of masks) {
+            // over thousands of entries: within ~5 standard deviations
+            expect(mask.n).toBeGreaterThan(4000);
+            expect(Math.abs(mask.kept - 0.7), JSON.stringify(mask)).toBeLessThan(0.035);
+            expect(Math.abs(mask.neighbours_equal - (0.3 ** 2 + 0.7 ** 2)), JSON.stringify(mask)).toBeLessThan(0.04);
+        }
+        const none = await runTrainer(["--base", base, "--data", data, "--out", path.join(dir, "no-dropout.gguf"), "--ctx", "64",
+            "--batch", "8", "--grad-dump", out]);
+        expect(none.events.find((e) => e.event === "grad_dump")!.dropout_masks).toEqual([]);
+    });
+
     it("a --backward-slice too small for the training graph's room is a one-line input error, not an abort", async () => {
         const out = path.join(dir, "slice1.gguf");
         const run = await runTrainer(["--base", base, "--data", data, "--out", out, "--ctx", "64", "--batch", "4",
