@@ -139,6 +139,12 @@ for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
     const b = await gradDump("rc-on", f32, data, ["--batch", "8", "--mixed-precision", "off", "--recompute", "on"]);
     const g = relMaxDiff(a.grads, b.grads);
     report("recomputed activations = kept: gradients (max relative difference)", g, f32Tol, g < f32Tol);
+    // the masks come from sin() of large arguments: a device's fast sin must still draw them evenly
+    const dump = await train(["--base", f32, "--data", data, "--out", path.join(work, "masks.gguf"), "--grad-dump",
+        path.join(work, "masks.grads"), "--batch", "8", "--lora-dropout", "0.3"]);
+    const masks = dump.events.find((e) => e.event === "grad_dump").dropout_masks;
+    const worst = Math.max(...masks.map((m) => Math.max(Math.abs(m.kept - 0.7), Math.abs(m.neighbours_equal - 0.58))));
+    report("dropout 0.3: masks keep 0.7, neighbours equal 0.58 (largest deviation)", worst, 0.04, masks.length > 0 && worst < 0.04, { masks });
 }
 // 7. where the training graph runs: the scheduler's splits (GGML_SCHED_DEBUG prints them)
 for (const [name, base] of [["Q8_0", q8], ["Q4_K", q4k]]) {
