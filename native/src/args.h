@@ -58,6 +58,7 @@ struct train_params {
     std::string recompute = "auto";       // auto | on | off: recompute each layer's activations in the backward pass
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
+    std::string loss_gradient = "forward"; // forward | backward: where the loss's gradient is computed (tests)
     int32_t backward_slice = 16 * 1024 * 1024; // elements of a slice of a large frozen weight's input gradient
 
     // modes

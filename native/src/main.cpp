@@ -334,6 +334,7 @@ int run(int argc, char ** argv) {
     }
     trainer_graph tg;
     tg.reuse = !p.no_graph_reuse;
+    tg.loss_gradient_forward = p.loss_gradient == "forward";
     // input gradients through the frozen weights: the fast matmul kernels, in F16 when mixed;
     // on the CPU through transposed copies made once (a GPU has no room for a second model)
     const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;

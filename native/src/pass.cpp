@@ -47,7 +47,11 @@ struct loss_graph {
     ggml_tensor * objective = nullptr; // what the backward pass starts from (with `backward`)
 };
 
-bool plain_logits(const ggml_tensor * logits) {
+// Whether the loss can make its own logits and compute its gradient in the forward pass.
+bool plain_logits(const trainer_graph & tg, const ggml_tensor * logits) {
+    if (!tg.loss_gradient_forward) {
+        return false;
+    }
     const ggml_tensor * w = logits->src[0];
     const ggml_tensor * h = logits->src[1];
     return logits->op == GGML_OP_MUL_MAT && w->op == GGML_OP_NONE && !(w->flags & GGML_TENSOR_FLAG_PARAM) &&
@@ -58,7 +62,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
     const int64_t n_vocab = logits->ne[0], n_out = logits->ne[1];
     ggml_tensor * w = logits->src[0];
     ggml_tensor * h = logits->src[1];
-    const bool plain = plain_logits(logits);
+    const bool plain = plain_logits(tg, logits);
     int64_t per = plain ? std::max<int64_t>(1, std::min<int64_t>(n_out, tg.slice_elements / n_vocab)) : n_out;
     if (plain) {
         // each chunk's gradient takes the output weight a slice at a time (~7 nodes a slice): at most
@@ -240,7 +244,7 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
     // with plain logits the loss makes its own, a chunk at a time: the graph is the model's without
     // its logits (but with the rest: the KV cache stores read inputs too); otherwise the whole graph
     ggml_cgraph * graph = ggml_new_graph_custom(tg.last.meta, size, /*grads =*/ call.backward);
-    const bool own_logits = plain_logits(logits);
+    const bool own_logits = plain_logits(tg, logits);
     for (int i = 0; i < ggml_graph_n_nodes(gf); ++i) {
         if (!own_logits || ggml_graph_node(gf, i) != logits) {
             graph_append(graph, ggml_graph_node(gf, i));

@@ -30,6 +30,7 @@ struct trainer_graph {
     int64_t               slice_elements = 0; // see trainer_frozen_backward
     bool                  sliced = false;     // large frozen weights' input gradients are made a slice at a time
     bool                  recompute = false; // training graphs recompute each layer's activations (recompute.h)
+    bool                  loss_gradient_forward = true; // false: the whole loss through ggml's backward pass (tests)
     bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
 
     // the graph of the last pass, kept while the next pass has the same shape

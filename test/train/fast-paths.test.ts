@@ -44,6 +44,14 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(packed.grads.some((g) => g.some((v) => v !== 0))).toBe(true);
     });
 
+    it("the loss's gradient computed in the forward pass, a chunk of rows at a time, equals ggml's backward pass of the whole loss", async () => {
+        const forward = await gradDump("loss-forward", ["--batch", "8", "--backward-slice", "4000"]); // 12 rows a chunk (vocabulary 320)
+        const backward = await gradDump("loss-backward", ["--batch", "8", "--loss-gradient", "backward"]);
+        expect(Math.abs(forward.loss - backward.loss)).toBeLessThan(1e-5);
+        expect(relMaxDiff(backward.grads, forward.grads)).toBeLessThan(1e-4);
+        expect(forward.grads.some((g) => g.some((v) => v !== 0))).toBe(true);
+    });
+
     it("the reused graph gives the same losses as a fresh graph for every micro-batch", async () => {
         const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "6", "--lr", "1e-2", "--batch", "3",
             "--batch-tokens", "64", "--eval-fraction", "0.25"];
