@@ -100,6 +100,14 @@ if (onCpu) {
     const d = relMaxDiff(single.grads, packed.grads);
     report("packed = unpacked: gradients (max relative difference)", d, f32Tol, d < f32Tol);
 }
+// 2b. the loss's gradient computed in the forward pass, in chunks = ggml's backward pass of the whole loss
+{
+    const forward = await gradDump("loss-fwd", f32, data, ["--batch", "8", "--backward-slice", "4000", "--mixed-precision", "off"]);
+    const backward = await gradDump("loss-bwd", f32, data, ["--batch", "8", "--loss-gradient", "backward", "--mixed-precision", "off"]);
+    const d = relMaxDiff(backward.grads, forward.grads);
+    report("loss gradient in the forward pass (chunks) = ggml's backward: gradients (max relative difference)", d, f32Tol, d < f32Tol,
+        { loss_difference: Math.abs(forward.loss - backward.loss) });
+}
 // 3. the reused graph = a fresh graph per micro-batch
 {
     const common = ["--base", f32, "--data", data, "--steps", "6", "--lr", "1e-2", "--batch", "3", "--batch-tokens", "64"];
