@@ -8,7 +8,7 @@ import { quoteArg } from "../../bench/llama-bench.js";
 import type { GpuChoice } from "../../llm/engine.js";
 import { checkAdapterFitsBase, checkGgufFileSync } from "../../llm/gguf-check.js";
 import type { NativeBackend } from "../../train/native-build.js";
-import { trainOption } from "../../train/options.js";
+import { trainCliOptions, trainOption } from "../../train/options.js";
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const commandLine = () => ["autoact", ...process.argv.slice(2)].map(quoteArg).join(" ");
@@ -177,8 +177,9 @@ const train: CommandModule<object, TrainArgs> = {
         .option("steps", { type: "number", default: 6, describe: "Optimizer steps (the first is the warm-up)" })
         .option("batch", { type: "number", default: 8, describe: "Samples of --ctx tokens per step, packed into micro-batches of up to --batch-tokens" })
         .option("batch-tokens", { type: "number", describe: `Token budget of one packed micro-batch (default ${String(trainOption("batchTokens").default)})` })
-        .option("mixed-precision", { type: "string", describe: "auto | on | off: frozen-weight matmuls of the backward pass in F16 (default auto)" })
-        .option("recompute", { type: "string", describe: "auto | on | off: recompute each layer's activations in the backward pass (less memory; default auto: on with a GPU)" })
+        // the trainer's own switches, as `autoact train` declares them
+        .option("mixed-precision", trainCliOptions()["mixed-precision"]!)
+        .option("recompute", trainCliOptions().recompute!)
         .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
         .option("rounds", { type: "number", default: 1, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
         .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
