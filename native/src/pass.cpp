@@ -28,8 +28,8 @@ struct pass_call {
 // time (as many as keep a chunk's logits within the slice of --backward-slice):
 //   hot_k  = 1 at [label_o, o] of each trained row o of chunk k, else 0   [V, n]  (set_rows of the
 //            row mask into zeros, on the device: no dense target from the host)
-//   loss   = weight * sum_k n * cross_entropy(logits_k * mask, hot_k)   (ggml's fused op, -sum(hot *
-//            log softmax) / n)
+//   loss   = weight * sum_k n * cross_entropy(logits_k, hot_k)   (ggml's fused op, -sum(hot *
+//            log softmax) / n: 0 for a padding row, whose targets are all 0)
 // mask is 1 for a trained row and 0 for a padding row; weight is 1 / (response tokens of the step):
 // the step's loss is the mean NLL of its response tokens, however the samples were packed.
 //
@@ -100,7 +100,10 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
         ggml_tensor * labels_k = ggml_view_1d(ctx, tg.last.labels, n, o0 * ggml_element_size(tg.last.labels));
         ggml_tensor * zeros    = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n), 0.0f);
         ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, mask_k, labels_k), n_vocab, n);
-        ggml_tensor * ce       = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ggml_mul(ctx, logits_k, mask_k), hot), (float) n);
+        // a padding row's targets are all 0, so its cross-entropy is 0 as it stands; only ggml's
+        // backward (the whole-loss path) needs its logits masked, or the row's softmax would flow back
+        ggml_tensor * ce_in    = backward && !gradient_here ? ggml_mul(ctx, logits_k, mask_k) : logits_k;
+        ggml_tensor * ce       = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ce_in, hot), (float) n);
         sum = sum ? ggml_add(ctx, sum, ce) : ce;
         if (gradient_here) {
             ggml_tensor * d = ggml_mul(ctx, ggml_sub(ctx, ggml_soft_max(ctx, logits_k), hot), mask_k);
