@@ -105,6 +105,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
         ggml_tensor * ce_in    = backward && !gradient_here ? ggml_mul(ctx, logits_k, mask_k) : logits_k;
         ggml_tensor * ce       = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ce_in, hot), (float) n);
         sum = sum ? ggml_add(ctx, sum, ce) : ce;
+        ggml_build_forward_expand(graph, sum); // this chunk's loss now: its logits and targets are freed before the next chunk's
         if (gradient_here) {
             ggml_tensor * d = ggml_mul(ctx, ggml_sub(ctx, ggml_soft_max(ctx, logits_k), hot), mask_k);
             ggml_tensor * g = ggml_mul(ctx, ggml_autoact_frozen_input_grad(ctx, w, d), tg.last.loss_weight);
