@@ -72,6 +72,11 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
         const int64_t max_chunks = std::max<int64_t>(1, (int64_t) ggml_graph_size(graph) / 8 / (7 * n_slices + 16));
         per = std::max(per, (n_out + max_chunks - 1) / max_chunks);
     }
+    if (per * n_vocab >= INT32_MAX) { // set_rows indexes a chunk's [V, n] targets with 32 bits
+        tg.build_error = string_format("%lld output rows x %lld vocabulary entries in one chunk of the loss exceed its 32-bit index: "
+                "lower --batch-tokens", (long long) per, (long long) n_vocab);
+        return {};
+    }
     tg.last.rows_per_chunk = (int32_t) per;
 
     tg.last.labels = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_out);
@@ -255,6 +260,9 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         }
     }
     const loss_graph loss = build_loss(tg, tg.last.meta, graph, logits, call.backward);
+    if (!loss.loss) {
+        return nullptr; // tg.build_error says why
+    }
     tg.last.loss = loss.loss;
     if (call.backward) {
         // the adapter's gradients land in our accumulators (indexed by forward node)
@@ -409,10 +417,6 @@ void trainer_grads_zero(trainer_graph & tg) {
 }
 
 double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
-    if (std::min<int64_t>((int64_t) mb.labels.size(), std::max<int64_t>(1, tg.slice_elements / tg.n_vocab)) * tg.n_vocab >= INT32_MAX) {
-        throw input_error(string_format("%zu output rows x %d vocabulary entries exceed the loss's 32-bit index: lower --batch-tokens",
-                    mb.labels.size(), tg.n_vocab));
-    }
     // dropout only in training passes; it changes the graph, as `backward` does
     llama_autoact_set_lora_dropout(tg.lctx, backward ? tg.dropout : 0.0f);
     pass_call call;
