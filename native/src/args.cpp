@@ -141,7 +141,7 @@ const std::vector<flag> & flags() {
         FLAG_SWITCH("--resume", resume, "continue from the checkpoint when it exists"),
         FLAG_INT("--threads", threads, 0, 1024, "CPU threads (0 = all hardware threads)"),
         FLAG_INT("--n-gpu-layers", n_gpu_layers, -1, 1 << 20, "layers offloaded to a GPU backend (-1 = all)"),
-        FLAG_CHOICE("--mixed-precision", mixed_precision, "auto | on | off: input gradients through frozen weights in F16 (auto: on with a GPU)", "auto", "on", "off"),
+        FLAG_CHOICE("--mixed-precision", mixed_precision, "auto | on | off: input gradients through frozen weights in 16 bits: F16 on a GPU, BF16 on a CPU that multiplies BF16 natively (AVX512-BF16), else F16 (auto: on with a GPU or such a CPU, off for --grad-check)", "auto", "on", "off"),
         FLAG_CHOICE("--recompute", recompute, "auto | on | off: recompute each layer's activations from its input in the backward pass instead of keeping every layer's (memory for one layer's; about one more forward pass of time; auto: on with a GPU)", "auto", "on", "off"),
         FLAG_CHOICE("--frozen-backward", frozen_backward, "auto | cached | matmul | out_prod: input gradients through frozen weights as matmuls with transposed copies made once (cached) or per pass (matmul), or upstream's OUT_PROD (the tests' reference); auto = cached on CPU, matmul on GPU", "auto", "cached", "matmul", "out_prod"),
         FLAG_SWITCH("--no-graph-reuse", no_graph_reuse, "build a fresh graph for every micro-batch (tests)"),

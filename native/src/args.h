@@ -54,7 +54,7 @@ struct train_params {
     // machine
     int32_t threads      = 0;  // 0 = all hardware threads
     int32_t n_gpu_layers = 0;  // layers offloaded to a GPU backend (-1 = all)
-    std::string mixed_precision = "auto"; // auto | on | off: F16 input gradients through frozen weights
+    std::string mixed_precision = "auto"; // auto | on | off: 16-bit input gradients through frozen weights (frozen_grad_type)
     std::string recompute = "auto";       // auto | on | off: recompute each layer's activations in the backward pass
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)

@@ -20,6 +20,7 @@
 #include "profile.h"
 
 #include "ggml-backend.h"
+#include "ggml-cpu.h"
 #include "llama.h"
 
 #include <cmath>
@@ -101,6 +102,20 @@ std::map<std::string, std::string> run_structure(const train_params & p, const l
         { "lora_dropout", string_format("%g", p.lora_dropout) },
         { "frozen_backward", p.frozen_backward + "/" + p.mixed_precision },
     };
+}
+
+// The type of the input gradients through the frozen weights: F32, or 16 bits with mixed
+// precision: F16 on a GPU (its tensor cores), BF16 on a CPU whose build multiplies BF16 pairs
+// natively (AVX512-BF16: twice F32's products an instruction), else F16 (half the copies'
+// memory, F32's speed). `auto` is on where 16 bits are faster, but not for the gradient check:
+// finite differences check the exact gradient.
+ggml_type frozen_grad_type(const train_params & p, bool on_gpu) {
+    const bool cpu_bf16 = ggml_cpu_has_avx512_bf16() != 0;
+    const bool mixed = p.mixed_precision == "on" || (p.mixed_precision == "auto" && (on_gpu || cpu_bf16) && p.grad_check == 0);
+    if (!mixed) {
+        return GGML_TYPE_F32;
+    }
+    return !on_gpu && cpu_bf16 ? GGML_TYPE_BF16 : GGML_TYPE_F16;
 }
 
 std::map<std::string, std::string> adapter_meta(const train_params & p, const base_info & base) {
@@ -335,12 +350,14 @@ int run(int argc, char ** argv) {
     trainer_graph tg;
     tg.reuse = !p.no_graph_reuse;
     tg.loss_gradient_forward = p.loss_gradient == "forward";
-    // input gradients through the frozen weights: the fast matmul kernels, in F16 when mixed;
+    // input gradients through the frozen weights: the fast matmul kernels, in 16 bits when mixed;
     // on the CPU through transposed copies made once (a GPU has no room for a second model)
     const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
-    const bool mixed  = p.mixed_precision == "on" || (p.mixed_precision == "auto" && on_gpu);
+    const bool out_prod = p.frozen_backward == "out_prod"; // upstream's backward: F32
+    const ggml_type grad_type = out_prod ? GGML_TYPE_F32 : frozen_grad_type(p, on_gpu);
+    const bool mixed  = grad_type != GGML_TYPE_F32;
     const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
-    trainer_frozen_backward(tg, p.frozen_backward == "out_prod" ? -1 : mixed ? GGML_TYPE_F16 : GGML_TYPE_F32, cached, cparams.n_threads, p.backward_slice);
+    trainer_frozen_backward(tg, out_prod ? -1 : grad_type, cached, cparams.n_threads, p.backward_slice);
     tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
     tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
@@ -365,7 +382,8 @@ int run(int argc, char ** argv) {
         .integer("n_skipped", ds.n_skipped).integer("n_params", n_params).integer("total_steps", total_steps)
         .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity)
-        .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed).boolean("recompute", tg.recompute).emit();
+        .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed)
+        .str("input_grad_type", ggml_type_name(grad_type)).boolean("recompute", tg.recompute).emit();
 
     // one shape for every training micro-batch of the run: the most output rows any of them has
     auto step_samples = [&](int64_t step) {

@@ -46,8 +46,10 @@ export interface TrainStart {
     threads: number;
     batch_tokens: number;
     warmup_steps: number;
-    /** Whether the backward pass runs on F16 copies of the frozen weights. */
+    /** Whether the backward pass runs on 16-bit copies of the frozen weights. */
     mixed_precision: boolean;
+    /** The type of those copies: "f32", "f16" (a GPU) or "bf16" (a CPU that multiplies BF16 natively). */
+    input_grad_type: string;
     /** Whether the backward pass recomputes each layer's activations. */
     recompute: boolean;
 }
