@@ -1,6 +1,7 @@
 // Benchmarks across hardware: inference and training tokens/s with a fingerprint, and the report.
 export { benchInfer, resolveInferOptions, gpuChoices, type InferBenchOptions } from "./infer.js";
 export { benchTrain, type TrainBenchOptions } from "./train.js";
+export { torchDtypes, type TorchDtype } from "./torch-reference.js";
 export { renderBenchReport, type BenchReport, type BenchReportOptions } from "./report.js";
 export { writeBenchResult, loadBenchResults, benchRows, resultStem, defaultResultsDir, type WriteResultOptions, type LoadedResult } from "./store.js";
 export { validateBenchResult, assertBenchResult, BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest, type Fingerprint, type ModelFingerprint, type BenchKind, type BenchEngine } from "./result.js";

@@ -12,6 +12,10 @@ export const torchScript = path.join(packageRoot, "bench", "reference", "torch_l
 /** Exit code of torch_lora.py when torch is not importable. */
 const NO_TORCH_EXIT = 3;
 
+/** The PyTorch reference's types for its frozen weights and autocast (torch_lora.py --dtype). */
+export const torchDtypes = ["f32", "bf16"] as const;
+export type TorchDtype = (typeof torchDtypes)[number];
+
 export interface TorchReferenceOptions {
     /** Python executable that imports torch (see findTorchPython). */
     python: string;
@@ -28,8 +32,8 @@ export interface TorchReferenceOptions {
     /** CPU threads (also on a GPU run: data and launch threads). */
     threads: number;
     device: "cpu" | "cuda";
-    /** Frozen weights and autocast type: f32 on CPU, bf16 on a GPU. */
-    dtype: "f32" | "bf16";
+    /** Frozen weights and autocast type (the benchmark's default: f32 on CPU, bf16 on a GPU). */
+    dtype: TorchDtype;
     lr: number;
     seed: number;
 }

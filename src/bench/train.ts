@@ -15,7 +15,7 @@ import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
 import { BENCH_RESULT_SCHEMA, poolTests, type BenchResult, type BenchTest, type TorchReference } from "./result.js";
 import { mean, median, randomTokens, stddev } from "./stats.js";
-import { findTorchPython, runTorchReference } from "./torch-reference.js";
+import { findTorchPython, runTorchReference, torchDtypes, type TorchDtype } from "./torch-reference.js";
 
 /** Share of each benchmark sample that is prompt (no loss), as SFT samples look. */
 const PROMPT_SHARE = 0.25;
@@ -52,6 +52,8 @@ export interface TrainBenchOptions {
     rounds?: number;
     /** Also run the PyTorch LoRA reference (bench/reference/torch_lora.py) and record ratio_torch. Defaults to false. */
     compareTorch?: boolean;
+    /** The reference's weights and autocast type. Defaults to bf16 on a GPU, f32 on a CPU. */
+    torchDtype?: TorchDtype;
     /**
      * After the timed runs, one more run of the trainer with --profile (every node timed one at a
      * time, so not a speed): its top nodes go to the notes. Defaults to false.
@@ -94,6 +96,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         throw new InputError("--steps must be at least 2: the first step is the warm-up");
     const reps = positive(options.reps ?? 5, "--reps");
     const rounds = positive(options.rounds ?? 1, "--rounds");
+    if (options.torchDtype != null && !(torchDtypes as readonly string[]).includes(options.torchDtype))
+        throw new InputError(`--torch-dtype must be one of ${torchDtypes.join(" | ")}, got "${String(options.torchDtype)}"`);
     const chosen: TrainHyperParams = {
         rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: (options.targets ?? [...targetModules]) as TrainHyperParams["targets"],
         batch: options.batch ?? 8, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision,
@@ -130,7 +134,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         const pp = forward.tests.find((t) => t.pp === hyper.ctx && t.tg === 0);
         if (pp == null)
             throw new RuntimeFailure(`llama-bench reported no pp${hyper.ctx} test`);
-        const torch = torchAvailable ? await runTorchBench({ python: options.python, info, hyper, threads, backend, seed, progress, notes }) : null;
+        const torch = torchAvailable ? await runTorchBench({ python: options.python, info, hyper, threads, backend, seed, dtype: options.torchDtype, progress, notes }) : null;
         torchAvailable &&= torch != null;
         played.push({ trained, forward, pp, torch });
     }
@@ -168,7 +172,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
         settings: {
             gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,
-            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, recompute: trained.start?.recompute ?? null, trainer, llama_bench: llamaBench,
+            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, input_grad_type: trained.start?.input_grad_type ?? null, recompute: trained.start?.recompute ?? null, trainer, llama_bench: llamaBench,
             lora_params: trained.done.n_params, prompt_share: PROMPT_SHARE, flops_per_token: 4 * params,
             trainer_tokens_per_s: trained.done.tokens_per_s, first_loss: trained.done.first_loss, last_loss: trained.done.loss,
             n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true
@@ -271,7 +275,7 @@ async function runTrainerBench(o: {
  */
 async function runTorchBench(o: {
     python: string | undefined; info: Awaited<ReturnType<typeof readGgufInfo>>; hyper: ResolvedTrainHyperParams; threads: number;
-    backend: NativeBackend; seed: number; progress: (m: string) => void; notes: string[];
+    backend: NativeBackend; seed: number; dtype: TorchDtype | undefined; progress: (m: string) => void; notes: string[];
 }): Promise<TorchReference | null> {
     const skip = (message: string) => {
         o.progress(message);
@@ -284,7 +288,7 @@ async function runTorchBench(o: {
     const found = await findTorchPython(device, o.python);
     if ("skipped" in found)
         return skip(found.skipped);
-    const dtype = device === "cuda" ? "bf16" : "f32";
+    const dtype = o.dtype ?? (device === "cuda" ? "bf16" : "f32");
     o.progress(`PyTorch ${found.version} reference (${found.python}, ${device}, ${dtype}): ${o.hyper.steps} steps of ${o.hyper.batch} x ${o.hyper.ctx} tokens`);
     let run;
     try {

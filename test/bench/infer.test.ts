@@ -168,6 +168,7 @@ describe.skipIf(!built)("autoact bench (CLI)", () => {
         [["train", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
         [["train", "--model", "MODEL", "--batch-tokens", "-1"], /^autoact: --batch-tokens must be a whole number from 0 to \d+, got -1$/],
         [["train", "--model", "MODEL", "--mixed-precision", "fp8"], /^autoact: --mixed-precision must be one of auto \| on \| off, got "fp8"$/],
+        [["train", "--model", "MODEL", "--torch-dtype", "f64"], /^autoact: --torch-dtype must be one of f32 \| bf16, got "f64"$/],
         [["report", "--in", "/nonexistent/results"], /^autoact: results folder not found: \/nonexistent\/results$/]
     ])("bad input %j: exit 2 and one line", (args, pattern) => {
         const result = run(...args.map((a) => (a === "MODEL" ? model : a)));

@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { benchInfer, benchTrain, defaultResultsDir, renderBenchReport, writeBenchResult, type BenchResult } from "../../bench/index.js";
+import { benchInfer, benchTrain, defaultResultsDir, renderBenchReport, torchDtypes, writeBenchResult, type BenchResult, type TorchDtype } from "../../bench/index.js";
 import { InputError } from "../../util/errors.js";
 import { writeFileAtomicSync } from "../../util/fs.js";
 import { benchRemote } from "../../bench/remote.js";
@@ -156,6 +156,7 @@ interface TrainArgs {
     reps?: number;
     rounds?: number;
     "compare-torch": boolean;
+    "torch-dtype"?: string;
     profile: boolean;
     python?: string;
     trainer?: string;
@@ -183,6 +184,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
         .option("rounds", { type: "number", default: 1, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
         .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
+        .option("torch-dtype", { type: "string", describe: `The PyTorch reference's weights and autocast type: ${torchDtypes.join(" | ")} (default bf16 on a GPU, f32 on a CPU)` })
         .option("profile", { type: "boolean", default: false, describe: "After the timed runs, one more with autoact-train --profile (node by node): where a training pass spends its time, in the result's notes" })
         .option("python", { type: "string", describe: "Python with torch for --compare-torch (default: python3, then /usr/bin/python3)" })
         .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
@@ -207,6 +209,7 @@ const train: CommandModule<object, TrainArgs> = {
             reps: single(args.reps, "reps"),
             rounds: single(args.rounds, "rounds"),
             compareTorch: args["compare-torch"],
+            torchDtype: single(args["torch-dtype"], "torch-dtype") as TorchDtype | undefined,
             profile: args.profile,
             python: single(args.python, "python"),
             trainer: single(args.trainer, "trainer"),
