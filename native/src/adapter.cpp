@@ -79,10 +79,6 @@ lora_adapter lora_create(const base_info & base, const std::vector<std::string> 
             if (it->second[2] != 1 || it->second[3] != 1) {
                 throw input_error("target " + target + ": " + w + " is not a matrix (expert tensors are not supported)");
             }
-            const int type = base.tensor_type.at(w);
-            if (type == GGML_TYPE_BF16) {
-                throw input_error(w + " is BF16: ggml has no BF16 backward pass on CPU; convert the base to F16, F32 or a quantized type");
-            }
             found++;
             lora_tensor ta, tb;
             ta.name = w + ".lora_a"; ta.ne0 = it->second[0]; ta.ne1 = rank;

@@ -238,8 +238,11 @@ int run(int argc, char ** argv) {
     // ---- the base model's header: architecture, tensor shapes and types ----
     const base_info base = base_info_read(p.base);
     for (const auto & [name, type] : base.tensor_type) {
-        if (type == GGML_TYPE_BF16 && name.rfind("blk.", 0) == 0) {
-            throw input_error(p.base + ": tensor " + name + " is BF16, which ggml cannot backpropagate through on CPU; use an F32, F16 or quantized base");
+        // a BF16 weight's input gradient goes through the matmul kernels (patch 0002); upstream's
+        // OUT_PROD has no BF16 kernel on the CPU
+        if (type == GGML_TYPE_BF16 && name.rfind("blk.", 0) == 0 && p.frozen_backward == "out_prod") {
+            throw input_error(p.base + ": tensor " + name + " is BF16, which --frozen-backward out_prod cannot backpropagate through on CPU; "
+                    "use another --frozen-backward or an F32, F16 or quantized base");
         }
     }
 

@@ -85,6 +85,23 @@ export function quantizeF16(src: Float32Array): Uint8Array {
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
+/** bfloat16 bits -> float32 (they are its upper 16 bits). */
+export function bf16BitsToF32(bits: number): number {
+    u32Scratch[0] = (bits & 0xffff) << 16;
+    return f32Scratch[0]!;
+}
+
+/** float32 -> bfloat16 (the upper 16 bits), round to nearest even as ggml does; NaN stays NaN. */
+export function quantizeBF16(src: Float32Array): Uint8Array {
+    const out = new Uint16Array(src.length);
+    const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    for (let i = 0; i < src.length; i++) {
+        const x = bits[i]!;
+        out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 64 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+    }
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
 export function quantizeQ8_0(src: Float32Array): Uint8Array {
     const blocks = checkLength(GgmlType.Q8_0, src.length);
     const out = new Uint8Array(blocks * 34);
@@ -247,13 +264,15 @@ function getScaleMinK4(j: number, bytes: Uint8Array, at: number): [number, numbe
     ];
 }
 
-/** Encodes float values as a tensor of `type` (F32, F16, Q8_0, Q4_0, Q4_K). */
+/** Encodes float values as a tensor of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_K). */
 export function quantize(type: GgmlType, src: Float32Array): Uint8Array {
     switch (type) {
         case GgmlType.F32:
             return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
         case GgmlType.F16:
             return quantizeF16(src);
+        case GgmlType.BF16:
+            return quantizeBF16(src);
         case GgmlType.Q8_0:
             return quantizeQ8_0(src);
         case GgmlType.Q4_0:
@@ -278,6 +297,10 @@ export function dequantize(type: GgmlType, bytes: Uint8Array, count: number): Fl
         case GgmlType.F16:
             for (let i = 0; i < count; i++)
                 out[i] = half(i * 2);
+            return out;
+        case GgmlType.BF16:
+            for (let i = 0; i < count; i++)
+                out[i] = bf16BitsToF32(view.getUint16(i * 2, true));
             return out;
         case GgmlType.Q8_0:
             for (let b = 0; b < checkLength(type, count); b++) {

@@ -7,7 +7,7 @@ import { gguf, writeGguf, type GgufMetadataInput, type GgufTensorSpec } from "./
 
 export const SYNTH_ARCHS = ["llama", "qwen2"] as const;
 export type SynthArch = (typeof SYNTH_ARCHS)[number];
-export const SYNTH_TYPES = ["f32", "f16", "q8_0", "q4_0", "q4_k"] as const;
+export const SYNTH_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"] as const;
 export type SynthType = (typeof SYNTH_TYPES)[number];
 export const CHAT_TEMPLATES = ["chatml", "none"] as const;
 export type SynthChatTemplate = (typeof CHAT_TEMPLATES)[number];
@@ -68,11 +68,12 @@ export interface SyntheticModelResult {
 }
 
 const GGML_TYPE_OF: Record<SynthType, GgmlType> = {
-    f32: GgmlType.F32, f16: GgmlType.F16, q8_0: GgmlType.Q8_0, q4_0: GgmlType.Q4_0, q4_k: GgmlType.Q4_K
+    f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0, q4_0: GgmlType.Q4_0, q4_k: GgmlType.Q4_K
 };
 const FILE_TYPE_OF: Record<SynthType, LlamaFileType> = {
     f32: LlamaFileType.ALL_F32,
     f16: LlamaFileType.MOSTLY_F16,
+    bf16: LlamaFileType.MOSTLY_BF16,
     q8_0: LlamaFileType.MOSTLY_Q8_0,
     q4_0: LlamaFileType.MOSTLY_Q4_0,
     q4_k: LlamaFileType.MOSTLY_Q4_K_S

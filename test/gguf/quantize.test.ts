@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-    dequantize, f16BitsToF32, f32ToF16Bits, quantize, quantizeQ4_0, quantizeQ4_K, quantizeQ8_0
+    bf16BitsToF32, dequantize, f16BitsToF32, f32ToF16Bits, quantize, quantizeBF16, quantizeQ4_0, quantizeQ4_K, quantizeQ8_0
 } from "../../src/gguf/quantize.js";
 import { Xorshift128 } from "../../src/gguf/random.js";
 import { GgmlType, tensorByteSize } from "../../src/gguf/types.js";
@@ -36,6 +36,33 @@ describe("f16 conversion", () => {
                 continue;
             expect(f32ToF16Bits(f16BitsToF32(h))).toBe(h === 0x8000 ? 0x8000 : h);
         }
+    });
+});
+
+describe("bf16 conversion", () => {
+    const bits = (x: number) => { const b = quantizeBF16(new Float32Array([x])); return b[0]! | (b[1]! << 8); };
+
+    it("keeps the upper 16 bits of the float, rounding to nearest even", () => {
+        expect(bits(1)).toBe(0x3f80);
+        expect(bits(-2)).toBe(0xc000);
+        expect(bits(1 + 2 ** -8)).toBe(0x3f80); // halfway between 1 (even) and 1 + 2^-7: down
+        expect(bits(1 + 3 * 2 ** -8)).toBe(0x3f82); // halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up
+        expect(bits(1 + 2 ** -8 + 2 ** -20)).toBe(0x3f81); // above halfway: up
+        expect(bits(Infinity)).toBe(0x7f80);
+        expect(bits(3.4e38)).toBe(0x7f80); // rounds up to infinity
+        expect(bits(NaN) & 0x7fc0).toBe(0x7fc0); // stays NaN
+        expect(bits(-0)).toBe(0x8000);
+    });
+
+    it("round-trips every finite bf16 value exactly", () => {
+        for (let h = 0; h < 0x10000; h++) {
+            if (((h >> 7) & 0xff) === 0xff)
+                continue;
+            expect(bits(bf16BitsToF32(h))).toBe(h);
+        }
+        const x = randomValues(64, 4);
+        const back = dequantize(GgmlType.BF16, quantize(GgmlType.BF16, x), 64);
+        x.forEach((v, i) => expect(Math.abs(back[i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8));
     });
 });
 

@@ -95,6 +95,21 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(relMaxDiff(reference.grads, mixed.grads)).toBeGreaterThan(0); // 16 bits really ran
     });
 
+    it("a BF16 base trains through the matmul backward: loss and gradients near the F32 base of the same seed; upstream's OUT_PROD is an input error", async () => {
+        const bf16 = await tinyModel(dir, { type: "bf16" });
+        const args = ["--batch", "4", "--mixed-precision", "off"];
+        const reference = await gradDump("bf16-ref", args);
+        const grads = await gradDump("bf16", args, bf16);
+        // the weights differ by BF16's rounding (2^-9), and the CPU's BF16 matmuls round the activations too
+        expect(Math.abs(grads.loss - reference.loss)).toBeLessThan(1e-2); // measured 5.6e-3
+        expect(relMaxDiff(reference.grads, grads.grads)).toBeLessThan(3e-2);
+        expect(relMaxDiff(reference.grads, grads.grads)).toBeGreaterThan(0);
+        const outProd = await runTrainer(["--base", bf16, "--data", data, "--out", path.join(dir, "bf16-op.gguf"), "--ctx", "64",
+            "--frozen-backward", "out_prod"]);
+        expect(outProd.exitCode).toBe(2);
+        expect(outProd.stderr.trim().split("\n").at(-1)).toMatch(/is BF16, which --frozen-backward out_prod cannot backpropagate through/);
+    });
+
     it("--recompute: the backward pass on recomputed activations gives the same losses and gradients in a smaller compute buffer", async () => {
         const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "4", "--lr", "1e-2", "--batch", "4",
             "--lora-dropout", "0.1"]; // the dropout masks are recomputed too

@@ -5,7 +5,7 @@ import { execa } from "execa";
 import type { Llama, LlamaModel, Token } from "node-llama-cpp";
 import { llamaLib } from "../../src/llm/llama-lib.js";
 import { ensureNativeBuild, writeTrainingSamples, type NativeBuild, type TokenizedSample } from "../../src/train/index.js";
-import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import { writeSyntheticModel, type SynthType } from "../../src/gguf/synth.js";
 import { packageRoot } from "../../src/util/package.js";
 
 export const sharedDir = path.resolve(packageRoot, "../shared");
@@ -77,7 +77,7 @@ export async function samplesFile(dir: string, samples: TokenizedSample[], name 
 }
 
 /** A synthetic base from the `tiny` preset (llama, F32 unless `type` says otherwise). */
-export async function tinyModel(dir: string, overrides: { type?: "f32" | "f16" | "q8_0" | "q4_0" | "q4_k"; preset?: string } = {}): Promise<string> {
+export async function tinyModel(dir: string, overrides: { type?: SynthType; preset?: string } = {}): Promise<string> {
     const out = path.join(dir, `tiny-${overrides.preset ?? "tiny"}-${overrides.type ?? "f32"}.gguf`);
     await writeSyntheticModel({ preset: overrides.preset ?? "tiny", out, type: overrides.type });
     return out;
