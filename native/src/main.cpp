@@ -108,7 +108,8 @@ std::map<std::string, std::string> run_structure(const train_params & p, const l
 // precision: F16 on a GPU (its tensor cores), BF16 on a CPU whose build multiplies BF16 pairs
 // natively (AVX512-BF16: twice F32's products an instruction), else F16 (half the copies'
 // memory, F32's speed). `auto` is on where 16 bits are faster, but not for the gradient check:
-// finite differences check the exact gradient.
+// finite differences check the exact gradient. (`on` with BF16 also puts the forward matmuls on
+// BF16 copies: tg.forward_copies.)
 ggml_type frozen_grad_type(const train_params & p, bool on_gpu) {
     const bool cpu_bf16 = ggml_cpu_has_avx512_bf16() != 0;
     const bool mixed = p.mixed_precision == "on" || (p.mixed_precision == "auto" && (on_gpu || cpu_bf16) && p.grad_check == 0);
@@ -361,6 +362,9 @@ int run(int argc, char ** argv) {
     const bool mixed  = grad_type != GGML_TYPE_F32;
     const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
     trainer_frozen_backward(tg, out_prod ? -1 : grad_type, cached, cparams.n_threads, p.backward_slice);
+    // `on` with a CPU's native BF16: the forward matmuls through F32/F16 weights too (the loss then
+    // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
+    tg.forward_copies = p.mixed_precision == "on" && grad_type == GGML_TYPE_BF16;
     tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
     tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
@@ -386,7 +390,7 @@ int run(int argc, char ** argv) {
         .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity)
         .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed)
-        .str("input_grad_type", ggml_type_name(grad_type)).boolean("recompute", tg.recompute).emit();
+        .str("input_grad_type", ggml_type_name(grad_type)).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute).emit();
 
     // one shape for every training micro-batch of the run: the most output rows any of them has
     auto step_samples = [&](int64_t step) {
@@ -535,7 +539,7 @@ int run(int argc, char ** argv) {
         .num("tokens_per_s", train_time_here > 0 ? tokens_here / train_time_here : 0.0)
         .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
-        .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("transposed_weight_bytes", tg.wt.bytes)
+        .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("weight_copy_bytes", tg.wt.bytes)
         .integer("train_graph_nodes", tg.train_graph_nodes).raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);

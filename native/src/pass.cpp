@@ -131,22 +131,52 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
     return out;
 }
 
-// ggml asks for the transposed copy of a frozen weight while it builds the backward pass: a new
-// one is created here and filled at the end of the build (materialize_transposes).
-ggml_tensor * transposed_source(const ggml_tensor * w, void * ud) {
-    auto & wt = static_cast<trainer_graph *>(ud)->wt;
-    if (!w->data || !w->buffer || ggml_backend_buffer_get_usage(w->buffer) != GGML_BACKEND_BUFFER_USAGE_WEIGHTS) {
-        return nullptr; // not a model weight: ggml makes the copy in the pass
+bool is_model_weight(const ggml_tensor * w) {
+    return w->data && w->buffer && ggml_backend_buffer_get_usage(w->buffer) == GGML_BACKEND_BUFFER_USAGE_WEIGHTS &&
+        !(w->flags & GGML_TENSOR_FLAG_PARAM);
+}
+
+// A copy of a frozen model weight in the copies' type, transposed (its input gradient) or not (the
+// forward pass's matmuls), made once: created here, filled at the end of the build
+// (materialize_transposes).
+ggml_tensor * weight_copy(trainer_graph & tg, const ggml_tensor * w, bool transposed) {
+    auto & wt = tg.wt;
+    if (!wt.ctx) {
+        ggml_init_params params = { 4096 * ggml_tensor_overhead(), nullptr, true };
+        wt.ctx = ggml_init(params);
     }
-    const auto it = wt.of.find(w);
-    if (it != wt.of.end()) {
+    auto & of = transposed ? wt.of : wt.forward_of;
+    const auto it = of.find(w);
+    if (it != of.end()) {
         return it->second;
     }
-    ggml_tensor * t = ggml_new_tensor_4d(wt.ctx, (ggml_type) wt.type, w->ne[1], w->ne[0], w->ne[2], w->ne[3]);
-    ggml_format_name(t, "autoact_wt.%s", w->name);
-    wt.of[w] = t;
-    wt.pending.emplace_back(w, t);
+    ggml_tensor * t = transposed ? ggml_new_tensor_4d(wt.ctx, (ggml_type) wt.type, w->ne[1], w->ne[0], w->ne[2], w->ne[3])
+                                 : ggml_new_tensor_4d(wt.ctx, (ggml_type) wt.type, w->ne[0], w->ne[1], w->ne[2], w->ne[3]);
+    ggml_format_name(t, transposed ? "autoact_wt.%s" : "autoact_w16.%s", w->name);
+    of[w] = t;
+    wt.pending.push_back({ w, t, transposed });
     return t;
+}
+
+// ggml asks for the transposed copy of a frozen weight while it builds the backward pass.
+ggml_tensor * transposed_source(const ggml_tensor * w, void * ud) {
+    if (!is_model_weight(w)) {
+        return nullptr; // not a model weight: ggml makes the copy in the pass
+    }
+    return weight_copy(*static_cast<trainer_graph *>(ud), w, true);
+}
+
+// Mixed precision on a CPU that multiplies BF16 natively: the training graph's matmuls through
+// frozen F32 and F16 weights read BF16 copies made once, at BF16's rate (quantized weights have
+// their own integer kernels).
+void forward_in_copies(trainer_graph & tg, ggml_cgraph * graph) {
+    for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
+        ggml_tensor * t = ggml_graph_node(graph, i);
+        ggml_tensor * w = t->src[0];
+        if (t->op == GGML_OP_MUL_MAT && is_model_weight(w) && !w->view_src && (w->type == GGML_TYPE_F32 || w->type == GGML_TYPE_F16)) {
+            t->src[0] = weight_copy(tg, w, false);
+        }
+    }
 }
 
 // Allocates the new transposed copies in host memory and computes them once.
@@ -165,12 +195,12 @@ void materialize_transposes(trainer_graph & tg) {
     ggml_init_params params = { (4 * wt.pending.size() + 8) * ggml_tensor_overhead() + ggml_graph_overhead_custom(4 * wt.pending.size() + 8, false), nullptr, true };
     ggml_context * ctx = ggml_init(params);
     ggml_cgraph * g = ggml_new_graph_custom(ctx, 4 * wt.pending.size() + 8, false);
-    for (auto & [w, t] : wt.pending) {
-        ggml_tensor * src = const_cast<ggml_tensor *>(w);
+    for (auto & c : wt.pending) {
+        ggml_tensor * src = const_cast<ggml_tensor *>(c.w);
         if (ggml_is_quantized(src->type)) {
             src = ggml_cast(ctx, src, GGML_TYPE_F32);
         }
-        ggml_build_forward_expand(g, ggml_cpy(ctx, ggml_transpose(ctx, src), t));
+        ggml_build_forward_expand(g, ggml_cpy(ctx, c.transposed ? ggml_transpose(ctx, src) : src, c.copy));
     }
     ggml_backend * cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
     ggml_backend_cpu_set_n_threads(cpu, wt.n_threads);
@@ -294,6 +324,9 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
                 return nullptr;
             }
         }
+        if (tg.forward_copies) {
+            forward_in_copies(tg, graph);
+        }
         materialize_transposes(tg);
         tg.train_graph_nodes = ggml_graph_n_nodes(graph);
     }
@@ -383,13 +416,8 @@ void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_thr
         ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
         return;
     }
-    tg.wt.enabled = cache;
     tg.wt.type = type;
     tg.wt.n_threads = n_threads;
-    if (cache && !tg.wt.ctx) {
-        ggml_init_params params = { 4096 * ggml_tensor_overhead(), nullptr, true };
-        tg.wt.ctx = ggml_init(params);
-    }
     ggml_autoact_set_frozen_grad_type((ggml_type) type, cache ? transposed_source : nullptr, &tg);
 }
 

@@ -31,6 +31,7 @@ struct trainer_graph {
     bool                  sliced = false;     // large frozen weights' input gradients are made a slice at a time
     bool                  recompute = false; // training graphs recompute each layer's activations (recompute.h)
     bool                  loss_gradient_forward = true; // false: the whole loss through ggml's backward pass (tests)
+    bool                  forward_copies = false; // training passes' forward matmuls through F32/F16 weights on copies in wt.type
     bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
 
     // the graph of the last pass, kept while the next pass has the same shape
@@ -51,22 +52,23 @@ struct trainer_graph {
     int64_t n_builds = 0, n_passes = 0;
     int64_t train_graph_nodes = 0; // nodes of the last training graph (one kernel launch each on a GPU)
 
-    // transposed copies of the frozen weights for their input gradients, made once (see
-    // trainer_transpose_cache); empty when the cache is off
+    // copies of the frozen weights in host memory, made once: transposed for their input gradients
+    // (trainer_frozen_backward with `cache`), and as they are for the forward matmuls (forward_copies)
     struct {
-        bool           enabled = false;
         int            type = 0;        // ggml_type of the copies
         int            n_threads = 1;
         ggml_context * ctx = nullptr;
-        std::map<const ggml_tensor *, ggml_tensor *> of;
-        std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> pending;
+        std::map<const ggml_tensor *, ggml_tensor *> of;         // transposed, for input gradients
+        std::map<const ggml_tensor *, ggml_tensor *> forward_of; // as they are, for the forward pass
+        struct copy { const ggml_tensor * w; ggml_tensor * copy; bool transposed; };
+        std::vector<copy> pending;
         std::vector<ggml_backend_buffer *> buffers;
         int64_t        bytes = 0;
     } wt;
 };
 
 // Input gradients through the frozen weights: matmuls of transposed copies in `type` (F32, or
-// F16 with mixed precision), the copies made once and kept (`cache`, CPU) or made in every
+// F16 / BF16 with mixed precision), the copies made once and kept (`cache`, CPU) or made in every
 // pass (GPU: no memory for a second copy of the model); or upstream's OUT_PROD (`type` < 0). In
 // a pass, a weight of more than 2 x `slice_elements` is transposed a slice of rows at a time.
 void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements);

@@ -50,6 +50,8 @@ export interface TrainStart {
     mixed_precision: boolean;
     /** The type of those copies: "f32", "f16" (a GPU) or "bf16" (a CPU that multiplies BF16 natively). */
     input_grad_type: string;
+    /** Whether the forward matmuls through F32/F16 weights read BF16 copies (mixed precision `on`, such a CPU). */
+    forward_bf16: boolean;
     /** Whether the backward pass recomputes each layer's activations. */
     recompute: boolean;
 }

@@ -173,20 +173,25 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(profile.top.some((n: { node: string }) => n.node.includes("grad for"))).toBe(true);
     });
 
-    it("mixed precision (16-bit input gradients: BF16 on a CPU that multiplies it natively, else F16) keeps the training loss within 1e-2 of F32; auto is on with BF16 only", async () => {
+    it("mixed precision: 16-bit input gradients (BF16 on a CPU that multiplies it natively, else F16) keep the training loss within 1e-2 of F32, BF16 forward matmuls (on) within 2e-2; auto is the former, with BF16 only", async () => {
         const common = ["--base", base, "--data", data, "--ctx", "64", "--steps", "8", "--lr", "1e-2", "--batch", "4"];
         const f32 = await runTrainer([...common, "--out", path.join(dir, "mp-off.gguf"), "--mixed-precision", "off"]);
         const mixed = await runTrainer([...common, "--out", path.join(dir, "mp-on.gguf"), "--mixed-precision", "on"]);
-        const auto = await runTrainer([...common, "--out", path.join(dir, "mp-auto.gguf"), "--steps", "1"]);
+        const auto = await runTrainer([...common, "--out", path.join(dir, "mp-auto.gguf")]);
         for (const run of [f32, mixed, auto]) expect(run.exitCode, run.stderr).toBe(0);
         expect([f32.events[0]!.mixed_precision, f32.events[0]!.input_grad_type]).toEqual([false, "f32"]);
         expect(mixed.events[0]!.mixed_precision).toBe(true);
         expect(["bf16", "f16"]).toContain(mixed.events[0]!.input_grad_type);
+        // with BF16, `on` puts the forward matmuls on BF16 copies too; auto keeps the model's own loss
+        expect(mixed.events[0]!.forward_bf16).toBe(mixed.events[0]!.input_grad_type === "bf16");
+        expect(auto.events[0]!.forward_bf16).toBe(false);
         // on a CPU, auto takes 16 bits only where they are faster (BF16)
         expect(auto.events[0]!.input_grad_type).toBe(mixed.events[0]!.input_grad_type === "bf16" ? "bf16" : "f32");
         const a = stepLosses(f32);
-        const b = stepLosses(mixed);
         expect(a.at(-1)!).toBeLessThan(a[0]!);
-        a.forEach((loss, i) => expect(Math.abs(loss - b[i]!), `step ${i + 1}`).toBeLessThan(1e-2));
+        // lr 1e-2 takes the loss from ~6 to ~2 in 8 steps: the runs' paths drift apart as they go
+        const onLimit = mixed.events[0]!.forward_bf16 ? 2e-2 : 1e-2;
+        stepLosses(mixed).forEach((loss, i) => expect(Math.abs(loss - a[i]!), `on, step ${i + 1}`).toBeLessThan(onLimit));
+        stepLosses(auto).forEach((loss, i) => expect(Math.abs(loss - a[i]!), `auto, step ${i + 1}`).toBeLessThan(1e-2));
     });
 });
