@@ -2,7 +2,8 @@ import type { Argv, CommandModule } from "yargs";
 import { summarizeGguf } from "../../gguf/reader.js";
 import { checkGgufFileSync, describeAdapter } from "../../llm/gguf-check.js";
 import { InputError } from "../../util/errors.js";
-import { writeSyntheticModel, type SynthArch, type SynthChatTemplate, type SynthType } from "../../gguf/synth.js";
+import { CHAT_TEMPLATES, SYNTH_ARCHS, SYNTH_TYPES, writeSyntheticModel, type SynthArch, type SynthChatTemplate, type SynthType } from "../../gguf/synth.js";
+import { loadModelPresets } from "../../gguf/presets.js";
 
 interface SynthArgs {
     arch?: string;
@@ -25,18 +26,18 @@ const synth: CommandModule<object, SynthArgs> = {
     command: "synth",
     describe: "Write a random-weight llama/qwen2 GGUF with a working tokenizer (for tests and benchmarks)",
     builder: (yargs) => yargs
-        .option("preset", { type: "string", describe: "Shape from models/presets.json (tiny, tiny-chat, 27m, 100m, 0.5b, 1.5b); flags override it" })
-        .option("arch", { type: "string", describe: "llama | qwen2" })
+        .option("preset", { type: "string", describe: `Shape from models/presets.json (${Object.keys(loadModelPresets().synthetic).join(", ")}); flags override it` })
+        .option("arch", { type: "string", describe: SYNTH_ARCHS.join(" | ") })
         .option("n-embd", { type: "number", describe: "Hidden size" })
         .option("layers", { type: "number", describe: "Transformer blocks" })
         .option("heads", { type: "number", describe: "Attention heads (must divide n-embd)" })
         .option("kv-heads", { type: "number", describe: "Key/value heads (must divide heads; default: heads)" })
         .option("ff", { type: "number", describe: "Feed-forward size" })
         .option("ctx", { type: "number", describe: "Context length in the metadata (default 2048)" })
-        .option("type", { type: "string", describe: "f32 | f16 | q8_0 | q4_0 | q4_k (default f32)" })
+        .option("type", { type: "string", describe: `${SYNTH_TYPES.join(" | ")} (default f32)` })
         .option("seed", { type: "number", describe: "Seed of the random weights (default 1)" })
         .option("vocab", { type: "number", describe: "Vocabulary size (default 512)" })
-        .option("chat-template", { type: "string", describe: "chatml | none (default: chatml for qwen2, none for llama)" })
+        .option("chat-template", { type: "string", describe: `${CHAT_TEMPLATES.join(" | ")} (default: chatml for qwen2, none for llama)` })
         .option("tied-embeddings", { type: "boolean", describe: "Leave out output.weight (reuse token_embd)" })
         .option("out", { type: "string", demandOption: true, describe: "Output .gguf file" }) as unknown as Argv<SynthArgs>,
     handler: async (args) => {
