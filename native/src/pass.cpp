@@ -131,6 +131,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
     return out;
 }
 
+// A frozen weight of the base model (the adapter's tensors are trainable).
 bool is_model_weight(const ggml_tensor * w) {
     return w->data && w->buffer && ggml_backend_buffer_get_usage(w->buffer) == GGML_BACKEND_BUFFER_USAGE_WEIGHTS &&
         !(w->flags & GGML_TENSOR_FLAG_PARAM);
@@ -138,7 +139,7 @@ bool is_model_weight(const ggml_tensor * w) {
 
 // A copy of a frozen model weight in the copies' type, transposed (its input gradient) or not (the
 // forward pass's matmuls), made once: created here, filled at the end of the build
-// (materialize_transposes).
+// (materialize_weight_copies).
 ggml_tensor * weight_copy(trainer_graph & tg, const ggml_tensor * w, bool transposed) {
     auto & wt = tg.wt;
     if (!wt.ctx) {
@@ -179,8 +180,8 @@ void forward_in_copies(trainer_graph & tg, ggml_cgraph * graph) {
     }
 }
 
-// Allocates the new transposed copies in host memory and computes them once.
-void materialize_transposes(trainer_graph & tg) {
+// Allocates the new weight copies in host memory and computes them once.
+void materialize_weight_copies(trainer_graph & tg) {
     auto & wt = tg.wt;
     if (wt.pending.empty()) {
         return;
@@ -327,7 +328,7 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         if (tg.forward_copies) {
             forward_in_copies(tg, graph);
         }
-        materialize_transposes(tg);
+        materialize_weight_copies(tg);
         tg.train_graph_nodes = ggml_graph_n_nodes(graph);
     }
     const size_t n_tensors = graph_tensors(graph);
