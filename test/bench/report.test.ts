@@ -56,7 +56,7 @@ const cpuTrain: BenchResult = {
         kind: "train", machine: "AMD EPYC 2c", backend: "cpu", model: "stories260K", timestamp: "2026-11-27T10:30:00.000Z",
         tests: [fixtureTest("train-r8-ctx256", { engine: "autoact-train", pp: 256, lora_adapters: 1, mean: 2500 })],
         llamaBench: [fixtureTest("pp256", { engine: "llama-bench", pp: 256, mean: 10_000 })],
-        settings: { rank: 8, ctx: 256, batch: 8, flops_per_token: 4 * 292_800 }
+        settings: { rank: 8, ctx: 256, batch: 8, flops_per_token: 4 * 292_800, input_grad_type: "bf16", forward_bf16: true }
     }),
     torch: {
         command: "python3 bench/reference/torch_lora.py", version: "1.13.1", lora: "plain", device: "cpu", dtype: "f32", lora_params: 8960,
@@ -114,9 +114,10 @@ describe("bench report", () => {
         // LoRA cost
         expect(md).toContain("| AMD EPYC 2c | cpu | synth-100m-q8_0 | 400 ± 8.00 | 360 ± 7.20 | 350 ± 7.00 | 50.0 ± 1.00 | 45.0 ± 0.900 | 40.0 ± 0.800 | 300 MiB |");
         // training, with GFLOP/s from 4 x params and peak VRAM
-        expect(md).toMatch(/\| NVIDIA H200 \| cuda \| synth-0\.5b-f32 \| MOSTLY_Q8_0 \| 100\.0M \| 8 \| 256 \| 1 \| 16 \| 9000 ± 180 \| 17784\.0 \| - \| - \| - \| - \| 300 MiB \| 6144 MiB \|/);
+        expect(md).toMatch(/\| NVIDIA H200 \| cuda \| synth-0\.5b-f32 \| MOSTLY_Q8_0 \| - \| 100\.0M \| 8 \| 256 \| 1 \| 16 \| 9000 ± 180 \| 17784\.0 \| - \| - \| - \| - \| 300 MiB \| 6144 MiB \|/);
         // beside llama-bench's forward pass and the PyTorch reference of the same run
-        expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| stories260K \| .* \| 8 \| 16 \| 2500 ± 50\.0 \| 2\.9 \| 10\.0k ± 200 \| 0\.25 \| 1000 ± 20\.0 \(f32\) \| 2\.50 \|/);
+        // with the trainer's precision: BF16 input gradients and forward matmuls
+        expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| stories260K \| [A-Z_0-9]+ \| bf16 \(forward bf16\) \| .* \| 8 \| 16 \| 2500 ± 50\.0 \| 2\.9 \| 10\.0k ± 200 \| 0\.25 \| 1000 ± 20\.0 \(f32\) \| 2\.50 \|/);
         // result links and charts resolve relative to the report
         for (const [, target] of md.matchAll(/\]\(([^)]+)\)/g)) {
             expect(fs.existsSync(path.join(dir, target!)), target).toBe(true);
