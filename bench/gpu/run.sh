@@ -153,14 +153,16 @@ for m in $models; do
 done
 
 if [ "$skip_train" = 0 ]; then
-    for m in $train_models; do
-        if [ "$SECONDS" -ge "$budget" ]; then log "budget of ${budget}s spent: skipping training of $m"; status=3; continue; fi
-        read -r -a sizes <<< "${batch_tokens//,/ }"
-        [ "${#sizes[@]}" -gt 0 ] || sizes=("")
-        read -r -a modes <<< "${recompute//,/ }"
-        [ "${#modes[@]}" -gt 0 ] || modes=("")
-        for bt in "${sizes[@]}"; do
-            for rc in "${modes[@]}"; do
+    read -r -a sizes <<< "${batch_tokens//,/ }"
+    [ "${#sizes[@]}" -gt 0 ] || sizes=("")
+    read -r -a modes <<< "${recompute//,/ }"
+    [ "${#modes[@]}" -gt 0 ] || modes=("")
+    # every model at the first micro-batch size (and recompute mode) before any at the next, so
+    # that a spent budget cuts the extras, not a model of the issue's shapes
+    for bt in "${sizes[@]}"; do
+        for rc in "${modes[@]}"; do
+            for m in $train_models; do
+                if [ "$SECONDS" -ge "$budget" ]; then log "budget of ${budget}s spent: skipping training of $m${bt:+ at $bt tokens}${rc:+ (recompute $rc)}"; status=3; continue; fi
                 log "training: $m${bt:+ (micro-batches of $bt tokens)}${rc:+ (recompute $rc)}"
                 # beside llama-bench pp<ctx> of the same file and a PyTorch LoRA of the same shape (bf16 on the GPU; skipped where torch is absent)
                 autoact bench train --model "$m" --gpu "$backend" --steps "$train_steps" --ctx "$train_ctx" ${bt:+--batch-tokens "$bt"} ${rc:+--recompute "$rc"} \
