@@ -103,7 +103,10 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
             : logits;
         ggml_tensor * mask_k   = ggml_view_2d(ctx, tg.last.row_mask, 1, n, tg.last.row_mask->nb[1], o0 * tg.last.row_mask->nb[1]);
         ggml_tensor * labels_k = ggml_view_1d(ctx, tg.last.labels, n, o0 * ggml_element_size(tg.last.labels));
-        ggml_tensor * zeros    = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_vocab * n), 0.0f);
+        // zeros made by a node here, from an input without gradients: a new tensor would be a leaf,
+        // and the graph's allocator places every leaf before the first node (each chunk's targets
+        // beside all the rest)
+        ggml_tensor * zeros    = ggml_fill_inplace(ctx, ggml_repeat_4d(ctx, tg.last.loss_weight, 1, n_vocab * n, 1, 1), 0.0f);
         ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, mask_k, labels_k), n_vocab, n);
         // a padding row's targets are all 0, so its cross-entropy is 0 as it stands; only ggml's
         // backward (the whole-loss path) needs its logits masked, or the row's softmax would flow back
@@ -113,6 +116,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
         ggml_build_forward_expand(graph, sum); // this chunk's loss now: its logits and targets are freed before the next chunk's
         if (gradient_here) {
             ggml_tensor * d = ggml_mul(ctx, ggml_sub(ctx, ggml_soft_max(ctx, logits_k), hot), mask_k);
+            ggml_build_forward_expand(graph, d); // now, in place of the logits: not beside the output layer's first slice
             ggml_tensor * g = ggml_mul(ctx, ggml_autoact_frozen_input_grad(ctx, w, d), tg.last.loss_weight);
             ggml_build_forward_expand(graph, ggml_cpy(ctx, g, ggml_view_2d(ctx, g_all, g_all->ne[0], n, g_all->nb[1], o0 * g_all->nb[1])));
         }
