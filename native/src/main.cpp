@@ -311,6 +311,10 @@ int run(int argc, char ** argv) {
     cparams.n_batch         = (uint32_t) capacity;
     cparams.n_ubatch        = (uint32_t) capacity;
     cparams.n_seq_max       = (uint32_t) pack_max_samples(capacity) + 1;
+    // llama.cpp would size its compute buffer at creation for a graph whose every token is an output
+    // (a 0.5B model's logits at 512 tokens: 311 MB); the passes copy no outputs out and the loss makes
+    // its own logits a chunk at a time, so the training graphs size the buffer themselves
+    cparams.n_outputs_max   = cparams.n_seq_max;
     cparams.kv_unified      = true;
     cparams.n_threads       = p.threads > 0 ? p.threads : (int32_t) std::max(1u, std::thread::hardware_concurrency());
     cparams.n_threads_batch = cparams.n_threads;
