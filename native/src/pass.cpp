@@ -465,6 +465,10 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
     if (rc != 0 && !tg.build_error.empty()) {
         throw input_error(tg.build_error);
     }
+    if (rc == LLAMA_AUTOACT_PASS_ALLOC_FAILED) {
+        throw runtime_failure(string_format("out of memory: the %s graph of a %zu-token micro-batch does not fit (its size is in the log above); "
+                "lower --batch-tokens%s", backward ? "training" : "forward", mb.tokens.size(), tg.recompute ? "" : " or use --recompute on"));
+    }
     if (rc != 0) {
         throw runtime_failure(string_format("llama.cpp failed on a micro-batch of %d samples (code %d; rerun with --verbose)", mb.n_samples, rc));
     }

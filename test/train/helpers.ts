@@ -41,10 +41,18 @@ export interface TrainerRun {
     stderr: string;
 }
 
-/** Runs autoact-train with raw flags and parses its JSON lines. */
-export async function runTrainer(args: string[], options: { onEvent?: (e: { event: string } & Record<string, any>, kill: () => void) => void } = {}): Promise<TrainerRun> {
+/**
+ * Runs autoact-train with raw flags and parses its JSON lines; `addressSpaceKb` runs it under that
+ * limit of virtual memory (`ulimit -v`), where an allocation beyond it fails as it would out of memory.
+ */
+export async function runTrainer(args: string[], options: {
+    onEvent?: (e: { event: string } & Record<string, any>, kill: () => void) => void;
+    addressSpaceKb?: number;
+} = {}): Promise<TrainerRun> {
     const { trainer } = await nativeBuild();
-    const child = execa(trainer, [...args, "--threads", String(THREADS)], { reject: false, stdin: "ignore", buffer: { stdout: true, stderr: true } });
+    const argv = [trainer, ...args, "--threads", String(THREADS)];
+    const [file, ...fileArgs] = options.addressSpaceKb == null ? argv : ["sh", "-c", `ulimit -v ${options.addressSpaceKb} && exec "$@"`, "sh", ...argv];
+    const child = execa(file!, fileArgs, { reject: false, stdin: "ignore", buffer: { stdout: true, stderr: true } });
     const events: TrainerRun["events"] = [];
     let rest = "";
     child.stdout!.on("data", (chunk: Buffer) => {
