@@ -103,11 +103,13 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
             : logits;
         ggml_tensor * mask_k   = ggml_view_2d(ctx, tg.last.row_mask, 1, n, tg.last.row_mask->nb[1], o0 * tg.last.row_mask->nb[1]);
         ggml_tensor * labels_k = ggml_view_1d(ctx, tg.last.labels, n, o0 * ggml_element_size(tg.last.labels));
-        // zeros made by a node here, from an input without gradients: a new tensor would be a leaf,
-        // and the graph's allocator places every leaf before the first node (each chunk's targets
-        // beside all the rest)
-        ggml_tensor * zeros    = ggml_fill_inplace(ctx, ggml_repeat_4d(ctx, tg.last.loss_weight, 1, n_vocab * n, 1, 1), 0.0f);
-        ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, zeros, mask_k, labels_k), n_vocab, n);
+        // the targets' zeros: a FILL node shaped as the logits, made here (a new tensor is a leaf, and
+        // the graph's allocator places every leaf before the first node: each chunk's targets beside
+        // all the rest), unless ggml's backward runs through the loss (it would differentiate them)
+        ggml_tensor * zeros    = backward && !gradient_here
+            ? ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n), 0.0f)
+            : ggml_fill(ctx, logits_k, 0.0f);
+        ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, ggml_reshape_2d(ctx, zeros, 1, n_vocab * n), mask_k, labels_k), n_vocab, n);
         // a padding row's targets are all 0, so its cross-entropy is 0 as it stands; only ggml's
         // backward (the whole-loss path) needs its logits masked, or the row's softmax would flow back
         ggml_tensor * ce_in    = backward && !gradient_here ? ggml_mul(ctx, logits_k, mask_k) : logits_k;
