@@ -59,7 +59,7 @@ struct train_params {
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
     std::string loss_gradient = "forward"; // forward | backward: where the loss's gradient is computed (tests)
-    int32_t backward_slice = 16 * 1024 * 1024; // elements of a slice of a large frozen weight's input gradient
+    int32_t backward_slice = 8 * 1024 * 1024; // elements of a slice of a large frozen weight's input gradient
 
     // modes
     bool    init_only      = false; // write the fresh adapter to --out and exit

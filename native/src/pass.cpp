@@ -25,7 +25,8 @@ struct pass_call {
 };
 
 // The loss on top of llama.cpp's forward graph, from integer labels, a chunk of output rows at a
-// time (as many as keep a chunk's logits within the slice of --backward-slice):
+// time (as many as keep a chunk's logits within two slices of --backward-slice: the output layer's
+// slices, dequantized beside a chunk's softmax for its gradient, are half its size):
 //   hot_k  = 1 at [label_o, o] of each trained row o of chunk k, else 0   [V, n]  (set_rows of the
 //            row mask into zeros, on the device: no dense target from the host)
 //   loss   = weight * sum_k n * cross_entropy(logits_k, hot_k)   (ggml's fused op, -sum(hot *
@@ -63,7 +64,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
     ggml_tensor * w = logits->src[0];
     ggml_tensor * h = logits->src[1];
     const bool plain = plain_logits(tg, logits);
-    int64_t per = plain ? std::max<int64_t>(1, std::min<int64_t>(n_out, tg.slice_elements / n_vocab)) : n_out;
+    int64_t per = plain ? std::max<int64_t>(1, std::min<int64_t>(n_out, 2 * tg.slice_elements / n_vocab)) : n_out;
     if (plain) {
         // each chunk's gradient takes the output weight a slice at a time (~7 nodes a slice): at most
         // an eighth of the graph's room for the loss, in fewer, larger chunks when the slices are many
