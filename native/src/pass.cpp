@@ -91,6 +91,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
     ggml_set_input(tg.last.loss_weight);
 
     const bool gradient_here = backward && plain;
+    const bool loss_differentiated = backward && !plain; // ggml's backward runs through the whole loss
     ggml_tensor * g_all = nullptr;
     if (gradient_here) {
         g_all = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, h->ne[0], n_out);
@@ -107,13 +108,13 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
         // the targets' zeros: a FILL node shaped as the logits, made here (a new tensor is a leaf, and
         // the graph's allocator places every leaf before the first node: each chunk's targets beside
         // all the rest), unless ggml's backward runs through the loss (it would differentiate them)
-        ggml_tensor * zeros    = backward && !gradient_here
+        ggml_tensor * zeros    = loss_differentiated
             ? ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n), 0.0f)
             : ggml_fill(ctx, logits_k, 0.0f);
         ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, ggml_reshape_2d(ctx, zeros, 1, n_vocab * n), mask_k, labels_k), n_vocab, n);
         // a padding row's targets are all 0, so its cross-entropy is 0 as it stands; only ggml's
         // backward (the whole-loss path) needs its logits masked, or the row's softmax would flow back
-        ggml_tensor * ce_in    = backward && !gradient_here ? ggml_mul(ctx, logits_k, mask_k) : logits_k;
+        ggml_tensor * ce_in    = loss_differentiated ? ggml_mul(ctx, logits_k, mask_k) : logits_k;
         ggml_tensor * ce       = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ce_in, hot), (float) n);
         sum = sum ? ggml_add(ctx, sum, ce) : ce;
         ggml_build_forward_expand(graph, sum); // this chunk's loss now: its logits and targets are freed before the next chunk's

@@ -13,16 +13,15 @@ namespace {
 struct recomputer {
     ggml_context *                                    ctx;
     std::unordered_set<const ggml_tensor *>           forward;     // computed nodes of the forward pass
-    std::unordered_set<const ggml_tensor *>           checkpoints; // kept from the forward pass
+    std::unordered_map<const ggml_tensor *, ggml_tensor *> kept;    // checkpoint (a layer's output) -> its copy in a leaf
     std::unordered_map<const ggml_tensor *, ggml_tensor *> copies;  // forward node -> its recomputed copy
-    std::unordered_map<const ggml_tensor *, ggml_tensor *> kept;    // checkpoint -> its copy in a leaf
 
     // The tensor that the backward pass reads in place of `t`: `t` itself when it is not a forward
     // node or a node without sources (it costs nothing to keep: a constant such as an arange); a
     // checkpoint's kept copy; otherwise a copy of its op on recomputed sources (made once).
     ggml_tensor * get(ggml_tensor * t) {
-        if (t && checkpoints.count(t)) {
-            return kept.at(t);
+        if (const auto k = kept.find(t); k != kept.end()) {
+            return k->second;
         }
         if (!t || !forward.count(t) || (t->flags & GGML_TENSOR_FLAG_PARAM)) {
             return t;
@@ -63,20 +62,17 @@ ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int
     for (int i = 0; i < n_forward; ++i) {
         ggml_tensor * t = ggml_graph_node(graph, i);
         r.forward.insert(t);
+        // a layer's output is kept, copied into a new tensor of its own, a graph leaf: ggml's
+        // allocator places the leaves before the first node, side by side, so that the kept
+        // outputs do not stand between the layers' large temporaries (each would push the next
+        // layer's attention scores above it: 1.8 MB a layer at 512 tokens, 7.3 MB at 2048)
         if (std::strncmp(ggml_get_name(t), "l_out-", 6) == 0) {
-            r.checkpoints.insert(t);
+            ggml_tensor * leaf = ggml_new_tensor(ctx, t->type, GGML_MAX_DIMS, t->ne);
+            ggml_format_name(leaf, "%.56s (kept)", ggml_get_name(t));
+            r.kept[t] = ggml_cpy(ctx, t, leaf);
         }
     }
-    // each checkpoint copied into a new tensor of its own, a graph leaf: ggml's allocator places
-    // the leaves before the first node, side by side, so that the kept layer outputs do not stand
-    // between the layers' large temporaries (each would push the next layer's attention scores
-    // above it: 1.8 MB a layer at 512 tokens, 7.3 MB at 2048)
-    for (const ggml_tensor * t : r.checkpoints) {
-        ggml_tensor * leaf = ggml_new_tensor(ctx, t->type, GGML_MAX_DIMS, t->ne);
-        ggml_format_name(leaf, "%.56s (kept)", ggml_get_name(t));
-        r.kept[t] = ggml_cpy(ctx, const_cast<ggml_tensor *>(t), leaf);
-    }
-    if (r.checkpoints.empty()) {
+    if (r.kept.empty()) {
         static bool warned = false;
         if (!warned) {
             fprintf(stderr, "autoact-train: this architecture's graph names no layer outputs (l_out-<layer>): activations are kept, not recomputed\n");
@@ -106,8 +102,9 @@ ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int
     for (int i = 0; i < n_nodes; ++i) {
         ggml_tensor * t = ggml_graph_node(graph, i);
         graph_append(out, t);
-        if (i < n_forward && r.checkpoints.count(t)) {
-            graph_append(out, r.kept.at(t)); // kept as soon as it is made
+        const auto k = i < n_forward ? r.kept.find(t) : r.kept.end();
+        if (k != r.kept.end()) {
+            graph_append(out, k->second); // kept as soon as it is made
         }
     }
     return out;
