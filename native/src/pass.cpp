@@ -224,9 +224,10 @@ void materialize_weight_copies(trainer_graph & tg) {
     }
 }
 
-// A dropout keep-mask as patch 0003 names it (not a view of one, not a recomputed copy).
+// A dropout keep-mask as patch 0003 names it (made in place: itself a view of the tensor it was
+// made in), not a window of it ("... (view)") nor a recomputed copy ("... (re)").
 bool is_dropout_mask(const ggml_tensor * t) {
-    return !t->view_src && std::strncmp(t->name, "autoact_dropout_keep_", 21) == 0 && !std::strchr(t->name, ' ');
+    return std::strncmp(t->name, "autoact_dropout_keep_", 21) == 0 && !std::strchr(t->name, ' ');
 }
 
 // The slices beyond the first of the frozen weights' input gradients (ggml_autoact_frozen_grad_slice_rows).
@@ -348,8 +349,10 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
     if (tg.keep_dropout_masks) {
         for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
             ggml_tensor * t = ggml_graph_node(graph, i);
-            if (is_dropout_mask(t)) {
-                ggml_set_output(t); // not reused by later nodes: readable after the pass
+            // not reused by later nodes: readable after the pass (the mask is made in place: its
+            // memory is the tensor it views)
+            for (ggml_tensor * m = is_dropout_mask(t) ? t : nullptr; m; m = m->view_src) {
+                ggml_set_output(m);
             }
         }
     }
