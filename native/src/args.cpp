@@ -129,7 +129,7 @@ const std::vector<flag> & flags() {
         FLAG_INT("--ctx", ctx, 8, 1 << 20, "context length; a longer sample is an error"),
         FLAG_INT("--batch", batch, 1, 1 << 20, "samples per optimizer step (times --grad-accum), packed into micro-batches"),
         FLAG_INT("--grad-accum", grad_accum, 1, 1 << 20, "multiplies the samples per optimizer step"),
-        FLAG_INT("--batch-tokens", batch_tokens, 0, 1 << 24, "token budget of one packed micro-batch (samples side by side, each attending only to itself); 0 = --ctx (attention memory grows with its square)"),
+        FLAG_INT("--batch-tokens", batch_tokens, 0, 1 << 24, "token budget of one packed micro-batch: blocks of up to --ctx tokens side by side, each sample within a block and attending only to itself (attention memory grows with the budget times the block); 0 = one block"),
         FLAG_INT("--epochs", epochs, 1, 1 << 20, "epochs (when --steps is 0)"),
         FLAG_INT("--steps", steps, 0, 1 << 30, "optimizer steps (0 = as many as --epochs take)"),
         FLAG_FLOAT("--eval-fraction", eval_fraction, 0.0, 0.9, "share of samples held out for the eval loss"),

@@ -129,7 +129,7 @@ std::map<std::string, std::string> adapter_meta(const train_params & p, const ba
 }
 
 // Mean NLL of the held-out samples' response tokens, packed like training.
-double eval_loss(trainer_graph & tg, const std::vector<sample> & eval, int32_t capacity) {
+double eval_loss(trainer_graph & tg, const std::vector<sample> & eval, pack_shape shape) {
     std::vector<const sample *> all;
     int64_t n = 0;
     for (const auto & smp : eval) {
@@ -137,21 +137,21 @@ double eval_loss(trainer_graph & tg, const std::vector<sample> & eval, int32_t c
         n += (int64_t) smp.labels.size();
     }
     double sum = 0.0;
-    for (const micro_batch & mb : pack_samples(all, capacity, 1.0f, pack_max_labels(all, capacity))) {
+    for (const micro_batch & mb : pack_samples(all, shape, 1.0f, pack_max_labels(all, shape))) {
         sum += trainer_pass(tg, mb, false);
     }
     return n > 0 ? sum / (double) n : NAN;
 }
 
 // One sample alone in a micro-batch, its loss the mean over its response tokens.
-micro_batch single(const sample & smp, int32_t capacity) {
-    return pack_samples({ &smp }, capacity, 1.0f / (float) smp.labels.size()).front();
+micro_batch single(const sample & smp, pack_shape shape) {
+    return pack_samples({ &smp }, shape, 1.0f / (float) smp.labels.size()).front();
 }
 
-int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & ds, int32_t capacity) {
+int run_grad_check(const train_params & p, trainer_graph & tg, const dataset & ds, pack_shape shape) {
     lora_adapter & a = *tg.adapter;
     const sample & smp = ds.train[0];
-    const micro_batch mb = single(smp, capacity);
+    const micro_batch mb = single(smp, shape);
     trainer_grads_zero(tg);
     const double loss0 = trainer_pass(tg, mb, true);
     json_line().str("event", "grad_check_start").integer("sample", smp.index).num("loss", loss0)
@@ -286,7 +286,8 @@ int run(int argc, char ** argv) {
     const int64_t total_steps     = p.steps > 0 ? p.steps : (int64_t) p.epochs * steps_per_epoch;
     std::vector<sample> every(ds.train);
     every.insert(every.end(), ds.eval.begin(), ds.eval.end());
-    const int32_t capacity        = pack_capacity(every, std::max<int64_t>(per_step, 1), p.batch_tokens > 0 ? p.batch_tokens : p.ctx);
+    const pack_shape shape        = pack_plan(every, std::max<int64_t>(per_step, 1), p.ctx, p.batch_tokens);
+    const int32_t capacity        = shape.tokens();
 
     checkpoint_state ckpt;
     ckpt.structure = run_structure(p, adapter, ds, total_steps);
@@ -305,7 +306,8 @@ int run(int argc, char ** argv) {
     }
 
     // one context whose single ubatch holds a packed micro-batch: every sample its own sequence
-    // in one unified KV cache, so that the attention mask is block-diagonal
+    // in one unified KV cache, so that the attention mask is block-diagonal; attention within
+    // each of its blocks (pack.h)
     llama_context_params cparams = llama_context_default_params();
     cparams.n_ctx           = (uint32_t) capacity;
     cparams.n_batch         = (uint32_t) capacity;
@@ -335,6 +337,7 @@ int run(int argc, char ** argv) {
         throw runtime_failure("llama.cpp could not attach the adapter");
     }
     llama_autoact_train_init(lctx);
+    llama_autoact_set_attention_block(lctx, shape.block);
 
 
     // bind our tensors to the loaded adapter's
@@ -375,7 +378,7 @@ int run(int argc, char ** argv) {
     trainer_graph_init(tg, lctx, adapter, n_vocab);
 
     if (p.grad_check > 0) {
-        const int rc = run_grad_check(p, tg, ds, capacity);
+        const int rc = run_grad_check(p, tg, ds, shape);
         trainer_graph_free(tg);
         llama_free(lctx);
         llama_model_free(model);
@@ -392,7 +395,7 @@ int run(int argc, char ** argv) {
     json_line().str("event", "start").integer("n_train", n_train).integer("n_eval", (int64_t) ds.eval.size())
         .integer("n_skipped", ds.n_skipped).integer("n_params", n_params).integer("total_steps", total_steps)
         .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
-        .integer("threads", cparams.n_threads).integer("batch_tokens", capacity)
+        .integer("threads", cparams.n_threads).integer("batch_tokens", capacity).integer("attention_block", shape.block)
         .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed)
         .str("input_grad_type", ggml_type_name(grad_type)).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute).emit();
 
@@ -406,7 +409,7 @@ int run(int argc, char ** argv) {
     };
     int32_t train_outputs = 0;
     for (int64_t step = 1; step <= total_steps; ++step) {
-        train_outputs = std::max(train_outputs, pack_max_labels(step_samples(step), capacity));
+        train_outputs = std::max(train_outputs, pack_max_labels(step_samples(step), shape));
     }
 
     const double t_start = now_s();
@@ -446,7 +449,7 @@ int run(int argc, char ** argv) {
 
         // forward + backward of each packed micro-batch; the step loss is the mean over its trained tokens
         double loss = 0.0;
-        const std::vector<micro_batch> mbs = pack_samples(samples, capacity, (float) (1.0 / (double) n_trained), train_outputs);
+        const std::vector<micro_batch> mbs = pack_samples(samples, shape, (float) (1.0 / (double) n_trained), train_outputs);
         for (size_t i = 0; i < mbs.size(); ++i) {
             tg.dropout_seed = pass_seed(p.seed, step, i);
             prof.active = p.profile && step > start_step + 1; // the first step allocates and warms up
@@ -492,7 +495,7 @@ int run(int argc, char ** argv) {
 
         const bool eval_now = !ds.eval.empty() && ((p.eval_every > 0 && step % p.eval_every == 0) || step == total_steps);
         if (eval_now) {
-            last_eval = eval_loss(tg, ds.eval, capacity);
+            last_eval = eval_loss(tg, ds.eval, shape);
         }
         const double tps = train_time_here > 0 ? (double) tokens_here / train_time_here : 0.0;
         const double eta = (double) (total_steps - step) * (train_time_here / (double) (step - start_step));
@@ -520,7 +523,7 @@ int run(int argc, char ** argv) {
 
     // ---- the result ----
     if (!ds.eval.empty() && !std::isfinite(last_eval)) {
-        last_eval = eval_loss(tg, ds.eval, capacity);
+        last_eval = eval_loss(tg, ds.eval, shape);
     }
     save_checkpoint(total_steps); // also brings the device's values to the host
     lora_write(p.out, adapter, adapter_meta(p, base));

@@ -3,7 +3,15 @@
 
 #include <algorithm>
 
-int32_t pack_capacity(const std::vector<sample> & samples, int64_t samples_per_step, int32_t batch_tokens) {
+namespace {
+
+int32_t round_up_32(int64_t n) {
+    return (int32_t) ((n + 31) / 32 * 32);
+}
+
+} // namespace
+
+pack_shape pack_plan(const std::vector<sample> & samples, int64_t samples_per_step, int32_t n_ctx, int32_t batch_tokens) {
     std::vector<int64_t> lengths;
     for (const auto & s : samples) {
         lengths.push_back((int64_t) s.tokens.size());
@@ -14,26 +22,35 @@ int32_t pack_capacity(const std::vector<sample> & samples, int64_t samples_per_s
         step_max += lengths[i];
     }
     const int64_t longest = lengths.empty() ? 1 : lengths.front();
-    const int64_t cap = std::max(longest, std::min<int64_t>(batch_tokens, step_max));
-    return (int32_t) ((cap + 31) / 32 * 32);
+    const int64_t budget  = batch_tokens > 0 ? batch_tokens : n_ctx;
+    pack_shape shape;
+    shape.block  = round_up_32(std::max(longest, std::min({ (int64_t) n_ctx, budget, step_max })));
+    const int64_t fill = (step_max + shape.block - 1) / shape.block; // the blocks one step can fill
+    shape.blocks = (int32_t) std::max<int64_t>(1, std::min(budget / shape.block, fill));
+    return shape;
 }
 
-int32_t pack_max_samples(int32_t capacity) {
-    return std::min<int32_t>(256, capacity) - 1;
+int32_t pack_max_samples(int32_t tokens) {
+    return std::min<int32_t>(256, tokens) - 1;
 }
 
 namespace {
 
-void finish(micro_batch & mb, int32_t capacity, int32_t n_outputs) {
-    // padding tokens: one more sequence, so that no sample attends to them
-    const int32_t pad_seq = mb.n_samples;
-    int32_t pad_pos = 0;
-    while ((int32_t) mb.tokens.size() < capacity) {
+// Padding tokens up to `end` in a micro-batch of `capacity` tokens: one more sequence (the last
+// id, after every sample's), so that no sample attends to them; its positions count on through
+// the micro-batch.
+void pad_to(micro_batch & mb, int32_t end, int32_t capacity) {
+    const int32_t pad_seq = pack_max_samples(capacity);
+    while ((int32_t) mb.tokens.size() < end) {
+        mb.pos.push_back((int32_t) ((int64_t) mb.tokens.size() - mb.n_tokens));
         mb.tokens.push_back(0);
-        mb.pos.push_back(pad_pos++);
         mb.seq.push_back(pad_seq);
         mb.outputs.push_back(0);
     }
+}
+
+void finish(micro_batch & mb, int32_t capacity, int32_t n_outputs) {
+    pad_to(mb, capacity, capacity);
     // padding outputs: the first positions without an output, weight 0, in position order
     const int32_t n_out = std::max<int32_t>((int32_t) mb.n_labels, std::min(n_outputs, capacity));
     int32_t missing = n_out - (int32_t) mb.n_labels;
@@ -64,20 +81,27 @@ void finish(micro_batch & mb, int32_t capacity, int32_t n_outputs) {
 
 } // namespace
 
-std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight, int32_t n_outputs) {
+std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, pack_shape shape, float weight, int32_t n_outputs) {
+    const int32_t capacity    = shape.tokens();
+    const int32_t max_samples = pack_max_samples(capacity);
     std::vector<micro_batch> out;
     micro_batch cur;
-    const int32_t max_samples = pack_max_samples(capacity);
     for (const sample * s : samples) {
         const int32_t n = (int32_t) s->tokens.size();
-        if (n > capacity) {
-            throw input_error(string_format("sample %d has %d tokens, more than a micro-batch of %d (raise --batch-tokens)", s->index, n, capacity));
+        if (n > shape.block) {
+            throw input_error(string_format("sample %d has %d tokens, more than a micro-batch's block of %d (raise --batch-tokens)", s->index, n, shape.block));
         }
-        if ((int64_t) cur.tokens.size() + n > capacity || cur.n_samples == max_samples) {
+        int32_t start = (int32_t) cur.tokens.size();
+        if (start % shape.block + n > shape.block) {
+            start = (start / shape.block + 1) * shape.block; // the next block
+        }
+        if (start + n > capacity || cur.n_samples == max_samples) {
             finish(cur, capacity, n_outputs);
             out.push_back(std::move(cur));
-            cur = micro_batch();
+            cur   = micro_batch();
+            start = 0;
         }
+        pad_to(cur, start, capacity);
         size_t k = 0;
         for (int32_t i = 0; i < n; ++i) {
             cur.tokens.push_back(s->tokens[i]);
@@ -100,9 +124,9 @@ std::vector<micro_batch> pack_samples(const std::vector<const sample *> & sample
     return out;
 }
 
-int32_t pack_max_labels(const std::vector<const sample *> & samples, int32_t capacity) {
+int32_t pack_max_labels(const std::vector<const sample *> & samples, pack_shape shape) {
     int64_t most = 0;
-    for (const micro_batch & mb : pack_samples(samples, capacity, 0.0f)) {
+    for (const micro_batch & mb : pack_samples(samples, shape, 0.0f)) {
         most = std::max(most, mb.n_labels);
     }
     return (int32_t) most;

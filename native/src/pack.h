@@ -1,9 +1,11 @@
 // Packing: a step's samples laid side by side in micro-batches of one fixed shape, so that one
 // training graph serves every micro-batch of the run.
 //
-// Shapes: T = tokens per micro-batch (the capacity, fixed for the run), O = output rows (fixed
-// too: the most trained positions any micro-batch of the run has), so that one graph serves the
-// whole run.
+// Shapes: T = tokens per micro-batch (fixed for the run), O = output rows (fixed too: the most
+// trained positions any micro-batch of the run has), so that one graph serves the whole run.
+// A micro-batch is one or more blocks of the same size side by side, no sample across two, and
+// attention stays within a block (llama_autoact_set_attention_block): the scores of a micro-batch
+// grow with T x block, not T squared.
 // Each sample is its own sequence (positions from 0, attention only within the sample: the
 // mask is block-diagonal); unused tokens form one more padding sequence. Padding outputs carry
 // weight 0, so they change neither the loss nor the gradients.
@@ -26,18 +28,28 @@ struct micro_batch {
     int64_t n_labels  = 0;        // real trained positions
 };
 
-// Largest number of samples in a micro-batch of `capacity` tokens: llama.cpp's limit of 256
+// The micro-batches' shape: `blocks` blocks of `block` tokens.
+struct pack_shape {
+    int32_t block  = 32;
+    int32_t blocks = 1;
+    int32_t tokens() const { return block * blocks; }
+};
+
+// Largest number of samples in a micro-batch of `tokens` tokens: llama.cpp's limit of 256
 // sequences (and of no more sequences than tokens), less the padding sequence.
-int32_t pack_max_samples(int32_t capacity);
+int32_t pack_max_samples(int32_t tokens);
 
-// The capacity T of a run: at most `batch_tokens`, at least the longest sample, and no more
-// than one step's samples can fill; a multiple of 32.
-int32_t pack_capacity(const std::vector<sample> & samples, int64_t samples_per_step, int32_t batch_tokens);
+// The shape of a run: a block holds the longest sample and is at most the context `n_ctx` and
+// `batch_tokens` (more only for the longest sample), no more than one step's samples can fill; a
+// multiple of 32. As many blocks as `batch_tokens` holds (at least one), no more than one step's
+// samples can fill.
+pack_shape pack_plan(const std::vector<sample> & samples, int64_t samples_per_step, int32_t n_ctx, int32_t batch_tokens);
 
-// Packs `samples` in the given order into micro-batches of `capacity` tokens (a new one when the
-// next sample does not fit); each trained position gets `weight`. Every sample must fit. Each
-// micro-batch gets `n_outputs` output rows (padding rows weigh 0); 0 = its own count, as is.
-std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, int32_t capacity, float weight, int32_t n_outputs = 0);
+// Packs `samples` in the given order into micro-batches of `shape` (the next block when a sample
+// does not fit the current one, a new micro-batch after the last); each trained position gets
+// `weight`. Every sample must fit a block. Each micro-batch gets `n_outputs` output rows (padding
+// rows weigh 0); 0 = its own count, as is.
+std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, pack_shape shape, float weight, int32_t n_outputs = 0);
 
 // The most trained positions of any micro-batch that packing `samples` gives.
-int32_t pack_max_labels(const std::vector<const sample *> & samples, int32_t capacity);
+int32_t pack_max_labels(const std::vector<const sample *> & samples, pack_shape shape);

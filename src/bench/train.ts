@@ -172,7 +172,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
         settings: {
             gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,
-            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, mixed_precision: hyper.mixedPrecision, input_grad_type: trained.start?.input_grad_type ?? null, forward_bf16: trained.start?.forward_bf16 ?? null, recompute: trained.start?.recompute ?? null, trainer, llama_bench: llamaBench,
+            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, micro_batch_tokens: trained.start?.batch_tokens ?? null, attention_block: trained.start?.attention_block ?? null, mixed_precision: hyper.mixedPrecision, input_grad_type: trained.start?.input_grad_type ?? null, forward_bf16: trained.start?.forward_bf16 ?? null, recompute: trained.start?.recompute ?? null, trainer, llama_bench: llamaBench,
             lora_params: trained.done.n_params, prompt_share: PROMPT_SHARE, flops_per_token: 4 * params,
             trainer_tokens_per_s: trained.done.tokens_per_s, first_loss: trained.done.first_loss, last_loss: trained.done.loss,
             n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true

@@ -70,7 +70,7 @@ export const trainOptions = [
     { key: "ctx", cli: "ctx", config: "context", flag: "--ctx", kind: "int", default: 1024, min: 16, max: 2 ** 20, help: "Context length; a longer sample is an error" },
     { key: "batch", cli: "batch", config: "batch", flag: "--batch", kind: "int", default: 16, min: 1, max: 2 ** 20, help: "Samples per micro-batch group; a step trains batch x grad-accum samples" },
     { key: "gradAccum", cli: "grad-accum", config: "grad_accum", flag: "--grad-accum", kind: "int", default: 1, min: 1, max: 2 ** 20, help: "Gradient accumulation: groups of --batch samples per optimizer step" },
-    { key: "batchTokens", cli: "batch-tokens", config: "batch_tokens", flag: "--batch-tokens", kind: "int", default: 0, min: 0, max: 2 ** 24, help: "Token budget of one packed micro-batch (a step's samples are packed into micro-batches of up to this many tokens; 0 = the context length: attention memory grows with its square)" },
+    { key: "batchTokens", cli: "batch-tokens", config: "batch_tokens", flag: "--batch-tokens", kind: "int", default: 0, min: 0, max: 2 ** 24, help: "Token budget of one packed micro-batch (a step's samples are packed side by side into blocks of up to the context length, as many blocks as fit; attention stays within a block, so its memory grows with the budget times the context; 0 = one block)" },
     { key: "epochs", cli: "epochs", config: "epochs", flag: "--epochs", kind: "int", default: 5, min: 1, max: 2 ** 20, help: "Epochs, when --steps is 0" },
     { key: "steps", cli: "steps", config: "steps", flag: "--steps", kind: "int", default: 0, min: 0, max: MAX_INT, help: "Optimizer steps (0 = as many as the epochs take)" },
     // evaluation and safety

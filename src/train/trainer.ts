@@ -44,7 +44,10 @@ export interface TrainStart {
     steps_per_epoch: number;
     arch: string;
     threads: number;
+    /** Tokens of one packed micro-batch. */
     batch_tokens: number;
+    /** Tokens of one of its blocks: every sample lies within one, and attends only within it. */
+    attention_block: number;
     warmup_steps: number;
     /** Whether the backward pass runs on 16-bit copies of the frozen weights. */
     mixed_precision: boolean;

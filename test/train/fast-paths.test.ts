@@ -28,11 +28,15 @@ describe("the trainer's fast paths agree with the plain ones", () => {
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     async function gradDump(name: string, args: string[], model = base, samples = data) {
+        return (await gradDumpRun(name, args, model, samples)).dump;
+    }
+
+    async function gradDumpRun(name: string, args: string[], model = base, samples = data) {
         const out = path.join(dir, `${name}.grads`);
         const run = await runTrainer(["--base", model, "--data", samples, "--out", path.join(dir, `${name}.gguf`),
             "--ctx", "64", "--grad-dump", out, ...args]);
         expect(run.exitCode, run.stderr).toBe(0);
-        return readGradDump(out);
+        return { dump: readGradDump(out), start: run.events.find((e) => e.event === "start")! };
     }
 
     // Two grad dumps of one step agree: the loss within `lossTol`, every gradient within `gradTol`
@@ -43,12 +47,17 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(other.grads.some((g) => g.some((v) => v !== 0))).toBe(true);
     }
 
-    it("packed samples (block-diagonal attention) give the loss and gradients of one sample per micro-batch", async () => {
-        // 8 samples a step: all in one micro-batch of 256 tokens, or one per micro-batch of 32
-        // in F32: 16-bit input gradients would round the two packings' sums differently
-        const packed = await gradDump("packed", ["--batch", "8", "--batch-tokens", "256", "--mixed-precision", "off"]);
+    it("packed samples (attention within blocks, block-diagonal in each) give the loss and gradients of one sample per micro-batch", async () => {
+        // 8 samples a step (12-28 tokens): one per micro-batch of 32 tokens; all in one micro-batch
+        // of three 64-token blocks (--ctx 64); all in one block of 256 tokens (--ctx 256).
+        // In F32: 16-bit input gradients would round the packings' sums differently
         const single = await gradDump("single", ["--batch", "8", "--batch-tokens", "8", "--mixed-precision", "off"]);
-        expectSameDump(single, packed, 1e-4, 1e-4);
+        const blocks = await gradDumpRun("packed", ["--batch", "8", "--batch-tokens", "256", "--mixed-precision", "off"]);
+        const whole = await gradDumpRun("packed-whole", ["--batch", "8", "--batch-tokens", "256", "--ctx", "256", "--mixed-precision", "off"]);
+        expect([blocks.start.batch_tokens, blocks.start.attention_block]).toEqual([192, 64]);
+        expect([whole.start.batch_tokens, whole.start.attention_block]).toEqual([160, 160]);
+        expectSameDump(single, blocks.dump, 1e-4, 1e-4);
+        expectSameDump(single, whole.dump, 1e-4, 1e-4);
     });
 
     it("the loss's gradient computed in the forward pass, a chunk of rows at a time, equals ggml's backward pass of the whole loss", async () => {
@@ -131,6 +140,22 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         const dumpRecomputed = await gradDump("rc-on", ["--batch", "8", "--recompute", "on"]);
         expect(dumpRecomputed.loss).toBe(dumpKept.loss);
         expect(relMaxDiff(dumpKept.grads, dumpRecomputed.grads)).toBeLessThan(1e-6);
+    });
+
+    it("attention within blocks holds a compute buffer well under one block of the whole micro-batch (its scores n_block x T, not T x T)", async () => {
+        // 48 samples (928 tokens) in one micro-batch: fifteen 64-token blocks (960), or one block (928)
+        const many = await samplesFile(dir, mixedSamples(48), "many.bin");
+        const common = ["--base", base, "--data", many, "--batch", "48", "--batch-tokens", "1024", "--steps", "1"];
+        const blocks = await runTrainer([...common, "--out", path.join(dir, "blocks.gguf"), "--ctx", "64"]);
+        const whole = await runTrainer([...common, "--out", path.join(dir, "whole.gguf"), "--ctx", "1024"]);
+        expect(blocks.exitCode, blocks.stderr).toBe(0);
+        expect(whole.exitCode, whole.stderr).toBe(0);
+        expect([blocks.events[0]!.batch_tokens, blocks.events[0]!.attention_block]).toEqual([960, 64]);
+        expect([whole.events[0]!.batch_tokens, whole.events[0]!.attention_block]).toEqual([928, 928]);
+        const done = (run: typeof blocks) => run.events.find((e) => e.event === "done")!;
+        expect(done(blocks).loss).toBeCloseTo(done(whole).loss, 4);
+        // one head's 928 x 928 scores are 3.4 MB; measured 11.2 MB against 50.0 MB
+        expect(done(blocks).compute_buffer_bytes.CPU).toBeLessThan(0.5 * done(whole).compute_buffer_bytes.CPU);
     });
 
     it("the compute buffer holds a chunk of the logits, not llama.cpp's reserve for the logits of every token", async () => {
