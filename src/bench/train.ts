@@ -146,7 +146,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const ratioTrainToPp = median(played.map((r) => r.trained.test.mean / r.pp.mean));
     const ratioTorch = torch == null ? null : median(played.map((r) => r.trained.test.mean / r.torch!.tests[0]!.mean));
     if (rounds > 1)
-        notes.push(`${rounds} rounds of (autoact-train, llama-bench, PyTorch): the tests pool the rounds' samples; each ratio is the median of the rounds' ratios (ratio_train_to_pp ${played.map((r) => (r.trained.test.mean / r.pp.mean).toFixed(3)).join(", ")}${torch != null ? `; ratio_torch ${played.map((r) => (r.trained.test.mean / r.torch!.tests[0]!.mean).toFixed(3)).join(", ")}` : ""}).`);
+        notes.push(`${rounds} rounds of (autoact-train, llama-bench${torch != null ? ", PyTorch" : ""}): the tests pool the rounds' samples; each ratio is the median of the rounds' ratios (ratio_train_to_pp ${played.map((r) => (r.trained.test.mean / r.pp.mean).toFixed(3)).join(", ")}${torch != null ? `; ratio_torch ${played.map((r) => (r.trained.test.mean / r.torch!.tests[0]!.mean).toFixed(3)).join(", ")}` : ""}).`);
 
     const buffers = Object.entries(trained.done.compute_buffer_bytes ?? {});
     if (buffers.length > 0)
