@@ -39,10 +39,9 @@ struct pack_shape {
 // sequences (and of no more sequences than tokens), less the padding sequence.
 int32_t pack_max_samples(int32_t tokens);
 
-// The shape of a run: a block holds the longest sample and is at most the context `n_ctx` and
-// `batch_tokens` (more only for the longest sample), no more than one step's samples can fill; a
-// multiple of 32. As many blocks as `batch_tokens` holds (at least one), no more than one step's
-// samples can fill.
+// The shape of a run. A block: the least of `n_ctx`, `batch_tokens` (0 = `n_ctx`) and the tokens
+// of one step's longest samples, but never less than the longest sample; a multiple of 32.
+// Blocks: as many as `batch_tokens` holds and one step's samples can fill, at least one.
 pack_shape pack_plan(const std::vector<sample> & samples, int64_t samples_per_step, int32_t n_ctx, int32_t batch_tokens);
 
 // Packs `samples` in the given order into micro-batches of `shape` (the next block when a sample
