@@ -49,6 +49,24 @@ void pad_to(micro_batch & mb, int32_t end, int32_t capacity) {
     }
 }
 
+// A sample as the micro-batch's next sequence, its trained positions weighing `weight`.
+void append(micro_batch & mb, const sample & s, float weight) {
+    size_t k = 0;
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+        mb.tokens.push_back(s.tokens[i]);
+        mb.pos.push_back((int32_t) i);
+        mb.seq.push_back(mb.n_samples);
+        mb.outputs.push_back(s.outputs[i]);
+        if (s.outputs[i]) {
+            mb.labels.push_back(s.labels[k++]);
+            mb.weights.push_back(weight);
+        }
+    }
+    mb.n_samples++;
+    mb.n_tokens += (int64_t) s.tokens.size();
+    mb.n_labels += (int64_t) s.labels.size();
+}
+
 void finish(micro_batch & mb, int32_t capacity, int32_t n_outputs) {
     pad_to(mb, capacity, capacity);
     // padding outputs: the first positions without an output, weight 0, in position order
@@ -84,42 +102,49 @@ void finish(micro_batch & mb, int32_t capacity, int32_t n_outputs) {
 std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, pack_shape shape, float weight, int32_t n_outputs) {
     const int32_t capacity    = shape.tokens();
     const int32_t max_samples = pack_max_samples(capacity);
-    std::vector<micro_batch> out;
-    micro_batch cur;
+    // first fit: each sample, in order, into the first block with room whose micro-batch has a
+    // sequence left; micro-batch m is blocks m * shape.blocks and on
+    std::vector<std::vector<const sample *>> blocks;
+    std::vector<int32_t> used;     // tokens of each block
+    std::vector<int32_t> n_seqs;   // samples of each micro-batch
     for (const sample * s : samples) {
         const int32_t n = (int32_t) s->tokens.size();
         if (n > shape.block) {
             throw input_error(string_format("sample %d has %d tokens, more than a micro-batch's block of %d (raise --batch-tokens)", s->index, n, shape.block));
         }
-        int32_t start = (int32_t) cur.tokens.size();
-        if (start % shape.block + n > shape.block) {
-            start = (start / shape.block + 1) * shape.block; // the next block
+        size_t b = 0;
+        while (b < blocks.size() && (used[b] + n > shape.block || n_seqs[b / shape.blocks] == max_samples)) {
+            b++;
         }
-        if (start + n > capacity || cur.n_samples == max_samples) {
-            finish(cur, capacity, n_outputs);
-            out.push_back(std::move(cur));
-            cur   = micro_batch();
-            start = 0;
+        if (b == blocks.size()) {
+            // a new block, in a new micro-batch when the last one has no sequence left
+            while (b % shape.blocks != 0 && n_seqs.back() == max_samples) {
+                blocks.emplace_back();
+                used.push_back(0);
+                b++;
+            }
+            if (b % shape.blocks == 0) {
+                n_seqs.push_back(0);
+            }
+            blocks.emplace_back();
+            used.push_back(0);
         }
-        pad_to(cur, start, capacity);
-        size_t k = 0;
-        for (int32_t i = 0; i < n; ++i) {
-            cur.tokens.push_back(s->tokens[i]);
-            cur.pos.push_back(i);
-            cur.seq.push_back(cur.n_samples);
-            cur.outputs.push_back(s->outputs[i]);
-            if (s->outputs[i]) {
-                cur.labels.push_back(s->labels[k++]);
-                cur.weights.push_back(weight);
+        blocks[b].push_back(s);
+        used[b] += n;
+        n_seqs[b / shape.blocks]++;
+    }
+
+    std::vector<micro_batch> out;
+    for (size_t first = 0; first < blocks.size(); first += shape.blocks) {
+        micro_batch mb;
+        for (size_t b = first; b < blocks.size() && b < first + shape.blocks; ++b) {
+            pad_to(mb, (int32_t) (b - first) * shape.block, capacity);
+            for (const sample * smp : blocks[b]) {
+                append(mb, *smp, weight);
             }
         }
-        cur.n_samples++;
-        cur.n_tokens += n;
-        cur.n_labels += (int64_t) s->labels.size();
-    }
-    if (cur.n_samples > 0) {
-        finish(cur, capacity, n_outputs);
-        out.push_back(std::move(cur));
+        finish(mb, capacity, n_outputs);
+        out.push_back(std::move(mb));
     }
     return out;
 }

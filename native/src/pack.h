@@ -44,10 +44,10 @@ int32_t pack_max_samples(int32_t tokens);
 // Blocks: as many as `batch_tokens` holds and one step's samples can fill, at least one.
 pack_shape pack_plan(const std::vector<sample> & samples, int64_t samples_per_step, int32_t n_ctx, int32_t batch_tokens);
 
-// Packs `samples` in the given order into micro-batches of `shape` (the next block when a sample
-// does not fit the current one, a new micro-batch after the last); each trained position gets
-// `weight`. Every sample must fit a block. Each micro-batch gets `n_outputs` output rows (padding
-// rows weigh 0); 0 = its own count, as is.
+// Packs `samples` into micro-batches of `shape`, first fit: each, in the given order, into the
+// first block with room (of any micro-batch so far; a new block after the last); each trained
+// position gets `weight`. Every sample must fit a block. Each micro-batch gets `n_outputs` output
+// rows (padding rows weigh 0); 0 = its own count, as is.
 std::vector<micro_batch> pack_samples(const std::vector<const sample *> & samples, pack_shape shape, float weight, int32_t n_outputs = 0);
 
 // The most trained positions of any micro-batch that packing `samples` gives.

@@ -142,6 +142,24 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(relMaxDiff(dumpKept.grads, dumpRecomputed.grads)).toBeLessThan(1e-6);
     });
 
+    it("packing is first fit: a short sample takes the room an earlier block left", async () => {
+        // 40, 40, 20, 20 tokens fed, blocks of 64: in order they would take three blocks
+        // ([40] [40 20] [20]); first fit takes two ([40 20] [40 20])
+        const samples = [41, 41, 21, 21].map((length, s) => {
+            const tokens = Array.from({ length }, (_, i) => 40 + ((s * 11 + i * 7) % 60));
+            return { tokens, mask: tokens.map((_, i) => (i >= 4 ? 1 : 0)) };
+        });
+        const file = await samplesFile(dir, samples, "first-fit.bin");
+        const common = ["--base", base, "--data", file, "--ctx", "64", "--batch", "4", "--steps", "1"];
+        const oneBlock = await runTrainer([...common, "--batch-tokens", "64", "--out", path.join(dir, "ff-one.gguf")]);
+        const twoBlocks = await runTrainer([...common, "--batch-tokens", "128", "--out", path.join(dir, "ff-two.gguf")]);
+        expect(oneBlock.exitCode, oneBlock.stderr).toBe(0);
+        expect(twoBlocks.exitCode, twoBlocks.stderr).toBe(0);
+        const done = (run: typeof oneBlock) => run.events.find((e) => e.event === "done")!;
+        expect([done(oneBlock).passes, done(twoBlocks).passes]).toEqual([2, 1]);
+        expect(Math.abs(done(oneBlock).loss - done(twoBlocks).loss)).toBeLessThan(1e-5);
+    });
+
     it("attention within blocks holds a compute buffer well under one block of the whole micro-batch (its scores n_block x T, not T x T)", async () => {
         // 48 samples (928 tokens) in one micro-batch: fifteen 64-token blocks (960), or one block (928)
         const many = await samplesFile(dir, mixedSamples(48), "many.bin");
