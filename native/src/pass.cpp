@@ -10,10 +10,12 @@
 #include "llama.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <climits>
 #include <cstring>
 #include <cmath>
 #include <map>
+#include <new>
 #include <unordered_set>
 
 namespace {
@@ -27,22 +29,24 @@ struct pass_call {
 // The loss on top of llama.cpp's forward graph, from integer labels, a chunk of output rows at a
 // time (as many as keep a chunk's logits within two slices of --backward-slice: the output layer's
 // slices, dequantized beside a chunk's softmax for its gradient, are half its size):
-//   hot_k  = 1 at [label_o, o] of each trained row o of chunk k, else 0   [V, n]  (set_rows of the
-//            row mask into zeros, on the device: no dense target from the host)
-//   loss   = weight * sum_k n * cross_entropy(logits_k, hot_k)   (ggml's fused op, -sum(hot *
-//            log softmax) / n: 0 for a padding row, whose targets are all 0)
+//   p_k    = softmax(logits_k)                      [V, n]  (in place of the logits)
+//   loss   = -weight * sum_k sum_o mask_o log p_k[label_o, o]   (each row's label probability
+//            picked out of p_k with get_rows at the row's flat index: no one-hot target tensor)
 // mask is 1 for a trained row and 0 for a padding row; weight is 1 / (response tokens of the step):
 // the step's loss is the mean NLL of its response tokens, however the samples were packed.
 //
 // The gradient is computed in the forward pass, chunk by chunk, so that no V x O tensor lives
 // until the backward pass (a 0.5B model's logits, softmax and targets at 512 rows: 0.93 GB):
-//   G_k = weight * W^T ((softmax(logits_k) - hot_k) * mask)     [E, n], into rows of a leaf G
-// and the backward pass starts from objective = sum(h * G), whose gradient in h, the final hidden
-// state, is G: the loss's gradient exactly. G is a leaf written by copies, so the backward pass
-// does not differentiate through its computation. This needs logits = mul_mat(W, h) with W frozen;
-// a model that scales or caps its logits after the matmul keeps the whole loss and ggml's backward.
+//   G_k = weight * mask * W^T (p_k - onehot_k)     [E, n], into rows of a leaf G
+// (p_k - onehot_k: 1 off each row's label probability, in place, with set_rows) and the backward
+// pass starts from objective = sum(h * G), whose gradient in h, the final hidden state, is G: the
+// loss's gradient exactly. G is a leaf written by copies, so the backward pass does not
+// differentiate through its computation. This needs logits = mul_mat(W, h) with W frozen; a model
+// that scales or caps its logits after the matmul keeps the whole loss (ggml's fused
+// cross-entropy against one-hot targets set on the device) and ggml's backward.
 // (Picking each row's label logit with get_rows has a backward, GET_ROWS_BACK, that CUDA computes
-// by scanning every label for each of the V x O entries: most of a GPU training step.)
+// by scanning every label for each of the V x O entries: most of a GPU training step. Here the
+// picking is in the forward pass only.)
 struct loss_graph {
     ggml_tensor * loss      = nullptr; // the reported loss, F32 [1]
     ggml_tensor * objective = nullptr; // what the backward pass starts from (with `backward`)
@@ -73,7 +77,7 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
         const int64_t max_chunks = std::max<int64_t>(1, (int64_t) ggml_graph_size(graph) / 8 / (7 * n_slices + 16));
         per = std::max(per, (n_out + max_chunks - 1) / max_chunks);
     }
-    if (per * n_vocab >= INT32_MAX) { // set_rows indexes a chunk's [V, n] targets with 32 bits
+    if (per * n_vocab >= INT32_MAX) { // get_rows and set_rows index a chunk's [V, n] with 32 bits
         tg.build_error = string_format("%lld output rows x %lld vocabulary entries in one chunk of the loss exceed its 32-bit index: "
                 "lower --batch-tokens", (long long) per, (long long) n_vocab);
         return {};
@@ -105,25 +109,32 @@ loss_graph build_loss(trainer_graph & tg, ggml_context * ctx, ggml_cgraph * grap
             : logits;
         ggml_tensor * mask_k   = ggml_view_2d(ctx, tg.last.row_mask, 1, n, tg.last.row_mask->nb[1], o0 * tg.last.row_mask->nb[1]);
         ggml_tensor * labels_k = ggml_view_1d(ctx, tg.last.labels, n, o0 * ggml_element_size(tg.last.labels));
-        // the targets' zeros: a FILL node shaped as the logits, made here (a new tensor is a leaf, and
-        // the graph's allocator places every leaf before the first node: each chunk's targets beside
-        // all the rest), unless ggml's backward runs through the loss (it would differentiate them)
-        ggml_tensor * zeros    = loss_differentiated
-            ? ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n), 0.0f)
-            : ggml_fill(ctx, logits_k, 0.0f);
-        ggml_tensor * hot      = ggml_reshape_2d(ctx, ggml_set_rows(ctx, ggml_reshape_2d(ctx, zeros, 1, n_vocab * n), mask_k, labels_k), n_vocab, n);
-        // a padding row's targets are all 0, so its cross-entropy is 0 as it stands; only ggml's
-        // backward (the whole-loss path) needs its logits masked, or the row's softmax would flow back
-        ggml_tensor * ce_in    = loss_differentiated ? ggml_mul(ctx, logits_k, mask_k) : logits_k;
-        ggml_tensor * ce       = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ce_in, hot), (float) n);
-        sum = sum ? ggml_add(ctx, sum, ce) : ce;
-        ggml_build_forward_expand(graph, sum); // this chunk's loss now: its logits and targets are freed before the next chunk's
-        if (gradient_here) {
-            ggml_tensor * d = ggml_mul(ctx, ggml_sub(ctx, ggml_soft_max(ctx, logits_k), hot), mask_k);
-            ggml_build_forward_expand(graph, d); // now, in place of the logits: not beside the output layer's first slice
-            ggml_tensor * g = ggml_mul(ctx, ggml_autoact_frozen_input_grad(ctx, w, d), tg.last.loss_weight);
-            ggml_build_forward_expand(graph, ggml_cpy(ctx, g, ggml_view_2d(ctx, g_all, g_all->ne[0], n, g_all->nb[1], o0 * g_all->nb[1])));
+        ggml_tensor * ce = nullptr;
+        if (loss_differentiated) {
+            // ggml's backward runs through the whole loss: its fused cross-entropy against the
+            // one-hot targets, set on the device into zeros (a padding row's are all 0), and the
+            // padding rows' logits masked, or their softmax would flow back
+            ggml_tensor * zeros = ggml_fill_inplace(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n), 0.0f);
+            ggml_tensor * hot   = ggml_reshape_2d(ctx, ggml_set_rows(ctx, ggml_reshape_2d(ctx, zeros, 1, n_vocab * n), mask_k, labels_k), n_vocab, n);
+            ce = ggml_scale(ctx, ggml_cross_entropy_loss(ctx, ggml_mul(ctx, logits_k, mask_k), hot), (float) n);
+        } else {
+            // the softmax in place of the logits, each row's label probability picked out of it:
+            // no second V x n tensor. A probability below F32's smallest normal counts as that
+            // (a row's loss at most 87.3: only the reported loss, never the gradient below)
+            ggml_tensor * probs   = ggml_reshape_2d(ctx, ggml_soft_max(ctx, logits_k), 1, n_vocab * n);
+            ggml_tensor * p_label = ggml_get_rows(ctx, probs, labels_k); // [1, n]
+            ce = ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, ggml_log(ctx, ggml_clamp(ctx, p_label, FLT_MIN, 1.0f)), mask_k)), -1.0f);
+            if (gradient_here) {
+                // softmax - targets: 1 off each trained row's label probability, in place; the
+                // padding rows masked in the gradient (E wide, not V)
+                ggml_tensor * d = ggml_reshape_2d(ctx, ggml_set_rows(ctx, probs, ggml_sub(ctx, p_label, mask_k), labels_k), n_vocab, n);
+                ggml_build_forward_expand(graph, d); // now, in place of the logits: not beside the output layer's first slice
+                ggml_tensor * g = ggml_mul(ctx, ggml_mul(ctx, ggml_autoact_frozen_input_grad(ctx, w, d), mask_k), tg.last.loss_weight);
+                ggml_build_forward_expand(graph, ggml_cpy(ctx, g, ggml_view_2d(ctx, g_all, g_all->ne[0], n, g_all->nb[1], o0 * g_all->nb[1])));
+            }
         }
+        sum = sum ? ggml_add(ctx, sum, ce) : ce;
+        ggml_build_forward_expand(graph, sum); // this chunk's loss now, and its gradient: its logits are freed before the next chunk's
     }
     loss_graph out;
     out.loss = ggml_mul(ctx, sum, tg.last.loss_weight);
@@ -368,7 +379,7 @@ void pass_set_inputs(void * ud) {
     auto & call = *static_cast<pass_call *>(ud);
     trainer_graph & tg = *call.tg;
     const micro_batch & mb = *call.mb;
-    // each label as a flat index into its chunk's [V, n] targets
+    // each label as a flat index into its chunk's [V, n] probabilities (or targets)
     std::vector<int32_t> flat(mb.labels.size());
     for (size_t o = 0; o < mb.labels.size(); ++o) {
         flat[o] = (int32_t) ((o % (size_t) tg.last.rows_per_chunk) * (size_t) tg.n_vocab) + mb.labels[o];
@@ -468,13 +479,20 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
         tg.last.n_tokens == (int32_t) mb.tokens.size() && tg.last.n_outputs == (int32_t) mb.labels.size();
     llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr };
     const llama_autoact_batch batch = { mb.tokens.data(), mb.pos.data(), mb.seq.data(), mb.outputs.data(), (int32_t) mb.tokens.size() };
-    const int32_t rc = llama_autoact_pass_run(tg.lctx, batch, &pass);
+    int32_t rc = 0;
+    bool host_memory = false; // the CPU backend allocates its work buffer with new[] when it computes
+    try {
+        rc = llama_autoact_pass_run(tg.lctx, batch, &pass);
+    } catch (const std::bad_alloc &) {
+        host_memory = true;
+    }
     if (rc != 0 && !tg.build_error.empty()) {
         throw input_error(tg.build_error);
     }
-    if (rc == LLAMA_AUTOACT_PASS_ALLOC_FAILED) {
-        throw runtime_failure(string_format("out of memory: the %s graph of a %zu-token micro-batch does not fit (its size is in the log above); "
-                "lower --batch-tokens%s", backward ? "training" : "forward", mb.tokens.size(), tg.recompute ? "" : " or use --recompute on"));
+    if (rc == LLAMA_AUTOACT_PASS_ALLOC_FAILED || host_memory) {
+        throw runtime_failure(string_format("out of memory: the %s graph of a %zu-token micro-batch does not fit (%s); lower --batch-tokens%s",
+                backward ? "training" : "forward", mb.tokens.size(), host_memory ? "its work buffer in host memory" : "its size is in the log above",
+                tg.recompute ? "" : " or use --recompute on"));
     }
     if (rc != 0) {
         throw runtime_failure(string_format("llama.cpp failed on a micro-batch of %d samples (code %d; rerun with --verbose)", mb.n_samples, rc));
