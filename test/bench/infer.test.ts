@@ -10,17 +10,18 @@ import { ensureNativeBuild, type NativeBuild } from "../../src/train/native-buil
 import { InputError } from "../../src/util/errors.js";
 import { packageRoot } from "../../src/util/package.js";
 import { makeTinyModel, tempDir } from "./helpers.js";
+import { useCacheDir } from "../helpers/env.js";
 
 let dir: string;
 let model: string;
 let adapter: string;
 let build: NativeBuild;
-const savedCache = process.env.AUTOACT_CACHE;
+let restoreCache: () => void;
 
 beforeAll(async () => {
     dir = tempDir("infer");
     // hashes and zero: adapters go to the test's folder, not the home cache
-    process.env.AUTOACT_CACHE = path.join(dir, "cache");
+    restoreCache = useCacheDir(path.join(dir, "cache"));
     model = await makeTinyModel(dir);
     adapter = await writeZeroLoraAdapter({ model, out: path.join(dir, "zero.lora.gguf"), rank: 4 });
     // llama-bench and autoact-train come from the project's native build (incremental: a no-op when built)
@@ -28,10 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-    if (savedCache == null)
-        delete process.env.AUTOACT_CACHE;
-    else
-        process.env.AUTOACT_CACHE = savedCache;
+    restoreCache();
     fs.rmSync(dir, { recursive: true, force: true });
 });
 

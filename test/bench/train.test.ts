@@ -8,6 +8,7 @@ import { ggufDecoderShape, readGgufInfo } from "../../src/gguf/reader.js";
 import { ensureNativeBuild, type NativeBuild } from "../../src/train/native-build.js";
 import { packageRoot } from "../../src/util/package.js";
 import { makeTinyModel, tempDir } from "./helpers.js";
+import { useCacheDir } from "../helpers/env.js";
 
 const stories260K = path.resolve(packageRoot, "../shared/models/stories260K.gguf");
 const hasStories = fs.existsSync(stories260K);
@@ -27,17 +28,14 @@ const storiesLoraParams = 5 * (4 * 128 + 4 * 96);
 
 let dir: string;
 let build: NativeBuild;
-const savedCache = process.env.AUTOACT_CACHE;
+let restoreCache: () => void;
 beforeAll(async () => {
     dir = tempDir("train");
-    process.env.AUTOACT_CACHE = path.join(dir, "cache");
+    restoreCache = useCacheDir(path.join(dir, "cache"));
     build = await ensureNativeBuild({ jobs: 2 });
 }, 45 * 60_000);
 afterAll(() => {
-    if (savedCache == null)
-        delete process.env.AUTOACT_CACHE;
-    else
-        process.env.AUTOACT_CACHE = savedCache;
+    restoreCache();
     fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -5,6 +5,7 @@ import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, t
 import { InputError, RuntimeFailure } from "../../src/util/errors.js";
 import { resetEngineHelperForTests } from "../../src/llm/native-access.js";
 import { hasSharedModel, makeTinyModel, sharedModel, tempDir, writeLoraAdapter } from "./helpers.js";
+import { useCacheDir } from "../helpers/env.js";
 
 // One thread: tests share 2 cores with builds, and llama.cpp's spinning threads degrade badly there.
 let engine: Engine;
@@ -103,8 +104,7 @@ describe("engine basics", () => {
 
     it("fails fast and clearly for an uncached hf: URI without network", async () => {
         const cache = tempDir("cache");
-        const saved = process.env.AUTOACT_CACHE;
-        process.env.AUTOACT_CACHE = cache;
+        const restoreCache = useCacheDir(cache);
         const started = Date.now();
         try {
             const error = await engine.loadModel("hf:nobody-autoact/none-GGUF/none.Q8_0.gguf").catch((e: unknown) => e);
@@ -114,10 +114,7 @@ describe("engine basics", () => {
             expect(message).toContain(path.join(cache, "models"));
             expect(Date.now() - started).toBeLessThan(30_000);
         } finally {
-            if (saved == null)
-                delete process.env.AUTOACT_CACHE;
-            else
-                process.env.AUTOACT_CACHE = saved;
+            restoreCache();
             fs.rmSync(cache, { recursive: true, force: true });
         }
     }, 60_000);
