@@ -9,6 +9,7 @@ import type { GpuChoice } from "../../llm/engine.js";
 import { checkAdapterFitsBase, checkGgufFileSync } from "../../llm/gguf-check.js";
 import type { NativeBackend } from "../../train/native-build.js";
 import { trainCliOptions, trainOption } from "../../train/options.js";
+import { sharedOptions } from "../shared-options.js";
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const commandLine = () => ["autoact", ...process.argv.slice(2)].map(quoteArg).join(" ");
@@ -65,12 +66,12 @@ const remote: CommandModule<object, RemoteArgs> = {
     command: "remote",
     describe: "The remote backend's aggregate tokens/s against llama-server's own /completion at the same concurrency",
     builder: (yargs) => yargs
-        .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE]" })
+        .option("model", sharedOptions.benchModel)
         .option("parallel", { type: "number", describe: "Concurrent requests and server slots (default 8)" })
         .option("tg", { type: "number", describe: "Generated tokens per request (default 128)" })
         .option("reps", { type: "number", describe: "Timed rounds per client (default 3)" })
         .option("threads", { type: "number", describe: "llama-server threads (default 2)" })
-        .option("llama-server", { type: "string", describe: "llama-server executable (default: the autoact native build's)" })
+        .option("llama-server", sharedOptions.llamaServer)
         .option("out", { type: "string", describe: "Result JSON file (default: printed only)" }) as unknown as Argv<RemoteArgs>,
     handler: async (args) => {
         const result = await benchRemote({
@@ -105,20 +106,20 @@ const infer: CommandModule<object, InferArgs> = {
     command: "infer",
     describe: "Prompt (pp) and generation (tg) tokens/s, N parallel sequences and LoRA contexts, as llama-bench measures them",
     builder: (yargs) => yargs
-        .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE] (e.g. synth:100m, synth:0.5b:f16)" })
+        .option("model", sharedOptions.benchModel)
         .option("gpu", { type: "string", default: "auto", describe: "auto | cuda | metal | vulkan | cpu" })
-        .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
+        .option("threads", sharedOptions.threads)
         .option("pp", { type: "number", default: 512, describe: "Prompt tokens of the pp test" })
         .option("tg", { type: "number", default: 128, describe: "Generated tokens of the tg test" })
         .option("reps", { type: "number", default: 5, describe: "Timed repetitions after a warm-up" })
         .option("parallel", { type: "string", describe: "Sequence counts for aggregate generation (default 1,2,4,8), e.g. 1,2,4,8,16,32" })
         .option("lora", { type: "string", array: true, describe: "LoRA adapter files (or zero:RANK): tests with 1 and 3 adapter contexts" })
         .option("compare-llama-bench", { type: "boolean", default: false, describe: "Also run llama.cpp's llama-bench (native build) and record ratio_pp / ratio_tg" })
-        .option("llama-bench", { type: "string", describe: "llama-bench executable (default: the autoact native build's)" })
+        .option("llama-bench", sharedOptions.llamaBench)
         .option("flash-attn", { type: "boolean", default: false, describe: "Flash attention in the benchmark contexts (and llama-bench)" })
         .option("engine", { type: "string", default: "autoact", describe: "autoact | llama-bench (only llama-bench, where node-llama-cpp has no binary for the backend)" })
         .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-infer.json)" })
-        .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<InferArgs>,
+        .option("results-dir", sharedOptions.resultsDir) as unknown as Argv<InferArgs>,
     handler: async (args) => {
         checkBenchInputs(single(args.model, "model")!, args.lora ?? []);
         const result = await benchInfer({
@@ -169,9 +170,9 @@ const train: CommandModule<object, TrainArgs> = {
     command: "train",
     describe: "LoRA training tokens/s and peak memory of the native trainer, against llama-bench pp<ctx> of the same file (and a PyTorch LoRA with --compare-torch)",
     builder: (yargs) => yargs
-        .option("model", { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE]" })
+        .option("model", sharedOptions.benchModel)
         .option("gpu", { type: "string", default: "auto", describe: "auto | cpu | cuda | vulkan | metal (the native build's backend)" })
-        .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
+        .option("threads", sharedOptions.threads)
         .option("rank", { type: "number", default: 8, describe: "LoRA rank" })
         .option("ctx", { type: "number", default: 256, describe: "Tokens per training sample" })
         .option("targets", { type: "string", describe: "Comma-separated modules (default: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down)" })
@@ -188,9 +189,9 @@ const train: CommandModule<object, TrainArgs> = {
         .option("profile", { type: "boolean", default: false, describe: "After the timed runs, one more with autoact-train --profile (node by node): where a training pass spends its time, in the result's notes" })
         .option("python", { type: "string", describe: "Python with torch for --compare-torch (default: python3, then /usr/bin/python3)" })
         .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
-        .option("llama-bench", { type: "string", describe: "llama-bench executable (default: the native build's)" })
+        .option("llama-bench", sharedOptions.llamaBench)
         .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-train.json)" })
-        .option("results-dir", { type: "string", describe: "Folder for the result files (default bench/results)" }) as unknown as Argv<TrainArgs>,
+        .option("results-dir", sharedOptions.resultsDir) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         const targets = single(args.targets, "targets");
         checkBenchInputs(single(args.model, "model")!, []);

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
 import { writeDeployment } from "../../deploy/deploy.js";
+import { sharedOptions } from "../shared-options.js";
 
 interface DeployArgs {
     "run-dir": string;
@@ -18,7 +19,7 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
         .option("out", { type: "string", describe: "Output folder (default: <run-dir>/deploy)" })
         .option("port", { type: "number", describe: "llama-server's port (default 8080)" })
         .option("parallel", { type: "number", describe: "llama-server's slots (default: the run's model.parallel)" })
-        .option("llama-server", { type: "string", describe: "llama-server executable (default: autoact native build's)" }) as unknown as Argv<DeployArgs>,
+        .option("llama-server", sharedOptions.llamaServer) as unknown as Argv<DeployArgs>,
     handler: (args) => {
         const result = writeDeployment({ runDir: args["run-dir"], out: args.out, port: args.port, parallel: args.parallel, llamaServer: args["llama-server"] });
         process.stdout.write(`${result.script}\n${Object.values(result.modelfiles).join("\n")}\n${result.readme}\n`);

@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { runAndSummarize } from "../pipeline-options.js";
+import { sharedOptions } from "../shared-options.js";
 import { InputError } from "../../util/errors.js";
 import { createTrainProgress, nativeBackends, trainAgents, trainCliOptions, trainOptionsFromCli, type NativeBackend } from "../../train/index.js";
 
@@ -30,7 +31,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("out", { type: "string", describe: "Output folder: <agent>.gguf and train-<agent>.arrow" })
         .options(trainCliOptions())
         .option("resume", { type: "boolean", default: true, describe: "Continue from a checkpoint left by an interrupted run (--no-resume starts over)" })
-        .option("threads", { type: "number", describe: "CPU threads (default: physical cores)" })
+        .option("threads", sharedOptions.threads)
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         if (args["run-dir"] != null) {
