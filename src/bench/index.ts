@@ -1,6 +1,6 @@
 // Benchmarks across hardware: inference and training tokens/s with a fingerprint, and the report.
-export { benchInfer, resolveInferOptions, gpuChoices, type InferBenchOptions } from "./infer.js";
-export { benchTrain, type TrainBenchOptions } from "./train.js";
+export { benchInfer, resolveInferOptions, gpuChoices, inferBenchDefaults, type InferBenchOptions } from "./infer.js";
+export { benchTrain, trainBenchDefaults, type TrainBenchOptions } from "./train.js";
 export { torchDtypes, type TorchDtype } from "./torch-reference.js";
 export { renderBenchReport, type BenchReport, type BenchReportOptions } from "./report.js";
 export { writeBenchResult, loadBenchResults, benchRows, resultStem, defaultResultsDir, type WriteResultOptions, type LoadedResult } from "./store.js";

@@ -1,7 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
-import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
+import { createEngine, defaultBatchSize, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
 import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
@@ -13,6 +13,10 @@ import { mean, randomTokens, stddev } from "./stats.js";
 
 export const gpuChoices = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
 
+/** The inference benchmark's defaults, for the library and the CLI alike. */
+export const inferBenchDefaults = { pp: 512, tg: 128, reps: 5, parallel: [1, 2, 4, 8], batchSize: defaultBatchSize, seed: 42 } as const;
+
+/** Unset sizes take {@link inferBenchDefaults}. */
 export interface InferBenchOptions {
     /** A GGUF file, or `synth:PRESET[:TYPE]` (see `resolveBenchModel`). */
     model: string;
@@ -20,13 +24,13 @@ export interface InferBenchOptions {
     gpu?: GpuChoice;
     /** CPU threads. Defaults to the physical core count. */
     threads?: number;
-    /** Prompt tokens of the pp test (one batch of up to `batchSize`, fresh context). Defaults to 512. */
+    /** Prompt tokens of the pp test (one batch of up to `batchSize`, fresh context). */
     pp?: number;
-    /** Tokens generated one at a time in the tg test. Defaults to 128. */
+    /** Tokens generated one at a time in the tg test. */
     tg?: number;
-    /** Timed repetitions after one warm-up run. Defaults to 5. */
+    /** Timed repetitions after one warm-up run. */
     reps?: number;
-    /** Sequence counts for the aggregate generation test (1 reuses tg). Defaults to [1, 2, 4, 8]. */
+    /** Sequence counts for the aggregate generation test (1 reuses tg). */
     parallel?: number[];
     /** LoRA adapter files (or `zero:RANK`): adds tests with one adapter and with three sub-agent contexts. Defaults to none. */
     lora?: string[];
@@ -42,9 +46,9 @@ export interface InferBenchOptions {
     engine?: "autoact" | "llama-bench";
     /** Flash attention in the benchmark contexts (and llama-bench -fa). Defaults to false, as the engine's contexts. */
     flashAttention?: boolean;
-    /** Tokens per decode call (n_batch = n_ubatch, as node-llama-cpp sets them). Defaults to 512, the engine's default. */
+    /** Tokens per decode call (n_batch = n_ubatch, as node-llama-cpp sets them); the engine's by default. */
     batchSize?: number;
-    /** Seed of the random token ids. Defaults to 42. */
+    /** Seed of the random token ids. */
     seed?: number;
     /** The command line recorded in the result. Defaults to process.argv. */
     command?: string;
@@ -78,11 +82,11 @@ export async function resolveInferOptions(options: InferBenchOptions): Promise<R
     if (!(gpuChoices as readonly string[]).includes(gpu))
         throw new InputError(`unknown backend "${gpu}" for --gpu (expected ${gpuChoices.join(", ")})`);
     const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
-    const pp = positiveInteger(options.pp ?? 512, "--pp");
-    const tg = positiveInteger(options.tg ?? 128, "--tg");
-    const reps = positiveInteger(options.reps ?? 5, "--reps");
-    const batchSize = positiveInteger(options.batchSize ?? 512, "batch size");
-    const parallel = options.parallel ?? [1, 2, 4, 8];
+    const pp = positiveInteger(options.pp ?? inferBenchDefaults.pp, "--pp");
+    const tg = positiveInteger(options.tg ?? inferBenchDefaults.tg, "--tg");
+    const reps = positiveInteger(options.reps ?? inferBenchDefaults.reps, "--reps");
+    const batchSize = positiveInteger(options.batchSize ?? inferBenchDefaults.batchSize, "batch size");
+    const parallel = options.parallel ?? [...inferBenchDefaults.parallel];
     if (parallel.length === 0)
         throw new InputError("--parallel needs at least one sequence count, e.g. 1,8");
     for (const n of parallel) {
@@ -104,7 +108,7 @@ export async function resolveInferOptions(options: InferBenchOptions): Promise<R
     }
     return {
         modelFile, gpu, threads, pp, tg, reps, parallel: [...new Set(parallel)].sort((a, b) => a - b), lora, batchSize,
-        flashAttention: options.flashAttention ?? false, seed: options.seed ?? 42
+        flashAttention: options.flashAttention ?? false, seed: options.seed ?? inferBenchDefaults.seed
     };
 }
 

@@ -1,27 +1,34 @@
 import os from "node:os";
 import { startLlamaServer } from "../deploy/llama-server.js";
-import { createEngine, type GenerationRequest } from "../llm/engine.js";
+import { createEngine, type Engine, type GenerationRequest } from "../llm/engine.js";
 import { findNativeBuild, ensureNativeBuild } from "../train/native-build.js";
 import { InputError } from "../util/errors.js";
 import { readGgufInfo } from "../gguf/reader.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
 import { median, randomTokens } from "./stats.js";
 
+/** The remote benchmark's defaults, for the library and the CLI alike. */
+export const remoteBenchDefaults = { parallel: 8, prompt: 32, tg: 128, reps: 3, threads: 2 } as const;
+
+/** Unset sizes take {@link remoteBenchDefaults}. */
 export interface RemoteBenchOptions {
-    /** A GGUF file or `synth:PRESET[:TYPE]`. */
+    /** A GGUF file of a trained model: see {@link benchRemote}. */
     model: string;
-    /** Concurrent requests (and llama-server slots). Defaults to 8. */
+    /** Concurrent requests (and llama-server slots). */
     parallel?: number;
-    /** Prompt tokens of each request. Defaults to 32. */
+    /** Prompt tokens of each request. */
     prompt?: number;
-    /** Generated tokens of each request. Defaults to 128. */
+    /** Generated tokens of each request. */
     tg?: number;
-    /** Timed rounds of each client after one warm-up round. Defaults to 3. */
+    /** Timed rounds of each client after one warm-up round. */
     reps?: number;
-    /** llama-server's threads. Defaults to 2. */
+    /** llama-server's threads. */
     threads?: number;
     /** The llama-server executable. Defaults to the autoact native build's. */
     llamaServer?: string;
+    /** The command line recorded in the result. Defaults to process.argv. */
+    command?: string;
+    /** Progress lines (for stderr). Defaults to none. */
     onProgress?: (message: string) => void;
 }
 
@@ -30,7 +37,7 @@ export interface RemoteBenchResult {
     timestamp: string;
     command: string;
     model: string;
-    settings: Required<Omit<RemoteBenchOptions, "model" | "llamaServer" | "onProgress">>;
+    settings: Required<Omit<RemoteBenchOptions, "model" | "llamaServer" | "command" | "onProgress">>;
     load_avg: { before: number; after: number };
     /** Aggregate tokens/s of each round: autoact's remote generator, and plain concurrent POST /completion. */
     autoact: number[];
@@ -43,20 +50,26 @@ export interface RemoteBenchResult {
  * The remote path's throughput against llama-server's own `/completion` at the same
  * concurrency, on one llama-server: `parallel` requests at once, random prompt ids, `tg`
  * sampled tokens each (end-of-generation ignored), rounds alternating between the two clients.
+ * The model must be a trained one: random weights (`synth:`) write stray bytes that are not
+ * UTF-8, and llama-server's `/v1/completions` answers those with HTTP 500.
  */
 export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBenchResult> {
-    const o = { parallel: options.parallel ?? 8, prompt: options.prompt ?? 32, tg: options.tg ?? 128, reps: options.reps ?? 3, threads: options.threads ?? 2 };
+    const d = remoteBenchDefaults;
+    const o = { parallel: options.parallel ?? d.parallel, prompt: options.prompt ?? d.prompt, tg: options.tg ?? d.tg, reps: options.reps ?? d.reps, threads: options.threads ?? d.threads };
     for (const [name, value] of Object.entries(o))
         if (!Number.isInteger(value) || value < 1)
             throw new InputError(`--${name} must be a positive integer, got ${value}`);
+    if (options.model.startsWith("synth:"))
+        throw new InputError(`--model ${options.model}: bench remote needs a trained model (random weights write bytes that are not UTF-8, which llama-server's /v1/completions refuses); give a GGUF file`);
     const progress = options.onProgress ?? (() => {});
     const modelFile = await resolveBenchModel(options.model);
     const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? (await ensureNativeBuild()).llamaServer;
     const loadBefore = os.loadavg()[0]!;
     progress(`starting llama-server (${o.parallel} slots, ${o.threads} threads)`);
     const server = await startLlamaServer({ binary, model: modelFile, parallel: o.parallel, contextSize: o.prompt + o.tg + 16, threads: o.threads, readyTimeoutMs: 300_000 });
-    const engine = await createEngine({ gpu: "cpu", threads: 1, helper: false });
+    let engine: Engine | undefined;
     try {
+        engine = await createEngine({ gpu: "cpu", threads: 1, helper: false });
         const vocab = await engine.loadModel(modelFile, { vocabOnly: true });
         const generator = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: o.parallel, retries: 0 });
         const vocabSize = ggufVocabSize(await readGgufInfo(modelFile));
@@ -91,11 +104,11 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
         }
         await generator.dispose();
         return {
-            kind: "remote", timestamp: new Date().toISOString(), command: process.argv.join(" "), model: modelFile, settings: o,
+            kind: "remote", timestamp: new Date().toISOString(), command: options.command ?? process.argv.join(" "), model: modelFile, settings: o,
             load_avg: { before: loadBefore, after: os.loadavg()[0]! }, autoact, completion, ratio: median(autoact) / median(completion)
         };
     } finally {
-        await engine.dispose();
+        await engine?.dispose();
         await server.stop();
     }
 }

@@ -20,6 +20,10 @@ import { findTorchPython, runTorchReference, torchDtypes, type TorchDtype } from
 /** Share of each benchmark sample that is prompt (no loss), as SFT samples look. */
 const PROMPT_SHARE = 0.25;
 
+/** The training benchmark's defaults, for the library and the CLI alike (the rest: the trainer's table). */
+export const trainBenchDefaults = { rank: 8, ctx: 256, targets: targetModules, steps: 6, batch: 8, reps: 5, rounds: 1, seed: 42 } as const;
+
+/** Unset sizes take {@link trainBenchDefaults}. */
 export interface TrainBenchOptions {
     /** A GGUF file, or `synth:PRESET[:TYPE]`. */
     model: string;
@@ -27,27 +31,27 @@ export interface TrainBenchOptions {
     gpu?: "auto" | NativeBackend;
     /** CPU threads. Defaults to the physical core count. */
     threads?: number;
-    /** LoRA rank. Defaults to 8. */
+    /** LoRA rank. */
     rank?: number;
-    /** Tokens per sample (every sample has exactly this length). Defaults to 256. */
+    /** Tokens per sample (every sample has exactly this length). */
     ctx?: number;
-    /** Target modules. Defaults to all seven projections. */
+    /** Target modules (all seven projections by default). */
     targets?: string[];
-    /** Optimizer steps; the first is the warm-up and is not counted. Defaults to 6. */
+    /** Optimizer steps; the first is the warm-up and is not counted. */
     steps?: number;
-    /** Samples per step (packed into micro-batches of up to `batchTokens`). Defaults to 8. */
+    /** Samples per step (packed into micro-batches of up to `batchTokens`). */
     batch?: number;
-    /** Token budget of one packed micro-batch. Defaults to the trainer's table default (2048). */
+    /** Token budget of one packed micro-batch. Defaults to the trainer's table's. */
     batchTokens?: number;
-    /** Frozen-weight matmuls of the backward pass in F16: auto | on | off. Defaults to auto. */
+    /** The trainer's --mixed-precision (src/train/options.ts): auto | on | off. Defaults to its table's. */
     mixedPrecision?: "auto" | "on" | "off";
-    /** Recompute each layer's activations in the backward pass: auto | on | off. Defaults to auto. */
+    /** The trainer's --recompute: auto | on | off. Defaults to its table's. */
     recompute?: "auto" | "on" | "off";
-    /** llama-bench repetitions of pp<ctx>. Defaults to 5. */
+    /** llama-bench repetitions of pp<ctx>. */
     reps?: number;
     /**
      * Rounds of (autoact-train, llama-bench, PyTorch), one after the other: the machine's speed
-     * drifts between phases, so each ratio is the median of the rounds' own. Defaults to 1.
+     * drifts between phases, so each ratio is the median of the rounds' own.
      */
     rounds?: number;
     /** Also run the PyTorch LoRA reference (bench/reference/torch_lora.py) and record ratio_torch. Defaults to false. */
@@ -65,7 +69,7 @@ export interface TrainBenchOptions {
     trainer?: string;
     /** The llama-bench executable. Defaults to the native build of the backend. */
     llamaBench?: string;
-    /** Seed of the token ids. Defaults to 42. */
+    /** Seed of the token ids. */
     seed?: number;
     /** The command line recorded in the result. Defaults to process.argv. */
     command?: string;
@@ -91,16 +95,16 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         return value;
     };
     const threads = positive(options.threads ?? physicalCoreCount(), "--threads");
-    const steps = positive(options.steps ?? 6, "--steps");
+    const steps = positive(options.steps ?? trainBenchDefaults.steps, "--steps");
     if (steps < 2)
         throw new InputError("--steps must be at least 2: the first step is the warm-up");
-    const reps = positive(options.reps ?? 5, "--reps");
-    const rounds = positive(options.rounds ?? 1, "--rounds");
+    const reps = positive(options.reps ?? trainBenchDefaults.reps, "--reps");
+    const rounds = positive(options.rounds ?? trainBenchDefaults.rounds, "--rounds");
     if (options.torchDtype != null && !(torchDtypes as readonly string[]).includes(options.torchDtype))
         throw new InputError(`--torch-dtype must be one of ${torchDtypes.join(" | ")}, got "${String(options.torchDtype)}"`);
     const chosen: TrainHyperParams = {
-        rank: options.rank ?? 8, ctx: options.ctx ?? 256, targets: (options.targets ?? [...targetModules]) as TrainHyperParams["targets"],
-        batch: options.batch ?? 8, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision,
+        rank: options.rank ?? trainBenchDefaults.rank, ctx: options.ctx ?? trainBenchDefaults.ctx, targets: (options.targets ?? [...trainBenchDefaults.targets]) as TrainHyperParams["targets"],
+        batch: options.batch ?? trainBenchDefaults.batch, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision,
         recompute: options.recompute, steps
     };
     assertTrainOptions(chosen, (option) => `--${option.cli}`);
@@ -117,7 +121,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const loadBefore = os.loadavg()[0]!;
     const info = await readGgufInfo(modelFile);
     const params = ggufParameterCount(info);
-    const seed = options.seed ?? 42;
+    const seed = options.seed ?? trainBenchDefaults.seed;
 
     const notes: string[] = [];
     const played: { trained: TrainerBench; forward: LlamaBenchRun; pp: BenchTest; torch: TorchReference | null }[] = [];

@@ -51,6 +51,9 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
  */
 export const helperStepLimit = 64;
 
+/** Most tokens a context decodes in one call (n_batch = n_ubatch), unless a caller asks otherwise. */
+export const defaultBatchSize = 512;
+
 let warned = false;
 function warnOnce(message: string): void {
     if (!warned)
@@ -180,7 +183,7 @@ export class LoadedModel {
         if (!Number.isInteger(parallel) || parallel < 1)
             throw new InputError(`invalid parallel sequence count ${parallel}`);
         const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
-        const batchSize = options.batchSize ?? 512;
+        const batchSize = options.batchSize ?? defaultBatchSize;
         const context = await this.createContext({ sequences: parallel, contextSize, batchSize, adapters: options.adapters ?? [] });
         const lock = <T>(fn: () => Promise<T>) => this.engine.withComputeLock(fn);
         let backend: DecodeBackend = new NodeLlamaBackend(context, lock);
@@ -223,7 +226,7 @@ export class LoadedModel {
         const from = Math.max(1, options.from ?? 1);
         if (tokens.length <= from)
             return [];
-        const batchSize = Math.min(512, tokens.length);
+        const batchSize = Math.min(defaultBatchSize, tokens.length);
         const context = await this.createContext({ sequences: 1, contextSize: tokens.length + 1, batchSize, adapters: options.adapters ?? [] });
         const raw = rawContext(context);
         const helper = this.engine.helper;

@@ -37,7 +37,7 @@ export interface GeneratorOptions {
     contextSize?: number;
     /** LoRA adapters applied to this generator's context. Defaults to none. */
     adapters?: AdapterSpec[];
-    /** Most tokens decoded in one batch (prompt chunks of all sequences together). Defaults to 512. */
+    /** Most tokens decoded in one batch (prompt chunks of all sequences together). Defaults to the engine's defaultBatchSize. */
     batchSize?: number;
 }
 

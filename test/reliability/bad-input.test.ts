@@ -235,6 +235,16 @@ const ggufCases: Case[] = [
         error: /wrong-shape\.gguf: tensor blk\.0\.attn_q\.weight\.lora_a \[32, 4\] does not fit/, absent: () => [path.join(dir, "bench2.json")], needsModel: true
     },
     {
+        name: "bench remote: not a GGUF file (before llama-server starts)",
+        args: () => ["bench", "remote", "--model", file("not.gguf", "definitely not a gguf file"), "--out", path.join(dir, "remote.json")],
+        error: /model file is not a GGUF file \(bad magic .*not\.gguf$/, absent: () => [path.join(dir, "remote.json")]
+    },
+    {
+        name: "bench remote: random weights",
+        args: () => ["bench", "remote", "--model", "synth:tiny", "--out", path.join(dir, "remote.json")],
+        error: /--model synth:tiny: bench remote needs a trained model \(random weights write bytes that are not UTF-8/, absent: () => [path.join(dir, "remote.json")]
+    },
+    {
         name: "eval --plan: adapter of the wrong shape",
         args: () => ["eval", "--run-dir", evalRunDir("eval-shape"), "--plan", path.join(dir, "wrong-shape.gguf")],
         error: /wrong-shape\.gguf: tensor .* does not fit/, absent: () => [path.join(fresh("eval-shape"), "eval-easy.arrow")], needsModel: true
@@ -288,6 +298,8 @@ const flagCases: Case[] = [
     { name: "--from unknown stage", args: () => ["run", plainConfig(), "--from", "bake"], error: /Invalid values|bake/ },
     { name: "stage without --run-dir or --config", args: () => ["filter"], error: /needs --run-dir DIR/ },
     { name: "train without its flags", args: () => ["train", "--base", "x.gguf"], error: /needs --run-dir DIR, or all of --base, --data, --agent and --out \(missing: --data, --agent, --out\)/ },
+    { name: "bench remote --parallel 0", args: () => ["bench", "remote", "--model", tinyModel, "--parallel", "0", "--out", path.join(dir, "remote0.json")], error: /--parallel must be a positive integer, got 0$/, absent: () => [path.join(dir, "remote0.json")], needsModel: true },
+    { name: "bench remote: --tg twice", args: () => ["bench", "remote", "--model", tinyModel, "--tg", "4", "--tg", "8"], error: /--tg is given more than once$/, needsModel: true },
     { name: "pipeline file missing", args: () => ["run", path.join(dir, "nowhere.yaml")], error: /pipeline config not found/ },
     { name: "model file missing", args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "nowhere.gguf"), "--run-dir", fresh("nomodel")], error: /model file not found/, absent: () => [fresh("nomodel")] }
 ];

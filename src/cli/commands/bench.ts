@@ -1,14 +1,14 @@
 import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { benchInfer, benchTrain, defaultResultsDir, renderBenchReport, torchDtypes, writeBenchResult, type BenchResult, type TorchDtype } from "../../bench/index.js";
+import { benchInfer, benchTrain, defaultResultsDir, gpuChoices, inferBenchDefaults, renderBenchReport, torchDtypes, trainBenchDefaults, writeBenchResult, type BenchResult, type TorchDtype } from "../../bench/index.js";
 import { InputError } from "../../util/errors.js";
 import { writeFileAtomicSync } from "../../util/fs.js";
-import { benchRemote } from "../../bench/remote.js";
+import { benchRemote, remoteBenchDefaults } from "../../bench/remote.js";
 import { quoteArg } from "../../bench/llama-bench.js";
 import type { GpuChoice } from "../../llm/engine.js";
 import { checkAdapterFitsBase, checkGgufFileSync } from "../../llm/gguf-check.js";
-import type { NativeBackend } from "../../train/native-build.js";
-import { trainCliOptions, trainOption } from "../../train/options.js";
+import { nativeBackends, type NativeBackend } from "../../train/native-build.js";
+import { trainCliOptions } from "../../train/options.js";
 import { sharedOptions } from "../shared-options.js";
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
@@ -66,21 +66,23 @@ const remote: CommandModule<object, RemoteArgs> = {
     command: "remote",
     describe: "The remote backend's aggregate tokens/s against llama-server's own /completion at the same concurrency",
     builder: (yargs) => yargs
-        .option("model", sharedOptions.benchModel)
-        .option("parallel", { type: "number", describe: "Concurrent requests and server slots (default 8)" })
-        .option("tg", { type: "number", describe: "Generated tokens per request (default 128)" })
-        .option("reps", { type: "number", describe: "Timed rounds per client (default 3)" })
-        .option("threads", { type: "number", describe: "llama-server threads (default 2)" })
+        .option("model", { ...sharedOptions.benchModel, describe: "GGUF file of a trained model (random synth: weights write bytes that are not UTF-8, which /v1/completions refuses)" })
+        .option("parallel", { type: "number", default: remoteBenchDefaults.parallel, describe: "Concurrent requests and server slots" })
+        .option("tg", { type: "number", default: remoteBenchDefaults.tg, describe: "Generated tokens per request" })
+        .option("reps", { type: "number", default: remoteBenchDefaults.reps, describe: "Timed rounds per client" })
+        .option("threads", { type: "number", default: remoteBenchDefaults.threads, describe: "llama-server threads" })
         .option("llama-server", sharedOptions.llamaServer)
         .option("out", { type: "string", describe: "Result JSON file (default: printed only)" }) as unknown as Argv<RemoteArgs>,
     handler: async (args) => {
+        checkBenchInputs(single(args.model, "model")!, []);
         const result = await benchRemote({
-            model: args.model, parallel: args.parallel, tg: args.tg, reps: args.reps, threads: args.threads, llamaServer: args["llama-server"], onProgress: progress
+            model: single(args.model, "model")!, parallel: single(args.parallel, "parallel"), tg: single(args.tg, "tg"), reps: single(args.reps, "reps"),
+            threads: single(args.threads, "threads"), llamaServer: single(args["llama-server"], "llama-server"), command: commandLine(), onProgress: progress
         });
-        result.command = commandLine();
         const json = `${JSON.stringify(result, null, 2)}\n`;
-        if (args.out != null)
-            writeFileAtomicSync(args.out, json);
+        const out = single(args.out, "out");
+        if (out != null)
+            writeFileAtomicSync(out, json);
         process.stdout.write(json);
     }
 };
@@ -107,12 +109,12 @@ const infer: CommandModule<object, InferArgs> = {
     describe: "Prompt (pp) and generation (tg) tokens/s, N parallel sequences and LoRA contexts, as llama-bench measures them",
     builder: (yargs) => yargs
         .option("model", sharedOptions.benchModel)
-        .option("gpu", { type: "string", default: "auto", describe: "auto | cuda | metal | vulkan | cpu" })
+        .option("gpu", { type: "string", default: "auto", describe: gpuChoices.join(" | ") })
         .option("threads", sharedOptions.threads)
-        .option("pp", { type: "number", default: 512, describe: "Prompt tokens of the pp test" })
-        .option("tg", { type: "number", default: 128, describe: "Generated tokens of the tg test" })
-        .option("reps", { type: "number", default: 5, describe: "Timed repetitions after a warm-up" })
-        .option("parallel", { type: "string", describe: "Sequence counts for aggregate generation (default 1,2,4,8), e.g. 1,2,4,8,16,32" })
+        .option("pp", { type: "number", default: inferBenchDefaults.pp, describe: "Prompt tokens of the pp test" })
+        .option("tg", { type: "number", default: inferBenchDefaults.tg, describe: "Generated tokens of the tg test" })
+        .option("reps", { type: "number", default: inferBenchDefaults.reps, describe: "Timed repetitions after a warm-up" })
+        .option("parallel", { type: "string", describe: `Sequence counts for aggregate generation (default ${inferBenchDefaults.parallel.join(",")}), e.g. 1,2,4,8,16,32` })
         .option("lora", { type: "string", array: true, describe: "LoRA adapter files (or zero:RANK): tests with 1 and 3 adapter contexts" })
         .option("compare-llama-bench", { type: "boolean", default: false, describe: "Also run llama.cpp's llama-bench (native build) and record ratio_pp / ratio_tg" })
         .option("llama-bench", sharedOptions.llamaBench)
@@ -171,19 +173,19 @@ const train: CommandModule<object, TrainArgs> = {
     describe: "LoRA training tokens/s and peak memory of the native trainer, against llama-bench pp<ctx> of the same file (and a PyTorch LoRA with --compare-torch)",
     builder: (yargs) => yargs
         .option("model", sharedOptions.benchModel)
-        .option("gpu", { type: "string", default: "auto", describe: "auto | cpu | cuda | vulkan | metal (the native build's backend)" })
+        .option("gpu", { type: "string", default: "auto", describe: `${["auto", ...nativeBackends].join(" | ")} (the native build's backend)` })
         .option("threads", sharedOptions.threads)
-        .option("rank", { type: "number", default: 8, describe: "LoRA rank" })
-        .option("ctx", { type: "number", default: 256, describe: "Tokens per training sample" })
-        .option("targets", { type: "string", describe: "Comma-separated modules (default: attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down)" })
-        .option("steps", { type: "number", default: 6, describe: "Optimizer steps (the first is the warm-up)" })
-        .option("batch", { type: "number", default: 8, describe: "Samples of --ctx tokens per step, packed into micro-batches of up to --batch-tokens" })
-        .option("batch-tokens", { type: "number", describe: `Token budget of one packed micro-batch (default ${String(trainOption("batchTokens").default)})` })
-        // the trainer's own switches, as `autoact train` declares them
+        .option("rank", { type: "number", default: trainBenchDefaults.rank, describe: "LoRA rank" })
+        .option("ctx", { type: "number", default: trainBenchDefaults.ctx, describe: "Tokens per training sample" })
+        .option("targets", { type: "string", describe: `Comma-separated modules (default: ${trainBenchDefaults.targets.join(",")})` })
+        .option("steps", { type: "number", default: trainBenchDefaults.steps, describe: "Optimizer steps (the first is the warm-up)" })
+        .option("batch", { type: "number", default: trainBenchDefaults.batch, describe: "Samples of --ctx tokens per step, packed into micro-batches of up to --batch-tokens" })
+        // the trainer's own options, as `autoact train` declares them
+        .option("batch-tokens", trainCliOptions()["batch-tokens"]!)
         .option("mixed-precision", trainCliOptions()["mixed-precision"]!)
         .option("recompute", trainCliOptions().recompute!)
-        .option("reps", { type: "number", default: 5, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
-        .option("rounds", { type: "number", default: 1, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
+        .option("reps", { type: "number", default: trainBenchDefaults.reps, describe: "Repetitions of llama-bench pp<ctx>, run on the same model, threads and backend" })
+        .option("rounds", { type: "number", default: trainBenchDefaults.rounds, describe: "Rounds of (trainer, llama-bench, PyTorch); each ratio is the median of the rounds' (the machine's speed drifts between phases)" })
         .option("compare-torch", { type: "boolean", default: false, describe: "Also train a PyTorch LoRA of the same shape (bench/reference/torch_lora.py; skipped where torch is absent) and record ratio_torch" })
         .option("torch-dtype", { type: "string", describe: `The PyTorch reference's weights and autocast type: ${torchDtypes.join(" | ")} (default bf16 on a GPU, f32 on a CPU)` })
         .option("profile", { type: "boolean", default: false, describe: "After the timed runs, one more with autoact-train --profile (node by node): where a training pass spends its time, in the result's notes" })

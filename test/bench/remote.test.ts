@@ -1,0 +1,93 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { benchRemote, remoteBenchDefaults, type RemoteBenchResult } from "../../src/bench/remote.js";
+import { ensureNativeBuild, type NativeBuild } from "../../src/train/native-build.js";
+import { InputError } from "../../src/util/errors.js";
+import { hasStories, stories260K as model } from "../train/helpers.js";
+import { tempDir } from "./helpers.js";
+import { runCliProcess } from "../helpers/cli.js";
+import { useCacheDir } from "../helpers/env.js";
+
+/**
+ * `autoact bench remote` against a real llama-server (the project's native build) serving
+ * stories260K: a trained model, since random weights write bytes that /v1/completions refuses.
+ * Its bad command lines are in the bad-input table (test/reliability/bad-input.test.ts).
+ */
+let dir: string;
+let build: NativeBuild;
+let restoreCache: () => void;
+
+beforeAll(async () => {
+    dir = tempDir("remote");
+    restoreCache = useCacheDir(path.join(dir, "cache"));
+    build = await ensureNativeBuild({ jobs: 2 });
+});
+
+afterAll(() => {
+    restoreCache();
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** The llama-server processes this test process has started and not reaped (Linux: /proc). */
+function llamaServerChildren(): string[] {
+    if (!fs.existsSync("/proc/self/stat"))
+        return [];
+    return fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
+        try {
+            // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+            const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            return ppid === process.pid && comm.includes("llama-server") ? [`${pid} ${comm}`] : [];
+        } catch {
+            return []; // gone meanwhile
+        }
+    });
+}
+
+const small = { parallel: 2, prompt: 8, tg: 8, reps: 2, threads: 1 };
+
+describe.skipIf(!hasStories)("bench remote", () => {
+    it("measures the remote generator and plain /completion on one llama-server, round by round, and stops the server", async () => {
+        const progress: string[] = [];
+        const result: RemoteBenchResult = await benchRemote({ ...small, model, llamaServer: build.llamaServer, command: "test", onProgress: (m) => progress.push(m) });
+        expect(result.kind).toBe("remote");
+        expect(result.command).toBe("test");
+        expect(result.settings).toEqual(small);
+        for (const rounds of [result.autoact, result.completion]) {
+            expect(rounds).toHaveLength(small.reps);
+            for (const tokensPerSecond of rounds)
+                expect(tokensPerSecond).toBeGreaterThan(0);
+        }
+        const medianOfTwo = (xs: number[]) => (xs[0]! + xs[1]!) / 2;
+        expect(result.ratio).toBeCloseTo(medianOfTwo(result.autoact) / medianOfTwo(result.completion), 9);
+        expect(progress).toEqual(["starting llama-server (2 slots, 1 threads)", "warm-up", "round 1/2", "round 2/2"]);
+        expect(llamaServerChildren()).toEqual([]);
+    }, 120_000);
+
+    it("says which model file is missing, and refuses random weights", async () => {
+        await expect(benchRemote({ ...small, model: path.join(dir, "missing.gguf"), llamaServer: build.llamaServer })).rejects.toThrow(/^model not found: .*missing\.gguf/);
+        await expect(benchRemote({ ...small, model: "synth:tiny" })).rejects.toThrow(/^--model synth:tiny: bench remote needs a trained model/);
+    });
+
+    it("refuses a size that is not a positive integer before it starts a server", async () => {
+        await expect(benchRemote({ ...small, model, parallel: 0 })).rejects.toThrow(InputError);
+        await expect(benchRemote({ ...small, model, tg: 1.5 })).rejects.toThrow(/^--tg must be a positive integer, got 1.5$/);
+        expect(llamaServerChildren()).toEqual([]);
+    });
+});
+
+describe.skipIf(!hasStories)("autoact bench remote (CLI)", () => {
+    it("runs end to end, prints the result and writes it to --out", async () => {
+        const out = path.join(dir, "cli", "remote.json");
+        const result = await runCliProcess(["bench", "remote", "--model", model, "--parallel", "2", "--tg", "4", "--reps", "1", "--threads", "1", "--llama-server", build.llamaServer, "--out", out],
+            { env: { AUTOACT_CACHE: path.join(dir, "cache") } });
+        expect(result.code).toBe(0);
+        expect(result.stderr).toContain("bench: round 1/1");
+        const written = JSON.parse(fs.readFileSync(out, "utf8")) as RemoteBenchResult;
+        expect(JSON.parse(result.stdout)).toEqual(written);
+        expect(written.settings).toEqual({ ...remoteBenchDefaults, parallel: 2, tg: 4, reps: 1, threads: 1 });
+        expect(written.command).toMatch(/^autoact bench remote --model .* --out /);
+    }, 120_000);
+});
