@@ -56,7 +56,7 @@ export async function askAgents(options: AskOptions): Promise<EpisodeResult> {
     const session = new ModelSession(await resolveModelSource(source), config.model);
     const log = options.log ?? (() => {});
     const context: StageContext = {
-        config, configDir: runDir.dir, runDir, limit: null,
+        config, runDir, limit: null,
         data: new DataLocator({ searchDirs: config.data.search, descriptor: config.data.descriptor }),
         model: session, progress: createProgress({ silent: true }), log
     };

@@ -35,7 +35,7 @@ export interface PipelineConfig {
         metric: AnswerMetric;
     };
     model: {
-        /** A GGUF path or an `hf:` URI; a preset name from models/presets.json also works. */
+        /** A GGUF path (relative to this file; a `--set` value to the working directory) or an `hf:` URI; a preset name from models/presets.json also works. */
         path: string;
         gpu: "auto" | "cuda" | "metal" | "vulkan" | "cpu";
         /** 0 = physical cores. */
@@ -64,7 +64,7 @@ export interface PipelineConfig {
         retries: number;
     };
     data: {
-        /** Folders searched (in order, relative to this file) for data files; --data DIR comes first. */
+        /** Folders searched (in order, relative to this file; a `--set` value to the working directory) for data files; --data DIR comes first. */
         search: string[];
         /** Dataset descriptor (datasets/<name>.json) used to download missing files. */
         descriptor: string;

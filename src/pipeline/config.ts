@@ -2,16 +2,17 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML, { LineCounter, isMap, isSeq, isScalar, type Node as YamlNode, type Document } from "yaml";
 import { InputError, errorMessage } from "../util/errors.js";
+import { loadModelPresets } from "../gguf/presets.js";
+import { isRemoteSource } from "../llm/model-source.js";
 import {
     configArrayElements, configChecks, configEnums, configIntegers, defaultConfig, forbiddenConfigKeys, type PipelineConfig
 } from "./config-schema.js";
 
 export interface LoadedConfig {
+    /** The config, its file paths absolute (see {@link absoluteConfigPaths}). */
     config: PipelineConfig;
     /** The file it came from (absolute), or null for defaults only. */
     file: string | null;
-    /** Folder that relative paths in the file are resolved against. */
-    baseDir: string;
 }
 
 export interface LoadConfigOptions {
@@ -65,10 +66,29 @@ export function loadConfig(file: string, { set = [] }: LoadConfigOptions = {}): 
 
     const config = structuredClone(defaultConfig);
     mergeChecked(config, (value ?? {}) as Record<string, unknown>, "", (keyPath) => where(nodeAt(doc, keyPath)));
+    absoluteConfigPaths(config, path.dirname(path.resolve(file)));
     for (const assignment of set)
         applyOverride(config, assignment);
+    absoluteConfigPaths(config, process.cwd());
     checkConsistency(config, file);
-    return { config, file: path.resolve(file), baseDir: path.dirname(path.resolve(file)) };
+    return { config, file: path.resolve(file) };
+}
+
+/** Whether a `model.path` value names a local file (not a preset name or a remote source). */
+export function isModelFilePath(value: string): boolean {
+    return value !== "default" && !Object.hasOwn(loadModelPresets().real.models, value) && !isRemoteSource(value);
+}
+
+/**
+ * Makes the config's file paths (`model.path` when it is a file, `data.search`) absolute
+ * against `dir`: a config file's values against its folder, then `--set` values against the
+ * working directory, as `--model` and `--data` are read. A loaded config holds no relative
+ * path, so the copy a run saves stands on its own wherever it is read from.
+ */
+function absoluteConfigPaths(config: PipelineConfig, dir: string): void {
+    if (isModelFilePath(config.model.path))
+        config.model.path = path.resolve(dir, config.model.path);
+    config.data.search = config.data.search.map((folder) => path.resolve(dir, folder));
 }
 
 /** Applies one `--set key=value` override to a config, with the same checks as the file. */

@@ -6,9 +6,8 @@ import type { ProgressReporter } from "../util/progress.js";
 
 /** What every stage gets: the resolved config, the run directory, data, the model. */
 export interface StageContext {
+    /** The config, its file paths absolute. */
     config: PipelineConfig;
-    /** Folder of the config file; relative paths in it are resolved against it. */
-    configDir: string;
     runDir: RunDir;
     /** --limit N: caps every stage's item count for a quick trial run; null = no cap. */
     limit: number | null;

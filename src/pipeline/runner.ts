@@ -4,11 +4,11 @@ import { InputError, errorMessage } from "../util/errors.js";
 import { requireFile, writeFileAtomicSync } from "../util/fs.js";
 import { createProgress, type ProgressReporter } from "../util/progress.js";
 import { cachedSha256 } from "../util/file-hash.js";
-import { loadModelPresets, realModelPreset, realModelSource } from "../gguf/presets.js";
+import { realModelPreset, realModelSource } from "../gguf/presets.js";
 import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
 import { checkAdapterFitsBase, checkGgufFile } from "../llm/gguf-check.js";
 import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
-import { configToYaml, loadConfig } from "./config.js";
+import { configToYaml, isModelFilePath, loadConfig } from "./config.js";
 import { modelIdentityKeys, tablesRead, type StageContext, type StageDefinition } from "./context.js";
 import { DataLocator } from "./data-locator.js";
 import { ModelSession } from "./model-session.js";
@@ -91,11 +91,11 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const loaded = loadConfig(options.configFile, { set: options.set });
     const config = loaded.config;
     if (options.model != null)
-        config.model.path = isRemoteSource(options.model) || isPresetName(options.model) ? options.model : path.resolve(options.model);
+        config.model.path = isModelFilePath(options.model) ? path.resolve(options.model) : options.model;
     if (options.limit != null && (!Number.isInteger(options.limit) || options.limit < 1))
         throw new InputError(`--limit must be a whole number of at least 1, got ${options.limit}`);
     const selected = selectStages(options);
-    const modelSource = modelSourceFor(config, loaded.baseDir);
+    const modelSource = modelSourceFor(config);
     // Everything that can reject the run is checked before the run directory is touched.
     const needsModel = selected.some((stage) => stageDefinitions()[stage].reads.model);
     const modelPath = needsModel ? await resolveModelSource(modelSource) : null;
@@ -103,7 +103,7 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
         await checkGgufFile(modelPath);
 
     const runDir = new RunDir(options.runDir ?? path.join("runs", config.name));
-    return withRunLock(runDir, () => runStages({ options, config, baseDir: loaded.baseDir, selected, modelSource, modelPath, runDir, log }));
+    return withRunLock(runDir, () => runStages({ options, config, selected, modelSource, modelPath, runDir, log }));
 }
 
 /**
@@ -142,7 +142,6 @@ async function withRunLock<T>(runDir: RunDir, work: () => Promise<T>): Promise<T
 interface CheckedRun {
     options: RunPipelineOptions;
     config: PipelineConfig;
-    baseDir: string;
     selected: StageName[];
     modelSource: string;
     modelPath: string | null;
@@ -150,9 +149,8 @@ interface CheckedRun {
     log: (line: string) => void;
 }
 
-async function runStages({ options, config, baseDir, selected, modelSource, modelPath, runDir, log }: CheckedRun): Promise<RunPipelineResult> {
-    // The saved config stands on its own: the per-stage commands run from it alone.
-    config.data.search = config.data.search.map((dir) => path.resolve(baseDir, dir));
+async function runStages({ options, config, selected, modelSource, modelPath, runDir, log }: CheckedRun): Promise<RunPipelineResult> {
+    // The saved config stands on its own (its paths are absolute): the per-stage commands run from it alone.
     config.model.path = modelSource;
     writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
 
@@ -164,12 +162,11 @@ async function runStages({ options, config, baseDir, selected, modelSource, mode
     const session = new ModelSession(modelPath ?? "", config.model);
     const context: StageContext = {
         config,
-        configDir: baseDir,
         runDir,
         limit: options.limit ?? null,
         data: new DataLocator({
             dataDirs: options.dataDirs,
-            searchDirs: config.data.search.map((dir) => path.resolve(baseDir, dir)),
+            searchDirs: config.data.search,
             descriptor: config.data.descriptor
         }),
         model: session,
@@ -310,16 +307,10 @@ function selectStages(options: RunPipelineOptions): StageName[] {
     return stageNames.slice(from, until + 1).filter((stage) => !skip.has(stage));
 }
 
-function isPresetName(name: string): boolean {
-    return name === "default" || name in loadModelPresets().real.models;
-}
-
-/** `model.path` as a source: a preset name, an `hf:` URI, or a path relative to the config file. */
-function modelSourceFor(config: PipelineConfig, baseDir: string): string {
+/** `model.path` as a source: a preset's, or the value itself (an `hf:` URI, or a file made absolute when the config was read). */
+function modelSourceFor(config: PipelineConfig): string {
     const value = config.model.path;
-    if (value === "default")
-        return realModelSource(realModelPreset());
-    if (value in loadModelPresets().real.models)
-        return realModelSource(realModelPreset(value));
-    return isRemoteSource(value) ? value : path.resolve(baseDir, value);
+    if (isModelFilePath(value) || isRemoteSource(value))
+        return value;
+    return realModelSource(realModelPreset(value === "default" ? undefined : value));
 }

@@ -69,6 +69,21 @@ describe("pipeline config", () => {
         expect(errorOf(() => loadConfig(file, { set: ["synth.max_steps"] })).message).toMatch(/expected KEY=VALUE/);
     });
 
+    it("makes file paths absolute: a file's against its folder, --set's against the working directory", () => {
+        fs.mkdirSync(path.join(dir, "pipelines"), { recursive: true });
+        const file = write("pipelines/paths.yaml", "name: p\nmodel:\n  path: ../models/m.gguf\ndata:\n  search: [data, /abs/data]\n");
+        const fromFile = loadConfig(file).config;
+        expect(fromFile.model.path).toBe(path.join(dir, "models", "m.gguf"));
+        expect(fromFile.data.search).toEqual([path.join(dir, "pipelines", "data"), "/abs/data"]);
+        // typed on the command line: relative to where the command runs, as --model and --data are
+        const fromSet = loadConfig(file, { set: ["model.path=here.gguf", "data.search=[mine]"] }).config;
+        expect(fromSet.model.path).toBe(path.resolve("here.gguf"));
+        expect(fromSet.data.search).toEqual([path.resolve("mine")]);
+        // a preset name or a remote source is not a path
+        for (const source of ["default", "hf:org/repo/model.gguf", "https://example.com/m.gguf"])
+            expect(loadConfig(file, { set: [`model.path=${source}`] }).config.model.path).toBe(source);
+    });
+
     it("reads the remote backend's keys and checks them", () => {
         const file = write("remote.yaml", "name: r\nmodel:\n  backend: openai\n  endpoints: [http://127.0.0.1:8080, http://10.0.0.2:8000/v1]\n  server: vllm\n");
         const { config } = loadConfig(file);

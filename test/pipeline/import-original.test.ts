@@ -79,6 +79,21 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
     });
 
     let trainedRun = "";
+    it("saves a config that stands on its own: the pipeline file's relative model path made absolute", async () => {
+        const dir = tmp();
+        fs.mkdirSync(path.join(dir, "pipelines"));
+        fs.copyFileSync(tinyModel, path.join(dir, "model.gguf"));
+        const config = path.join(dir, "pipelines", "mine.yaml");
+        fs.writeFileSync(config, `${fs.readFileSync(hotpotqa, "utf8").replace("path: default", "path: ../model.gguf")}`);
+        const runDir = path.join(dir, "elsewhere", "run");
+        const imported = await runCliProcess(["import", "--config", config, "--run-dir", runDir, "--trajectories", fixture, "--set", "data.corpus=[]"]);
+        expect(imported.code, imported.stderr).toBe(0);
+        expect(fs.readFileSync(path.join(runDir, "config.yaml"), "utf8")).toContain(`path: ${path.join(dir, "model.gguf")}\n`);
+        // a stage run from the saved config alone finds the model
+        const filtered = await runCliProcess(["filter", "--run-dir", runDir]);
+        expect(filtered.code, filtered.stderr).toBe(0);
+    });
+
     it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters (and the ablations')", { timeout: 1_800_000 }, async () => {
         const runDir = tmp();
         // Every method, so the train stage also makes the -multi and -filtering adapters; no corpus (the eval below needs none).

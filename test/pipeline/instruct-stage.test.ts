@@ -21,11 +21,11 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-instruct-"));
 
 function contextFor(model: RecordedModel, dataDir: string, set: string[]): StageContext {
     const configFile = path.join(packageRoot, "pipelines", "hotpotqa.yaml");
-    const { config, baseDir } = loadConfig(configFile, { set: ["model.parallel=1", "data.eval=[]", ...set] });
+    const { config } = loadConfig(configFile, { set: ["model.parallel=1", "data.eval=[]", ...set] });
     const runDir = new RunDir(tmp());
     runDir.ensure();
     return {
-        config, configDir: baseDir, runDir, limit: null,
+        config, runDir, limit: null,
         data: new DataLocator({ dataDirs: [dataDir], descriptor: "hotpotqa", cacheDir: tmp() }),
         model: { agent: async () => model.agent() } as unknown as ModelSession,
         progress: createProgress({ silent: true }),
