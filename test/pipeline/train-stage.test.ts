@@ -7,7 +7,7 @@ import { divideTrajectory } from "../../src/agents/division.js";
 import { readTable, writeTable } from "../../src/data/table-io.js";
 import { readGgufInfo } from "../../src/gguf/reader.js";
 import { checkGgufFileSync, describeAdapter } from "../../src/llm/gguf-check.js";
-import { createProgress } from "../../src/util/progress.js";
+import { createProgress, type ProgressReporter } from "../../src/util/progress.js";
 import { packageRoot } from "../../src/util/package.js";
 import { createToolLibrary } from "../../src/tools/index.js";
 import { loadConfig } from "../../src/pipeline/config.js";
@@ -49,7 +49,23 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
         const samples = divideTrajectory(await headerOf(runDir), question, steps).map((s, i) => ({ id: `t-${i}`, trajectory_id: "t", ...s }));
         await writeTable(path.join(runDir, "samples.arrow"), "samples", samples);
 
-        const trained = await runPipeline({ ...base, only: ["train"] });
+        // the progress each adapter reports: its steps, and the tokens they trained (the tok/s shown)
+        const progress = new Map<string, { total: number; steps: number; tokens: number }>();
+        let current = "";
+        const recording: ProgressReporter = {
+            start: (label, total) => progress.set((current = label), { total, steps: 0, tokens: 0 }),
+            advance: (items, tokens = 0) => {
+                progress.get(current)!.steps += items;
+                progress.get(current)!.tokens += tokens;
+            },
+            done: () => {}
+        };
+        const trained = await runPipeline({ ...base, only: ["train"], progress: recording });
+        expect([...progress.keys()]).toEqual(["train plan", "train tool", "train reflect"]);
+        for (const shown of progress.values()) {
+            expect(shown).toMatchObject({ total: 3, steps: 3 });
+            expect(shown.tokens).toBeGreaterThan(0);
+        }
         const baseName = (await readGgufInfo(tinyModel)).metadata["general.name"]?.value ?? path.basename(tinyModel);
         expect(trained.stages.find((s) => s.stage === "train")!.status).toBe("ran");
         for (const agent of ["plan", "tool", "reflect"]) {

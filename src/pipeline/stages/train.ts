@@ -147,7 +147,7 @@ async function trainJob(context: StageContext, job: Job, modelPath: string, onRa
             lastStep = start.start_step;
         },
         onStep: (_agent, step) => {
-            context.progress.advance(step.step - lastStep, 0);
+            context.progress.advance(step.step - lastStep, step.tokens);
             lastStep = step.step;
             onRate(step.tokens_per_s);
         }
