@@ -35,7 +35,12 @@ export interface AskOptions {
  * sub-agents (the run's adapters), the run's selected tools and corpus, the eval settings;
  * on a server (`--server`, adapters picked per request) or here (`--model`, or the run's model).
  */
-export async function askAgents(options: AskOptions): Promise<EpisodeResult> {
+export interface AskResult extends EpisodeResult {
+    /** Why the episode ended, in a sentence naming the limit that ended it. */
+    ending: string;
+}
+
+export async function askAgents(options: AskOptions): Promise<AskResult> {
     const runDir = new RunDir(options.runDir);
     const configFile = runDir.file("config.yaml");
     if (!fs.existsSync(configFile))
@@ -71,18 +76,29 @@ export async function askAgents(options: AskOptions): Promise<EpisodeResult> {
             temperature: settings.temperature, topP: settings.top_p, topK: settings.top_k, maxTokens: settings.max_tokens,
             seed: options.seed ?? deriveSeed(settings.seed, `agent-${options.question}`)
         });
-        return await runEpisode({
-            header: setup.header,
-            question: options.question,
-            policy,
-            tools: setup.runner,
-            session: new ToolSession({}),
-            maxSteps: settings.max_steps,
-            maxContext: Math.min(config.synth.max_context, await session.contextSize()),
-            reserveTokens: 2 * settings.max_tokens
+        const limits = { maxSteps: settings.max_steps, maxContext: Math.min(config.synth.max_context, await session.contextSize()), reserveTokens: 2 * settings.max_tokens };
+        const result = await runEpisode({
+            header: setup.header, question: options.question, policy, tools: setup.runner, session: new ToolSession({}), ...limits
         });
+        return { ...result, ending: describeEnding(result, limits) };
     } finally {
         setup.close();
         await session.dispose();
+    }
+}
+
+/** One sentence on why an episode ended: the answer it gave, or the limit that stopped it (and which setting sets it). */
+export function describeEnding(result: EpisodeResult, limits: { maxSteps: number; maxContext: number; reserveTokens: number }): string {
+    const steps = `${result.steps.length} step${result.steps.length === 1 ? "" : "s"}`;
+    const answer = result.finalAnswer == null ? "no answer" : "its last Finish's answer, not confirmed by Reflect";
+    switch (result.stopReason) {
+        case "finished":
+            return `answered in ${steps}`;
+        case "step_limit":
+            return `stopped after ${steps}, the step limit (eval.max_steps): ${answer}`;
+        case "context_limit":
+            return `stopped after ${steps}: the prompt came within ${limits.reserveTokens} tokens (2 x eval.max_tokens) of the ${limits.maxContext}-token context (model.context_size, synth.max_context): ${answer}`;
+        case "invalid":
+            return `stopped after ${steps}: no readable action several steps in a row: ${answer}`;
     }
 }

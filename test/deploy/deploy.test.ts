@@ -3,6 +3,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeDeployment } from "../../src/deploy/deploy.js";
+import { describeEnding } from "../../src/deploy/agent.js";
+import type { EpisodeResult } from "../../src/agents/episode.js";
 import { freePort } from "../../src/deploy/llama-server.js";
 import { runPipeline } from "../../src/pipeline/runner.js";
 import { createProgress } from "../../src/util/progress.js";
@@ -69,6 +71,8 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
                 expect(answered.code, answered.stderr).toBe(0);
                 expect(answered.stdout.split("\n").filter((l) => l !== "")).toHaveLength(answered.stdout.trim() === "" ? 0 : 1);
                 expect(answered.stderr).toMatch(/^1\. /m);
+                // the last line says why the episode ended
+                expect(answered.stderr.trim().split("\n").at(-1)).toMatch(/^(answered in \d+ steps?|stopped after \d+ steps?[,:] .*(answer|Reflect))$/);
                 // Group planning: the plan agent's adapter was asked for on the server.
                 const scales = proxy.requests.map((r) => JSON.stringify((r.lora as { scale: number }[]).map((l) => l.scale)));
                 expect(scales).toContain("[1,0,0]");
@@ -82,8 +86,25 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         const local = await runCliProcess(["agent", "--run-dir", runDir, "--model", stories260K, "Where did Arno Schmidt work?"]);
         expect(local.code, local.stderr).toBe(0);
         expect(local.stderr).toMatch(/^1\. /m);
+        expect(local.stderr.trim().split("\n").at(-1)).toMatch(/^(answered in|stopped after) \d+ steps?/);
         const bad = await runCliProcess(["deploy", "--run-dir", dir]);
         expect(bad.code).toBe(2);
         expect(bad.stderr.trim()).toBe(`autoact: ${dir} is not a run directory (no config.yaml)`);
+    });
+});
+
+describe("autoact agent's last line", () => {
+    const limits = { maxSteps: 4, maxContext: 1024, reserveTokens: 256 };
+    const ended = (stopReason: EpisodeResult["stopReason"], finalAnswer: string | null, steps: number) => describeEnding({
+        steps: Array.from({ length: steps }, (_, index) => ({ index, thought: "", action: "Search", argument: "x", observation: "" })),
+        finalAnswer, stopReason, promptTokens: 0, generatedTokens: 0, invalidActions: 0, timeMs: 0
+    }, limits);
+
+    it("names the limit that ended an episode and whether it left an answer", () => {
+        expect(ended("finished", "Paris", 3)).toBe("answered in 3 steps");
+        expect(ended("step_limit", null, 4)).toBe("stopped after 4 steps, the step limit (eval.max_steps): no answer");
+        expect(ended("step_limit", "Paris", 4)).toBe("stopped after 4 steps, the step limit (eval.max_steps): its last Finish's answer, not confirmed by Reflect");
+        expect(ended("context_limit", null, 1)).toBe("stopped after 1 step: the prompt came within 256 tokens (2 x eval.max_tokens) of the 1024-token context (model.context_size, synth.max_context): no answer");
+        expect(ended("invalid", null, 3)).toMatch(/^stopped after 3 steps: no readable action several steps in a row: no answer$/);
     });
 });

@@ -23,6 +23,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         const result = await askAgents({ runDir: args["run-dir"], question: args.question, server: args.server, model: args.model, seed: args.seed });
         for (const step of result.steps)
             process.stderr.write(`${step.index + 1}. ${step.thought} | ${step.action}[${step.argument}] | ${step.observation}\n`);
+        process.stderr.write(`${result.ending}\n`);
         process.stdout.write(`${result.finalAnswer ?? ""}\n`);
     }
 };
