@@ -122,11 +122,11 @@ export interface FittedSamples {
 
 /**
  * Fits samples into `context` tokens the way the original's trainer truncates: tokens are
- * cut from the left of the prompt, the response is kept whole (it is what is learned). The
- * first `keepFirst` tokens (a BOS token) stay in front. A sample whose response cannot fit
- * even with the whole prompt gone is left out and counted.
+ * cut from the left of the prompt, the response is kept whole (it is what is learned). A
+ * leading `bos` token stays in front. A sample whose response cannot fit even with the whole
+ * prompt gone is left out and counted.
  */
-export function fitSamplesToContext(samples: readonly TokenizedSample[], context: number, keepFirst = 0): FittedSamples {
+export function fitSamplesToContext(samples: readonly TokenizedSample[], context: number, bos: number | null = null): FittedSamples {
     const out: TokenizedSample[] = [];
     let truncated = 0;
     let dropped = 0;
@@ -137,7 +137,7 @@ export function fitSamplesToContext(samples: readonly TokenizedSample[], context
         }
         const promptLength = sample.mask.findIndex((m) => m !== 0);
         const responseStart = promptLength < 0 ? sample.tokens.length : promptLength;
-        const head = Math.min(keepFirst, responseStart);
+        const head = Math.min(bos != null && sample.tokens[0] === bos ? 1 : 0, responseStart);
         const excess = sample.tokens.length - context;
         // Only prompt tokens after the head can go, and one prompt token must stay: the first
         // response token is predicted from it.

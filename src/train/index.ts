@@ -3,7 +3,7 @@ export { ensureNativeBuild, findNativeBuild, nativeBackends, type NativeBackend,
 export { encodeTrainingSamples, decodeTrainingSamples, writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
 export { loadTrainingRows, rowsForAgent, agentsInRows, tokenizeRows, type TrainingRow } from "./dataset.js";
 export { trainAdapter, trainerArgs, INTERRUPTED_EXIT_CODE, type TrainAdapterOptions, type TrainAdapterResult, type TrainDone, type TrainStart, type TrainStep } from "./trainer.js";
-export { trainAgents, tokenizeWithFormatter, trainableAgents, trainingLeftovers, type TrainAgentsOptions, type TrainedAgent } from "./train-agents.js";
+export { trainAgents, tokenizeWithFormatter, trainableAgents, trainingLeftovers, type SampleFit, type TrainAgentsOptions, type TrainedAgent } from "./train-agents.js";
 export { createTrainProgress } from "./progress.js";
 export {
     trainOptions, targetModules, learningRateSchedules, mixedPrecisionModes, resolveTrainOptions, checkTrainOptions, assertTrainOptions,

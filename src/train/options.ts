@@ -67,7 +67,7 @@ export const trainOptions = [
     { key: "weightDecay", cli: "weight-decay", config: "weight_decay", flag: "--weight-decay", kind: "float", default: 0, min: 0, max: 1, help: "AdamW decoupled weight decay" },
     { key: "gradClip", cli: "grad-clip", config: "grad_clip", flag: "--grad-clip", kind: "float", default: 1, min: 0, max: 1e6, help: "Max global gradient norm (0 = off)" },
     // batches
-    { key: "ctx", cli: "ctx", config: "context", flag: "--ctx", kind: "int", default: 1024, min: 16, max: 2 ** 20, help: "Context length; a longer sample is an error" },
+    { key: "ctx", cli: "ctx", config: "context", flag: "--ctx", kind: "int", default: 1024, min: 16, max: 2 ** 20, help: "Context length: a longer sample loses prompt tokens on the left, its response kept whole (one whose response alone is longer is left out, counted)" },
     { key: "batch", cli: "batch", config: "batch", flag: "--batch", kind: "int", default: 16, min: 1, max: 2 ** 20, help: "Samples per micro-batch group; a step trains batch x grad-accum samples" },
     { key: "gradAccum", cli: "grad-accum", config: "grad_accum", flag: "--grad-accum", kind: "int", default: 1, min: 1, max: 2 ** 20, help: "Gradient accumulation: groups of --batch samples per optimizer step" },
     { key: "batchTokens", cli: "batch-tokens", config: "batch_tokens", flag: "--batch-tokens", kind: "int", default: 0, min: 0, max: 2 ** 24, help: "Token budget of one packed micro-batch (a step's samples are packed side by side into blocks of up to the context length, as many blocks as fit; attention stays within a block, so its memory grows with the budget times the context; 0 = one block)" },

@@ -1,5 +1,6 @@
 import type { NativeBuildProgress } from "./native-build.js";
 import type { TrainStart, TrainStep } from "./trainer.js";
+import type { SampleFit } from "./train-agents.js";
 
 /**
  * Human progress for `autoact train` on stderr: a redrawn line on a terminal, a plain line
@@ -33,6 +34,13 @@ export function createTrainProgress(stream: NodeJS.WriteStream = process.stderr,
             } else if (progress.phase !== "build" && (progress.phase !== "ready" || compiled)) {
                 endLine();
                 stream.write(`${progress.message}\n`);
+            }
+        },
+        fit(agent: string, fit: SampleFit) {
+            if (fit.truncated + fit.tooLong > 0) {
+                endLine();
+                stream.write(`${agent}: ${fit.truncated} samples cut on the left to fit the context (responses whole), ` +
+                    `${fit.tooLong} left out (the response alone is longer)\n`);
             }
         },
         start(agent: string, start: TrainStart) {

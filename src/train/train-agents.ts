@@ -8,7 +8,7 @@ import { createPromptFormatter, formatTrainingSample } from "../llm/prompt-forma
 import { InputError, UserError, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
 import { checkGgufFile } from "../llm/gguf-check.js";
-import { agentsInRows, loadTrainingRows, rowsForAgent, tokenizeRows, type TrainingRow } from "./dataset.js";
+import { agentsInRows, fitSamplesToContext, loadTrainingRows, rowsForAgent, tokenizeRows, type FittedSamples, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
 import { writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
 import { assertTrainOptions, resolveTrainOptions, type TrainHyperParams } from "./options.js";
@@ -35,10 +35,10 @@ export interface TrainAgentsOptions extends TrainHyperParams {
     backend?: NativeBackend;
     /** Layers offloaded to the GPU (GPU backends). Defaults to 0 on cpu, all (-1) otherwise. */
     gpuLayers?: number;
-    /** Tokenizes one row. Defaults to the project's prompt formatter on the base model (response-only mask). */
-    tokenize?: (rows: readonly TrainingRow[]) => Promise<TokenizedSample[]>;
     /** Native build progress. Defaults to none. */
     onBuildProgress?: (progress: NativeBuildProgress) => void;
+    /** How an agent's samples were fitted into the context (rows from `data`), before it trains. Defaults to none. */
+    onFit?: (agent: string, fit: SampleFit) => void;
     /** Training start, steps and lines of the trainer's log. Defaults to none. */
     onStart?: (agent: string, start: TrainStart) => void;
     onStep?: (agent: string, step: TrainStep) => void;
@@ -47,21 +47,21 @@ export interface TrainAgentsOptions extends TrainHyperParams {
     signal?: AbortSignal;
 }
 
-export interface TrainedAgent {
+/** Rows fitted into the context: samples trained, prompts cut on the left, samples left out (response alone too long). */
+export interface SampleFit {
+    samples: number;
+    truncated: number;
+    tooLong: number;
+}
+
+export interface TrainedAgent extends SampleFit {
     agent: string;
     adapterPath: string;
     curvePath: string;
-    samples: number;
     done: TrainDone;
     curve: TrainStep[];
 }
 
-/**
- * Trains one adapter per sub-agent: reads the rows, tokenizes them with the prompt formatter,
- * writes the trainer's input, builds the trainer on first use, runs it, and records the curve
- * as train-<agent>.arrow beside <agent>.gguf. Interrupted runs leave a checkpoint that the next
- * call (resume, the default) continues from.
- */
 /** The rows of each agent to train: `agent`, or every agent the rows name ("all"). */
 async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ name: string; rows: TrainingRow[] }[]> {
     if (data == null)
@@ -84,6 +84,12 @@ async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ 
     return perAgent;
 }
 
+/**
+ * Trains one adapter per sub-agent: reads the rows, tokenizes them with the prompt formatter,
+ * fits them into the context (prompts cut on the left, responses whole), writes the trainer's input, builds the trainer on first use, runs it, and records the curve
+ * as train-<agent>.arrow beside <agent>.gguf. Interrupted runs leave a checkpoint that the next
+ * call (resume, the default) continues from.
+ */
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
     await checkGgufFile(base, "base model");
@@ -91,20 +97,32 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
     const { ctx } = resolveTrainOptions(options);
     const given = options.samples;
     const perAgent = given != null ? [{ name: agent, rows: [] as TrainingRow[] }] : await rowsPerAgent(data, agent);
-    const tokenize = given != null
-        ? async () => [...given]
-        : options.tokenize ?? ((agentRows: readonly TrainingRow[]) => tokenizeWithFormatter(base, agentRows, threads));
+    // rows are fitted into the context as the pipeline fits its samples; given samples must fit already
+    const fit = async (name: string, agentRows: readonly TrainingRow[]): Promise<FittedSamples> => {
+        if (given != null) {
+            const longest = given.reduce((max, s, i) => (s.tokens.length > given[max]!.tokens.length ? i : max), 0);
+            if (given[longest]!.tokens.length > ctx)
+                throw new InputError(`agent ${name}: sample ${longest} has ${given[longest]!.tokens.length} tokens, more than the context length ${ctx} (raise --ctx)`);
+            return { samples: [...given], truncated: 0, dropped: 0 };
+        }
+        const { samples, bos } = await tokenizeWithFormatter(base, agentRows, threads);
+        const fitted = fitSamplesToContext(samples, ctx, bos);
+        if (fitted.samples.length === 0)
+            throw new InputError(`agent ${name}: every sample's response alone is longer than the context length ${ctx} (raise --ctx)`);
+        return fitted;
+    };
+    // every agent's samples are checked before anything is built or written
+    const jobs: { name: string; fitted: FittedSamples }[] = [];
+    for (const { name, rows: agentRows } of perAgent)
+        jobs.push({ name, fitted: await fit(name, agentRows) });
     const build = await ensureNativeBuild({ backend, onProgress: options.onBuildProgress });
     makeDirectory(outDir, "output folder");
 
     const results: TrainedAgent[] = [];
-    for (const { name, rows: agentRows } of perAgent) {
-        const samples = await tokenize(agentRows);
-        const longest = samples.reduce((max, s, i) => (s.tokens.length > samples[max]!.tokens.length ? i : max), 0);
-        if (samples[longest]!.tokens.length > ctx) {
-            throw new InputError(`agent ${name}: sample ${longest} has ${samples[longest]!.tokens.length} tokens, ` +
-                `more than the context length ${ctx} (raise --ctx)`);
-        }
+    for (const { name, fitted } of jobs) {
+        const samples = fitted.samples;
+        const sampleFit: SampleFit = { samples: samples.length, truncated: fitted.truncated, tooLong: fitted.dropped };
+        options.onFit?.(name, sampleFit);
         const adapterPath = path.join(outDir, `${name}.gguf`);
         const [checkpoint, samplesFile] = trainingLeftovers(adapterPath) as [string, string];
         await writeTrainingSamples(samplesFile, samples);
@@ -147,7 +165,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
             // The adapter is complete: its checkpoint and samples file are of no further use.
             for (const leftover of trainingLeftovers(adapterPath))
                 fs.rmSync(leftover, { force: true });
-            results.push({ agent: name, adapterPath, curvePath, samples: samples.length, done: result.done, curve: result.curve });
+            results.push({ agent: name, adapterPath, curvePath, ...sampleFit, done: result.done, curve: result.curve });
         } catch (error) {
             if (error instanceof UserError && curve.length > 0)
                 await writeCurve().catch(() => undefined); // keep what was learned so far with the checkpoint
@@ -164,8 +182,8 @@ export function trainingLeftovers(adapterPath: string): string[] {
     return [`${adapterPath}.ckpt`, path.join(dir, `.train-${agent}.samples.bin`)];
 }
 
-/** Tokenizes rows with the base model's prompt formatter (prompt mask 0, response mask 1). */
-export async function tokenizeWithFormatter(base: string, rows: readonly TrainingRow[], threads: number): Promise<TokenizedSample[]> {
+/** Tokenizes rows with the base model's prompt formatter (prompt mask 0, response mask 1); `bos` is the model's BOS token. */
+export async function tokenizeWithFormatter(base: string, rows: readonly TrainingRow[], threads: number): Promise<{ samples: TokenizedSample[]; bos: number | null }> {
     const { getLlama, LlamaLogLevel } = await llamaLib();
     const llama = await getLlama({ gpu: false, maxThreads: threads, logLevel: LlamaLogLevel.error, build: "never", progressLogs: false });
     let model;
@@ -176,7 +194,7 @@ export async function tokenizeWithFormatter(base: string, rows: readonly Trainin
     }
     try {
         const formatter = createPromptFormatter(model);
-        return tokenizeRows(rows, (row) => formatTrainingSample(model, formatter, row));
+        return { samples: tokenizeRows(rows, (row) => formatTrainingSample(model, formatter, row)), bos: model.tokens.bos };
     } finally {
         await model.dispose();
     }

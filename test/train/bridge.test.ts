@@ -152,4 +152,30 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         expect(bad.exitCode).toBe(2);
         expect(bad.stderr).toMatch(/no rows for agent "reflect"/);
     });
+
+    it("fits rows longer than --ctx as the pipeline does: the prompt cut on the left, the response whole; says how many", async () => {
+        const story = "Once upon a time there was a little girl named Lily who loved to play in the park with her dog. ";
+        const rows = [
+            { input: story.repeat(12), output: "She smiled.", agent: "plan" }, // ~300 prompt tokens
+            { input: "The dog", output: "ran to the park.", agent: "plan" },
+            { input: "Tom said", output: story.repeat(12), agent: "plan" } // its response alone is longer than 128
+        ];
+        const data = path.join(dir, "long.jsonl");
+        fs.writeFileSync(data, rows.map((r) => JSON.stringify(r)).join("\n"));
+        const out = path.join(dir, "out-long");
+        const cli = path.join(packageRoot, "dist", "src", "cli", "main.js");
+        const run = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", out,
+            "--steps", "2", "--ctx", "128", "--threads", String(THREADS)], { reject: false });
+        expect(run.exitCode, run.stderr).toBe(0);
+        expect(run.stderr).toContain("plan: 1 samples cut on the left to fit the context (responses whole), 1 left out (the response alone is longer)");
+        expect(run.stderr).toMatch(/training plan: 2 samples/);
+        expect(fs.existsSync(path.join(out, "plan.gguf"))).toBe(true);
+
+        // nothing left to train: one line, exit 2, no adapter
+        fs.writeFileSync(data, JSON.stringify(rows[2]));
+        const none = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", path.join(dir, "out-none"), "--ctx", "128"], { reject: false });
+        expect(none.exitCode).toBe(2);
+        expect(none.stderr.trim()).toBe("autoact: agent plan: every sample's response alone is longer than the context length 128 (raise --ctx)");
+        expect(fs.existsSync(path.join(dir, "out-none", "plan.gguf"))).toBe(false);
+    });
 });

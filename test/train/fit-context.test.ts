@@ -8,7 +8,7 @@ const sample = (prompt: number, response: number) => ({
 
 describe("fitting training samples into the context", () => {
     it("cuts prompt tokens on the left, keeps the response whole and the BOS in front", () => {
-        const fitted = fitSamplesToContext([sample(10, 4), sample(3, 2)], 8, 1);
+        const fitted = fitSamplesToContext([sample(10, 4), sample(3, 2)], 8, 0); // token 0 is the BOS
         expect(fitted.truncated).toBe(1);
         expect(fitted.dropped).toBe(0);
         expect(fitted.samples[0]).toEqual({ tokens: [0, 7, 8, 9, 10, 11, 12, 13], mask: [0, 0, 0, 0, 1, 1, 1, 1] });
@@ -17,10 +17,12 @@ describe("fitting training samples into the context", () => {
 
     it("without a head, keeps the last prompt tokens", () => {
         expect(fitSamplesToContext([sample(10, 4)], 6).samples[0]).toEqual({ tokens: [8, 9, 10, 11, 12, 13], mask: [0, 0, 1, 1, 1, 1] });
+        // a model's BOS that does not start the sample is no head either
+        expect(fitSamplesToContext([sample(10, 4)], 6, 5).samples[0]).toEqual({ tokens: [8, 9, 10, 11, 12, 13], mask: [0, 0, 1, 1, 1, 1] });
     });
 
     it("leaves out (and counts) a sample whose response alone does not fit", () => {
-        const fitted = fitSamplesToContext([sample(5, 8), sample(2, 2)], 8, 1);
+        const fitted = fitSamplesToContext([sample(5, 8), sample(2, 2)], 8, 0);
         expect(fitted).toEqual({ samples: [sample(2, 2)], truncated: 0, dropped: 1 });
         // Exactly one prompt token left besides nothing else: fits.
         expect(fitSamplesToContext([sample(5, 7)], 8).samples[0]!.tokens).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);

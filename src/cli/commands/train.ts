@@ -58,6 +58,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
                 threads: args.threads,
                 backend: args.backend as NativeBackend,
                 onBuildProgress: progress.build,
+                onFit: progress.fit,
                 onStart: progress.start,
                 onStep: progress.step
             });

@@ -54,8 +54,7 @@ export const trainStage: StageDefinition = {
         const bos = model.model.tokens.bos;
         const fit = (name: string, source: SampleRow[], dir = outDir): Job => {
             const tokenized = source.map((row) => formatTrainingSample(model.model, formatter, row));
-            const keepFirst = bos != null && tokenized[0]?.tokens[0] === bos ? 1 : 0;
-            const fitted = fitSamplesToContext(tokenized, settings.context, keepFirst);
+            const fitted = fitSamplesToContext(tokenized, settings.context, bos);
             return { name, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, tooLong: fitted.dropped, outDir: dir };
         };
         const jobs: Job[] = subAgentNames.map((agent) => fit(agent, rows.filter((row) => row.agent === agent)));
