@@ -51,7 +51,7 @@ export interface RemoteBenchResult {
  * concurrency, on one llama-server: `parallel` requests at once, random prompt ids, `tg`
  * sampled tokens each (end-of-generation ignored), rounds alternating between the two clients.
  * The model must be a trained one: random weights (`synth:`) write stray bytes that are not
- * UTF-8, and llama-server's `/v1/completions` answers those with HTTP 500.
+ * UTF-8, and llama-server answers those with HTTP 500 (on /completion too).
  */
 export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBenchResult> {
     const d = remoteBenchDefaults;
@@ -60,7 +60,7 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
         if (!Number.isInteger(value) || value < 1)
             throw new InputError(`--${name} must be a positive integer, got ${value}`);
     if (options.model.startsWith("synth:"))
-        throw new InputError(`--model ${options.model}: bench remote needs a trained model (random weights write bytes that are not UTF-8, which llama-server's /v1/completions refuses); give a GGUF file`);
+        throw new InputError(`--model ${options.model}: bench remote needs a trained model (random weights write bytes that are not UTF-8, which llama-server refuses with HTTP 500); give a GGUF file`);
     const progress = options.onProgress ?? (() => {});
     const modelFile = await resolveBenchModel(options.model);
     const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? (await ensureNativeBuild()).llamaServer;

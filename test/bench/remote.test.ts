@@ -11,7 +11,7 @@ import { useCacheDir } from "../helpers/env.js";
 
 /**
  * `autoact bench remote` against a real llama-server (the project's native build) serving
- * stories260K: a trained model, since random weights write bytes that /v1/completions refuses.
+ * stories260K: a trained model, since random weights write bytes that llama-server refuses.
  * Its bad command lines are in the bad-input table (test/reliability/bad-input.test.ts).
  */
 let dir: string;

@@ -66,7 +66,7 @@ const remote: CommandModule<object, RemoteArgs> = {
     command: "remote",
     describe: "The remote backend's aggregate tokens/s against llama-server's own /completion at the same concurrency",
     builder: (yargs) => yargs
-        .option("model", { ...sharedOptions.benchModel, describe: "GGUF file of a trained model (random synth: weights write bytes that are not UTF-8, which /v1/completions refuses)" })
+        .option("model", { ...sharedOptions.benchModel, describe: "GGUF file of a trained model (random synth: weights write bytes that are not UTF-8, which llama-server refuses)" })
         .option("parallel", { type: "number", default: remoteBenchDefaults.parallel, describe: "Concurrent requests and server slots" })
         .option("tg", { type: "number", default: remoteBenchDefaults.tg, describe: "Generated tokens per request" })
         .option("reps", { type: "number", default: remoteBenchDefaults.reps, describe: "Timed rounds per client" })
