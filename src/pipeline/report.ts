@@ -44,6 +44,10 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
         lines.push(`| ${stage} | ${record.status} | ${rows} | ${record.seconds?.toFixed(1) ?? ""} | ${rate} | ${escapeCell(notes || (record.error ?? ""))} |`);
     }
     lines.push("");
+    if (manifest.imported != null) {
+        const { tables, files, from } = manifest.imported;
+        lines.push(`Imported by \`autoact import\` from ${from}'s files (${files.map((f) => `\`${f}\``).join(", ")}): ${tables.join(", ")}; the stages that write them did not run here.`, "");
+    }
 
     const evalFiles = fs.existsSync(runDir.dir) ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort() : [];
     if (evalFiles.length > 0) {

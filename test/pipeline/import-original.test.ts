@@ -132,6 +132,7 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         trainedRun = runDir;
         const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
         expect(report).toMatch(/plan_truncated=\d+/);
+        expect(report).toContain(`Imported by \`autoact import\` from zjunlp/AutoAct's files (\`${fixture}\`): tasks.arrow, trajectories.arrow, tools.arrow`);
         console.log(`import -> filter -> split -> train: filter ${JSON.stringify(manifest.stages.filter.stats)}; split ${JSON.stringify(manifest.stages.split.stats)}; train ${JSON.stringify(train)}`);
     });
 
