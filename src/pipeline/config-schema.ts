@@ -228,6 +228,7 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
  */
 export const configChecks: Record<string, (value: unknown) => string | null> = {
     ...trainConfigChecks("train"),
+    "model.path": (value) => (typeof value === "string" && value.trim() !== "" ? null : "must name a GGUF file, an hf: URI or a preset (models/presets.json), got an empty value"),
     "model.timeout_s": (value) => (typeof value === "number" && value > 0 ? null : `must be more than 0 seconds, got ${String(value)}`),
     "instruct.temperature[]": range({ min: 0 }),
     "synth.temperature": range({ min: 0 }),

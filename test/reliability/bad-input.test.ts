@@ -55,6 +55,7 @@ const configCases: Case[] = [
     ["temperature range reversed", "instruct:\n  temperature: [0.9, 0.1]\n", /"instruct\.temperature" must be \[low, high\]/],
     ["duplicate key", "name: a\nname: b\n", /duplicate-key\.yaml:2: malformed YAML: Map keys must be unique/],
     ["negative top_k", "eval:\n  top_k: -3\n", /"eval\.top_k" must be at least 0/],
+    ["empty model path", "model:\n  path: \"\"\n", /empty-model-path\.yaml:2: "model\.path" must name a GGUF file, an hf: URI or a preset/],
     ["alias bomb", ["a: &a [x, x, x, x, x, x, x, x, x, x]",
         ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n") + "\n",
     /alias-bomb\.yaml:\d+: malformed YAML: too many alias expansions/]
@@ -78,6 +79,7 @@ const setCases: Case[] = [
     ["train.alpha=-2", /"train\.alpha" must be a number from/],
     ["train.rank=0", /"train\.rank" must be a whole number from 1/],
     ["model.parallel=0", /"model\.parallel" must be at least 1/],
+    ["model.path=", /--set model\.path: "model\.path" must name a GGUF file/],
     ["synth.speed=3", /unknown key "synth\.speed"/],
     ["__proto__.polluted=1", /the key "__proto__" is not allowed/],
     ["constructor=1", /the key "constructor" is not allowed/],
