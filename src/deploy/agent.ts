@@ -30,16 +30,16 @@ export interface AskOptions {
     log?: (line: string) => void;
 }
 
-/**
- * Answers one question by group planning, as the eval stage does: the plan, tool and reflect
- * sub-agents (the run's adapters), the run's selected tools and corpus, the eval settings;
- * on a server (`--server`, adapters picked per request) or here (`--model`, or the run's model).
- */
 export interface AskResult extends EpisodeResult {
     /** Why the episode ended, in a sentence naming the limit that ended it. */
     ending: string;
 }
 
+/**
+ * Answers one question by group planning, as the eval stage does: the plan, tool and reflect
+ * sub-agents (the run's adapters), the run's selected tools and corpus, the eval settings;
+ * on a server (`--server`, adapters picked per request) or here (`--model`, or the run's model).
+ */
 export async function askAgents(options: AskOptions): Promise<AskResult> {
     const runDir = new RunDir(options.runDir);
     const configFile = runDir.file("config.yaml");
@@ -76,7 +76,11 @@ export async function askAgents(options: AskOptions): Promise<AskResult> {
             temperature: settings.temperature, topP: settings.top_p, topK: settings.top_k, maxTokens: settings.max_tokens,
             seed: options.seed ?? deriveSeed(settings.seed, `agent-${options.question}`)
         });
-        const limits = { maxSteps: settings.max_steps, maxContext: Math.min(config.synth.max_context, await session.contextSize()), reserveTokens: 2 * settings.max_tokens };
+        const limits = {
+            maxSteps: settings.max_steps,
+            maxContext: Math.min(config.synth.max_context, await session.contextSize()),
+            reserveTokens: 2 * settings.max_tokens
+        };
         const result = await runEpisode({
             header: setup.header, question: options.question, policy, tools: setup.runner, session: new ToolSession({}), ...limits
         });

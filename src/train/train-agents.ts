@@ -86,9 +86,10 @@ async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ 
 
 /**
  * Trains one adapter per sub-agent: reads the rows, tokenizes them with the prompt formatter,
- * fits them into the context (prompts cut on the left, responses whole), writes the trainer's input, builds the trainer on first use, runs it, and records the curve
- * as train-<agent>.arrow beside <agent>.gguf. Interrupted runs leave a checkpoint that the next
- * call (resume, the default) continues from.
+ * fits them into the context (prompts cut on the left, responses whole), writes the trainer's
+ * input, builds the trainer on first use, runs it, and records the curve as train-<agent>.arrow
+ * beside <agent>.gguf. Interrupted runs leave a checkpoint that the next call (resume, the
+ * default) continues from.
  */
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
