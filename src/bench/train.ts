@@ -281,9 +281,14 @@ async function runTorchBench(o: {
     python: string | undefined; info: Awaited<ReturnType<typeof readGgufInfo>>; hyper: ResolvedTrainHyperParams; threads: number;
     backend: NativeBackend; seed: number; dtype: TorchDtype | undefined; progress: (m: string) => void; notes: string[];
 }): Promise<TorchReference | null> {
+    // each round runs the reference: a note that every round would repeat is written once
+    const note = (message: string) => {
+        if (!o.notes.includes(message))
+            o.notes.push(message);
+    };
     const skip = (message: string) => {
         o.progress(message);
-        o.notes.push(message);
+        note(message);
         return null;
     };
     if (o.backend !== "cpu" && o.backend !== "cuda")
@@ -304,7 +309,7 @@ async function runTorchBench(o: {
     } catch (error) {
         return skip(`PyTorch reference failed, no ratio_torch: ${errorMessage(error)}`);
     }
-    o.notes.push(`PyTorch reference: ${run.report.lora} LoRA, torch ${run.report.torch} with ${run.report.threads} threads, loss ${run.report.first_loss.toFixed(3)} -> ${run.report.last_loss.toFixed(3)}.`);
+    note(`PyTorch reference: ${run.report.lora} LoRA, torch ${run.report.torch} with ${run.report.threads} threads, loss ${run.report.first_loss.toFixed(3)} -> ${run.report.last_loss.toFixed(3)}.`);
     return {
         command: run.command, version: run.report.torch, lora: run.report.lora, device: run.report.device, dtype: run.report.dtype,
         lora_params: run.report.lora_params, tests: [run.test]

@@ -97,8 +97,10 @@ describe("bench train beside llama-bench and PyTorch", () => {
     it.skipIf(!hasStories)("rounds: the tests pool every round's samples and each ratio is the median of the rounds' ratios", async () => {
         const result = await benchTrain({
             model: stories260K, gpu: "cpu", threads: 1, ctx: 64, steps: 3, batch: 2, rank: 4, targets: ["attn_q", "attn_v"], reps: 1, rounds: 3,
-            trainer: build.trainer, llamaBench: build.llamaBench, command: "test"
+            compareTorch: true, trainer: build.trainer, llamaBench: build.llamaBench, command: "test"
         });
+        // every round runs the reference (or finds it absent): its note is written once
+        expect(result.notes.filter((n) => n.startsWith("PyTorch reference"))).toHaveLength(1);
         expect(validateBenchResult(JSON.parse(JSON.stringify(result)))).toEqual([]);
         expect(result.settings).toMatchObject({ rounds: 3 });
         expect(result.tests[0]).toMatchObject({ engine: "autoact-train", reps: 6 }); // 2 timed steps per round
