@@ -1,4 +1,17 @@
 #!/usr/bin/env node
 import { runCli } from "./cli.js";
+import { trainerTakesInterrupts } from "../train/trainer.js";
+
+// An interrupt ends the command with one line, not silently. Exiting runs the exit hooks: the
+// run directory's lock is released and child servers are stopped; finished batches are already
+// on disk. A running trainer takes the signal itself (it checkpoints, and its error is reported).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+        if (trainerTakesInterrupts())
+            return;
+        process.stderr.write(`\nautoact: interrupted (${signal}); what finished is kept: run the same command again to continue a pipeline\n`);
+        process.exit(signal === "SIGINT" ? 130 : 143);
+    });
+}
 
 process.exitCode = await runCli(process.argv.slice(2));

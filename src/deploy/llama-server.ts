@@ -77,6 +77,10 @@ export async function startLlamaServer(options: Omit<LlamaServerOptions, "host">
         log = (log + chunk.toString()).slice(-4000);
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // a process that exits without stopping it (an interrupt, an uncaught error) takes it along
+    const killOnExit = () => child.kill("SIGTERM");
+    process.on("exit", killOnExit);
+    void exited.then(() => process.off("exit", killOnExit));
     const url = `http://127.0.0.1:${port}`;
     const stop = async () => {
         if (child.exitCode == null && child.signalCode == null) {

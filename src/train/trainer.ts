@@ -120,6 +120,16 @@ export function trainerArgs(options: TrainAdapterOptions): string[] {
     return args;
 }
 
+let forwarding = 0;
+
+/**
+ * Whether a trainer is running that takes this process's SIGINT/SIGTERM (it checkpoints, then
+ * `trainAdapter` throws an "interrupted" error): a command's own interrupt handling stands back.
+ */
+export function trainerTakesInterrupts(): boolean {
+    return forwarding > 0;
+}
+
 /**
  * Runs autoact-train on one samples file and returns the curve and the final adapter. Progress
  * arrives through the callbacks as the trainer prints it. Errors: the trainer's own message, as
@@ -146,6 +156,7 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     if (forward) {
         process.on("SIGINT", onInterrupt);
         process.on("SIGTERM", onInterrupt);
+        forwarding++;
     }
     options.signal?.addEventListener("abort", onInterrupt);
 
@@ -205,6 +216,7 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     if (forward) {
         process.off("SIGINT", onInterrupt);
         process.off("SIGTERM", onInterrupt);
+        forwarding--;
     }
     options.signal?.removeEventListener("abort", onInterrupt);
     const exitCode = result.exitCode ?? (result.signal != null ? 128 : 1);
