@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import path from "node:path";
 import { runEpisode, type EpisodeResult } from "../agents/episode.js";
 import { GroupPolicy, type SubAgents } from "../agents/policies.js";
@@ -42,9 +41,7 @@ export interface AskResult extends EpisodeResult {
  */
 export async function askAgents(options: AskOptions): Promise<AskResult> {
     const runDir = new RunDir(options.runDir);
-    const configFile = runDir.file("config.yaml");
-    if (!fs.existsSync(configFile))
-        throw new InputError(`${runDir.dir} is not a run directory (no config.yaml)`);
+    const configFile = runDir.requireConfig();
     if (options.question.trim() === "")
         throw new InputError("the question is empty");
     if (options.server != null && options.model != null)

@@ -43,10 +43,7 @@ export interface Deployment {
  */
 export function writeDeployment(options: DeployOptions): Deployment {
     const runDir = new RunDir(options.runDir);
-    const configFile = runDir.file("config.yaml");
-    if (!fs.existsSync(configFile))
-        throw new InputError(`${runDir.dir} is not a run directory (no config.yaml)`);
-    const config = loadConfig(configFile).config;
+    const config = loadConfig(runDir.requireConfig()).config;
     const manifest = runDir.readManifest(config.name);
     const base = manifest.model?.path;
     if (base == null || !fs.existsSync(base))

@@ -112,7 +112,7 @@ export async function importOriginal(options: ImportOriginalOptions): Promise<Im
 
     runDir.ensure();
     const written: string[] = [];
-    writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
+    writeFileAtomicSync(runDir.configFile, configToYaml(config));
     if (tasks.length > 0) {
         await writeTable(runDir.file("tasks.arrow"), "tasks", tasks);
         written.push("tasks.arrow");

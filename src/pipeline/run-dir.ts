@@ -54,6 +54,18 @@ export class RunDir {
         return fs.existsSync(this.file(name));
     }
 
+    /** The config the run saved (every stage command reads it unless given another). */
+    get configFile(): string {
+        return this.file("config.yaml");
+    }
+
+    /** The saved config, or an InputError saying this is no run directory (yet). */
+    requireConfig(): string {
+        if (!fs.existsSync(this.configFile))
+            throw new InputError(`${this.dir} is not a run directory (no config.yaml): run a pipeline there first (autoact run PIPELINE.yaml --run-dir ${this.dir})`);
+        return this.configFile;
+    }
+
     ensure(): void {
         makeDirectory(this.dir, "run directory");
     }

@@ -152,7 +152,7 @@ interface CheckedRun {
 async function runStages({ options, config, selected, modelSource, modelPath, runDir, log }: CheckedRun): Promise<RunPipelineResult> {
     // The saved config stands on its own (its paths are absolute): the per-stage commands run from it alone.
     config.model.path = modelSource;
-    writeFileAtomicSync(runDir.file("config.yaml"), configToYaml(config));
+    writeFileAtomicSync(runDir.configFile, configToYaml(config));
 
     const manifest = runDir.readManifest(config.name);
     if (modelPath != null) {
@@ -176,6 +176,7 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
     const definitions = stageDefinitions(options.adapters);
     const outcomes: StageOutcome[] = [];
     try {
+        checkEarlierTables(selected, context);
         // A corpus that holds the eval set is refused before any model time is spent.
         if (config.data.corpus.length > 0 && selected.some((stage) => readsCorpus(stage, config)))
             await ensureRunCorpus(context);
@@ -203,10 +204,8 @@ export async function stageInputHash(stage: StageDefinition, context: StageConte
     const reads = stage.reads;
     const tableHashes = tablesRead(reads, context).map((name) => {
         const file = runDir.file(name);
-        if (!fs.existsSync(file)) {
-            const producer = producerOf(name, context);
-            throw new InputError(`stage ${stage.name} needs ${file}${producer ? `; run the ${producer} stage first` : ""}`);
-        }
+        if (!fs.existsSync(file))
+            throw missingTable(stage.name, name, context);
         return [name, hashFileSync(file)];
     });
     const fileHashes = Object.entries(reads.files?.(context) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([role, file]) => {
@@ -230,6 +229,28 @@ export function configValue(config: PipelineConfig, key: string): unknown {
         cursor = (cursor as Record<string, unknown>)[part];
     }
     return cursor;
+}
+
+function missingTable(stage: StageName, name: string, context: StageContext): InputError {
+    const producer = producerOf(name, context);
+    return new InputError(`stage ${stage} needs ${context.runDir.file(name)}${producer ? `; run the ${producer} stage first` : ""}`);
+}
+
+/**
+ * The tables the selected stages read that no selected stage writes before them must be in the
+ * run directory already: checked before any work (the corpus, a download) is started.
+ */
+function checkEarlierTables(selected: readonly StageName[], context: StageContext): void {
+    const definitions = stageDefinitions();
+    const written = new Set<string>();
+    for (const stage of stageNames.filter((name) => selected.includes(name))) {
+        for (const name of tablesRead(definitions[stage].reads, context)) {
+            if (!written.has(name) && !context.runDir.exists(name))
+                throw missingTable(stage, name, context);
+        }
+        for (const name of definitions[stage].writes.files(context))
+            written.add(name);
+    }
 }
 
 /** The stage that declares it writes a run-directory file. */

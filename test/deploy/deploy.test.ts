@@ -89,7 +89,7 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         expect(local.stderr.trim().split("\n").at(-1)).toMatch(/^(answered in|stopped after) \d+ steps?/);
         const bad = await runCliProcess(["deploy", "--run-dir", dir]);
         expect(bad.code).toBe(2);
-        expect(bad.stderr.trim()).toBe(`autoact: ${dir} is not a run directory (no config.yaml)`);
+        expect(bad.stderr.trim()).toBe(`autoact: ${dir} is not a run directory (no config.yaml): run a pipeline there first (autoact run PIPELINE.yaml --run-dir ${dir})`);
     });
 });
 

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from "yargs";
 import type { StageName } from "../../pipeline/config-schema.js";
 import type { SubAgentAdapters } from "../../pipeline/stages/eval.js";
 import { InputError } from "../../util/errors.js";
+import { RunDir } from "../../pipeline/run-dir.js";
 import { evalMethods } from "../../data/schemas.js";
 import { parseMethods } from "../../pipeline/eval-methods.js";
 import { pipelineRunOptions, runAndSummarize, withPipelineOptions, type PipelineArgs } from "../pipeline-options.js";
@@ -58,11 +59,12 @@ export function stageCommand(stage: StageName): CommandModule<object, StageArgs>
                 if (missing.length > 0)
                     process.stderr.write(`eval: the ${missing.join(" and ")} agent${missing.length > 1 ? "s run" : " runs"} on the base model (no --${missing.join(" or --")})\n`);
             }
+            const configFile = args.config ?? new RunDir(runDir!).requireConfig();
             const options = pipelineRunOptions(args);
             if (args.methods != null)
                 options.set = [...(options.set ?? []), `eval.methods=[${parseMethods(args.methods).join(", ")}]`];
             await runAndSummarize({
-                configFile: args.config ?? path.join(runDir!, "config.yaml"),
+                configFile,
                 only: [stage],
                 adapters,
                 ...options

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from "yargs";
 import { runAndSummarize } from "../pipeline-options.js";
 import { sharedOptions } from "../shared-options.js";
 import { InputError } from "../../util/errors.js";
+import { RunDir } from "../../pipeline/run-dir.js";
 import { createTrainProgress, nativeBackends, trainAgents, trainCliOptions, trainOptionsFromCli, type NativeBackend } from "../../train/index.js";
 
 /** The pipeline and file flags; the trainer's options come from its table (src/train/options.ts). */
@@ -35,7 +36,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         if (args["run-dir"] != null) {
-            await runAndSummarize({ configFile: args.config ?? path.join(args["run-dir"], "config.yaml"), runDir: args["run-dir"], only: ["train"] });
+            await runAndSummarize({ configFile: args.config ?? new RunDir(args["run-dir"]).requireConfig(), runDir: args["run-dir"], only: ["train"] });
             return;
         }
         const missing = (["base", "data", "agent", "out"] as const).filter((key) => args[key] == null);
