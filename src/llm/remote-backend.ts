@@ -308,6 +308,9 @@ function describeFailure(error: unknown): string {
         return "connection refused (is the server running?)";
     if (cause?.code != null)
         return `connection failed (${cause.code})`;
+    // fetch's own refusals (a port it blocks, a malformed address) say why in the cause only
+    if (cause?.message != null && cause.message !== "")
+        return `${errorMessage(error).split("\n")[0]!} (${cause.message})`;
     return errorMessage(error).split("\n")[0]!;
 }
 

@@ -117,6 +117,12 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
             expect(Date.now() - started).toBeLessThan(5000);
         });
 
+        it("a port that fetch refuses to use says so", async () => {
+            // 6000 (X11) is on the Fetch standard's list of blocked ports
+            const error = await vocab.createRemoteGenerator({ endpoints: ["http://127.0.0.1:6000"], ...fast, retries: 0 }).catch((e: unknown) => e);
+            expect((error as Error).message).toBe("remote model: http://127.0.0.1:6000 GET /v1/models: fetch failed (bad port) (gave up after 1 try)");
+        });
+
         it("500s, 429s, malformed JSON and dropped connections are retried; the reply is the server's", async () => {
             const generator = await vocab.createRemoteGenerator({ endpoints: [proxy.url], concurrency: 1, ...fast });
             proxy.plan = () => "forward";
