@@ -5,6 +5,7 @@ import { createEngine, defaultBatchSize, physicalCoreCount, type Engine, type Ge
 import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import { positiveInteger } from "../util/checks.js";
 import { collectFingerprint, watchGpuMemory } from "./fingerprint.js";
 import { InterleavedLlamaBench, runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel, resolveLoraSpecs } from "./models.js";
@@ -68,12 +69,6 @@ interface Resolved {
     batchSize: number;
     flashAttention: boolean;
     seed: number;
-}
-
-function positiveInteger(value: unknown, what: string): number {
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 1)
-        throw new InputError(`${what} must be a positive integer, got ${String(value)}`);
-    return value;
 }
 
 /** Checks every option before anything loads: bad input fails fast with one line. */

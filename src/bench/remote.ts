@@ -3,6 +3,7 @@ import { startLlamaServer } from "../deploy/llama-server.js";
 import { createEngine, type Engine, type GenerationRequest } from "../llm/engine.js";
 import { findNativeBuild, ensureNativeBuild } from "../train/native-build.js";
 import { InputError } from "../util/errors.js";
+import { positiveInteger } from "../util/checks.js";
 import { readGgufInfo } from "../gguf/reader.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
 import { median, randomTokens } from "./stats.js";
@@ -57,8 +58,7 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
     const d = remoteBenchDefaults;
     const o = { parallel: options.parallel ?? d.parallel, prompt: options.prompt ?? d.prompt, tg: options.tg ?? d.tg, reps: options.reps ?? d.reps, threads: options.threads ?? d.threads };
     for (const [name, value] of Object.entries(o))
-        if (!Number.isInteger(value) || value < 1)
-            throw new InputError(`--${name} must be a positive integer, got ${value}`);
+        positiveInteger(value, `--${name}`);
     if (options.model.startsWith("synth:"))
         throw new InputError(`--model ${options.model}: bench remote needs a trained model (random weights write bytes that are not UTF-8, which llama-server refuses with HTTP 500); give a GGUF file`);
     const progress = options.onProgress ?? (() => {});

@@ -9,6 +9,7 @@ import { writeTrainingSamples } from "../train/samples-file.js";
 import { assertTrainOptions, resolveTrainOptions, targetModules, type ResolvedTrainHyperParams, type TrainHyperParams } from "../train/options.js";
 import { trainerArgs, type TrainDone, type TrainStart, type TrainStep } from "../train/trainer.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import { positiveInteger } from "../util/checks.js";
 import { requireFile } from "../util/fs.js";
 import { collectFingerprint, nvidiaGpu, watchGpuMemory } from "./fingerprint.js";
 import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
@@ -89,17 +90,12 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const gpuChoice = options.gpu ?? "auto";
     if (gpuChoice !== "auto" && !(nativeBackends as readonly string[]).includes(gpuChoice))
         throw new InputError(`unknown backend "${gpuChoice}" for --gpu (expected auto, ${nativeBackends.join(", ")})`);
-    const positive = (value: number, what: string) => {
-        if (!Number.isInteger(value) || value < 1)
-            throw new InputError(`${what} must be a positive integer, got ${String(value)}`);
-        return value;
-    };
-    const threads = positive(options.threads ?? physicalCoreCount(), "--threads");
-    const steps = positive(options.steps ?? trainBenchDefaults.steps, "--steps");
+    const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
+    const steps = positiveInteger(options.steps ?? trainBenchDefaults.steps, "--steps");
     if (steps < 2)
         throw new InputError("--steps must be at least 2: the first step is the warm-up");
-    const reps = positive(options.reps ?? trainBenchDefaults.reps, "--reps");
-    const rounds = positive(options.rounds ?? trainBenchDefaults.rounds, "--rounds");
+    const reps = positiveInteger(options.reps ?? trainBenchDefaults.reps, "--reps");
+    const rounds = positiveInteger(options.rounds ?? trainBenchDefaults.rounds, "--rounds");
     if (options.torchDtype != null && !(torchDtypes as readonly string[]).includes(options.torchDtype))
         throw new InputError(`--torch-dtype must be one of ${torchDtypes.join(" | ")}, got "${String(options.torchDtype)}"`);
     const chosen: TrainHyperParams = {

@@ -1,4 +1,5 @@
 import { InputError } from "../util/errors.js";
+import { positiveInteger } from "../util/checks.js";
 import { syntheticPreset } from "./presets.js";
 import { Xorshift128 } from "./random.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, LlamaFileType } from "./types.js";
@@ -204,9 +205,7 @@ export function resolveOptions(request: SyntheticModelRequest): ResolvedOptions 
     const positive = (name: string, value: number | undefined): number => {
         if (value == null)
             throw new InputError(`${name} is required (or name a preset)`);
-        if (!Number.isInteger(value) || value <= 0)
-            throw new InputError(`${name} must be a positive integer, got ${String(value)}`);
-        return value;
+        return positiveInteger(value, name);
     };
     const nEmbd = positive("n-embd", options.nEmbd);
     const layers = positive("layers", options.layers);

@@ -7,6 +7,7 @@ import { physicalCoreCount } from "../llm/cpu.js";
 import { createPromptFormatter, formatTrainingSample } from "../llm/prompt-format.js";
 import { InputError, UserError, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
+import { positiveInteger } from "../util/checks.js";
 import { checkGgufFile } from "../llm/gguf-check.js";
 import { agentsInRows, fitSamplesToContext, loadTrainingRows, rowsForAgent, tokenizeRows, type FittedSamples, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
@@ -92,7 +93,8 @@ async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ 
  * default) continues from.
  */
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
-    const { base, data, agent, outDir, resume = true, threads = physicalCoreCount(), backend = "cpu" } = options;
+    const { base, data, agent, outDir, resume = true, backend = "cpu" } = options;
+    const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
     await checkGgufFile(base, "base model");
     assertTrainOptions(options);
     const { ctx } = resolveTrainOptions(options);
