@@ -85,6 +85,10 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
         expect(String(stats.adapters)).toMatch(/plan=.*plan\.gguf,tool=.*tool\.gguf,reflect=.*reflect\.gguf/);
         const rows = await readTable(path.join(runDir, "eval-easy.arrow"), "eval");
         expect(rows.every((r) => r.method === "group")).toBe(true);
+
+        // an ablation whose adapter the train stage did not make would run on the base model under its name: refused
+        await expect(runPipeline({ ...base, only: ["eval"], set: [...base.set, "eval.methods=[group, ablate-multi]"] }))
+            .rejects.toThrow(/^eval\.methods has ablate-multi, but .*adapters\/multi\.gguf was not trained .*--from split/);
     });
 });
 

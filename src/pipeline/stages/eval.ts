@@ -10,6 +10,7 @@ import { evalMethodSpecs } from "../eval-methods.js";
 import { readSeeds } from "../seeds.js";
 import { ToolSession } from "../../tools/index.js";
 import { deriveSeed } from "../../util/random.js";
+import { InputError } from "../../util/errors.js";
 import { StageBatches } from "../batches.js";
 import { limited, type StageContext, type StageDefinition } from "../context.js";
 import { hashValues, type RunDir } from "../run-dir.js";
@@ -43,6 +44,25 @@ function methodAdapters(runDir: RunDir, trained: SubAgentAdapters, method: EvalM
         return fs.existsSync(file) ? { plan: file, tool: file, reflect: file } : {};
     }
     return {};
+}
+
+/**
+ * An ablation whose own adapters the train stage did not write (it trains them only for the
+ * methods in eval.methods at its run) would run on the base model under the ablation's name:
+ * refused while the sub-agents have adapters. With none trained, every method runs on the base
+ * model and the report says so (adapters=none).
+ */
+function checkAblationAdapters(context: StageContext, trained: SubAgentAdapters): void {
+    if (Object.keys(trained).length === 0)
+        return;
+    for (const method of context.config.eval.methods) {
+        const kind = evalMethodSpecs[method].adapters;
+        if ((kind === "multi" || kind === "unfiltered") && Object.keys(methodAdapters(context.runDir, trained, method)).length === 0) {
+            const where = context.runDir.file(kind === "multi" ? "adapters/multi.gguf" : "adapters/unfiltered");
+            throw new InputError(`eval.methods has ${method}, but ${where} was not trained (split and train make it when ${method} is in eval.methods): ` +
+                `rerun from the split stage with it (autoact run CONFIG --run-dir ${context.runDir.dir} --from split --set 'eval.methods=[..., ${method}]'), or leave it out`);
+        }
+    }
 }
 
 /**
@@ -83,6 +103,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
         writes: { files: (context) => context.config.data.eval.map((set) => `eval-${set.name}.arrow`) },
         async run(context, inputHash) {
             const trained = adaptersFor(context);
+            checkAblationAdapters(context, trained);
             const started = performance.now();
             let generatedTokens = 0;
             const setup = await openTaskSetup(context);
