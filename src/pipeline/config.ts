@@ -209,6 +209,10 @@ function checkConsistency(config: PipelineConfig, file: string): void {
     const [low, high] = config.instruct.temperature;
     if (config.instruct.temperature.length !== 2 || low! > high!)
         throw new InputError(`${file}: "instruct.temperature" must be [low, high] with low <= high`);
+    if (config.instruct.mode === "grounded" && config.data.corpus.length === 0)
+        throw new InputError(`${file}: "instruct.mode" grounded writes questions from corpus passages, but "data.corpus" names no corpus: name one (a JSONL of {title, text} pages) or use mode seeds`);
+    if (config.tools.count > config.tools.library.length)
+        throw new InputError(`${file}: "tools.count" (${config.tools.count}) is more than the ${config.tools.library.length} tools of "tools.library"`);
     if (config.task.kind === "multiple-choice" && config.task.metric !== "option")
         throw new InputError(`${file}: "task.metric" must be "option" for a multiple-choice task`);
     const names = new Set<string>();

@@ -66,12 +66,14 @@ export class DataLocator {
 
     /** Seeds: the data folders first, then the seed files this project ships (datasets/seeds/). */
     async requireSeeds(name: string): Promise<string> {
-        const found = this.find(name);
+        const found = name === "" ? null : this.find(name);
         if (found != null)
             return found;
         const shipped = path.join(packageRoot, "datasets", "seeds", `${this.descriptor}.json`);
         if (this.descriptor !== "" && fs.existsSync(shipped))
             return shipped;
+        if (name === "")
+            throw new InputError('data.seeds names no seeds file: give one (a JSON list of {"Question": ..., "Answer": ...}, 2 or more) in a --data folder');
         return this.require(name, "seeds file");
     }
 

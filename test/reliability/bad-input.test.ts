@@ -55,6 +55,8 @@ const configCases: Case[] = [
     ["temperature range reversed", "instruct:\n  temperature: [0.9, 0.1]\n", /"instruct\.temperature" must be \[low, high\]/],
     ["duplicate key", "name: a\nname: b\n", /duplicate-key\.yaml:2: malformed YAML: Map keys must be unique/],
     ["negative top_k", "eval:\n  top_k: -3\n", /"eval\.top_k" must be at least 0/],
+    ["grounded without a corpus", "instruct:\n  mode: grounded\n", /grounded-without-a-corpus\.yaml: "instruct\.mode" grounded writes questions from corpus passages, but "data\.corpus" names no corpus/],
+    ["more tools than the library", "tools:\n  library: [Search, Lookup]\n  count: 3\n", /more-tools-than-the-library\.yaml: "tools\.count" \(3\) is more than the 2 tools of "tools\.library"/],
     ["empty model path", "model:\n  path: \"\"\n", /empty-model-path\.yaml:2: "model\.path" must name a GGUF file, an hf: URI or a preset/],
     ["alias bomb", ["a: &a [x, x, x, x, x, x, x, x, x, x]",
         ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n") + "\n",
@@ -117,6 +119,11 @@ const manifestCases: Case[] = [
 }));
 
 const runDirCases: Case[] = [
+    {
+        name: "instruct without a seeds file",
+        args: () => ["instruct", "--config", file("no-seeds.yaml", "name: s\n"), "--run-dir", fresh("no-seeds"), "--model", tinyModel, "--data", dir],
+        error: /data\.seeds names no seeds file: give one/, absent: () => [fresh("no-seeds")], needsModel: true
+    },
     {
         // the missing table is named before the corpus is built (here it would fail on its bad record; by default it is a download)
         name: "run --from train on a new run directory",
