@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
+import { gpuChoices } from "../llm/types.js";
 import { createEngine, defaultBatchSize, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
 import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
@@ -12,7 +13,7 @@ import { ggufVocabSize, resolveBenchModel, resolveLoraSpecs } from "./models.js"
 import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest } from "./result.js";
 import { mean, randomTokens, stddev } from "./stats.js";
 
-export const gpuChoices = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
+export { gpuChoices };
 
 /** The inference benchmark's defaults, for the library and the CLI alike. */
 export const inferBenchDefaults = { pp: 512, tg: 128, reps: 5, parallel: [1, 2, 4, 8], batchSize: defaultBatchSize, seed: 42 } as const;

@@ -1,4 +1,5 @@
 import { InputError } from "../util/errors.js";
+import { gpuChoices } from "../llm/types.js";
 import { mean, stddev } from "./stats.js";
 
 /**
@@ -170,7 +171,7 @@ const modelFields: Record<string, Check> = {
 const fingerprintFields: Record<string, Check> = {
     machine: nonEmpty, hostname: isString, os: isString, cpu: nonEmpty, cores: isInteger, logical_cpus: isInteger,
     threads: isInteger, ram_bytes: isInteger, gpu: nullable(isString), vram_bytes: nullable(isInteger), driver: nullable(isString),
-    backend: oneOf(["cpu", "cuda", "metal", "vulkan"]), build: nonEmpty, node_version: isString,
+    backend: oneOf(gpuChoices.filter((choice) => choice !== "auto")), build: nonEmpty, node_version: isString,
     node_llama_cpp_version: isString, llama_cpp_version: isString, llama_cpp_commit: nullable(isString)
 };
 

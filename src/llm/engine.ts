@@ -10,7 +10,7 @@ import { resolveModelSource } from "./model-source.js";
 import { RemoteBackend, type RemoteOptions } from "./remote-backend.js";
 import { HelperBackend, NodeLlamaBackend, type DecodeBackend } from "./decode-backend.js";
 import { createRawSampler, loadEngineHelper, rawContext, type EngineHelper, type EngineHelperHandle } from "./native-access.js";
-import type { AdapterSpec, EngineOptions, GenerationRequest, GeneratorOptions, GpuChoice, LoadModelOptions } from "./types.js";
+import { gpuChoices, type AdapterSpec, type EngineOptions, type GenerationRequest, type GeneratorOptions, type GpuChoice, type LoadModelOptions } from "./types.js";
 
 export type * from "./types.js";
 export { Generator } from "./generator.js";
@@ -21,8 +21,8 @@ export { remoteServerKinds, type RemoteOptions, type RemoteServerKind } from "./
 /** Creates the engine: one llama.cpp binding (backend + thread count) for all models. */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
     const gpu: GpuChoice = options.gpu ?? "auto";
-    if (!["auto", "cuda", "metal", "vulkan", "cpu"].includes(gpu))
-        throw new InputError(`unknown GPU choice "${gpu}" (expected auto, cuda, metal, vulkan or cpu)`);
+    if (!(gpuChoices as readonly string[]).includes(gpu))
+        throw new InputError(`unknown GPU choice "${gpu}" (expected ${gpuChoices.join(", ")})`);
     const threads = options.threads ?? physicalCoreCount();
     if (!Number.isInteger(threads) || threads < 1)
         throw new InputError(`invalid thread count ${threads} (expected a positive integer)`);
@@ -39,7 +39,16 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
             progressLogs: false
         });
     } catch (error) {
-        throw new RuntimeFailure(`cannot start llama.cpp with gpu=${gpu}: ${errorMessage(error).split("\n")[0]}`);
+        const cause = (error as Error)?.constructor?.name === "NoBinaryFoundError"
+            ? `node-llama-cpp has no ${gpu} build that runs on this machine (is the GPU's driver installed?)`
+            : errorMessage(error).split("\n")[0];
+        throw new RuntimeFailure(`cannot start llama.cpp with gpu=${gpu}: ${cause}; --gpu auto takes what is there`);
+    }
+    // an explicit backend that llama.cpp does not have here (metal off a Mac) is not run on the CPU in its name
+    const running = llama.gpu === false ? "cpu" : llama.gpu;
+    if (gpu !== "auto" && running !== gpu) {
+        await llama.dispose();
+        throw new RuntimeFailure(`cannot start llama.cpp with gpu=${gpu}: it runs on ${running} here; --gpu auto takes what is there`);
     }
     return new Engine(llama, threads, options.helper ?? true);
 }

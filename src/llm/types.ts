@@ -1,6 +1,8 @@
 /** Public types of the inference engine (re-exported by `engine.ts`). */
 
-export type GpuChoice = "auto" | "cuda" | "metal" | "vulkan" | "cpu";
+/** The compute backends a user can ask for; "auto" takes the best one available. */
+export const gpuChoices = ["auto", "cuda", "metal", "vulkan", "cpu"] as const;
+export type GpuChoice = (typeof gpuChoices)[number];
 
 export interface EngineOptions {
     /** Which compute backend to use. Defaults to "auto" (best available, else CPU). */

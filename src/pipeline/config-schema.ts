@@ -7,6 +7,7 @@
 import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
 import { evalMethods, type EvalMethod } from "../data/schemas.js";
 import { remoteServerKinds, type RemoteServerKind } from "../llm/remote-backend.js";
+import { gpuChoices, type GpuChoice } from "../llm/types.js";
 
 export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
 export type StageName = (typeof stageNames)[number];
@@ -37,7 +38,7 @@ export interface PipelineConfig {
     model: {
         /** A GGUF path (relative to this file; a `--set` value to the working directory) or an `hf:` URI; a preset name from models/presets.json also works. */
         path: string;
-        gpu: "auto" | "cuda" | "metal" | "vulkan" | "cpu";
+        gpu: GpuChoice;
         /** 0 = physical cores. */
         threads: number;
         /** Context size of every sequence. */
@@ -210,7 +211,7 @@ export const defaultConfig: PipelineConfig = {
 export const configEnums: Record<string, readonly (string | number)[]> = {
     "task.kind": ["qa", "multiple-choice"],
     "task.metric": ["f1", "em", "option"],
-    "model.gpu": ["auto", "cuda", "metal", "vulkan", "cpu"],
+    "model.gpu": gpuChoices,
     "model.template": ["auto", "chat", "plain"],
     "model.backend": ["local", "openai"],
     "model.server": remoteServerKinds,

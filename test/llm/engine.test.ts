@@ -70,6 +70,11 @@ describe("engine basics", () => {
         expect(warnings[0]).toContain(`engine helper unavailable (${missing} is not built)`);
     });
 
+    it.skipIf(process.platform === "darwin")("an explicit backend it does not have here is refused, not run on the CPU in its name", async () => {
+        await expect(createEngine({ gpu: "metal", threads: 1 })).rejects.toThrow(RuntimeFailure);
+        await expect(createEngine({ gpu: "metal", threads: 1 })).rejects.toThrow("cannot start llama.cpp with gpu=metal: it runs on cpu here; --gpu auto takes what is there");
+    });
+
     it("tokenizes and detokenizes", () => {
         const tokens = tiny.tokenize("hello world");
         expect(tokens.length).toBeGreaterThan(0);
