@@ -8,6 +8,7 @@ import { hasStories, stories260K as model } from "../train/helpers.js";
 import { tempDir } from "./helpers.js";
 import { runCliProcess } from "../helpers/cli.js";
 import { useCacheDir } from "../helpers/env.js";
+import { listProcesses } from "../helpers/processes.js";
 
 /**
  * `autoact bench remote` against a real llama-server (the project's native build) serving
@@ -29,22 +30,8 @@ afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The llama-server processes this test process has started and not reaped (Linux: /proc). */
-function llamaServerChildren(): string[] {
-    if (!fs.existsSync("/proc/self/stat"))
-        return [];
-    return fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-        try {
-            // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis
-            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-            const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-            return ppid === process.pid && comm.includes("llama-server") ? [`${pid} ${comm}`] : [];
-        } catch {
-            return []; // gone meanwhile
-        }
-    });
-}
+/** The llama-server processes this test process has started and not reaped. */
+const llamaServerChildren = () => listProcesses().filter((p) => p.ppid === process.pid && p.comm.includes("llama-server"));
 
 const small = { parallel: 2, prompt: 8, tg: 8, reps: 2, threads: 1 };
 

@@ -1,51 +1,19 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../src/util/package.js";
-import { runCliProcess, type CliResult } from "../helpers/cli.js";
+import { runCliProcess } from "../helpers/cli.js";
+import { listProcesses } from "../helpers/processes.js";
 import { hasStories, stories260K } from "../train/helpers.js";
 
 /**
  * An interrupt sent to the CLI process alone (as a process manager or `kill PID` sends it): one
  * line and exit 130/143, the run directory unlocked, a rerun continuing; no server left behind.
  */
-const cli = path.join(packageRoot, "dist", "src", "cli", "main.js");
 
-/** Starts the CLI, sends `signal` to it (not its children) once stderr matches `when`, and waits for its exit. */
-function interruptWhen(args: string[], when: RegExp, signal: NodeJS.Signals): Promise<CliResult> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [cli, ...args], { cwd: packageRoot, env: { ...process.env, CI: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        let sent = false;
-        child.stdout.on("data", (chunk) => (stdout += chunk));
-        child.stderr.on("data", (chunk) => {
-            stderr += chunk;
-            if (!sent && when.test(stderr)) {
-                sent = true;
-                child.kill(signal);
-            }
-        });
-        child.on("error", reject);
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
-}
-
-/** Processes whose command line mentions `text` (Linux: /proc). */
-function processesMentioning(text: string): string[] {
-    if (!fs.existsSync("/proc/self/cmdline"))
-        return [];
-    return fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).flatMap((pid) => {
-        try {
-            const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-            return cmdline.includes(text) ? [`${pid} ${cmdline}`] : [];
-        } catch {
-            return [];
-        }
-    });
-}
+/** Processes whose command line mentions `text`. */
+const processesMentioning = (text: string) => listProcesses().filter((p) => p.cmdline.includes(text));
 
 const lastLine = (text: string) => text.trim().split("\n").at(-1);
 
@@ -56,7 +24,7 @@ describe.skipIf(!hasStories)("an interrupt", () => {
             "--data", path.resolve(packageRoot, "../shared/datasets/hotpotqa"), "--limit", "8", "--skip", "train",
             ...["data.corpus=[]", "model.context_size=1024", "model.parallel=2", "instruct.max_tokens=32", "synth.max_steps=4",
                 "synth.max_tokens=32", "eval.max_steps=2", "eval.max_tokens=16", "eval.methods=[group]"].flatMap((s) => ["--set", s])];
-        const interrupted = await interruptWhen(args, /^synth: /m, "SIGINT");
+        const interrupted = await runCliProcess(args, { interrupt: { when: /^synth: /m, signal: "SIGINT" } });
         expect(interrupted.code).toBe(130);
         expect(lastLine(interrupted.stderr)).toBe("autoact: interrupted (SIGINT); what finished is kept: run the same command again to continue a pipeline");
         expect(fs.existsSync(path.join(runDir, ".lock"))).toBe(false);
@@ -75,15 +43,15 @@ describe.skipIf(!hasStories)("an interrupt", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-interrupt-server-"));
         const model = path.join(dir, "interrupt-test-model.gguf");
         fs.copyFileSync(stories260K, model);
-        const result = await interruptWhen(["bench", "remote", "--model", model, "--parallel", "2", "--tg", "4000", "--reps", "5", "--threads", "1"],
-            /bench: warm-up/, "SIGTERM");
+        const result = await runCliProcess(["bench", "remote", "--model", model, "--parallel", "2", "--tg", "4000", "--reps", "5", "--threads", "1"],
+            { interrupt: { when: /bench: warm-up/, signal: "SIGTERM" } });
         expect(result.code).toBe(143);
         expect(lastLine(result.stderr)).toMatch(/^autoact: interrupted \(SIGTERM\)/);
         for (let i = 0; i < 50 && processesMentioning(model).length > 0; i++)
             await new Promise((resolve) => setTimeout(resolve, 100)); // SIGTERM takes a moment
         const left = processesMentioning(model);
-        for (const entry of left)
-            process.kill(Number(entry.split(" ")[0]), "SIGKILL"); // a failing run leaves nothing behind either
+        for (const { pid } of left)
+            process.kill(pid, "SIGKILL"); // a failing run leaves nothing behind either
         expect(left).toEqual([]);
         fs.rmSync(dir, { recursive: true, force: true });
     });
