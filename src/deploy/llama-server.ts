@@ -77,8 +77,9 @@ export async function startLlamaServer(options: Omit<LlamaServerOptions, "host">
         log = (log + chunk.toString()).slice(-4000);
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    // a process that exits without stopping it (an interrupt, an uncaught error) takes it along
-    const killOnExit = () => child.kill("SIGTERM");
+    // a process that exits without stopping it (an interrupt, an uncaught error) takes it along:
+    // SIGKILL, since it cannot wait, and a busy llama-server finishes its requests on SIGTERM
+    const killOnExit = () => child.kill("SIGKILL");
     process.on("exit", killOnExit);
     void exited.then(() => process.off("exit", killOnExit));
     const url = `http://127.0.0.1:${port}`;
