@@ -44,6 +44,8 @@ export interface ImportCorpusResult {
     pagesAdded: number;
     /** Pages skipped because their title was already present. */
     duplicates: number;
+    /** Pages skipped because they have no text (a title alone answers no question). */
+    emptyPages: number;
     /** Pages in the database after the import. */
     totalPages: number;
     seconds: number;
@@ -88,9 +90,13 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         const insertPage = db.prepare("INSERT OR IGNORE INTO pages(title, key, text, sentences) VALUES (?, ?, ?, ?)");
         const insertText = db.prepare("INSERT INTO pages_fts(rowid, title, text) VALUES (?, ?, ?)");
         const insertTitle = db.prepare("INSERT INTO titles_fts(rowid, title) VALUES (?, ?)");
-        let added = 0, duplicates = 0, records = 0;
+        let added = 0, duplicates = 0, emptyPages = 0, records = 0;
         const commit = db.transaction((pages: NewPage[]) => {
             for (const page of pages) {
+                if (page.text === "") {
+                    emptyPages++;
+                    continue;
+                }
                 const info = insertPage.run(page.title, titleKey(page.title), page.text, JSON.stringify(page.sentences));
                 if (info.changes === 0) {
                     duplicates++;
@@ -128,7 +134,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         commit(batch);
         onProgress?.({ pages: added, records });
         if (added === 0 && duplicates === 0 && !allowEmpty)
-            throw new InputError(`${file}: no pages to import`);
+            throw new InputError(`${file}: no pages to import${emptyPages > 0 ? ` (${emptyPages} without text)` : ""}`);
         // Merges the FTS b-trees once, so queries on the finished corpus read fewer segments.
         db.exec("INSERT INTO pages_fts(pages_fts) VALUES ('optimize'); INSERT INTO titles_fts(titles_fts) VALUES ('optimize');");
         const totalPages = (db.prepare("SELECT count(*) AS n FROM pages").get() as { n: number }).n;
@@ -138,7 +144,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         fs.renameSync(tmp, target);
         const seconds = (performance.now() - started) / 1000;
         return {
-            db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, totalPages,
+            db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, emptyPages, totalPages,
             seconds, pagesPerSecond: added / Math.max(seconds, 1e-9)
         };
     } catch (error) {
@@ -220,8 +226,6 @@ function wikiAbstractPage(file: string, record: JsonRecord): NewPage[] {
         throw new InputError(`${file}: line ${record.line} of the dump has no "title"`);
     const strings = [value.text].flat(3).filter((s): s is string => typeof s === "string");
     const sentences = strings.map((s) => s.replace(/<[^>]+>/g, "").trim()).filter((s) => s !== "");
-    if (sentences.length === 0)
-        return [];
     return [{ title: value.title.trim(), text: sentences.join(" "), sentences }];
 }
 

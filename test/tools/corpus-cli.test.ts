@@ -21,7 +21,7 @@ describe.skipIf(!fs.existsSync(cli))("autoact corpus import (built CLI)", () => 
         const db = path.join(tmp, "out", "corpus.sqlite");
         const result = await run("corpus", "import", file, "--db", db);
         expect(result.exitCode).toBe(0);
-        expect(result.stdout).toMatch(/added 2 pages \(0 duplicate titles skipped\) from 2 jsonl records; 2 pages in all/);
+        expect(result.stdout).toMatch(/added 2 pages \(skipped: 0 duplicate titles, 0 without text\) from 2 jsonl records; 2 pages in all/);
         const corpus = Corpus.open(db);
         expect(corpus.getPage("alpha")?.sentences).toEqual(["Alpha is first.", "It leads."]);
         corpus.close();
@@ -56,7 +56,7 @@ describe.skipIf(!fs.existsSync(cli))("autoact corpus import (built CLI)", () => 
         const db = path.join(tmp, "train.sqlite");
         const result = await run("corpus", "import", "hotpotqa:train-paragraphs", "--db", db, "--data", dataDir);
         expect(result.exitCode, result.stderr).toBe(0);
-        expect(result.stdout).toMatch(/added 3 pages \(1 duplicate titles skipped\) from 2 hotpotqa records/);
+        expect(result.stdout).toMatch(/added 3 pages \(skipped: 1 duplicate titles, 0 without text\) from 2 hotpotqa records/);
         const unknown = await run("corpus", "import", "hotpotqa:no-such-corpus", "--db", db, "--data", dataDir);
         expect(unknown.exitCode).toBe(2);
         expect(unknown.stderr).toMatch(/corpus file "no-such-corpus" not found/);

@@ -112,13 +112,19 @@ describe("Search", () => {
 describe("importCorpus", () => {
     it("adds to an existing database and skips titles it already has", async () => {
         const extra = path.join(tmp, "extra.jsonl");
-        fs.writeFileSync(extra, JSON.stringify({ title: "Marie Curie", text: "Duplicate." }) + "\n" + JSON.stringify({ title: "Pierre Curie", text: "Pierre Curie was a French physicist." }) + "\n");
+        fs.writeFileSync(extra, [
+            { title: "Marie Curie", text: "Duplicate." },
+            { title: "Pierre Curie", text: "Pierre Curie was a French physicist." },
+            { title: "Blank", text: "  " },
+            { title: "No sentences", sentences: [" "] }
+        ].map((page) => JSON.stringify(page)).join("\n") + "\n");
         const db = path.join(tmp, "append.sqlite");
         await importCorpus({ file: pagesFile, db });
         const result = await importCorpus({ file: extra, db });
-        expect(result).toMatchObject({ pagesAdded: 1, duplicates: 1, totalPages: 7 });
+        expect(result).toMatchObject({ pagesAdded: 1, duplicates: 1, emptyPages: 2, totalPages: 7 });
         const corpus = Corpus.open(db);
         expect(corpus.getPage("Marie Curie")?.text).toMatch(/^Marie Curie was a physicist/);
+        expect(corpus.getPage("Blank")).toBeUndefined();
         corpus.close();
     });
 
@@ -203,7 +209,7 @@ describe("corpus sources of the dataset descriptors", () => {
         execFileSync("tar", ["-cjf", archive, "-C", dump, "AA"]);
         const db = path.join(tmp, "wiki.sqlite");
         const result = await importCorpus({ file: archive, db, format: "wiki-abstracts" });
-        expect(result).toMatchObject({ format: "wiki-abstracts", records: 3, pagesAdded: 2 });
+        expect(result).toMatchObject({ format: "wiki-abstracts", records: 3, pagesAdded: 2, emptyPages: 1 });
         const corpus = Corpus.open(db);
         expect(corpus.getPage("Anarchism")?.sentences).toEqual(["Anarchism is a political philosophy.", "It rejects hierarchy."]);
         expect(corpus.getPage("Autism")?.text).toBe("Autism is a developmental condition.");
