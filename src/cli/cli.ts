@@ -22,6 +22,7 @@ export async function runCli(argv: string[]): Promise<number> {
         .recommendCommands()
         .wrap(Math.min(110, process.stdout.columns ?? 110))
         .help()
+        .middleware((args) => refuseNonNumbers(args, argv), true)
         .fail((message, error) => {
             // yargs validation (unknown flag, missing argument) and errors thrown in handlers both land here.
             throw error ?? new UserError(message ?? "invalid command line");
@@ -35,6 +36,32 @@ export async function runCli(argv: string[]): Promise<number> {
         exitCode = reportError(error, debug);
     }
     return exitCode || (typeof process.exitCode === "number" ? process.exitCode : 0);
+}
+
+/**
+ * yargs reads a number flag's text with Number(): "abc" becomes NaN, which later checks could
+ * only report as "got NaN". Refuses it here, for every number flag, naming what was typed.
+ */
+function refuseNonNumbers(args: Record<string, unknown>, argv: string[]): void {
+    for (const [key, value] of Object.entries(args)) {
+        const values = Array.isArray(value) ? value : [value];
+        if (/[A-Z]/.test(key) || !values.some((v) => typeof v === "number" && Number.isNaN(v)))
+            continue;
+        const typed = typedValues(argv, `--${key}`);
+        throw new UserError(`--${key} must be a number, got ${typed.length > 0 ? typed.map((t) => JSON.stringify(t)).join(", ") : "none"}`);
+    }
+}
+
+/** What followed a flag on the command line, as `--flag=x` or `--flag x`. */
+function typedValues(argv: string[], flag: string): string[] {
+    const typed: string[] = [];
+    argv.forEach((word, i) => {
+        if (word.startsWith(`${flag}=`))
+            typed.push(word.slice(flag.length + 1));
+        else if (word === flag && i + 1 < argv.length)
+            typed.push(argv[i + 1]);
+    });
+    return typed;
 }
 
 function reportError(error: unknown, debug: boolean): number {

@@ -57,7 +57,7 @@ describe("autoact model (built CLI)", () => {
         ["unknown arch", ["--arch", "mamba", ...shape], /unknown architecture "mamba"/],
         ["unknown type", ["--arch", "llama", ...shape, "--type", "q5_1"], /unknown model type "q5_1"/],
         ["unknown preset", ["--preset", "huge"], /unknown synthetic preset "huge"/],
-        ["non-numeric flag", ["--arch", "llama", ...flags({ layers: "two" })], /layers must be a positive integer/],
+        ["non-numeric flag", ["--arch", "llama", ...flags({ layers: "two" })], /^autoact: --layers must be a number, got "two"$/m],
         ["a flag given twice", ["--arch", "llama", ...shape, "--ff", "256"], /--ff is given more than once/]
     ];
     for (const [label, args, pattern] of badShapes) {

@@ -309,7 +309,7 @@ const flagCases: Case[] = [
     { name: "unknown flag", args: () => ["run", plainConfig(), "--frobnicate"], error: /Unknown argument: frobnicate/ },
     { name: "unknown command", args: () => ["frobnicate"], error: /Unknown argument: frobnicate|Did you mean/ },
     { name: "--limit 0", args: () => [...filterWith(plainConfig(), fresh("limit0")), "--limit", "0"], error: /--limit must be a whole number of at least 1, got 0/, absent: () => [fresh("limit0")] },
-    { name: "--limit abc", args: () => [...filterWith(plainConfig(), fresh("limitabc")), "--limit", "abc"], error: /--limit must be a whole number/, absent: () => [fresh("limitabc")] },
+    { name: "--limit abc", args: () => [...filterWith(plainConfig(), fresh("limitabc")), "--limit", "abc"], error: /--limit must be a number, got "abc"$/, absent: () => [fresh("limitabc")] },
     { name: "--from after --until", args: () => ["run", plainConfig(), "--from", "split", "--until", "synth", "--run-dir", fresh("order")], error: /--from split comes after --until synth/, absent: () => [fresh("order")] },
     { name: "--from unknown stage", args: () => ["run", plainConfig(), "--from", "bake"], error: /Invalid values|bake/ },
     { name: "stage without --run-dir or --config", args: () => ["filter"], error: /needs --run-dir DIR/ },
@@ -318,7 +318,8 @@ const flagCases: Case[] = [
     { name: "train without its flags", args: () => ["train", "--base", "x.gguf"], error: /needs --run-dir DIR, or all of --base, --data, --agent and --out \(missing: --data, --agent, --out\)/ },
     { name: "bench remote --parallel 0", args: () => ["bench", "remote", "--model", tinyModel, "--parallel", "0", "--out", path.join(dir, "remote0.json")], error: /--parallel must be a positive integer, got 0$/, absent: () => [path.join(dir, "remote0.json")], needsModel: true },
     { name: "train --threads -3 (before any tokenizing)", args: () => ["train", "--base", tinyModel, "--data", file("t.jsonl", '{"input": "a", "output": "b"}\n'), "--agent", "plan", "--out", path.join(dir, "out-threads"), "--threads", "-3"], error: /--threads must be a positive integer, got -3$/, absent: () => [path.join(dir, "out-threads")], needsModel: true },
-    { name: "train --threads abc", args: () => ["train", "--base", tinyModel, "--data", file("t.jsonl", '{"input": "a", "output": "b"}\n'), "--agent", "plan", "--out", path.join(dir, "out-threads2"), "--threads", "abc"], error: /--threads must be a positive integer, got NaN$/, absent: () => [path.join(dir, "out-threads2")], needsModel: true },
+    { name: "train --threads abc", args: () => ["train", "--base", tinyModel, "--data", file("t.jsonl", '{"input": "a", "output": "b"}\n'), "--agent", "plan", "--out", path.join(dir, "out-threads2"), "--threads", "abc"], error: /--threads must be a number, got "abc"$/, absent: () => [path.join(dir, "out-threads2")], needsModel: true },
+    { name: "deploy --port=80a", args: () => ["deploy", "--run-dir", fresh("port"), "--port=80a"], error: /--port must be a number, got "80a"$/, absent: () => [fresh("port")] },
     { name: "bench remote: --tg twice", args: () => ["bench", "remote", "--model", tinyModel, "--tg", "4", "--tg", "8"], error: /--tg is given more than once$/, needsModel: true },
     { name: "pipeline file missing", args: () => ["run", path.join(dir, "nowhere.yaml")], error: /pipeline config not found/ },
     { name: "model file missing", args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "nowhere.gguf"), "--run-dir", fresh("nomodel")], error: /model file not found/, absent: () => [fresh("nomodel")] }
