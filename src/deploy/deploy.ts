@@ -68,11 +68,15 @@ export function writeDeployment(options: DeployOptions): Deployment {
         const file = path.join(out, "ollama", agent, "Modelfile");
         fs.mkdirSync(path.dirname(file), { recursive: true });
         // autoact sends fully formatted prompts: the template passes them through unchanged.
+        // Ollama's own context (2048 by default) would cut a long ReAct prompt without a word, and
+        // older versions penalize repeats (1.1): the run's context and no penalty, as llama-server has.
         writeFileAtomicSync(file, [
             `# The ${agent} sub-agent: ollama create ${agent} -f ${file}`,
             `FROM ${base}`,
             `ADAPTER ${adapters[agent]}`,
             `TEMPLATE """{{ .Prompt }}"""`,
+            `PARAMETER num_ctx ${config.model.context_size}`,
+            `PARAMETER repeat_penalty 1`,
             `PARAMETER temperature ${config.eval.temperature}`,
             `PARAMETER top_p ${config.eval.top_p}`,
             `PARAMETER top_k ${config.eval.top_k}`,

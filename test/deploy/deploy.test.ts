@@ -55,6 +55,10 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
             const modelfile = fs.readFileSync(deployment.modelfiles[agent as "plan"], "utf8");
             expect(modelfile).toContain(`FROM ${stories260K}`);
             expect(modelfile).toContain(`ADAPTER ${path.join(runDir, "adapters", `${agent}.gguf`)}`);
+            // the run's context per request, as each llama-server slot has (Ollama's default is 2048)
+            const [, slots, total] = /--parallel (\d+) --ctx-size (\d+)/.exec(deployment.command.join(" "))!;
+            expect(modelfile).toContain(`PARAMETER num_ctx ${Number(total) / Number(slots)}\n`);
+            expect(modelfile).toContain("PARAMETER repeat_penalty 1\n");
         }
         // The script as written, with one slot thread (tests share 2 cores).
         const server = spawn(deployment.script, ["--threads", "1"], { stdio: "ignore" });
