@@ -31,6 +31,8 @@ interface Endpoint {
     model: string;
     /** llama-server: its adapters' ids by file name (GET /lora-adapters). */
     loraIds: Map<string, number>;
+    /** vLLM: whether it takes `structured_outputs` (0.10.2 on; 0.12 dropped the guided_* fields). */
+    structuredOutputs: boolean;
 }
 
 /**
@@ -161,7 +163,9 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
     const get = (route: string) => withRetries(url, `GET ${route}`, settings, undefined, (signal) => getJson(`${url}${route}`, signal));
     // A route the server lacks (404, or a page that is not JSON) says it is another kind.
     const probe = async (route: string) => await getJson(`${url}${route}`, AbortSignal.timeout(settings.timeoutS * 1000)).catch(() => undefined);
+    const vllmVersion = async () => (await probe("/version") as { version?: unknown } | undefined)?.version;
     let kind = settings.server;
+    let version: unknown;
     // The first call also tells whether the server is up at all (retried like requests).
     const models = await get("/v1/models") as { data?: { id?: string }[] };
     if (kind === "auto") {
@@ -170,10 +174,12 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
             kind = "llama-server";
         else if ((await probe("/api/version") as { version?: string } | undefined)?.version != null)
             kind = "ollama";
-        else if ((await probe("/version") as { version?: string } | undefined)?.version != null)
+        else if ((version = await vllmVersion()) != null)
             kind = "vllm";
         else
             kind = "openai";
+    } else if (kind === "vllm") {
+        version = await vllmVersion();
     }
     const model = settings.servedName || models.data?.[0]?.id;
     if (model == null)
@@ -184,7 +190,20 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
         for (const adapter of Array.isArray(list) ? list : [])
             loraIds.set(path.basename(adapter.path), adapter.id);
     }
-    return { url, kind: kind as Endpoint["kind"], model, loraIds };
+    return { url, kind: kind as Endpoint["kind"], model, loraIds, structuredOutputs: kind === "vllm" && takesStructuredOutputs(version) };
+}
+
+/**
+ * vLLM moved its grammar fields into `structured_outputs` in 0.10.2 and dropped guided_* in
+ * 0.12, where they are ignored without an error (the output comes back unconstrained). An
+ * unknown version is taken as a recent one.
+ */
+function takesStructuredOutputs(version: unknown): boolean {
+    const match = typeof version === "string" ? /^v?(\d+)\.(\d+)\.(\d+)/.exec(version) : null;
+    if (match == null)
+        return true;
+    const [major, minor, patch] = match.slice(1).map(Number) as [number, number, number];
+    return major > 0 || minor > 10 || (minor === 10 && patch >= 2);
 }
 
 function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): { id?: number; model?: string } {
@@ -217,6 +236,8 @@ function grammarFields(endpoint: Endpoint, grammar: NonNullable<GenerationReques
         case "llama-server":
             return gbnf ? { grammar: grammar.gbnf } : { json_schema: grammar.jsonSchema };
         case "vllm":
+            if (endpoint.structuredOutputs)
+                return { structured_outputs: gbnf ? { grammar: grammar.gbnf } : { json: grammar.jsonSchema } };
             return gbnf ? { guided_grammar: grammar.gbnf } : { guided_json: grammar.jsonSchema };
         default:
             if (gbnf)

@@ -10,6 +10,8 @@ export interface FaultProxy {
     requests: Record<string, unknown>[];
     /** Decides each completion request's fate (n: its index in `requests`); other routes are forwarded. */
     plan: (n: number) => Fault;
+    /** GET routes the proxy answers itself with this JSON (another server's routes, e.g. vLLM's /version). */
+    answers: Record<string, unknown>;
     close(): Promise<void>;
 }
 
@@ -20,13 +22,18 @@ export interface FaultProxy {
  */
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const sockets = new Set<net.Socket>();
-    const proxy: FaultProxy = { url: "", requests: [], plan: () => "forward", close: async () => {} };
+    const proxy: FaultProxy = { url: "", requests: [], plan: () => "forward", answers: {}, close: async () => {} };
     const server = http.createServer((req, res) => {
         const chunks: Buffer[] = [];
         req.on("data", (c: Buffer) => chunks.push(c));
         req.on("end", () => {
             void (async () => {
                 const body = Buffer.concat(chunks);
+                if (req.method === "GET" && req.url != null && req.url in proxy.answers) {
+                    res.writeHead(200, { "content-type": "application/json" });
+                    res.end(JSON.stringify(proxy.answers[req.url]));
+                    return;
+                }
                 const completion = req.method === "POST" && req.url === "/v1/completions";
                 let fault: Fault = "forward";
                 if (completion) {

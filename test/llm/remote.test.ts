@@ -100,6 +100,30 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
         await generator.dispose();
     });
 
+    it("sends vLLM's grammar fields in the form its version takes (0.12 ignores guided_* without an error)", async () => {
+        const proxy = await startFaultProxy(server.url); // llama-server behind it ignores the vLLM fields
+        const grammar = { gbnf: 'root ::= "yes" | "no"' };
+        const schema = { jsonSchema: { type: "object" } };
+        const sent = async (version: string | undefined) => {
+            proxy.answers = version == null ? {} : { "/version": { version } };
+            proxy.requests.length = 0;
+            const generator = await vocab.createRemoteGenerator({ endpoints: [proxy.url], server: "vllm", ...fast });
+            await generator.complete({ prompt: "Once upon a time", maxTokens: 2, grammar });
+            await generator.complete({ prompt: "Once upon a time", maxTokens: 2, grammar: schema });
+            await generator.dispose();
+            return proxy.requests.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => /^(structured_outputs|guided_)/.test(k))));
+        };
+        try {
+            const recent = [{ structured_outputs: { grammar: grammar.gbnf } }, { structured_outputs: { json: schema.jsonSchema } }];
+            expect(await sent("0.12.0")).toEqual(recent);
+            expect(await sent("0.10.2")).toEqual(recent);
+            expect(await sent(undefined)).toEqual(recent); // no /version: taken as recent
+            expect(await sent("0.10.1.1")).toEqual([{ guided_grammar: grammar.gbnf }, { guided_json: schema.jsonSchema }]);
+        } finally {
+            await proxy.close();
+        }
+    });
+
     describe("faults: retried, then one clear line", () => {
         let proxy: FaultProxy;
         beforeAll(async () => {
