@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { subAgentNames, type SubAgentName } from "../agents/division.js";
+import { ggufArchitecture, readGgufInfo } from "../gguf/reader.js";
 import { plainResponseMarker } from "../llm/prompt-format.js";
 import { loadConfig } from "../pipeline/config.js";
 import { RunDir } from "../pipeline/run-dir.js";
@@ -9,6 +10,7 @@ import { findNativeBuild } from "../train/native-build.js";
 import { InputError } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { llamaServerArgs } from "./llama-server.js";
+import { peftArchitectures, writePeftAdapter } from "./peft.js";
 
 export interface DeployOptions {
     /** A run directory whose train stage wrote adapters/{plan,tool,reflect}.gguf. */
@@ -30,6 +32,8 @@ export interface Deployment {
     script: string;
     /** An Ollama Modelfile per sub-agent (FROM the base, ADAPTER its adapter). */
     modelfiles: Record<SubAgentName, string>;
+    /** vLLM: a PEFT adapter folder per sub-agent and `vllm serve`'s command line, or why there are none. */
+    vllm: { peft: Record<SubAgentName, string>; command: string[] } | { skipped: string };
     /** How to use them (README.md in the folder). */
     readme: string;
 }
@@ -37,11 +41,11 @@ export interface Deployment {
 /**
  * Writes what serves a run's trained sub-agents: llama-server's command line loading the base
  * with the three adapters (requests pick theirs: autoact's remote backend sends
- * `lora: [{id, scale}]`), and an Ollama Modelfile per agent, named as the remote backend asks
- * for them (`plan`, `tool`, `reflect`). `autoact agent --server URL` then answers questions by
- * group planning against the server.
+ * `lora: [{id, scale}]`), an Ollama Modelfile per agent and a PEFT folder per agent for vLLM,
+ * each named as the remote backend asks for them (`plan`, `tool`, `reflect`). `autoact agent
+ * --server URL` then answers questions by group planning against the server.
  */
-export function writeDeployment(options: DeployOptions): Deployment {
+export async function writeDeployment(options: DeployOptions): Promise<Deployment> {
     const runDir = new RunDir(options.runDir);
     const config = loadConfig(runDir.requireConfig()).config;
     const manifest = runDir.readManifest(config.name);
@@ -84,6 +88,7 @@ export function writeDeployment(options: DeployOptions): Deployment {
         ].join("\n"));
         modelfiles[agent] = file;
     }
+    const vllm = await writeVllmAdapters(base, adapters as Record<SubAgentName, string>, path.join(out, "peft"), config.model.context_size);
     const readme = path.join(out, "README.md");
     writeFileAtomicSync(readme, [
         `# Serving the sub-agents of ${runDir.dir}`,
@@ -98,10 +103,36 @@ export function writeDeployment(options: DeployOptions): Deployment {
         ...subAgentNames.map((agent) => `    ollama create ${agent} -f ${modelfiles[agent]}`),
         `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:11434 "your question"`,
         "",
+        ..."command" in vllm ? [
+            "vLLM (the Hugging Face model the GGUF base was converted from, with a PEFT adapter per sub-agent):",
+            "",
+            `    ${vllm.command.map(shellQuote).join(" ")}`,
+            `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:8000 "your question"`
+        ] : [`vLLM: ${vllm.skipped}`],
+        "",
         `Prompts are formatted by autoact (${config.model.template} template${config.model.template === "plain" ? `, response marker ${JSON.stringify(plainResponseMarker)}` : ""}); the servers only complete them.`,
         ""
     ].join("\n"));
-    return { command, script, modelfiles, readme };
+    return { command, script, modelfiles, vllm, readme };
+}
+
+/** vLLM's ranks of LoRA slots: `--max-lora-rank` takes one of these. */
+const vllmLoraRanks = [8, 16, 32, 64, 128, 256];
+
+async function writeVllmAdapters(base: string, adapters: Record<SubAgentName, string>, dir: string, contextSize: number): Promise<Deployment["vllm"]> {
+    const arch = ggufArchitecture(await readGgufInfo(base));
+    if (arch == null || !peftArchitectures.includes(arch))
+        return { skipped: `no PEFT adapters for the ${arch ?? "unknown"} architecture (the export knows ${peftArchitectures.join(" and ")})` };
+    const peft = {} as Record<SubAgentName, string>;
+    let rank = 0;
+    for (const agent of subAgentNames) {
+        peft[agent] = path.join(dir, agent);
+        rank = Math.max(rank, (await writePeftAdapter(adapters[agent], base, peft[agent])).rank);
+    }
+    const maxRank = vllmLoraRanks.find((r) => r >= rank) ?? rank;
+    const command = ["vllm", "serve", "HF_MODEL", "--enable-lora", "--max-lora-rank", String(maxRank), "--max-model-len", String(contextSize),
+        "--lora-modules", ...subAgentNames.map((agent) => `${agent}=${peft[agent]}`)];
+    return { peft, command };
 }
 
 function shellQuote(arg: string): string {

@@ -48,7 +48,7 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
     it("deploy writes a llama-server command that starts with the three adapters, and Modelfiles; agent --server answers through it", { timeout: 300_000 }, async () => {
         const port = await freePort();
         const { llamaServer } = await nativeBuild();
-        const deployment = writeDeployment({ runDir, port, llamaServer });
+        const deployment = await writeDeployment({ runDir, port, llamaServer });
         expect(deployment.command.slice(0, 3)).toEqual([llamaServer, "--model", stories260K]);
         expect(deployment.command.filter((a) => a === "--lora")).toHaveLength(3);
         for (const agent of ["plan", "tool", "reflect"]) {
@@ -60,6 +60,14 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
             expect(modelfile).toContain(`PARAMETER num_ctx ${Number(total) / Number(slots)}\n`);
             expect(modelfile).toContain("PARAMETER repeat_penalty 1\n");
         }
+        // vLLM: a PEFT folder per sub-agent (test/deploy/peft.test.ts checks them against transformers + PEFT)
+        if (!("command" in deployment.vllm))
+            throw new Error(`no vLLM deployment: ${deployment.vllm.skipped}`);
+        const peftDirs = Object.values(deployment.vllm.peft);
+        expect(deployment.vllm.command.slice(deployment.vllm.command.indexOf("--lora-modules") + 1)).toEqual(["plan", "tool", "reflect"].map((a, i) => `${a}=${peftDirs[i]}`));
+        for (const folder of peftDirs)
+            expect(fs.readdirSync(folder).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
+        expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`vllm serve HF_MODEL --enable-lora --max-lora-rank 8`);
         // The script as written, with one slot thread (tests share 2 cores).
         const server = spawn(deployment.script, ["--threads", "1"], { stdio: "ignore" });
         try {

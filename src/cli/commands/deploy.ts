@@ -13,15 +13,16 @@ interface DeployArgs {
 /** `autoact deploy --run-dir DIR`: llama-server's command and an Ollama Modelfile per sub-agent. */
 export const deployCommand: CommandModule<object, DeployArgs> = {
     command: "deploy",
-    describe: "Write what serves a run's sub-agents: llama-server's command line (base + three adapters) and an Ollama Modelfile per agent",
+    describe: "Write what serves a run's sub-agents: llama-server's command line (base + three adapters), an Ollama Modelfile and a PEFT adapter (vLLM) per agent",
     builder: (yargs) => yargs
         .option("run-dir", { type: "string", demandOption: true, describe: "Run directory with adapters/{plan,tool,reflect}.gguf" })
         .option("out", { type: "string", describe: "Output folder (default: <run-dir>/deploy)" })
         .option("port", { type: "number", describe: "llama-server's port (default 8080)" })
         .option("parallel", { type: "number", describe: "llama-server's slots (default: the run's model.parallel)" })
         .option("llama-server", sharedOptions.llamaServer) as unknown as Argv<DeployArgs>,
-    handler: (args) => {
-        const result = writeDeployment({ runDir: args["run-dir"], out: args.out, port: args.port, parallel: args.parallel, llamaServer: args["llama-server"] });
-        process.stdout.write(`${result.script}\n${Object.values(result.modelfiles).join("\n")}\n${result.readme}\n`);
+    handler: async (args) => {
+        const result = await writeDeployment({ runDir: args["run-dir"], out: args.out, port: args.port, parallel: args.parallel, llamaServer: args["llama-server"] });
+        const peft = "peft" in result.vllm ? Object.values(result.vllm.peft) : [];
+        process.stdout.write([result.script, ...Object.values(result.modelfiles), ...peft, result.readme].join("\n") + "\n");
     }
 };
