@@ -23,6 +23,8 @@ export interface DeployOptions {
     parallel?: number;
     /** The llama-server executable written into the command. Defaults to the autoact native build's, else `llama-server` on PATH. */
     llamaServer?: string;
+    /** The Hugging Face model the GGUF base was converted from, which vLLM serves. Defaults to a placeholder, HF_MODEL. */
+    hfModel?: string;
 }
 
 export interface Deployment {
@@ -88,7 +90,9 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         ].join("\n"));
         modelfiles[agent] = file;
     }
-    const vllm = await writeVllmAdapters(base, adapters as Record<SubAgentName, string>, path.join(out, "peft"), config.model.context_size);
+    const vllm = await writeVllmAdapters({
+        base, adapters: adapters as Record<SubAgentName, string>, dir: path.join(out, "peft"), contextSize: config.model.context_size, hfModel: options.hfModel
+    });
     const readme = path.join(out, "README.md");
     writeFileAtomicSync(readme, [
         `# Serving the sub-agents of ${runDir.dir}`,
@@ -104,7 +108,7 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:11434 "your question"`,
         "",
         ..."command" in vllm ? [
-            "vLLM (the Hugging Face model the GGUF base was converted from, with a PEFT adapter per sub-agent):",
+            `vLLM (${options.hfModel ?? "HF_MODEL: the Hugging Face model the GGUF base was converted from"}, with a PEFT adapter per sub-agent):`,
             "",
             `    ${vllm.command.map(shellQuote).join(" ")}`,
             `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:8000 "your question"`
@@ -119,7 +123,10 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
 /** vLLM's ranks of LoRA slots: `--max-lora-rank` takes one of these. */
 const vllmLoraRanks = [8, 16, 32, 64, 128, 256];
 
-async function writeVllmAdapters(base: string, adapters: Record<SubAgentName, string>, dir: string, contextSize: number): Promise<Deployment["vllm"]> {
+async function writeVllmAdapters(o: {
+    base: string; adapters: Record<SubAgentName, string>; dir: string; contextSize: number; hfModel?: string;
+}): Promise<Deployment["vllm"]> {
+    const { base, adapters, dir, contextSize } = o;
     const arch = ggufArchitecture(await readGgufInfo(base));
     if (arch == null || !peftArchitectures.includes(arch))
         return { skipped: `no PEFT adapters for the ${arch ?? "unknown"} architecture (the export knows ${peftArchitectures.join(" and ")})` };
@@ -127,10 +134,10 @@ async function writeVllmAdapters(base: string, adapters: Record<SubAgentName, st
     let rank = 0;
     for (const agent of subAgentNames) {
         peft[agent] = path.join(dir, agent);
-        rank = Math.max(rank, (await writePeftAdapter(adapters[agent], base, peft[agent])).rank);
+        rank = Math.max(rank, (await writePeftAdapter(adapters[agent], base, peft[agent], o.hfModel)).rank);
     }
     const maxRank = vllmLoraRanks.find((r) => r >= rank) ?? rank;
-    const command = ["vllm", "serve", "HF_MODEL", "--enable-lora", "--max-lora-rank", String(maxRank), "--max-model-len", String(contextSize),
+    const command = ["vllm", "serve", o.hfModel ?? "HF_MODEL", "--enable-lora", "--max-lora-rank", String(maxRank), "--max-model-len", String(contextSize),
         "--lora-modules", ...subAgentNames.map((agent) => `${agent}=${peft[agent]}`)];
     return { peft, command };
 }

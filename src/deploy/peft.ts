@@ -37,8 +37,8 @@ export interface PeftAdapter {
     targetModules: string[];
 }
 
-/** Writes `adapter` (a GGUF LoRA of `base`) as a PEFT folder `dir`. */
-export async function writePeftAdapter(adapter: string, base: string, dir: string): Promise<PeftAdapter> {
+/** Writes `adapter` (a GGUF LoRA of `base`) as a PEFT folder `dir`; `hfModel` names the base's Hugging Face model. */
+export async function writePeftAdapter(adapter: string, base: string, dir: string, hfModel?: string): Promise<PeftAdapter> {
     const info = await readGgufInfo(adapter);
     const baseInfo = await readGgufInfo(base);
     const arch = ggufArchitecture(info) ?? "";
@@ -78,7 +78,7 @@ export async function writePeftAdapter(adapter: string, base: string, dir: strin
         // llama.cpp scales by alpha / r, 1 when alpha is 0; PEFT by lora_alpha / r
         lora_alpha: typeof alpha === "number" && alpha > 0 ? alpha : rank,
         target_modules: targets, lora_dropout: 0, bias: "none", fan_in_fan_out: false, use_rslora: false, inference_mode: true,
-        base_model_name_or_path: String(metadataValue(baseInfo, "general.name") ?? path.basename(base))
+        base_model_name_or_path: hfModel ?? String(metadataValue(baseInfo, "general.name") ?? path.basename(base))
     }, null, 2) + "\n");
     writeFileAtomicSync(path.join(dir, "adapter_model.safetensors"), safetensors(tensors));
     return { dir, rank, targetModules: targets };

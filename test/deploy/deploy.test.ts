@@ -68,6 +68,10 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         for (const folder of peftDirs)
             expect(fs.readdirSync(folder).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
         expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`vllm serve HF_MODEL --enable-lora --max-lora-rank 8`);
+        const named = await writeDeployment({ runDir, out: path.join(dir, "named"), hfModel: "karpathy/tinyllamas" });
+        expect("command" in named.vllm ? named.vllm.command.slice(0, 4) : named.vllm).toEqual(["vllm", "serve", "karpathy/tinyllamas", "--enable-lora"]);
+        const namedConfig = JSON.parse(fs.readFileSync(path.join(dir, "named", "peft", "plan", "adapter_config.json"), "utf8"));
+        expect(namedConfig.base_model_name_or_path).toBe("karpathy/tinyllamas");
         // The script as written, with one slot thread (tests share 2 cores).
         const server = spawn(deployment.script, ["--threads", "1"], { stdio: "ignore" });
         try {

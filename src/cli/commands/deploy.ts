@@ -8,6 +8,7 @@ interface DeployArgs {
     port?: number;
     parallel?: number;
     "llama-server"?: string;
+    "hf-model"?: string;
 }
 
 /** `autoact deploy --run-dir DIR`: llama-server's command and an Ollama Modelfile per sub-agent. */
@@ -19,9 +20,10 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
         .option("out", { type: "string", describe: "Output folder (default: <run-dir>/deploy)" })
         .option("port", { type: "number", describe: "llama-server's port (default 8080)" })
         .option("parallel", { type: "number", describe: "llama-server's slots (default: the run's model.parallel)" })
-        .option("llama-server", sharedOptions.llamaServer) as unknown as Argv<DeployArgs>,
+        .option("llama-server", sharedOptions.llamaServer)
+        .option("hf-model", { type: "string", describe: "The Hugging Face model the GGUF base was converted from, for vLLM's command (default: a placeholder, HF_MODEL)" }) as unknown as Argv<DeployArgs>,
     handler: async (args) => {
-        const result = await writeDeployment({ runDir: args["run-dir"], out: args.out, port: args.port, parallel: args.parallel, llamaServer: args["llama-server"] });
+        const result = await writeDeployment({ runDir: args["run-dir"], out: args.out, port: args.port, parallel: args.parallel, llamaServer: args["llama-server"], hfModel: args["hf-model"] });
         const peft = "peft" in result.vllm ? Object.values(result.vllm.peft) : [];
         process.stdout.write([result.script, ...Object.values(result.modelfiles), ...peft, result.readme].join("\n") + "\n");
     }
