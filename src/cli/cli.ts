@@ -22,7 +22,12 @@ export async function runCli(argv: string[]): Promise<number> {
         .recommendCommands()
         .wrap(Math.min(110, process.stdout.columns ?? 110))
         .help()
-        .middleware((args) => refuseNonNumbers(args, argv), true)
+        .middleware((args) => {
+            // the command's own options: its builder has run by now
+            const options = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[]; count: string[] } }).getOptions();
+            refuseMissingValues(argv, new Set(Object.keys(options.key)), new Set([...options.boolean, ...options.count]));
+            refuseNonNumbers(args, argv);
+        }, true)
         .fail((message, error) => {
             // yargs validation (unknown flag, missing argument) and errors thrown in handlers both land here.
             throw error ?? new UserError(message ?? "invalid command line");
@@ -50,6 +55,24 @@ function refuseNonNumbers(args: Record<string, unknown>, argv: string[]): void {
         const typed = typedValues(argv, `--${key}`);
         throw new UserError(`--${key} must be a number, got ${typed.length > 0 ? typed.map((t) => JSON.stringify(t)).join(", ") : "none"}`);
     }
+}
+
+/**
+ * A flag written without its value (last, or followed by another flag) would read as nothing or
+ * as its default: a bare `--run-dir` is the working directory, a bare `--limit` no limit at all.
+ * Refused instead; switches need no value.
+ */
+function refuseMissingValues(argv: string[], known: Set<string>, switches: Set<string>): void {
+    argv.forEach((word, i) => {
+        const name = /^--([a-z][\w-]*)$/.exec(word)?.[1];
+        const next = argv[i + 1];
+        if (name == null || (next != null && !next.startsWith("--")))
+            return;
+        const kebab = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`); // yargs takes --fooBar for --foo-bar
+        const names = [name, kebab].filter((n) => known.has(n)); // an unknown flag is yargs' to report
+        if (names.length > 0 && !names.some((n) => switches.has(n)))
+            throw new UserError(`--${name} needs a value`);
+    });
 }
 
 /** What followed a flag on the command line, as `--flag=x` or `--flag x`. */
