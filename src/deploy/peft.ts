@@ -25,7 +25,8 @@ const hfModules: Record<TargetModule, string> = {
  */
 const peftLayouts: Record<string, { reordersQK: boolean }> = {
     llama: { reordersQK: true },
-    qwen2: { reordersQK: false }
+    qwen2: { reordersQK: false },
+    qwen3: { reordersQK: false }
 };
 
 export const peftArchitectures = Object.keys(peftLayouts);

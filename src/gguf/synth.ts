@@ -6,12 +6,25 @@ import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, LlamaFileType } from "./type
 import { buildByteLevelVocab } from "./vocab.js";
 import { gguf, writeGguf, type GgufMetadataInput, type GgufTensorSpec } from "./writer.js";
 
-export const SYNTH_ARCHS = ["llama", "qwen2"] as const;
+export const SYNTH_ARCHS = ["llama", "qwen2", "qwen3"] as const;
 export type SynthArch = (typeof SYNTH_ARCHS)[number];
 export const SYNTH_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"] as const;
 export type SynthType = (typeof SYNTH_TYPES)[number];
 export const CHAT_TEMPLATES = ["chatml", "none"] as const;
 export type SynthChatTemplate = (typeof CHAT_TEMPLATES)[number];
+
+/** What sets each architecture apart from the llama-style decoder they share, as their real models have it. */
+const archTraits: Record<SynthArch, {
+    ropeBase: number; normEps: number; pretokenizer: string; chatTemplate: SynthChatTemplate;
+    /** q, k and v projections with biases */
+    qkvBias: boolean;
+    /** an RMS norm of each head's q and k before rotary embeddings */
+    qkNorm: boolean;
+}> = {
+    llama: { ropeBase: 10_000, normEps: 1e-5, pretokenizer: "default", chatTemplate: "none", qkvBias: false, qkNorm: false },
+    qwen2: { ropeBase: 1_000_000, normEps: 1e-6, pretokenizer: "qwen2", chatTemplate: "chatml", qkvBias: true, qkNorm: false },
+    qwen3: { ropeBase: 1_000_000, normEps: 1e-6, pretokenizer: "qwen2", chatTemplate: "chatml", qkvBias: false, qkNorm: true }
+};
 
 /** The ChatML template (as Qwen2 instruct models carry it), for models that should have one. */
 export const CHATML_TEMPLATE =
@@ -44,7 +57,7 @@ export interface SyntheticModelOptions {
     out: string;
     /** Vocabulary size (byte-level BPE: 256 bytes + merges + specials). Defaults to 512. */
     vocab?: number;
-    /** `chatml` adds a ChatML tokenizer.chat_template and its special tokens. Defaults to chatml for qwen2, none for llama. */
+    /** `chatml` adds a ChatML tokenizer.chat_template and its special tokens. Defaults to chatml for qwen2 and qwen3, none for llama. */
     chatTemplate?: SynthChatTemplate;
     /** Leave out output.weight so llama.cpp reuses token_embd (as Qwen2.5-0.5B does). Defaults to false. */
     tiedEmbeddings?: boolean;
@@ -84,7 +97,7 @@ const FILE_TYPE_OF: Record<SynthType, LlamaFileType> = {
 const CHUNK_VALUES = 1 << 20;
 
 /**
- * Writes a random-weight llama or qwen2 GGUF that llama.cpp loads, with a byte-level `gpt2`
+ * Writes a random-weight llama, qwen2 or qwen3 GGUF that llama.cpp loads, with a byte-level `gpt2`
  * tokenizer. Weights are deterministic from the seed and scaled (std 1/sqrt(fan_in), residual
  * projections further by 1/sqrt(2*layers), embeddings 0.02) so activations stay sane. Tensors are generated
  * and written one chunk at a time.
@@ -95,6 +108,7 @@ export async function writeSyntheticModel(options: SyntheticModelRequest): Promi
     const headDim = nEmbd / heads;
     const nEmbdKv = headDim * kvHeads;
     const weightType = GGML_TYPE_OF[o.type];
+    const traits = archTraits[arch];
 
     const specials = o.chatTemplate === "chatml" ? [EOS_TOKEN, IM_START_TOKEN, IM_END_TOKEN] : [EOS_TOKEN];
     const vocab = buildByteLevelVocab(o.vocab, specials);
@@ -112,11 +126,11 @@ export async function writeSyntheticModel(options: SyntheticModelRequest): Promi
         [`${arch}.attention.head_count`]: gguf.u32(heads),
         [`${arch}.attention.head_count_kv`]: gguf.u32(kvHeads),
         [`${arch}.rope.dimension_count`]: gguf.u32(headDim),
-        [`${arch}.rope.freq_base`]: gguf.f32(arch === "qwen2" ? 1_000_000 : 10_000),
-        [`${arch}.attention.layer_norm_rms_epsilon`]: gguf.f32(arch === "qwen2" ? 1e-6 : 1e-5),
+        [`${arch}.rope.freq_base`]: gguf.f32(traits.ropeBase),
+        [`${arch}.attention.layer_norm_rms_epsilon`]: gguf.f32(traits.normEps),
         [`${arch}.vocab_size`]: gguf.u32(o.vocab),
         "tokenizer.ggml.model": "gpt2",
-        "tokenizer.ggml.pre": arch === "qwen2" ? "qwen2" : "default",
+        "tokenizer.ggml.pre": traits.pretokenizer,
         "tokenizer.ggml.tokens": vocab.tokens,
         "tokenizer.ggml.token_type": gguf.array(GgufValueType.INT32, vocab.tokenTypes),
         "tokenizer.ggml.merges": vocab.merges,
@@ -144,10 +158,14 @@ export async function writeSyntheticModel(options: SyntheticModelRequest): Promi
         matrix(`${p}attn_q.weight`, nEmbd, nEmbd);
         matrix(`${p}attn_k.weight`, nEmbd, nEmbdKv);
         matrix(`${p}attn_v.weight`, nEmbd, nEmbdKv);
-        if (arch === "qwen2") {
+        if (traits.qkvBias) {
             add(`${p}attn_q.bias`, [nEmbd], GgmlType.F32, { std: 0.02 });
             add(`${p}attn_k.bias`, [nEmbdKv], GgmlType.F32, { std: 0.02 });
             add(`${p}attn_v.bias`, [nEmbdKv], GgmlType.F32, { std: 0.02 });
+        }
+        if (traits.qkNorm) {
+            add(`${p}attn_q_norm.weight`, [headDim], GgmlType.F32, { constant: 1 });
+            add(`${p}attn_k_norm.weight`, [headDim], GgmlType.F32, { constant: 1 });
         }
         matrix(`${p}attn_output.weight`, nEmbd, nEmbd, residualScale);
         add(`${p}ffn_norm.weight`, [nEmbd], GgmlType.F32, { constant: 1 });
@@ -193,13 +211,13 @@ export function resolveOptions(request: SyntheticModelRequest): ResolvedOptions 
     }
     const arch = options.arch as SynthArch;
     if (arch == null)
-        throw new InputError("arch is required (llama or qwen2), or name a preset");
+        throw new InputError(`arch is required (${SYNTH_ARCHS.join(", ")}), or name a preset`);
     if (!(SYNTH_ARCHS as readonly string[]).includes(arch))
         throw new InputError(`unknown architecture "${arch}": expected one of ${SYNTH_ARCHS.join(", ")}`);
     const type = options.type ?? "f32";
     if (!(SYNTH_TYPES as readonly string[]).includes(type))
         throw new InputError(`unknown model type "${type}": expected one of ${SYNTH_TYPES.join(", ")}`);
-    const chatTemplate = options.chatTemplate ?? (arch === "qwen2" ? "chatml" : "none");
+    const chatTemplate = options.chatTemplate ?? archTraits[arch].chatTemplate;
     if (!(CHAT_TEMPLATES as readonly string[]).includes(chatTemplate))
         throw new InputError(`unknown chat template "${chatTemplate}": expected one of ${CHAT_TEMPLATES.join(", ")}`);
     const positive = (name: string, value: number | undefined): number => {
@@ -245,6 +263,6 @@ export function syntheticParamCount(options: Omit<SyntheticModelOptions, "out"> 
     const o = resolveOptions({ ...options, out: "-" } as SyntheticModelRequest);
     const nEmbdKv = (o.nEmbd / o.heads) * o.kvHeads;
     const perLayer = 2 * o.nEmbd + 2 * o.nEmbd * o.nEmbd + 2 * o.nEmbd * nEmbdKv + 3 * o.nEmbd * o.ff +
-        (o.arch === "qwen2" ? o.nEmbd + 2 * nEmbdKv : 0);
+        (archTraits[o.arch].qkvBias ? o.nEmbd + 2 * nEmbdKv : 0) + (archTraits[o.arch].qkNorm ? 2 * (o.nEmbd / o.heads) : 0);
     return o.vocab * o.nEmbd * (o.tiedEmbeddings ? 1 : 2) + o.layers * perLayer + o.nEmbd;
 }

@@ -124,7 +124,7 @@ function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => ne
             fail(`${key(name)} must be a finite number, got ${show(value)}`);
     }
 
-    if (arch === "llama" || arch === "qwen2")
+    if (arch === "llama" || arch === "qwen2" || arch === "qwen3")
         checkDecoderTensors(info, { layers, embedding, heads: heads!, kvHeads, ff: integer("feed_forward_length", true)!, key }, fail);
 
     // The vocabulary: the token list must cover the embedding rows and every special id.
@@ -152,7 +152,7 @@ function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => ne
 }
 
 /**
- * The tensors of a llama-style decoder (llama, qwen2) and their shapes: llama.cpp refuses a
+ * The tensors of a llama-style decoder (llama, qwen2, qwen3) and their shapes: llama.cpp refuses a
  * missing or misshapen tensor only after printing its own log lines, so the check names it first.
  */
 function checkDecoderTensors(

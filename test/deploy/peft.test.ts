@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writePeftAdapter } from "../../src/deploy/peft.js";
 import { targetModules, trainAdapter } from "../../src/train/index.js";
 import { Xorshift128 } from "../../src/gguf/random.js";
-import { BUILD_TIMEOUT_MS, THREADS, loadModel, nativeBuild, samplesFile, tempDir, tinyModel, tokenLogProbs } from "../train/helpers.js";
+import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import { BUILD_TIMEOUT_MS, THREADS, loadModel, nativeBuild, samplesFile, tempDir, tokenLogProbs } from "../train/helpers.js";
 
 /**
  * The PEFT export of a trained GGUF adapter is the same adapter: transformers + PEFT on the
@@ -21,23 +22,25 @@ if (!havePeft)
     console.warn(`skipping the transformers + PEFT comparison: ${python} cannot import torch, transformers, peft and gguf (set AUTOACT_PEFT_PYTHON)`);
 
 let dir: string;
+const shapes = [["tiny", "llama"], ["tiny-chat", "qwen2"], ["tiny-chat", "qwen3"]] as const;
 const trained: Record<string, { base: string; adapter: string }> = {};
 
-/** An adapter on every target of a tiny llama (q and k reordered) and qwen2 (not), trained until it matters. */
+/** An adapter on every target of a tiny llama (q and k reordered), qwen2 and qwen3 (not), trained until it matters. */
 beforeAll(async () => {
     dir = tempDir("peft");
     const { trainer } = await nativeBuild();
     const random = new Xorshift128(7);
     const tokens = () => Array.from({ length: 48 }, () => 3 + (random.nextU32() % 300));
     const samples = Array.from({ length: 4 }, () => ({ tokens: tokens(), mask: Array.from({ length: 48 }, (_, i) => (i >= 24 ? 1 : 0)) }));
-    for (const preset of ["tiny", "tiny-chat"]) {
-        const base = await tinyModel(dir, { preset });
-        const adapter = path.join(dir, `${preset}-adapter.gguf`);
+    for (const [preset, arch] of shapes) {
+        const base = path.join(dir, `${preset}-${arch}.gguf`);
+        await writeSyntheticModel({ preset, arch, out: base });
+        const adapter = path.join(dir, `${arch}-adapter.gguf`);
         await trainAdapter({
-            trainer, base, samplesFile: await samplesFile(dir, samples, `${preset}.bin`), out: adapter, steps: 12, lr: 2e-2,
+            trainer, base, samplesFile: await samplesFile(dir, samples, `${arch}.bin`), out: adapter, steps: 12, lr: 2e-2,
             rank: 4, alpha: 8, ctx: 64, targets: [...targetModules], threads: THREADS, forwardSignals: false
         });
-        trained[preset] = { base, adapter };
+        trained[arch] = { base, adapter };
     }
 }, BUILD_TIMEOUT_MS);
 
@@ -55,7 +58,7 @@ function safetensorsHeader(file: string): Record<string, { dtype: string; shape:
 describe("PEFT export of a GGUF LoRA adapter", () => {
     it("writes PEFT's config and tensor names and shapes (A: r x in, B: out x r)", async () => {
         const out = path.join(dir, "peft-layout");
-        const result = await writePeftAdapter(trained.tiny!.adapter, trained.tiny!.base, out);
+        const result = await writePeftAdapter(trained.llama!.adapter, trained.llama!.base, out);
         expect(result).toMatchObject({ rank: 4, targetModules: ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"] });
         const config = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
         expect(config).toMatchObject({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: result.targetModules });
@@ -68,14 +71,14 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
     });
 
     it("refuses what is not a LoRA adapter of a known target, naming the tensor", async () => {
-        await expect(writePeftAdapter(trained.tiny!.base, trained.tiny!.base, path.join(dir, "not-an-adapter")))
+        await expect(writePeftAdapter(trained.llama!.base, trained.llama!.base, path.join(dir, "not-an-adapter")))
             .rejects.toThrow(/tensor token_embd\.weight is not a LoRA tensor of a known target/);
     });
 
-    for (const [preset, arch] of [["tiny", "llama"], ["tiny-chat", "qwen2"]] as const) {
+    for (const [, arch] of shapes) {
         it.skipIf(!havePeft)(`${arch}: transformers + PEFT with the export give llama.cpp's log-probabilities with the GGUF adapter`, async () => {
-            const { base, adapter } = trained[preset]!;
-            const out = path.join(dir, `peft-${preset}`);
+            const { base, adapter } = trained[arch]!;
+            const out = path.join(dir, `peft-${arch}`);
             await writePeftAdapter(adapter, base, out);
             const tokens = [1, ...Array.from({ length: 31 }, (_, i) => 3 + ((i * 37 + 11) % 300))];
             const hf = async (peft: string) => JSON.parse((await execa(python, [script, base, peft, JSON.stringify(tokens)], { stdin: "ignore" })).stdout) as number[];

@@ -1,6 +1,6 @@
 """Log-probabilities of a token sequence through Hugging Face transformers + PEFT.
 
-The base is an F32 GGUF (llama or qwen2) read with the gguf package and put into the
+The base is an F32 GGUF (llama, qwen2 or qwen3) read with the gguf package and put into the
 transformers model of its architecture (llama's q and k rows back in Hugging Face's order);
 the adapter is a PEFT folder as `autoact deploy` writes it. Prints a JSON list: for each i,
 log p(tokens[i+1] | tokens[..i]), as test/train/helpers.ts's tokenLogProbs does through
@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from gguf import GGUFReader
 from peft import PeftModel
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+MODELS = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
 
 
 def field(reader, key, default=None):
@@ -44,16 +46,18 @@ def load(path):
         intermediate_size=field(reader, f"{arch}.feed_forward_length"),
         num_hidden_layers=field(reader, f"{arch}.block_count"),
         num_attention_heads=heads, num_key_value_heads=kv_heads,
+        head_dim=field(reader, f"{arch}.embedding_length") // heads,
         rms_norm_eps=field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
         rope_theta=field(reader, f"{arch}.rope.freq_base", 10000.0),
         max_position_embeddings=field(reader, f"{arch}.context_length", 2048),
         tie_word_embeddings="output.weight" not in tensors,
     )
-    config, model_class = (LlamaConfig, LlamaForCausalLM) if arch == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    config, model_class = MODELS[arch]
     model = model_class(config(**settings)).float().eval()
     names = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
              "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-             "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+             "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}
     state = {"model.embed_tokens.weight": tensors["token_embd.weight"], "model.norm.weight": tensors["output_norm.weight"]}
     if "output.weight" in tensors:
         state["lm_head.weight"] = tensors["output.weight"]

@@ -5,7 +5,7 @@ import { ChatMLChatWrapper, getLlama, LlamaLogLevel, QwenChatWrapper, resolveCha
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ggufHasChatTemplate, readGgufInfo } from "../../src/gguf/reader.js";
 import { loadModelPresets } from "../../src/gguf/presets.js";
-import { syntheticParamCount, writeSyntheticModel, type SyntheticModelOptions, type SynthType } from "../../src/gguf/synth.js";
+import { syntheticParamCount, writeSyntheticModel, type SyntheticModelOptions, type SynthArch, type SynthType } from "../../src/gguf/synth.js";
 import { sha256File } from "../../src/util/fs.js";
 import { InputError } from "../../src/util/errors.js";
 
@@ -70,9 +70,10 @@ function meanTotalVariation(a: Map<Token, number>[], b: Map<Token, number>[]): n
 }
 
 describe("synthetic models load and generate in node-llama-cpp", () => {
-    const cases: [string, "llama" | "qwen2", SynthType][] = [
+    const cases: [string, SynthArch, SynthType][] = [
         ["llama f32", "llama", "f32"],
         ["qwen2 q8_0", "qwen2", "q8_0"],
+        ["qwen3 q8_0", "qwen3", "q8_0"],
         ["llama q4_0", "llama", "q4_0"],
         ["llama f16", "llama", "f16"]
     ];
@@ -168,6 +169,12 @@ describe("writeSyntheticModel", () => {
         for (const t of info.tensors)
             expect(t.type).toBe(t.dims.length === 1 ? 0 : 8);
         expect(info.tensors.filter((t) => t.name.endsWith(".bias"))).toHaveLength(6);
+        // qwen3: no biases; an RMS norm of each head's q and k instead
+        const qwen3 = await writeSyntheticModel({ arch: "qwen3", ...tinyShape, out: path.join(dir, "qwen3.gguf") });
+        const qwen3Info = await readGgufInfo(qwen3.path);
+        expect(qwen3.params).toBe(syntheticParamCount({ arch: "qwen3", ...tinyShape }));
+        expect(qwen3Info.tensors.filter((t) => t.name.endsWith(".bias"))).toHaveLength(0);
+        expect(qwen3Info.tensors.find((t) => t.name === "blk.1.attn_k_norm.weight")?.dims).toEqual([tinyShape.nEmbd / tinyShape.heads]);
     });
 
     it("presets fill the shape and flags override them", async () => {

@@ -24,7 +24,7 @@ interface SynthArgs {
 
 const synth: CommandModule<object, SynthArgs> = {
     command: "synth",
-    describe: "Write a random-weight llama/qwen2 GGUF with a working tokenizer (for tests and benchmarks)",
+    describe: `Write a random-weight ${SYNTH_ARCHS.join("/")} GGUF with a working tokenizer (for tests and benchmarks)`,
     builder: (yargs) => yargs
         .option("preset", { type: "string", describe: `Shape from models/presets.json (${Object.keys(loadModelPresets().synthetic).join(", ")}); flags override it` })
         .option("arch", { type: "string", describe: SYNTH_ARCHS.join(" | ") })
@@ -37,7 +37,7 @@ const synth: CommandModule<object, SynthArgs> = {
         .option("type", { type: "string", describe: `${SYNTH_TYPES.join(" | ")} (default f32)` })
         .option("seed", { type: "number", describe: "Seed of the random weights (default 1)" })
         .option("vocab", { type: "number", describe: "Vocabulary size (default 512)" })
-        .option("chat-template", { type: "string", describe: `${CHAT_TEMPLATES.join(" | ")} (default: chatml for qwen2, none for llama)` })
+        .option("chat-template", { type: "string", describe: `${CHAT_TEMPLATES.join(" | ")} (default: chatml for qwen2 and qwen3, none for llama)` })
         .option("tied-embeddings", { type: "boolean", describe: "Leave out output.weight (reuse token_embd)" })
         .option("out", { type: "string", demandOption: true, describe: "Output .gguf file" }) as unknown as Argv<SynthArgs>,
     handler: async (args) => {
