@@ -46,6 +46,8 @@ export async function writePeftAdapter(adapter: string, base: string, dir: strin
     const layout = peftLayouts[arch];
     if (layout == null)
         throw new InputError(`${adapter}: no PEFT export for the ${arch || "unknown"} architecture (it knows ${peftArchitectures.join(", ")})`);
+    if (ggufArchitecture(baseInfo) !== arch)
+        throw new InputError(`${adapter}: a ${arch} adapter, but the base ${base} is ${ggufArchitecture(baseInfo) ?? "of no known architecture"}`);
     const heads = headCounts(baseInfo, arch);
 
     const tensors: SafetensorsEntry[] = [];

@@ -70,9 +70,11 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
         expect(header["base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"]).toMatchObject({ shape: [4, 128] });
     });
 
-    it("refuses what is not a LoRA adapter of a known target, naming the tensor", async () => {
+    it("refuses what is not a LoRA adapter of a known target, naming the tensor, and a base of another architecture", async () => {
         await expect(writePeftAdapter(trained.llama!.base, trained.llama!.base, path.join(dir, "not-an-adapter")))
             .rejects.toThrow(/tensor token_embd\.weight is not a LoRA tensor of a known target/);
+        await expect(writePeftAdapter(trained.llama!.adapter, trained.qwen2!.base, path.join(dir, "wrong-base")))
+            .rejects.toThrow(/a llama adapter, but the base .* is qwen2$/);
     });
 
     for (const [, arch] of shapes) {
