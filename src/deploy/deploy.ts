@@ -137,7 +137,9 @@ async function writeVllmAdapters(o: {
         rank = Math.max(rank, (await writePeftAdapter(adapters[agent], base, peft[agent], o.hfModel)).rank);
     }
     const maxRank = vllmLoraRanks.find((r) => r >= rank) ?? rank;
-    const command = ["vllm", "serve", o.hfModel ?? "HF_MODEL", "--enable-lora", "--max-lora-rank", String(maxRank), "--max-model-len", String(contextSize),
+    // vLLM batches requests of one adapter at a time unless told more (--max-loras defaults to 1)
+    const command = ["vllm", "serve", o.hfModel ?? "HF_MODEL", "--enable-lora", "--max-loras", String(subAgentNames.length),
+        "--max-lora-rank", String(maxRank), "--max-model-len", String(contextSize),
         "--lora-modules", ...subAgentNames.map((agent) => `${agent}=${peft[agent]}`)];
     return { peft, command };
 }

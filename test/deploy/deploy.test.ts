@@ -67,7 +67,7 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         expect(deployment.vllm.command.slice(deployment.vllm.command.indexOf("--lora-modules") + 1)).toEqual(["plan", "tool", "reflect"].map((a, i) => `${a}=${peftDirs[i]}`));
         for (const folder of peftDirs)
             expect(fs.readdirSync(folder).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
-        expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`vllm serve HF_MODEL --enable-lora --max-lora-rank 8`);
+        expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`vllm serve HF_MODEL --enable-lora --max-loras 3 --max-lora-rank 8`);
         const named = await writeDeployment({ runDir, out: path.join(dir, "named"), hfModel: "karpathy/tinyllamas" });
         expect("command" in named.vllm ? named.vllm.command.slice(0, 4) : named.vllm).toEqual(["vllm", "serve", "karpathy/tinyllamas", "--enable-lora"]);
         const namedConfig = JSON.parse(fs.readFileSync(path.join(dir, "named", "peft", "plan", "adapter_config.json"), "utf8"));
