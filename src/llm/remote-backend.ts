@@ -28,7 +28,14 @@ export interface RemoteOptions {
 interface Endpoint {
     url: string;
     kind: Exclude<RemoteServerKind, "auto">;
-    model: string;
+    /**
+     * The model of requests without an adapter: model.served_name, else the one the server lists
+     * (vLLM: its base, listed before and beside its LoRA modules). Unset when the server lists
+     * several (Ollama lists every model it has) and nothing says which.
+     */
+    model?: string;
+    /** The models the server lists (GET /v1/models). */
+    listed: string[];
     /** llama-server: its adapters' ids by file name (GET /lora-adapters). */
     loraIds: Map<string, number>;
     /** vLLM: whether it takes `structured_outputs` (0.10.2 on; 0.12 dropped the guided_* fields). */
@@ -63,9 +70,15 @@ export class RemoteBackend implements RequestBackend {
         for (const url of settings.endpoints)
             endpoints.push(await describeEndpoint(url, settings));
         const adapters = options.adapters ?? [];
-        for (const endpoint of endpoints)
+        for (const endpoint of endpoints) {
+            // both fail now, not mid-run: a server without the adapter, or without a clear base model
             for (const adapter of adapters)
-                adapterSelector(endpoint, adapter); // fails now, not mid-run, when the server lacks it
+                adapterSelector(endpoint, adapter);
+            if (adapters.length === 0 && endpoint.model == null) {
+                const some = endpoint.listed.slice(0, 5).join(", ") + (endpoint.listed.length > 5 ? ", ..." : "");
+                throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) serves ${endpoint.listed.length} models (${some}): set model.served_name to the one to use`);
+            }
+        }
         return new RemoteBackend(endpoints, settings.concurrency, settings, adapters, options.detokenize, options.tokenize);
     }
 
@@ -167,7 +180,7 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
     let kind = settings.server;
     let version: unknown;
     // The first call also tells whether the server is up at all (retried like requests).
-    const models = await get("/v1/models") as { data?: { id?: string }[] };
+    const models = await get("/v1/models") as { data?: { id?: unknown; parent?: unknown }[] };
     if (kind === "auto") {
         const props = await probe("/props") as { default_generation_settings?: unknown } | undefined;
         if (props?.default_generation_settings != null)
@@ -181,16 +194,22 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
     } else if (kind === "vllm") {
         version = await vllmVersion();
     }
-    const model = settings.servedName || models.data?.[0]?.id;
-    if (model == null)
+    const listed = (Array.isArray(models.data) ? models.data : []).filter((m) => typeof m.id === "string");
+    if (listed.length === 0 && settings.servedName === "")
         throw new RuntimeFailure(`remote model: ${url} lists no model (GET /v1/models); set model.served_name`);
+    // vLLM lists its LoRA modules beside the base, each with the base as its parent
+    const bases = kind === "vllm" ? listed.filter((m) => m.parent == null) : listed;
+    const model = settings.servedName || (kind === "llama-server" || bases.length === 1 ? String(bases[0]!.id) : undefined);
     const loraIds = new Map<string, number>();
     if (kind === "llama-server") {
         const list = await get("/lora-adapters") as { id: number; path: string }[];
         for (const adapter of Array.isArray(list) ? list : [])
             loraIds.set(path.basename(adapter.path), adapter.id);
     }
-    return { url, kind: kind as Endpoint["kind"], model, loraIds, structuredOutputs: kind === "vllm" && takesStructuredOutputs(version) };
+    return {
+        url, kind: kind as Endpoint["kind"], model, listed: listed.map((m) => String(m.id)), loraIds,
+        structuredOutputs: kind === "vllm" && takesStructuredOutputs(version)
+    };
 }
 
 /**

@@ -124,6 +124,30 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
         }
     });
 
+    it("picks the base model the server lists (vLLM: the entry without a parent), and asks for model.served_name where several are listed", async () => {
+        const proxy = await startFaultProxy(server.url); // lists what Ollama or vLLM would; llama-server behind answers
+        const ollamaModels = { data: [{ id: "reflect" }, { id: "plan" }, { id: "qwen2.5:0.5b" }] };
+        const sentModel = async (options: { server: "ollama" | "vllm"; servedName?: string; adapters?: { filePath: string }[] }) => {
+            proxy.requests.length = 0;
+            const generator = await vocab.createRemoteGenerator({ endpoints: [proxy.url], ...fast, ...options });
+            await generator.complete({ prompt: "Once upon a time", maxTokens: 2 });
+            await generator.dispose();
+            return proxy.requests[0]!.model;
+        };
+        try {
+            // Ollama lists every model it has, newest first: "reflect" would have answered base requests
+            proxy.answers = { "/v1/models": ollamaModels };
+            await expect(vocab.createRemoteGenerator({ endpoints: [proxy.url], server: "ollama", ...fast }))
+                .rejects.toThrow(/\(ollama\) serves 3 models \(reflect, plan, qwen2\.5:0\.5b\): set model\.served_name to the one to use$/);
+            expect(await sentModel({ server: "ollama", servedName: "qwen2.5:0.5b" })).toBe("qwen2.5:0.5b");
+            expect(await sentModel({ server: "ollama", adapters: [{ filePath: adapters.plan }] })).toBe("plan");
+            proxy.answers = { "/v1/models": { data: [{ id: "plan", parent: "Qwen/Qwen2.5-0.5B" }, { id: "Qwen/Qwen2.5-0.5B", parent: null }] } };
+            expect(await sentModel({ server: "vllm" })).toBe("Qwen/Qwen2.5-0.5B");
+        } finally {
+            await proxy.close();
+        }
+    });
+
     describe("faults: retried, then one clear line", () => {
         let proxy: FaultProxy;
         beforeAll(async () => {
