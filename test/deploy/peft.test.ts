@@ -6,6 +6,7 @@ import { writePeftAdapter } from "../../src/deploy/peft.js";
 import { targetModules, trainAdapter } from "../../src/train/index.js";
 import { Xorshift128 } from "../../src/gguf/random.js";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import { runCliProcess } from "../helpers/cli.js";
 import { BUILD_TIMEOUT_MS, THREADS, loadModel, nativeBuild, samplesFile, tempDir, tokenLogProbs } from "../train/helpers.js";
 
 /**
@@ -75,6 +76,18 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
             .rejects.toThrow(/tensor token_embd\.weight is not a LoRA tensor of a known target/);
         await expect(writePeftAdapter(trained.llama!.adapter, trained.qwen2!.base, path.join(dir, "wrong-base")))
             .rejects.toThrow(/a llama adapter, but the base .* is qwen2$/);
+    });
+
+    it("autoact model peft: the export of one adapter from the command line; bad input is one line, exit 2, no folder", async () => {
+        const out = path.join(dir, "peft-cli");
+        const done = await runCliProcess(["model", "peft", trained.qwen3!.adapter, "--base", trained.qwen3!.base, "--out", out, "--hf-model", "Qwen/Qwen3-0.6B"]);
+        expect(done.code, done.stderr).toBe(0);
+        expect(done.stdout.trim()).toBe(`wrote ${out}: rank 4, down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj`);
+        expect(JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8")).base_model_name_or_path).toBe("Qwen/Qwen3-0.6B");
+        const refused = await runCliProcess(["model", "peft", trained.qwen3!.base, "--base", trained.qwen3!.base, "--out", path.join(dir, "peft-refused")]);
+        expect(refused.code).toBe(2);
+        expect(refused.stderr.trim()).toMatch(/^autoact: .*: tensor token_embd\.weight is not a LoRA tensor of a known target \(.*\)$/);
+        expect(fs.existsSync(path.join(dir, "peft-refused"))).toBe(false);
     });
 
     for (const [, arch] of shapes) {

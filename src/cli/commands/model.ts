@@ -4,6 +4,7 @@ import { checkGgufFileSync, describeAdapter } from "../../llm/gguf-check.js";
 import { InputError } from "../../util/errors.js";
 import { CHAT_TEMPLATES, SYNTH_ARCHS, SYNTH_TYPES, writeSyntheticModel, type SynthArch, type SynthChatTemplate, type SynthType } from "../../gguf/synth.js";
 import { loadModelPresets } from "../../gguf/presets.js";
+import { modelPeftCommand } from "./model-peft.js";
 
 interface SynthArgs {
     arch?: string;
@@ -99,7 +100,7 @@ const info: CommandModule<object, InfoArgs> = {
 
 export const modelCommand: CommandModule = {
     command: "model <command>",
-    describe: "Synthetic models and GGUF inspection (model synth, model info)",
-    builder: (yargs) => yargs.command(synth).command(info).demandCommand(1, "Name a model subcommand: synth or info"),
+    describe: "Synthetic models, GGUF inspection and adapter export (model synth, model info, model peft)",
+    builder: (yargs) => yargs.command(synth).command(info).command(modelPeftCommand).demandCommand(1, "Name a model subcommand: synth, info or peft"),
     handler: () => undefined
 };
