@@ -5,7 +5,8 @@ import { readGgufInfo, ggufArchitecture, type GgufInfo } from "../gguf/reader.js
 import { syntheticPreset } from "../gguf/presets.js";
 import { SYNTH_TYPES, writeSyntheticModel, type SynthType } from "../gguf/synth.js";
 import { GgmlType } from "../gguf/types.js";
-import { gguf, writeGguf } from "../gguf/writer.js";
+import { loraAdapterMetadata } from "../gguf/lora.js";
+import { writeGguf } from "../gguf/writer.js";
 import { InputError } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
 import { targetModules } from "../train/options.js";
@@ -90,12 +91,7 @@ export async function writeZeroLoraAdapter(options: ZeroAdapterOptions): Promise
         throw new InputError(`${options.model}: no weights named ${[...targets].join(", ")} to attach a LoRA adapter to`);
     await writeGguf({
         path: options.out,
-        metadata: {
-            "general.architecture": arch,
-            "general.type": "adapter",
-            "adapter.type": "lora",
-            "adapter.lora.alpha": gguf.f32(rank)
-        },
+        metadata: loraAdapterMetadata(arch, rank),
         tensors
     });
     return options.out;

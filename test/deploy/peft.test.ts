@@ -2,7 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writePeftAdapter } from "../../src/deploy/peft.js";
+import { readPeftAdapter, writePeftAdapter } from "../../src/deploy/peft.js";
+import { metadataValue, readGgufInfo, readTensorValues } from "../../src/gguf/reader.js";
 import { targetModules, trainAdapter } from "../../src/train/index.js";
 import { Xorshift128 } from "../../src/gguf/random.js";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
@@ -88,6 +89,40 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
         expect(refused.code).toBe(2);
         expect(refused.stderr.trim()).toMatch(/^autoact: .*: tensor token_embd\.weight is not a LoRA tensor of a known target \(.*\)$/);
         expect(fs.existsSync(path.join(dir, "peft-refused"))).toBe(false);
+    });
+
+    it("reads PEFT back into the same GGUF adapter (llama's q and k rows reordered again); rsLoRA's scale kept", async () => {
+        for (const arch of ["llama", "qwen3"]) {
+            const { base, adapter } = trained[arch]!;
+            const folder = path.join(dir, `round-trip-${arch}`);
+            await writePeftAdapter(adapter, base, folder);
+            const back = path.join(dir, `round-trip-${arch}.gguf`);
+            expect(await readPeftAdapter(folder, base, back)).toMatchObject({ path: back, rank: 4 });
+            const [before, after] = [await readGgufInfo(adapter), await readGgufInfo(back)];
+            expect(metadataValue(after, "adapter.lora.alpha")).toBe(8);
+            expect(after.tensors.map((t) => `${t.name} ${t.dims}`).sort()).toEqual(before.tensors.map((t) => `${t.name} ${t.dims}`).sort());
+            for (const t of before.tensors)
+                expect(await readTensorValues(after, t.name)).toEqual(await readTensorValues(before, t.name));
+        }
+        // rsLoRA scales by lora_alpha / sqrt(r): the GGUF alpha (alpha / r) is lora_alpha * sqrt(r)
+        const folder = path.join(dir, "round-trip-llama");
+        const config = JSON.parse(fs.readFileSync(path.join(folder, "adapter_config.json"), "utf8"));
+        fs.writeFileSync(path.join(folder, "adapter_config.json"), JSON.stringify({ ...config, use_rslora: true }));
+        await readPeftAdapter(folder, trained.llama!.base, path.join(dir, "rslora.gguf"));
+        expect(metadataValue(await readGgufInfo(path.join(dir, "rslora.gguf")), "adapter.lora.alpha")).toBe(16);
+    });
+
+    it("autoact model from-peft: one line and exit 2 for a folder that is no PEFT adapter, or a base it does not fit", async () => {
+        const none = await runCliProcess(["model", "from-peft", dir, "--base", trained.llama!.base, "--out", path.join(dir, "none.gguf")]);
+        expect(none.code).toBe(2);
+        expect(none.stderr.trim()).toBe(`autoact: ${dir}: no adapter_config.json (a PEFT folder holds adapter_config.json and adapter_model.safetensors)`);
+        const folder = path.join(dir, "round-trip-qwen3");
+        const wider = path.join(dir, "wide.gguf");
+        await writeSyntheticModel({ preset: "tiny", nEmbd: 128, out: wider });
+        const misfit = await runCliProcess(["model", "from-peft", folder, "--base", wider, "--out", path.join(dir, "misfit.gguf")]);
+        expect(misfit.code).toBe(2);
+        expect(misfit.stderr.trim()).toMatch(/lora_A\.weight has shape \[4, 64\], but .*wide\.gguf needs \[4, 128\]$/);
+        expect(fs.existsSync(path.join(dir, "none.gguf")) || fs.existsSync(path.join(dir, "misfit.gguf"))).toBe(false);
     });
 
     for (const [, arch] of shapes) {

@@ -19,6 +19,6 @@ export const modelPeftCommand: CommandModule<object, PeftArgs> = {
         .option("hf-model", { type: "string", describe: "The Hugging Face model of the base, recorded in adapter_config.json (default: the base's general.name)" }) as unknown as Argv<PeftArgs>,
     handler: async (args) => {
         const result = await writePeftAdapter(args.adapter, args.base, args.out, args["hf-model"]);
-        process.stdout.write(`wrote ${result.dir}: rank ${result.rank}, ${result.targetModules.join(", ")}\n`);
+        process.stdout.write(`wrote ${result.path}: rank ${result.rank}, ${result.targetModules.join(", ")}\n`);
     }
 };

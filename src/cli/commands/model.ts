@@ -4,6 +4,7 @@ import { checkGgufFileSync, describeAdapter } from "../../llm/gguf-check.js";
 import { InputError } from "../../util/errors.js";
 import { CHAT_TEMPLATES, SYNTH_ARCHS, SYNTH_TYPES, writeSyntheticModel, type SynthArch, type SynthChatTemplate, type SynthType } from "../../gguf/synth.js";
 import { loadModelPresets } from "../../gguf/presets.js";
+import { modelFromPeftCommand } from "./model-from-peft.js";
 import { modelPeftCommand } from "./model-peft.js";
 
 interface SynthArgs {
@@ -100,7 +101,8 @@ const info: CommandModule<object, InfoArgs> = {
 
 export const modelCommand: CommandModule = {
     command: "model <command>",
-    describe: "Synthetic models, GGUF inspection and adapter export (model synth, model info, model peft)",
-    builder: (yargs) => yargs.command(synth).command(info).command(modelPeftCommand).demandCommand(1, "Name a model subcommand: synth, info or peft"),
+    describe: "Synthetic models, GGUF inspection, adapters to and from PEFT (model synth, info, peft, from-peft)",
+    builder: (yargs) => yargs.command(synth).command(info).command(modelPeftCommand).command(modelFromPeftCommand)
+        .demandCommand(1, "Name a model subcommand: synth, info, peft or from-peft"),
     handler: () => undefined
 };
