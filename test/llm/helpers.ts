@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../../src/util/package.js";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
-import { gguf, writeGguf } from "../../src/gguf/writer.js";
+import { loraAdapterMetadata } from "../../src/gguf/lora.js";
+import { writeGguf } from "../../src/gguf/writer.js";
 import { GgmlType } from "../../src/gguf/types.js";
 import { Xorshift128 } from "../../src/gguf/random.js";
 
@@ -49,12 +50,7 @@ export async function writeLoraAdapter(options: { out: string; nEmbd: number; la
     }
     await writeGguf({
         path: options.out,
-        metadata: {
-            "general.architecture": options.arch ?? "llama",
-            "general.type": "adapter",
-            "adapter.type": "lora",
-            "adapter.lora.alpha": gguf.f32(rank)
-        },
+        metadata: loraAdapterMetadata(options.arch ?? "llama", rank),
         tensors
     });
     return options.out;
