@@ -308,6 +308,7 @@ const fileCases: Case[] = [
 const flagCases: Case[] = [
     { name: "unknown flag", args: () => ["run", plainConfig(), "--frobnicate"], error: /Unknown argument: frobnicate/ },
     { name: "unknown command", args: () => ["frobnicate"], error: /Unknown argument: frobnicate|Did you mean/ },
+    { name: "a command group alone", args: () => ["bench"], error: /^autoact: Name a bench command: infer, train, report, remote \(autoact bench --help\)$/ },
     { name: "--limit 0", args: () => [...filterWith(plainConfig(), fresh("limit0")), "--limit", "0"], error: /--limit must be a whole number of at least 1, got 0/, absent: () => [fresh("limit0")] },
     { name: "--limit abc", args: () => [...filterWith(plainConfig(), fresh("limitabc")), "--limit", "abc"], error: /--limit must be a number, got "abc"$/, absent: () => [fresh("limitabc")] },
     { name: "--from after --until", args: () => ["run", plainConfig(), "--from", "split", "--until", "synth", "--run-dir", fresh("order")], error: /--from split comes after --until synth/, absent: () => [fresh("order")] },

@@ -10,6 +10,7 @@ import { checkAdapterFitsBase, checkGgufFileSync } from "../../llm/gguf-check.js
 import { nativeBackends, type NativeBackend } from "../../train/native-build.js";
 import { trainCliOptions } from "../../train/options.js";
 import { sharedOptions } from "../shared-options.js";
+import { commandGroup } from "../command-group.js";
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const commandLine = () => ["autoact", ...process.argv.slice(2)].map(quoteArg).join(" ");
@@ -252,9 +253,5 @@ const report: CommandModule<object, ReportArgs> = {
     }
 };
 
-export const benchCommand: CommandModule = {
-    command: "bench <command>",
-    describe: "Benchmarks: inference and training tokens/s with a hardware fingerprint, and their report",
-    builder: (yargs) => yargs.command(infer).command(train).command(report).command(remote).demandCommand(1),
-    handler: () => {}
-};
+export const benchCommand = commandGroup("bench", "Benchmarks: inference and training tokens/s with a hardware fingerprint, and their report",
+    [infer, train, report, remote]);

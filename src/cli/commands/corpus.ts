@@ -2,6 +2,7 @@ import fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { corpusFormats, importCorpus, type CorpusFormat } from "../../tools/corpus-import.js";
 import { DataLocator } from "../../pipeline/data-locator.js";
+import { commandGroup } from "../command-group.js";
 
 interface ImportArgs {
     source: string;
@@ -61,9 +62,4 @@ const importCommand: CommandModule<object, ImportArgs> = {
     }
 };
 
-export const corpusCommand: CommandModule = {
-    command: "corpus <command>",
-    describe: "Build the offline corpus that Retrieve, Lookup and Search read",
-    builder: (yargs) => yargs.command(importCommand).demandCommand(1),
-    handler: () => {}
-};
+export const corpusCommand = commandGroup("corpus", "Build the offline corpus that Retrieve, Lookup and Search read", [importCommand]);

@@ -6,6 +6,7 @@ import { CHAT_TEMPLATES, SYNTH_ARCHS, SYNTH_TYPES, writeSyntheticModel, type Syn
 import { loadModelPresets } from "../../gguf/presets.js";
 import { modelFromPeftCommand } from "./model-from-peft.js";
 import { modelPeftCommand } from "./model-peft.js";
+import { commandGroup } from "../command-group.js";
 
 interface SynthArgs {
     arch?: string;
@@ -99,10 +100,5 @@ const info: CommandModule<object, InfoArgs> = {
     }
 };
 
-export const modelCommand: CommandModule = {
-    command: "model <command>",
-    describe: "Synthetic models, GGUF inspection, adapters to and from PEFT (model synth, info, peft, from-peft)",
-    builder: (yargs) => yargs.command(synth).command(info).command(modelPeftCommand).command(modelFromPeftCommand)
-        .demandCommand(1, "Name a model subcommand: synth, info, peft or from-peft"),
-    handler: () => undefined
-};
+export const modelCommand = commandGroup("model", "Synthetic models, GGUF inspection, adapters to and from PEFT (model synth, info, peft, from-peft)",
+    [synth, info, modelPeftCommand, modelFromPeftCommand]);

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from "yargs";
 import { InputError } from "../../util/errors.js";
 import { buildEngineCommand } from "./native-build-engine.js";
 import { createTrainProgress, ensureNativeBuild, nativeBackends, type NativeBackend } from "../../train/index.js";
+import { commandGroup } from "../command-group.js";
 
 interface BuildArgs {
     backend: string;
@@ -26,9 +27,5 @@ const build: CommandModule<object, BuildArgs> = {
     }
 };
 
-export const nativeCommand: CommandModule = {
-    command: "native <command>",
-    describe: "Native builds: the LoRA trainer, llama-bench and llama-server (build), the engine's speed helper (build-engine)",
-    builder: (yargs) => yargs.command(build).command(buildEngineCommand).demandCommand(1),
-    handler: () => {}
-};
+export const nativeCommand = commandGroup("native",
+    "Native builds: the LoRA trainer, llama-bench and llama-server (build), the engine's speed helper (build-engine)", [build, buildEngineCommand]);
