@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { readGgufInfo, readTensorData, readTensorValues, ggufArchitecture, metadataValue, type GgufInfo } from "../gguf/reader.js";
+import { readGgufInfo, readTensorData, readTensorValues, ggufArchitecture, ggufDecoderShape, metadataValue } from "../gguf/reader.js";
 import { loraAdapterMetadata } from "../gguf/lora.js";
 import { bf16BitsToF32, f16BitsToF32 } from "../gguf/quantize.js";
 import { GgmlType } from "../gguf/types.js";
@@ -52,7 +52,7 @@ export async function writePeftAdapter(adapter: string, base: string, dir: strin
         throw new InputError(`${adapter}: no PEFT export for the ${arch || "unknown"} architecture (it knows ${peftArchitectures.join(", ")})`);
     if (ggufArchitecture(baseInfo) !== arch)
         throw new InputError(`${adapter}: a ${arch} adapter, but the base ${base} is ${ggufArchitecture(baseInfo) ?? "of no known architecture"}`);
-    const heads = headCounts(baseInfo, arch);
+    const { heads, kvHeads } = ggufDecoderShape(baseInfo);
 
     const tensors: SafetensorsEntry[] = [];
     const modules = new Set<string>();
@@ -71,7 +71,7 @@ export async function writePeftAdapter(adapter: string, base: string, dir: strin
             : new Uint8Array((await readTensorValues(info, tensor.name)).buffer);
         const dtype = tensor.type === GgmlType.F16 ? "F16" : "F32";
         if (side === "b" && layout.reordersQK && (target === "attn_q" || target === "attn_k"))
-            data = reorderRows(data, rows, data.length / rows, target === "attn_q" ? heads.q : heads.kv, "hf");
+            data = reorderRows(data, rows, data.length / rows, target === "attn_q" ? heads : kvHeads, "hf");
         modules.add(hfModules[target].split(".")[1]!);
         tensors.push({ name: `base_model.model.model.layers.${layer}.${hfModules[target]}.lora_${side.toUpperCase()}.weight`, dtype, shape: [rows, cols], data });
     }
@@ -119,7 +119,7 @@ export async function readPeftAdapter(dir: string, base: string, out: string): P
     const layout = peftLayouts[arch];
     if (layout == null)
         throw new InputError(`${base}: no PEFT import for the ${arch || "unknown"} architecture (it knows ${peftArchitectures.join(", ")})`);
-    const heads = headCounts(baseInfo, arch);
+    const { heads, kvHeads } = ggufDecoderShape(baseInfo);
     const baseShapes = new Map(baseInfo.tensors.map((t) => [t.name, t.dims]));
     const targetOf = new Map(Object.entries(hfModules).map(([target, module]) => [module, target as TargetModule]));
 
@@ -138,7 +138,7 @@ export async function readPeftAdapter(dir: string, base: string, out: string): P
             throw new InputError(`${weightsFile}: ${entry.name} has shape [${entry.shape.join(", ")}], but ${base} ${nIn == null ? `has no ${weight}` : `needs [${expected.join(", ")}]`}`);
         let data = new Uint8Array(entry.values.buffer, entry.values.byteOffset, entry.values.byteLength);
         if (side === "b" && layout.reordersQK && (target === "attn_q" || target === "attn_k"))
-            data = reorderRows(data, nOut!, rank * 4, target === "attn_q" ? heads.q : heads.kv, "gguf");
+            data = reorderRows(data, nOut!, rank * 4, target === "attn_q" ? heads : kvHeads, "gguf");
         modules.add(match[2]!.split(".")[1]!);
         tensors.push({ name: `${weight}.lora_${side}`, dims: [entry.shape[1]!, entry.shape[0]!], type: GgmlType.F32, data });
     }
@@ -148,14 +148,6 @@ export async function readPeftAdapter(dir: string, base: string, out: string): P
     const alpha = config.use_rslora === true ? loraAlpha * Math.sqrt(rank) : loraAlpha;
     await writeGguf({ path: out, metadata: loraAdapterMetadata(arch, alpha), tensors });
     return { path: out, rank, targetModules: [...modules].sort() };
-}
-
-function headCounts(info: GgufInfo, arch: string): { q: number; kv: number } {
-    const q = Number(metadataValue(info, `${arch}.attention.head_count`));
-    const kv = Number(metadataValue(info, `${arch}.attention.head_count_kv`) ?? q);
-    if (!(q > 0) || !(kv > 0))
-        throw new InputError(`${info.path}: no ${arch}.attention.head_count`);
-    return { q, kv };
 }
 
 /**
