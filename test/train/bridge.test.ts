@@ -8,8 +8,8 @@ import {
     decodeTrainingSamples, encodeTrainingSamples, ensureNativeBuild, loadTrainingRows, rowsForAgent, trainAdapter, trainerArgs, trainOptions
 } from "../../src/train/index.js";
 import { InputError } from "../../src/util/errors.js";
-import { packageRoot } from "../../src/util/package.js";
 import { BUILD_TIMEOUT_MS, THREADS, hasStories, nativeBuild, samplesFile, stories260K, tempDir, tinyModel } from "./helpers.js";
+import { runCliProcess } from "../helpers/cli.js";
 
 describe("training data", () => {
     let dir: string;
@@ -136,10 +136,9 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         ];
         fs.writeFileSync(data, rows.map((r) => JSON.stringify(r)).join("\n"));
         const out = path.join(dir, "out");
-        const cli = path.join(packageRoot, "dist", "src", "cli", "main.js");
-        const run = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "all", "--out", out,
-            "--steps", "5", "--ctx", "128", "--threads", String(THREADS)], { reject: false });
-        expect(run.exitCode, run.stderr).toBe(0);
+        const run = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "all", "--out", out,
+            "--steps", "5", "--ctx", "128", "--threads", String(THREADS)]);
+        expect(run.code, run.stderr).toBe(0);
         for (const agent of ["plan", "tool"]) {
             const info = await readGgufInfo(path.join(out, `${agent}.gguf`));
             expect(metadataValue(info, "autoact.agent")).toBe(agent);
@@ -148,8 +147,8 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
             expect(curve.rows[0]).toMatchObject({ agent });
             expect(Object.keys(curve.rows[0]!)).toEqual(expect.arrayContaining(["loss", "eval_loss", "lr", "tokens_per_s", "elapsed_s", "peak_rss_bytes"]));
         }
-        const bad = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "reflect", "--out", out], { reject: false });
-        expect(bad.exitCode).toBe(2);
+        const bad = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "reflect", "--out", out]);
+        expect(bad.code).toBe(2);
         expect(bad.stderr).toMatch(/no rows for agent "reflect"/);
     });
 
@@ -163,18 +162,17 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         const data = path.join(dir, "long.jsonl");
         fs.writeFileSync(data, rows.map((r) => JSON.stringify(r)).join("\n"));
         const out = path.join(dir, "out-long");
-        const cli = path.join(packageRoot, "dist", "src", "cli", "main.js");
-        const run = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", out,
-            "--steps", "2", "--ctx", "128", "--threads", String(THREADS)], { reject: false });
-        expect(run.exitCode, run.stderr).toBe(0);
+        const run = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", out,
+            "--steps", "2", "--ctx", "128", "--threads", String(THREADS)]);
+        expect(run.code, run.stderr).toBe(0);
         expect(run.stderr).toContain("plan: 1 samples cut on the left to fit the context (responses whole), 1 left out (the response alone is longer)");
         expect(run.stderr).toMatch(/training plan: 2 samples/);
         expect(fs.existsSync(path.join(out, "plan.gguf"))).toBe(true);
 
         // nothing left to train: one line, exit 2, no adapter
         fs.writeFileSync(data, JSON.stringify(rows[2]));
-        const none = await execa("node", [cli, "train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", path.join(dir, "out-none"), "--ctx", "128"], { reject: false });
-        expect(none.exitCode).toBe(2);
+        const none = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", path.join(dir, "out-none"), "--ctx", "128"]);
+        expect(none.code).toBe(2);
         expect(none.stderr.trim()).toBe("autoact: agent plan: every sample's response alone is longer than the context length 128 (raise --ctx)");
         expect(fs.existsSync(path.join(dir, "out-none", "plan.gguf"))).toBe(false);
     });
