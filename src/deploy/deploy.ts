@@ -3,6 +3,7 @@ import path from "node:path";
 import { subAgentNames, type SubAgentName } from "../agents/division.js";
 import { ggufArchitecture, readGgufInfo } from "../gguf/reader.js";
 import { plainResponseMarker } from "../llm/prompt-format.js";
+import { servedAdapterName } from "../llm/served-adapter.js";
 import { loadConfig } from "../pipeline/config.js";
 import { RunDir } from "../pipeline/run-dir.js";
 import { runDirAdapters } from "../pipeline/stages/eval.js";
@@ -32,7 +33,9 @@ export interface Deployment {
     command: string[];
     /** The shell script holding it. */
     script: string;
-    /** An Ollama Modelfile per sub-agent (FROM the base, ADAPTER its adapter). */
+    /** The model name each sub-agent's adapter is served under on Ollama and vLLM (the remote backend asks for it). */
+    servedNames: Record<SubAgentName, string>;
+    /** An Ollama Modelfile per sub-agent (FROM the base, ADAPTER its adapter), to create under its served name. */
     modelfiles: Record<SubAgentName, string>;
     /** vLLM: a PEFT adapter folder per sub-agent and `vllm serve`'s command line, or why there are none. */
     vllm: { peft: Record<SubAgentName, string>; command: string[] } | { skipped: string };
@@ -44,7 +47,8 @@ export interface Deployment {
  * Writes what serves a run's trained sub-agents: llama-server's command line loading the base
  * with the three adapters (requests pick theirs: autoact's remote backend sends
  * `lora: [{id, scale}]`), an Ollama Modelfile per agent and a PEFT folder per agent for vLLM,
- * each named as the remote backend asks for them (`plan`, `tool`, `reflect`). `autoact agent
+ * the last two named as the remote backend asks for them (`plan-<hash>`: two runs deployed to one
+ * Ollama keep their own). `autoact agent
  * --server URL` then answers questions by group planning against the server.
  */
 export async function writeDeployment(options: DeployOptions): Promise<Deployment> {
@@ -69,6 +73,9 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
     writeFileAtomicSync(script, `#!/bin/sh\n# The base model with the plan, tool and reflect adapters (none applied unless a request asks).\nexec ${command.map(shellQuote).join(" ")} "$@"\n`);
     fs.chmodSync(script, 0o755);
 
+    const servedNames = {} as Record<SubAgentName, string>;
+    for (const agent of subAgentNames)
+        servedNames[agent] = await servedAdapterName(adapters[agent]!);
     const modelfiles = {} as Record<SubAgentName, string>;
     for (const agent of subAgentNames) {
         const file = path.join(out, "ollama", agent, "Modelfile");
@@ -77,7 +84,7 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         // Ollama's own context (2048 by default) would cut a long ReAct prompt without a word, and
         // older versions penalize repeats (1.1): the run's context and no penalty, as llama-server has.
         writeFileAtomicSync(file, [
-            `# The ${agent} sub-agent: ollama create ${agent} -f ${file}`,
+            `# The ${agent} sub-agent: ollama create ${servedNames[agent]} -f ${file}`,
             `FROM ${base}`,
             `ADAPTER ${adapters[agent]}`,
             `TEMPLATE """{{ .Prompt }}"""`,
@@ -91,7 +98,7 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         modelfiles[agent] = file;
     }
     const vllm = await writeVllmAdapters({
-        base, adapters: adapters as Record<SubAgentName, string>, dir: path.join(out, "peft"), contextSize: config.model.context_size, hfModel: options.hfModel
+        base, adapters: adapters as Record<SubAgentName, string>, servedNames, dir: path.join(out, "peft"), contextSize: config.model.context_size, hfModel: options.hfModel
     });
     const readme = path.join(out, "README.md");
     writeFileAtomicSync(readme, [
@@ -102,9 +109,9 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         `    ${script}`,
         `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:${options.port ?? 8080} "your question"`,
         "",
-        "Ollama (one model per sub-agent, named as autoact asks for them):",
+        "Ollama (one model per sub-agent, named as autoact asks for them: the adapter's name and hash):",
         "",
-        ...subAgentNames.map((agent) => `    ollama create ${agent} -f ${modelfiles[agent]}`),
+        ...subAgentNames.map((agent) => `    ollama create ${servedNames[agent]} -f ${modelfiles[agent]}`),
         `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:11434 "your question"`,
         "",
         ..."command" in vllm ? [
@@ -117,16 +124,16 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         `Prompts are formatted by autoact (${config.model.template} template${config.model.template === "plain" ? `, response marker ${JSON.stringify(plainResponseMarker)}` : ""}); the servers only complete them.`,
         ""
     ].join("\n"));
-    return { command, script, modelfiles, vllm, readme };
+    return { command, script, servedNames, modelfiles, vllm, readme };
 }
 
 /** vLLM's ranks of LoRA slots: `--max-lora-rank` takes one of these. */
 const vllmLoraRanks = [8, 16, 32, 64, 128, 256];
 
 async function writeVllmAdapters(o: {
-    base: string; adapters: Record<SubAgentName, string>; dir: string; contextSize: number; hfModel?: string;
+    base: string; adapters: Record<SubAgentName, string>; servedNames: Record<SubAgentName, string>; dir: string; contextSize: number; hfModel?: string;
 }): Promise<Deployment["vllm"]> {
-    const { base, adapters, dir, contextSize } = o;
+    const { base, adapters, servedNames, dir, contextSize } = o;
     const arch = ggufArchitecture(await readGgufInfo(base));
     if (arch == null || !peftArchitectures.includes(arch))
         return { skipped: `no PEFT adapters for the ${arch ?? "unknown"} architecture (the export knows ${peftArchitectures.join(" and ")})` };
@@ -140,7 +147,7 @@ async function writeVllmAdapters(o: {
     // vLLM batches requests of one adapter at a time unless told more (--max-loras defaults to 1)
     const command = ["vllm", "serve", o.hfModel ?? "HF_MODEL", "--enable-lora", "--max-loras", String(subAgentNames.length),
         "--max-lora-rank", String(maxRank), "--max-model-len", String(contextSize),
-        "--lora-modules", ...subAgentNames.map((agent) => `${agent}=${peft[agent]}`)];
+        "--lora-modules", ...subAgentNames.map((agent) => `${servedNames[agent]}=${peft[agent]}`)];
     return { peft, command };
 }
 

@@ -1,6 +1,9 @@
+import fs from "node:fs";
 import path from "node:path";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
+import { sha256File } from "../util/fs.js";
 import type { RequestBackend } from "./generator.js";
+import { servedAdapterName } from "./served-adapter.js";
 import type { AdapterSpec, GenerationRequest, GenerationResult, StopReason } from "./types.js";
 
 /** Servers the remote backend speaks to (all through the OpenAI-compatible `/v1/completions`). */
@@ -36,8 +39,10 @@ interface Endpoint {
     model?: string;
     /** The models the server lists (GET /v1/models). */
     listed: string[];
-    /** llama-server: its adapters' ids by file name (GET /lora-adapters). */
-    loraIds: Map<string, number>;
+    /** llama-server: the adapters it loaded (GET /lora-adapters), their ids and paths. */
+    loras: { id: number; path: string }[];
+    /** How each of the backend's adapters is asked for here, by file: llama-server's id, or a model name. */
+    selectors: Map<string, AdapterSelector>;
     /** vLLM: whether it takes `structured_outputs` (0.10.2 on; 0.12 dropped the guided_* fields). */
     structuredOutputs: boolean;
 }
@@ -47,7 +52,7 @@ interface Endpoint {
  * (slot s -> endpoint floor(s / concurrency)), with the local prompt's token ids (llama-server,
  * vLLM) or their exact text (Ollama, other servers), the same sampling values and seed,
  * stop strings, grammar or JSON schema where the server has them, and the sub-agent's adapter
- * (llama-server's per-request `lora`, or the adapter's model name on vLLM and Ollama).
+ * (llama-server's per-request `lora`, or the adapter's served name on vLLM and Ollama).
  * Retries with exponential back-off; the last failure is one line naming the endpoint.
  */
 export class RemoteBackend implements RequestBackend {
@@ -73,7 +78,7 @@ export class RemoteBackend implements RequestBackend {
         for (const endpoint of endpoints) {
             // both fail now, not mid-run: a server without the adapter, or without a clear base model
             for (const adapter of adapters)
-                adapterSelector(endpoint, adapter);
+                endpoint.selectors.set(adapter.filePath, await adapterSelector(endpoint, adapter));
             if (adapters.length === 0 && endpoint.model == null) {
                 const some = endpoint.listed.slice(0, 5).join(", ") + (endpoint.listed.length > 5 ? ", ..." : "");
                 throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) serves ${endpoint.listed.length} models (${some}): set model.served_name to the one to use`);
@@ -200,14 +205,13 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
     // vLLM lists its LoRA modules beside the base, each with the base as its parent
     const bases = kind === "vllm" ? listed.filter((m) => m.parent == null) : listed;
     const model = settings.servedName || (kind === "llama-server" || bases.length === 1 ? String(bases[0]!.id) : undefined);
-    const loraIds = new Map<string, number>();
+    const loras: Endpoint["loras"] = [];
     if (kind === "llama-server") {
         const list = await get("/lora-adapters") as { id: number; path: string }[];
-        for (const adapter of Array.isArray(list) ? list : [])
-            loraIds.set(path.basename(adapter.path), adapter.id);
+        loras.push(...(Array.isArray(list) ? list : []));
     }
     return {
-        url, kind: kind as Endpoint["kind"], model, listed: listed.map((m) => String(m.id)), loraIds,
+        url, kind: kind as Endpoint["kind"], model, listed: listed.map((m) => String(m.id)), loras, selectors: new Map(),
         structuredOutputs: kind === "vllm" && takesStructuredOutputs(version)
     };
 }
@@ -225,28 +229,48 @@ function takesStructuredOutputs(version: unknown): boolean {
     return major > 0 || minor > 10 || (minor === 10 && patch >= 2);
 }
 
-function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): { id?: number; model?: string } {
+type AdapterSelector = { id: number } | { model: string };
+
+/**
+ * How one endpoint is asked for an adapter. llama-server: the loaded adapter of the same file
+ * name, and where that file is on this machine, the same file (every run's is plan.gguf, ...).
+ * vLLM and Ollama: the model they list under the adapter's served name (its content's hash).
+ */
+async function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): Promise<AdapterSelector> {
     const file = path.basename(adapter.filePath);
     if (endpoint.kind === "llama-server") {
-        const id = endpoint.loraIds.get(file);
-        if (id == null)
+        const named = endpoint.loras.filter((lora) => path.basename(lora.path) === file);
+        if (named.length === 0)
             throw new InputError(`remote model: ${endpoint.url} has no adapter ${file} loaded (start llama-server with --lora ${adapter.filePath}, see autoact deploy)`);
-        return { id };
+        const ours = await sha256File(adapter.filePath);
+        const elsewhere = named.find((lora) => !path.isAbsolute(lora.path) || !fs.existsSync(lora.path));
+        for (const lora of named)
+            if (lora !== elsewhere && await sha256File(lora.path) === ours)
+                return { id: lora.id };
+        if (elsewhere != null)
+            return { id: elsewhere.id }; // a file on the server's machine: its name is all there is to go by
+        throw new InputError(`remote model: ${endpoint.url} serves ${named[0]!.path}, not ${adapter.filePath} (another run's ${file}): start llama-server with this run's adapters (autoact deploy)`);
     }
-    if (endpoint.kind === "vllm" || endpoint.kind === "ollama")
-        return { model: file.replace(/\.gguf$/i, "") };
+    if (endpoint.kind === "vllm" || endpoint.kind === "ollama") {
+        const model = await servedAdapterName(adapter.filePath);
+        // Ollama lists its models with their tag
+        if (!endpoint.listed.some((id) => id === model || id === `${model}:latest`))
+            throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) serves no model ${model}, the name of ${adapter.filePath} (its hash): serve it as autoact deploy writes`);
+        return { model };
+    }
     throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) cannot select LoRA adapters per request; use llama-server, vLLM or Ollama`);
 }
 
-/** llama-server: every loaded adapter with scale 1 (the chosen ones) or 0; vLLM/Ollama: the adapter's model name. */
+/** llama-server: every loaded adapter with scale 1 (the chosen ones) or 0; vLLM/Ollama: the adapter's served name. */
 function adapterFields(endpoint: Endpoint, adapters: AdapterSpec[]): Record<string, unknown> {
+    const selector = (adapter: AdapterSpec) => endpoint.selectors.get(adapter.filePath)!;
     if (endpoint.kind === "llama-server") {
-        const chosen = new Map(adapters.map((a) => [adapterSelector(endpoint, a).id!, a.scale ?? 1]));
-        return { lora: [...endpoint.loraIds.values()].sort((a, b) => a - b).map((id) => ({ id, scale: chosen.get(id) ?? 0 })) };
+        const chosen = new Map(adapters.map((a) => [(selector(a) as { id: number }).id, a.scale ?? 1]));
+        return { lora: endpoint.loras.map((l) => l.id).sort((a, b) => a - b).map((id) => ({ id, scale: chosen.get(id) ?? 0 })) };
     }
     if (adapters.length > 1)
         throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) serves one adapter per model name, got ${adapters.length}`);
-    return { model: adapterSelector(endpoint, adapters[0]!).model };
+    return { model: (selector(adapters[0]!) as { model: string }).model };
 }
 
 function grammarFields(endpoint: Endpoint, grammar: NonNullable<GenerationRequest["grammar"]>): Record<string, unknown> {

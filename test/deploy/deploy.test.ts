@@ -64,7 +64,11 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         if (!("command" in deployment.vllm))
             throw new Error(`no vLLM deployment: ${deployment.vllm.skipped}`);
         const peftDirs = Object.values(deployment.vllm.peft);
-        expect(deployment.vllm.command.slice(deployment.vllm.command.indexOf("--lora-modules") + 1)).toEqual(["plan", "tool", "reflect"].map((a, i) => `${a}=${peftDirs[i]}`));
+        // served under the adapter's name and hash, as the remote backend asks: two runs deployed to one server stay apart
+        const servedNames = Object.values(deployment.servedNames);
+        expect(servedNames.map((name) => name.replace(/-[0-9a-f]{12}$/, ""))).toEqual(["plan", "tool", "reflect"]);
+        expect(deployment.vllm.command.slice(deployment.vllm.command.indexOf("--lora-modules") + 1)).toEqual(servedNames.map((name, i) => `${name}=${peftDirs[i]}`));
+        expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`ollama create ${servedNames[0]} -f ${deployment.modelfiles.plan}\n`);
         for (const folder of peftDirs)
             expect(fs.readdirSync(folder).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
         expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`vllm serve HF_MODEL --enable-lora --max-loras 3 --max-lora-rank 8`);

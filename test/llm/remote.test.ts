@@ -1,8 +1,10 @@
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RunningServer } from "../../src/deploy/llama-server.js";
 import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engine.js";
 import { createPromptFormatter } from "../../src/llm/prompt-format.js";
+import { servedAdapterName } from "../../src/llm/served-adapter.js";
 import { RuntimeFailure } from "../../src/util/errors.js";
 import { BUILD_TIMEOUT_MS, THREADS, hasStories, stories260K } from "../train/helpers.js";
 import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
@@ -83,6 +85,16 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
         expect(outputs.plan).toContain("Search");
         const unknown = vocab.createRemoteGenerator({ endpoints: [server.url], ...fast, adapters: [{ filePath: path.join(dir, "other.gguf") }] });
         await expect(unknown).rejects.toThrow(/has no adapter other\.gguf loaded/);
+        // another run's plan.gguf: the server's file is on this machine, and it is not this one
+        const otherRun = path.join(dir, "other-run", "plan.gguf");
+        fs.mkdirSync(path.dirname(otherRun), { recursive: true });
+        fs.copyFileSync(adapters.tool, otherRun);
+        await expect(vocab.createRemoteGenerator({ endpoints: [server.url], ...fast, adapters: [{ filePath: otherRun }] }))
+            .rejects.toThrow(`remote model: ${server.url} serves ${adapters.plan}, not ${otherRun} (another run's plan.gguf): start llama-server with this run's adapters (autoact deploy)`);
+        fs.copyFileSync(adapters.plan, otherRun); // the same adapter elsewhere is the same adapter
+        const copy = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: 1, ...fast, adapters: [{ filePath: otherRun }] });
+        expect((await copy.complete(request)).text).toBe(outputs.plan);
+        await copy.dispose();
     });
 
     it("passes GBNF grammars and JSON schemas to llama-server", async () => {
@@ -140,9 +152,16 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
             await expect(vocab.createRemoteGenerator({ endpoints: [proxy.url], server: "ollama", ...fast }))
                 .rejects.toThrow(/\(ollama\) serves 3 models \(reflect, plan, qwen2\.5:0\.5b\): set model\.served_name to the one to use$/);
             expect(await sentModel({ server: "ollama", servedName: "qwen2.5:0.5b" })).toBe("qwen2.5:0.5b");
-            expect(await sentModel({ server: "ollama", adapters: [{ filePath: adapters.plan }] })).toBe("plan");
-            proxy.answers = { "/v1/models": { data: [{ id: "plan", parent: "Qwen/Qwen2.5-0.5B" }, { id: "Qwen/Qwen2.5-0.5B", parent: null }] } };
+            // an adapter by its served name (name and hash): "plan" is any run's
+            const plan = await servedAdapterName(adapters.plan);
+            expect(plan).toMatch(/^plan-[0-9a-f]{12}$/);
+            await expect(vocab.createRemoteGenerator({ endpoints: [proxy.url], server: "ollama", adapters: [{ filePath: adapters.plan }], ...fast }))
+                .rejects.toThrow(`(ollama) serves no model ${plan}, the name of ${adapters.plan} (its hash): serve it as autoact deploy writes`);
+            proxy.answers = { "/v1/models": { data: [...ollamaModels.data, { id: `${plan}:latest` }] } };
+            expect(await sentModel({ server: "ollama", adapters: [{ filePath: adapters.plan }] })).toBe(plan);
+            proxy.answers = { "/v1/models": { data: [{ id: plan, parent: "Qwen/Qwen2.5-0.5B" }, { id: "Qwen/Qwen2.5-0.5B", parent: null }] } };
             expect(await sentModel({ server: "vllm" })).toBe("Qwen/Qwen2.5-0.5B");
+            expect(await sentModel({ server: "vllm", adapters: [{ filePath: adapters.plan }] })).toBe(plan);
         } finally {
             await proxy.close();
         }
