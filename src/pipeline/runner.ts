@@ -298,7 +298,8 @@ async function runStage(stage: StageDefinition, context: StageContext, modelHash
             seconds,
             stats: result.stats
         }));
-        context.log(`${stage.name}: done in ${seconds.toFixed(1)}s (${Object.entries(result.outputs).map(([n, r]) => `${n}: ${r} rows`).join(", ")})`);
+        const written = Object.entries(result.outputs).map(([n, r]) => `${n}: ${r} rows`).join(", ");
+        context.log(`${stage.name}: done in ${seconds.toFixed(1)}s${written === "" ? ", nothing written" : ` (${written})`}`);
         return { stage: stage.name, status: "ran", seconds, record };
     } catch (error) {
         runDir.updateStage(stage.name, (record) => ({

@@ -121,5 +121,9 @@ describe.skipIf(!haveTrainer)("the pipeline's train stage keeps and resumes its 
         expect(result.code, result.stderr).toBe(0);
         expect(result.stderr).toContain("train: nothing to train on (the filter kept 0 of 7 trajectories)");
         expect(result.stderr).not.toMatch(/fit \d+ tokens/);
+        expect(result.stderr).toMatch(/^train: done in \d+\.\ds, nothing written$/m);
+        // no training speed where nothing trained (the report's tokens/s cell stays empty)
+        const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+        expect(manifest.stages.train.stats).not.toHaveProperty("tokens_per_s");
     });
 });

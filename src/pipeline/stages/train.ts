@@ -70,7 +70,7 @@ export const trainStage: StageDefinition = {
 
         const outputs: Record<string, number> = {};
         const stats: Record<string, number> = {};
-        let tokensPerSecond = 0;
+        let tokensPerSecond: number | undefined; // of the last adapter trained here; none when every one was up to date
         for (const job of jobs) {
             const label = job.outDir === outDir ? job.name : `unfiltered_${job.name}`;
             stats[`${label}_samples`] = job.samples.length;
@@ -100,7 +100,7 @@ export const trainStage: StageDefinition = {
             outputs[`${relative}/${job.name}.gguf`] = job.samples.length;
             outputs[`${relative}/train-${job.name}.arrow`] = curveRows;
         }
-        return { outputs, stats: { ...stats, tokens_per_s: tokensPerSecond } };
+        return { outputs, stats: tokensPerSecond == null ? stats : { ...stats, tokens_per_s: tokensPerSecond } };
     }
 };
 
