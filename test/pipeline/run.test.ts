@@ -106,6 +106,9 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
         for (const stage of ["instruct", "select-tools", "synth", "filter", "split", "eval"])
             expect(manifest.stages[stage].status, stage).toBe("done");
         expect(manifest.stages.train).toBeUndefined();
+        // kept <= finished (those with an answer to judge) <= synthesized, all counted
+        const { trajectories: synthesized, finished, kept } = manifest.stages.filter.stats;
+        expect(kept <= finished && finished <= synthesized && synthesized === trajectories.length, JSON.stringify(manifest.stages.filter.stats)).toBe(true);
         const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
         expect(report).toContain("## Evaluation");
         expect(report).toMatch(/Overlap with the evaluation sets: 0 of 8 eval questions/);

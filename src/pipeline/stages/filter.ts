@@ -21,18 +21,21 @@ export const filterStage: StageDefinition = {
             const choices = task?.choices ?? choicesFromQuestion(trajectory.question);
             return { ...trajectory, ...scoreTaskAnswer(context.config.task, trajectory.final_answer, trajectory.gold_answer, choices) };
         });
-        const keep = (row: FilteredRow) => row.stop_reason === "finished" &&
-            (settings.keep === "correct" ? row.correct : row.f1 >= settings.min_f1);
-        const kept = scored.filter(keep);
+        // only a trajectory that ended with Finish has an answer to judge
+        const finished = scored.filter((row) => row.stop_reason === "finished");
+        const kept = finished.filter((row) => (settings.keep === "correct" ? row.correct : row.f1 >= settings.min_f1));
         const limitedKept = settings.max > 0 ? kept.slice(0, settings.max) : kept;
         await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
-        if (limitedKept.length === 0)
-            context.log(`filter: kept 0 of ${scored.length} trajectories (keep: ${settings.keep}${settings.keep === "f1" ? ` >= ${settings.min_f1}` : ""}); training will have no samples`);
+        if (limitedKept.length === 0) {
+            const rule = `keep: ${settings.keep}${settings.keep === "f1" ? ` >= ${settings.min_f1}` : ""}`;
+            context.log(`filter: kept 0 of ${scored.length} trajectories (${rule}; ${finished.length} of them ended with Finish and an answer); training will have no samples`);
+        }
         const mean = (values: number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
         return {
             outputs: { "filtered.arrow": limitedKept.length },
             stats: {
                 trajectories: scored.length,
+                finished: finished.length,
                 kept: limitedKept.length,
                 right: scored.filter((r) => r.correct).length,
                 mean_em: mean(scored.map((r) => r.em)),
