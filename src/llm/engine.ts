@@ -217,13 +217,14 @@ export class LoadedModel {
      * with `vocabOnly`), `concurrency` requests in flight per endpoint.
      */
     async createRemoteGenerator(options: RemoteOptions & { adapters?: AdapterSpec[]; contextSize?: number }): Promise<Generator> {
+        const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
         const backend = await RemoteBackend.connect({
             ...options,
+            contextSize,
             // Servers that take text add BOS themselves when they tokenize it.
             detokenize: (tokens) => this.model.detokenize((tokens[0] === this.bosToken ? tokens.slice(1) : tokens) as Token[], true),
             tokenize: (text) => this.tokenize(text)
         });
-        const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
         return new Generator(this.host, { requests: backend }, { parallel: backend.slots, contextSize, batchSize: 0 });
     }
 

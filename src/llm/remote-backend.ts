@@ -25,6 +25,8 @@ export interface RemoteOptions {
     servedName?: string;
     /** First retry delay in ms, doubled each time (tests make it short). Defaults to 500. */
     backoffMs?: number;
+    /** Tokens each request's sequence holds; Ollama is told it per request (`num_ctx`; its own default is 2048). */
+    contextSize?: number;
 }
 
 /** How a prompt (the local formatter's token ids) and the adapters reach one server. */
@@ -49,10 +51,11 @@ interface Endpoint {
 
 /**
  * The remote decode backend: every request goes whole to `/v1/completions` of one endpoint
- * (slot s -> endpoint floor(s / concurrency)), with the local prompt's token ids (llama-server,
- * vLLM) or their exact text (Ollama, other servers), the same sampling values and seed,
- * stop strings, grammar or JSON schema where the server has them, and the sub-agent's adapter
- * (llama-server's per-request `lora`, or the adapter's served name on vLLM and Ollama).
+ * (slot s -> endpoint floor(s / concurrency)), or Ollama's own `/api/generate`, with the
+ * local prompt's token ids (llama-server, vLLM) or their exact text (Ollama, other servers),
+ * the same sampling values and seed, stop strings, grammar or JSON schema where the server has
+ * them, and the sub-agent's adapter (llama-server's per-request `lora`, or the adapter's served
+ * name on vLLM and Ollama).
  * Retries with exponential back-off; the last failure is one line naming the endpoint.
  */
 export class RemoteBackend implements RequestBackend {
@@ -62,7 +65,7 @@ export class RemoteBackend implements RequestBackend {
     private constructor(
         private readonly endpoints: Endpoint[],
         private readonly concurrency: number,
-        private readonly options: Required<Pick<RemoteOptions, "timeoutS" | "retries" | "backoffMs">>,
+        private readonly options: Required<Pick<RemoteOptions, "timeoutS" | "retries" | "backoffMs">> & { contextSize?: number },
         private readonly adapters: AdapterSpec[],
         private readonly detokenize: (tokens: number[]) => string,
         private readonly tokenize: (text: string) => number[]
@@ -95,10 +98,12 @@ export class RemoteBackend implements RequestBackend {
     async run(request: GenerationRequest, prompt: number[], slot: number): Promise<GenerationResult> {
         const endpoint = this.endpoints[Math.floor(slot / this.concurrency) % this.endpoints.length]!;
         const started = performance.now();
-        const body = this.body(endpoint, request, prompt);
-        const reply = await withRetries(endpoint.url, "POST /v1/completions", this.options, this.controller.signal, async (signal) => {
-            const json = await postJson(`${endpoint.url}/v1/completions`, body, signal);
-            return parseCompletion(json);
+        const ollama = endpoint.kind === "ollama";
+        const route = ollama ? "/api/generate" : "/v1/completions";
+        const body = ollama ? this.ollamaBody(endpoint, request, prompt) : this.body(endpoint, request, prompt);
+        const reply = await withRetries(endpoint.url, `POST ${route}`, this.options, this.controller.signal, async (signal) => {
+            const json = await postJson(`${endpoint.url}${route}`, body, signal);
+            return ollama ? parseOllamaGeneration(json) : parseCompletion(json);
         });
         return {
             text: reply.text,
@@ -145,9 +150,39 @@ export class RemoteBackend implements RequestBackend {
         Object.assign(body, this.adapters.length === 0 && endpoint.kind !== "llama-server" ? {} : adapterFields(endpoint, this.adapters));
         return body;
     }
+
+    /**
+     * Ollama's own route: its OpenAI-compatible `/v1/completions` puts every prompt through the
+     * model's chat template (no `raw`), ignores `response_format`, and takes neither top-k nor
+     * the context size, so a stock model would see autoact's formatted prompt wrapped a second
+     * time, sampled with Ollama's defaults and cut at 2048 tokens. `/api/generate` takes all four.
+     */
+    private ollamaBody(endpoint: Endpoint, request: GenerationRequest, prompt: number[]): Record<string, unknown> {
+        const options: Record<string, unknown> = {
+            num_predict: request.maxTokens ?? 256,
+            temperature: request.temperature ?? 0,
+            top_p: request.topP ?? 1,
+            top_k: request.topK != null && request.topK > 0 ? request.topK : 0,
+            // every value set: Ollama's own defaults (top-k 40, top-p 0.9, a repeat penalty in older versions) are not the local path's
+            min_p: 0,
+            repeat_penalty: 1
+        };
+        if (this.options.contextSize != null)
+            options.num_ctx = this.options.contextSize;
+        if (request.seed != null)
+            options.seed = request.seed;
+        if (request.stop != null && request.stop.length > 0)
+            options.stop = request.stop;
+        const body: Record<string, unknown> = { model: endpoint.model, prompt: this.detokenize(prompt), raw: true, stream: false, options };
+        if (request.grammar != null)
+            Object.assign(body, grammarFields(endpoint, request.grammar));
+        if (this.adapters.length > 0)
+            Object.assign(body, adapterFields(endpoint, this.adapters));
+        return body;
+    }
 }
 
-function checkRemoteOptions(options: RemoteOptions): Required<Omit<RemoteOptions, "server" | "servedName">> & { server: RemoteServerKind; servedName: string } {
+function checkRemoteOptions(options: RemoteOptions): Required<Omit<RemoteOptions, "server" | "servedName" | "contextSize">> & { server: RemoteServerKind; servedName: string; contextSize?: number } {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0)
         throw new InputError("model.endpoints: a remote backend needs at least one server URL, e.g. [http://127.0.0.1:8080]");
     const endpoints = options.endpoints.map((url) => {
@@ -173,7 +208,9 @@ function checkRemoteOptions(options: RemoteOptions): Required<Omit<RemoteOptions
         throw new InputError(`model.retries must be a whole number, got ${retries}`);
     if (!(remoteServerKinds as readonly string[]).includes(server))
         throw new InputError(`model.server: unknown server kind "${server}" (expected ${remoteServerKinds.join(", ")})`);
-    return { endpoints, concurrency, timeoutS, retries, server, servedName: options.servedName ?? "", backoffMs: options.backoffMs ?? 500 };
+    if (options.contextSize != null && !(Number.isInteger(options.contextSize) && options.contextSize > 0))
+        throw new InputError(`remote context size must be a positive integer, got ${options.contextSize}`);
+    return { endpoints, concurrency, timeoutS, retries, server, servedName: options.servedName ?? "", backoffMs: options.backoffMs ?? 500, contextSize: options.contextSize };
 }
 
 /** Kind (asked when "auto"), model name and (llama-server) adapter ids of one server. */
@@ -282,6 +319,10 @@ function grammarFields(endpoint: Endpoint, grammar: NonNullable<GenerationReques
             if (endpoint.structuredOutputs)
                 return { structured_outputs: gbnf ? { grammar: grammar.gbnf } : { json: grammar.jsonSchema } };
             return gbnf ? { guided_grammar: grammar.gbnf } : { guided_json: grammar.jsonSchema };
+        case "ollama":
+            if (gbnf)
+                throw new InputError(`remote model: ${endpoint.url} (ollama) takes no GBNF grammar; use llama-server or vLLM`);
+            return { format: grammar.jsonSchema };
         default:
             if (gbnf)
                 throw new InputError(`remote model: ${endpoint.url} (${endpoint.kind}) takes no GBNF grammar; use llama-server or vLLM`);
@@ -304,6 +345,14 @@ function parseCompletion(json: unknown): Completion {
     const finish = choice.finish_reason;
     const stopReason: StopReason = finish === "length" ? "maxTokens" : typeof choice.stop_reason === "string" ? "stop" : "eos";
     return { text: choice.text, stopReason, promptTokens: reply.usage?.prompt_tokens, generatedTokens: reply.usage?.completion_tokens };
+}
+
+/** Ollama's `/api/generate` reply (`stream: false`): its prompt count leaves out cached tokens, so the prompt's own length stands. */
+function parseOllamaGeneration(json: unknown): Completion {
+    const reply = json as { response?: unknown; done_reason?: unknown; eval_count?: number };
+    if (typeof reply?.response !== "string")
+        throw new MalformedReply("no response in the reply");
+    return { text: reply.response, stopReason: reply.done_reason === "length" ? "maxTokens" : "eos", generatedTokens: reply.eval_count };
 }
 
 class HttpError extends Error {

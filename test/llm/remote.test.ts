@@ -71,6 +71,34 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
         await local.dispose();
     });
 
+    it("Ollama: the exact text on /api/generate, raw (no second chat template), with the local sampling, the context size and the JSON schema", async () => {
+        const proxy = await startFaultProxy(server.url); // Ollama's route carried to the llama-server behind it
+        try {
+            const direct = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: 1, ...fast });
+            const ollama = await vocab.createRemoteGenerator({ endpoints: [proxy.url], server: "ollama", concurrency: 1, contextSize: 640, ...fast });
+            const request = { prompt: "Once upon a time", maxTokens: 24, seed: 3, stop: ["\n\n"] };
+            const [viaIds, viaText] = [await direct.complete(request), await ollama.complete(request)];
+            expect(viaText.text).toBe(viaIds.text);
+            expect(viaText.generatedTokens).toBe(viaIds.generatedTokens);
+            expect(proxy.requests[0]).toEqual({
+                model: stories260K, prompt: "Once upon a time", raw: true, stream: false, // the model llama-server lists
+                options: { num_predict: 24, temperature: 0, top_p: 1, top_k: 0, min_p: 0, repeat_penalty: 1, num_ctx: 640, seed: 3, stop: ["\n\n"] }
+            });
+            const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] };
+            const json = await ollama.complete({ prompt: "Once upon a time", maxTokens: 60, temperature: 1, seed: 3, grammar: { jsonSchema: schema } });
+            expect(proxy.requests[1]!.format).toEqual(schema);
+            expect(typeof (JSON.parse(json.text) as { ok: unknown }).ok).toBe("boolean");
+            await expect(ollama.complete({ prompt: "Once upon a time", maxTokens: 4, grammar: { gbnf: 'root ::= "yes"' } }))
+                .rejects.toThrow(/\(ollama\) takes no GBNF grammar; use llama-server or vLLM/);
+            const capped = await ollama.complete({ prompt: "Once upon a time", maxTokens: 3 });
+            expect(capped.stopReason).toBe("maxTokens");
+            await direct.dispose();
+            await ollama.dispose();
+        } finally {
+            await proxy.close();
+        }
+    });
+
     it("per-request adapters (llama-server's lora field) change the output; the base stays the base", async () => {
         const request = { prompt: "Once upon a time", maxTokens: 16 };
         const outputs: Record<string, string> = {};
