@@ -60,8 +60,13 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         throw new InputError(`${runDir.file("manifest.json")}: the run's base model is unknown or gone (${base ?? "no model recorded"}); run a stage that loads it first`);
     const adapters = runDirAdapters(runDir);
     const missing = subAgentNames.filter((agent) => adapters[agent] == null);
-    if (missing.length > 0)
-        throw new InputError(`${runDir.file("adapters")}: no adapter for ${missing.join(", ")}; run the train stage first (autoact train --run-dir ${options.runDir})`);
+    if (missing.length > 0) {
+        const train = manifest.stages.train;
+        const filter = manifest.stages.filter?.stats;
+        const why = train?.status !== "done" ? `run the train stage first (autoact train --run-dir ${options.runDir})`
+            : `the train stage had no samples for them${filter?.trajectories != null ? ` (the filter kept ${filter.kept ?? 0} of ${filter.trajectories} trajectories)` : ""}: nothing to serve but the base model`;
+        throw new InputError(`${runDir.file("adapters")}: no adapter for ${missing.join(", ")}; ${why}`);
+    }
     const out = path.resolve(options.out ?? runDir.file("deploy"));
     const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? "llama-server";
     const command = [binary, ...llamaServerArgs({

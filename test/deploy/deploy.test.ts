@@ -113,6 +113,26 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
     });
 });
 
+describe.skipIf(!haveShared)("autoact deploy without adapters", () => {
+    it("says whether the train stage is still to run or had nothing to train on", async () => {
+        const bare = tempDir("deploy-bare");
+        try {
+            fs.writeFileSync(path.join(bare, "config.yaml"), `name: bare\nmodel:\n  path: ${stories260K}\n`);
+            const now = new Date().toISOString();
+            const stage = (stats: Record<string, number>) => ({ status: "done", inputHash: "x", outputs: {}, startedAt: now, stats });
+            const manifest = (stages: Record<string, unknown>) => fs.writeFileSync(path.join(bare, "manifest.json"), JSON.stringify({
+                version: 1, pipeline: "bare", createdAt: now, updatedAt: now, model: { source: stories260K, path: stories260K, sha256: "x", bytes: 1 }, stages
+            }));
+            manifest({ filter: stage({ trajectories: 7, kept: 0 }) });
+            await expect(writeDeployment({ runDir: bare })).rejects.toThrow(`${path.join(bare, "adapters")}: no adapter for plan, tool, reflect; run the train stage first (autoact train --run-dir ${bare})`);
+            manifest({ filter: stage({ trajectories: 7, kept: 0 }), train: stage({ plan_samples: 0 }) });
+            await expect(writeDeployment({ runDir: bare })).rejects.toThrow("no adapter for plan, tool, reflect; the train stage had no samples for them (the filter kept 0 of 7 trajectories): nothing to serve but the base model");
+        } finally {
+            fs.rmSync(bare, { recursive: true, force: true });
+        }
+    });
+});
+
 describe("autoact agent's last line", () => {
     const limits = { maxSteps: 4, maxContext: 1024, reserveTokens: 256 };
     const ended = (stopReason: EpisodeResult["stopReason"], finalAnswer: string | null, steps: number) => describeEnding({
