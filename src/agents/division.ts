@@ -31,8 +31,9 @@ export function divideTrajectory(
     steps.forEach((step, index) => {
         const history = renderHistory(header, question, steps.slice(0, index));
         const key = step.action.toLowerCase();
-        // Steps the protocol rejected teach nothing worth copying.
-        if (step.action === "" || step.observation.startsWith("Invalid action"))
+        // Steps the protocol rejected teach nothing worth copying, nor does a step without a
+        // thought (it would teach the plan agent to stop at once; the original skips them too).
+        if (step.action === "" || step.thought === "" || step.observation.startsWith("Invalid action"))
             return;
         if (key === "reflect") {
             samples.push({ agent: "reflect", step: index, kind: "reflection", input: thoughtPrompt(history), output: step.thought });
@@ -46,7 +47,8 @@ export function divideTrajectory(
         }
         const name = key === "finish" ? "Finish" : step.action;
         samples.push({ agent: "plan", step: index, kind: "action", input: actionPrompt(history, step.thought), output: name });
-        samples.push({ agent: "tool", step: index, kind: "argument", input: argumentPrompt(history, step.thought, name), output: `${step.argument}]` });
+        if (step.argument !== "") // an empty argument teaches the tool agent nothing but to close the bracket
+            samples.push({ agent: "tool", step: index, kind: "argument", input: argumentPrompt(history, step.thought, name), output: `${step.argument}]` });
     });
     return samples;
 }

@@ -6,8 +6,10 @@ import { renderHistory, oneLine, type EpisodeStep } from "./react-format.js";
  * - the first Finish records the answer and asks for a reflection;
  * - Reflect[right] ends the episode with that answer; Reflect[wrong] asks to solve again,
  *   and the next Finish ends the episode;
- * - Reflect that does not directly follow Finish, or an unknown action, is an invalid
- *   action: it gets an observation saying so and the episode goes on.
+ * - Reflect that does not directly follow Finish, Finish without an answer, or an unknown
+ *   action, is an invalid action: it gets an observation saying so and the episode goes on,
+ *   up to `maxInvalidInRow` of them in a row;
+ * - a step whose prompt no longer fits the context ends the episode before it is taken.
  * The policy (one meta-agent, or the three sub-agents) decides the steps; this file owns
  * the rules, so synthesis and evaluation cannot drift apart.
  */
@@ -24,6 +26,8 @@ export interface PolicyStep {
     generatedTokens: number;
     /** The largest prompt (in tokens) this step used: checked against the context limit. */
     maxPromptTokens: number;
+    /** A generation of this step found no room left in the context: the step is cut short and not taken. */
+    contextFull?: boolean;
 }
 
 export interface StepPolicy {
@@ -50,8 +54,8 @@ export interface EpisodeOptions {
     maxContext: number;
     /** Defaults to 256: room for the next step's generation. */
     reserveTokens?: number;
-    /** Consecutive steps without a readable action before giving up. Defaults to 3. */
-    maxUnreadable?: number;
+    /** Consecutive invalid actions (unreadable, unknown, misplaced, an empty answer) before giving up. Defaults to 3. */
+    maxInvalidInRow?: number;
     /** Whether a Reflect follows the first Finish. Defaults to true; false (the -reflection ablation) ends at the first Finish. */
     reflection?: boolean;
 }
@@ -71,6 +75,7 @@ export const observations = {
     retry: "Then solve the question again and give the new answer with Finish.",
     reflectWithoutFinish: "Invalid action: Reflect must directly follow Finish.",
     badVerdict: "Invalid action: Reflect takes right or wrong.",
+    emptyAnswer: "Invalid action: Finish takes the answer, as Finish[answer].",
     unreadable: "Invalid action: write one action as Name[argument].",
     unknown: (name: string, names: readonly string[]) =>
         `Invalid action: ${name} is not available. Use one of: ${[...names, "Finish", "Reflect"].join(", ")}.`
@@ -79,7 +84,7 @@ export const observations = {
 export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult> {
     const { header, question, policy, tools, session, maxSteps, maxContext } = options;
     const reserve = options.reserveTokens ?? 256;
-    const maxUnreadable = options.maxUnreadable ?? 3;
+    const maxInvalidInRow = options.maxInvalidInRow ?? 3;
     const started = performance.now();
     const steps: EpisodeResult["steps"] = [];
     let pendingAnswer: string | null = null;
@@ -88,7 +93,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
     let promptTokens = 0;
     let generatedTokens = 0;
     let invalidActions = 0;
-    let unreadableInRow = 0;
+    let invalidInRow = 0;
 
     const finish = (stopReason: StopReason, finalAnswer: string | null): EpisodeResult => ({
         steps, finalAnswer, stopReason, promptTokens, generatedTokens, invalidActions,
@@ -100,21 +105,32 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
         const step = await policy.next(history, phase);
         promptTokens += step.promptTokens;
         generatedTokens += step.generatedTokens;
-        const action = step.action.trim();
+        if (step.contextFull === true)
+            return finish("context_limit", pendingAnswer);
+        const written = step.action.trim();
+        const key = written.toLowerCase();
+        const tool = key === "" || key === "finish" || key === "reflect" ? null : tools.resolve(written);
+        // recorded as the protocol and the tools spell it: the history and the training samples read it so
+        const action = key === "finish" ? "Finish" : key === "reflect" ? "Reflect" : tool ?? written;
         const argument = oneLine(step.argument);
+        const lastAction = steps.at(-1)?.action;
         const record = (observation: string) => {
             steps.push({ index: steps.length, thought: oneLine(step.thought), action, argument, observation });
         };
-        const lastAction = steps.at(-1)?.action;
-        const key = action.toLowerCase();
+        const invalid = (observation: string) => {
+            invalidActions++;
+            record(observation);
+            return ++invalidInRow >= maxInvalidInRow;
+        };
 
         if (action === "") {
-            invalidActions++;
-            record(observations.unreadable);
-            if (++unreadableInRow >= maxUnreadable)
+            if (invalid(observations.unreadable))
                 return finish("invalid", pendingAnswer);
-        } else if (key === "finish") {
-            unreadableInRow = 0;
+        } else if (action === "Finish" && argument === "") {
+            if (invalid(observations.emptyAnswer))
+                return finish("invalid", pendingAnswer);
+        } else if (action === "Finish") {
+            invalidInRow = 0;
             if (retrying || pendingAnswer != null || options.reflection === false) {
                 record("Episode finished.");
                 return finish("finished", argument);
@@ -122,37 +138,31 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
             pendingAnswer = argument;
             record(observations.reflect(argument));
             phase = "reflect";
-        } else if (key === "reflect") {
-            unreadableInRow = 0;
-            if (lastAction?.toLowerCase() !== "finish" || pendingAnswer == null) {
-                invalidActions++;
-                record(observations.reflectWithoutFinish);
-            } else {
-                const verdict = argument.toLowerCase().replace(/[^a-z]/g, "");
-                if (verdict === "right") {
-                    record("Episode finished.");
-                    return finish("finished", pendingAnswer);
-                } else if (verdict === "wrong") {
-                    record(observations.retry);
-                    retrying = true;
-                    phase = "solve";
-                } else {
-                    invalidActions++;
-                    record(observations.badVerdict);
-                }
+        } else if (action === "Reflect") {
+            const verdict = argument.toLowerCase().replace(/[^a-z]/g, "");
+            if (lastAction !== "Finish" || pendingAnswer == null) {
+                if (invalid(observations.reflectWithoutFinish))
+                    return finish("invalid", pendingAnswer);
+            } else if (verdict === "right") {
+                record("Episode finished.");
+                return finish("finished", pendingAnswer);
+            } else if (verdict === "wrong") {
+                invalidInRow = 0;
+                record(observations.retry);
+                retrying = true;
+                phase = "solve";
+            } else if (invalid(observations.badVerdict)) {
+                return finish("invalid", pendingAnswer);
             }
+        } else if (tool == null) {
+            if (invalid(observations.unknown(action, tools.names)))
+                return finish("invalid", pendingAnswer);
         } else {
-            unreadableInRow = 0;
-            const tool = tools.resolve(action);
-            if (tool == null) {
-                invalidActions++;
-                record(observations.unknown(action, tools.names));
-            } else {
-                record(await tools.run(tool, argument, session));
-            }
+            invalidInRow = 0;
+            record(await tools.run(tool, argument, session));
         }
         // A reflection is only asked for right after Finish.
-        if (phase === "reflect" && steps.at(-1)?.action.toLowerCase() !== "finish")
+        if (phase === "reflect" && steps.at(-1)?.action !== "Finish")
             phase = "solve";
         if (step.maxPromptTokens + reserve > maxContext)
             return finish("context_limit", pendingAnswer);

@@ -20,12 +20,29 @@ class CallSeeds {
     }
 }
 
-function tally(results: GenerationResult[]): Pick<PolicyStep, "promptTokens" | "generatedTokens" | "maxPromptTokens"> {
+function tally(results: GenerationResult[]): Pick<PolicyStep, "promptTokens" | "generatedTokens" | "maxPromptTokens" | "contextFull"> {
     return {
         promptTokens: results.reduce((sum, r) => sum + r.promptTokens, 0),
         generatedTokens: results.reduce((sum, r) => sum + r.generatedTokens, 0),
-        maxPromptTokens: Math.max(0, ...results.map((r) => r.promptTokens + r.generatedTokens))
+        maxPromptTokens: Math.max(0, ...results.map((r) => r.promptTokens + r.generatedTokens)),
+        contextFull: results.some((r) => r.stopReason === "contextFull")
     };
+}
+
+/** A step cut short where a generation ran out of context: the episode ends without taking it. */
+function cutShort(results: GenerationResult[]): PolicyStep | null {
+    return results.at(-1)?.stopReason === "contextFull" ? { thought: "", action: "", argument: "", ...tally(results) } : null;
+}
+
+const LABEL = /^(?:Thought|Action|Observation)\s*\d*\s*:\s*/i;
+const NEXT_LABEL = /\s*\b(?:Thought|Action|Observation)\s*\d*\s*:[\s\S]*$/;
+
+/**
+ * The thought as the history keeps it: a chat model may repeat the `Thought:` label, or run on
+ * into `Action: ...` on the same line; both are cut, as the original's step formatting does.
+ */
+export function cleanThought(text: string): string {
+    return text.trim().replace(LABEL, "").replace(NEXT_LABEL, "").trim();
 }
 
 const lineStop = ["\n"];
@@ -43,8 +60,13 @@ export class MetaAgentPolicy implements StepPolicy {
 
     async next(history: string): Promise<PolicyStep> {
         const thought = await this.agent.complete(thoughtPrompt(history), this.callSampling());
-        const thoughtText = thought.text.trim();
+        let short = cutShort([thought]);
+        if (short != null)
+            return short;
+        const thoughtText = cleanThought(thought.text);
         const action = await this.agent.complete(actionPrompt(history, thoughtText), this.callSampling());
+        if ((short = cutShort([thought, action])) != null)
+            return short;
         const parsed = parseAction(action.text);
         return {
             thought: thoughtText,
@@ -83,8 +105,13 @@ export class GroupPolicy implements StepPolicy {
     async next(history: string, phase: EpisodePhase): Promise<PolicyStep> {
         const lead = phase === "reflect" ? this.agents.reflect : this.agents.plan;
         const thought = await lead.complete(thoughtPrompt(history), this.callSampling());
-        const thoughtText = thought.text.trim();
+        let short = cutShort([thought]);
+        if (short != null)
+            return short;
+        const thoughtText = cleanThought(thought.text);
         const action = await lead.complete(actionPrompt(history, thoughtText), this.callSampling());
+        if ((short = cutShort([thought, action])) != null)
+            return short;
         const parsed = parseAction(action.text);
         const name = parsed?.name ?? "";
         const key = name.toLowerCase();
@@ -93,6 +120,8 @@ export class GroupPolicy implements StepPolicy {
             return { thought: thoughtText, action: name, argument: parsed?.argument ?? "", ...tally([thought, action]) };
 
         const argument = await this.agents.tool.complete(argumentPrompt(history, thoughtText, key === "finish" ? "Finish" : name), this.callSampling());
+        if ((short = cutShort([thought, action, argument])) != null)
+            return short;
         return {
             thought: thoughtText,
             action: name,

@@ -100,6 +100,6 @@ export function describeEnding(result: EpisodeResult, limits: { maxSteps: number
         case "context_limit":
             return `stopped after ${steps}: the prompt came within ${limits.reserveTokens} tokens (2 x eval.max_tokens) of the ${limits.maxContext}-token context (model.context_size, synth.max_context): ${answer}`;
         case "invalid":
-            return `stopped after ${steps}: no readable action several steps in a row: ${answer}`;
+            return `stopped after ${steps}: no valid action several steps in a row: ${answer}`;
     }
 }

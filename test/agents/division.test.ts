@@ -51,6 +51,17 @@ describe("division of labor", () => {
         expect(samples.every((s) => s.input.startsWith(header))).toBe(true);
     });
 
+    it("a step without a thought gives no samples, and an empty argument no tool sample (as the original's filter)", () => {
+        const sparse = [
+            { thought: "", action: "Search", argument: "Jaws", observation: "Jaws is a film." },
+            { thought: "Look it up.", action: "Search", argument: "", observation: "No results." },
+            ...steps.slice(2)
+        ];
+        const cut = divideTrajectory(header, "Where was the director of Jaws born?", sparse);
+        expect(cut.filter((s) => s.step < 2).map((s) => `${s.agent}:${s.kind}:${s.output}`)).toEqual(["plan:thought:Look it up.", "plan:action:Search"]);
+        expect(cut.every((s) => s.output !== "" && s.output !== "]")).toBe(true);
+    });
+
     it("the tool agent's trained output closes back to the argument", () => {
         expect(closeArgument(samples[2]!.output)).toBe("Jaws director");
         expect(closeArgument("f(a[1]) ] trailing")).toBe("f(a[1])");

@@ -86,6 +86,29 @@ describe("Finish/Reflect protocol", () => {
         expect(r.steps).toHaveLength(3);
     });
 
+    it("Finish without an answer is an invalid action, not an empty answer", async () => {
+        const r = await episode([["a", "Finish", ""], ["b", "Finish", "Paris"], ["c", "Reflect", "right"]]).result;
+        expect(r.steps[0]!.observation).toBe(observations.emptyAnswer);
+        expect(r.invalidActions).toBe(1);
+        expect(r.finalAnswer).toBe("Paris");
+        const never = await episode([["a", "Finish", ""], ["b", "Finish", " "], ["c", "Finish", ""], ["d", "Finish", "late"]]).result;
+        expect(never).toMatchObject({ stopReason: "invalid", finalAnswer: null });
+    });
+
+    it("gives up after three invalid actions of any kind in a row (prose read as an unknown tool included)", async () => {
+        const r = await episode([["a", "I", "will look it up"], ["b", "", ""], ["c", "Reflect", "right"], ["d", "Search", "never"]]).result;
+        expect(r.stopReason).toBe("invalid");
+        expect(r.steps).toHaveLength(3);
+        const reset = await episode([["a", "I", "x"], ["b", "", ""], ["c", "Search", "y"], ["d", "We", "z"], ["e", "Finish", "Paris"], ["f", "Reflect", "right"]]).result;
+        expect(reset).toMatchObject({ stopReason: "finished", finalAnswer: "Paris", invalidActions: 3 });
+    });
+
+    it("records actions as the protocol and the tools spell them", async () => {
+        const r = await episode([["a", "search", "x"], ["b", "FINISH", "Paris"], ["c", "reflect", "right"]]).result;
+        expect(r.steps.map((s) => s.action)).toEqual(["Search", "Finish", "Reflect"]);
+        expect(r.finalAnswer).toBe("Paris");
+    });
+
     it("stops when the prompt nears the context limit", async () => {
         const policy = new ScriptedPolicy([["a", "Search", "x"], ["b", "Search", "y"]]);
         const r = await runEpisode({

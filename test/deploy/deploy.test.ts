@@ -145,6 +145,6 @@ describe("autoact agent's last line", () => {
         expect(ended("step_limit", null, 4)).toBe("stopped after 4 steps, the step limit (eval.max_steps): no answer");
         expect(ended("step_limit", "Paris", 4)).toBe("stopped after 4 steps, the step limit (eval.max_steps): its last Finish's answer, not confirmed by Reflect");
         expect(ended("context_limit", null, 1)).toBe("stopped after 1 step: the prompt came within 256 tokens (2 x eval.max_tokens) of the 1024-token context (model.context_size, synth.max_context): no answer");
-        expect(ended("invalid", null, 3)).toMatch(/^stopped after 3 steps: no readable action several steps in a row: no answer$/);
+        expect(ended("invalid", null, 3)).toMatch(/^stopped after 3 steps: no valid action several steps in a row: no answer$/);
     });
 });

@@ -13,7 +13,8 @@ export class RecordedModel {
     readonly prompts: string[] = [];
     private readonly replies: string[];
 
-    constructor(readonly name: string, replies: readonly string[]) {
+    /** `contextSize`: a prompt longer than this many characters gets what the engine gives one that does not fit (no text, "contextFull"). */
+    constructor(readonly name: string, replies: readonly string[], private readonly options: { contextSize?: number } = {}) {
         this.replies = [...replies];
     }
 
@@ -29,6 +30,8 @@ export class RecordedModel {
             complete: async (request: { prompt: number[] | string; stop?: string[] }): Promise<GenerationResult> => {
                 const prompt = typeof request.prompt === "string" ? request.prompt : String.fromCodePoint(...request.prompt);
                 this.prompts.push(prompt);
+                if (prompt.length > (this.options.contextSize ?? Infinity))
+                    return { text: "", tokens: [], stopReason: "contextFull", promptTokens: prompt.length, generatedTokens: 0, timeMs: 1 } as GenerationResult;
                 const reply = this.replies.shift();
                 if (reply == null)
                     throw new Error(`${this.name}: no recorded reply left for prompt ending ${JSON.stringify(prompt.slice(-80))}`);
