@@ -48,16 +48,24 @@ interface WasmGlobal {
     WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
 }
 
+// How a value reads in the output (console.log's arguments and the last expression's value):
+// JSON, except for what JSON would turn into null or refuse (NaN, Infinity, BigInt), and Maps and Sets.
 const PRELUDE = `
-globalThis.console = (() => {
-    const show = (value) => {
+globalThis.__show = (() => {
+    const plain = (key, value) =>
+        typeof value === "bigint" || (typeof value === "number" && !Number.isFinite(value)) ? String(value)
+        : value instanceof Map ? Object.fromEntries(value) : value instanceof Set ? [...value] : value;
+    return (value) => {
         if (typeof value === "string") return value;
         if (typeof value === "function") return "[Function " + (value.name || "anonymous") + "]";
         if (value === undefined) return "undefined";
-        try { const json = JSON.stringify(value); return json === undefined ? String(value) : json; }
+        if (typeof value !== "object" || value === null) return String(value);
+        try { const json = JSON.stringify(value, plain); return json === undefined ? String(value) : json; }
         catch (e) { return String(value); }
     };
-    const print = (...args) => __print(args.map(show).join(" "));
+})();
+globalThis.console = (() => {
+    const print = (...args) => __print(args.map(__show).join(" "));
     return { log: print, info: print, warn: print, error: print, debug: print };
 })();
 globalThis.print = console.log;
@@ -128,16 +136,25 @@ export async function runSandboxedInline(code: string, options: SandboxOptions =
                         disposeHandle(state.error);
                         result = failure(error, Date.now() >= deadline, timeoutMs, memoryBytes, exhausted());
                     } else {
+                        result = { ok: true, output: "" };
                         if (state.type === "fulfilled") {
-                            const value: unknown = context.dump(state.value);
+                            if (context.typeof(state.value) !== "undefined") {
+                                const show = context.getProp(context.global, "__show");
+                                const shown = context.callFunction(show, context.undefined, state.value);
+                                show.dispose();
+                                if (shown.error != null) {
+                                    result = failure(describeError(context.dump(shown.error)), Date.now() >= deadline, timeoutMs, memoryBytes, exhausted());
+                                    disposeHandle(shown.error);
+                                } else {
+                                    append(context.getString(shown.value));
+                                    shown.value.dispose();
+                                }
+                            }
                             if (state.value !== handle)
                                 disposeHandle(state.value);
-                            if (value !== undefined)
-                                append(typeof value === "string" ? value : JSON.stringify(value) ?? String(value));
                         } else {
                             append("[a promise that never settled]");
                         }
-                        result = { ok: true, output: "" };
                     }
                 }
                 disposeHandle(handle);
@@ -155,6 +172,10 @@ export async function runSandboxedInline(code: string, options: SandboxOptions =
             // a runtime that ran out of memory may fail to free itself: its module goes with it
         }
     }
+    // A run past its deadline timed out, whatever it returned: QuickJS's interrupt can be caught
+    // by the code's own try/catch, or land in a promise job nobody awaits.
+    if (result.ok && Date.now() >= deadline)
+        result = { ok: false, output: "", failure: "timeout", error: `time limit of ${timeoutMs} ms exceeded` };
     result.output = lines.join("\n") + (truncated ? `\n[output cut at ${maxOutputChars} characters]` : "");
     return result;
 }

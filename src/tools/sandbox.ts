@@ -10,76 +10,79 @@ export { runSandboxedInline, type SandboxOptions, type SandboxResult } from "./s
 /** Extra time the worker gets past `timeoutMs` (for QuickJS's own interrupt) before it is killed. */
 const GRACE_MS = 500;
 
-interface Pending {
+interface Job {
+    code: string;
+    options: SandboxOptions;
     resolve: (result: SandboxResult) => void;
-    timer: NodeJS.Timeout;
 }
 
 let worker: Worker | undefined;
 let nextId = 1;
-const pending = new Map<number, Pending>();
+/** Runs waiting for the worker, and the one it is running (with its id and hard deadline). */
+const queue: Job[] = [];
+let running: (Job & { id: number; timer: NodeJS.Timeout }) | undefined;
 
 /**
  * Runs untrusted JavaScript in the QuickJS sandbox on a worker thread, so a run never blocks
  * the event loop (parallel sequences keep generating) and a run that overruns its time limit
  * (QuickJS cannot interrupt a long native built-in) is stopped by terminating the worker.
- * Runs queue on one worker. Falls back to the calling thread when the compiled worker file
- * is not found (running from TypeScript sources without a build).
+ * The worker gets one run at a time, and each run its own hard deadline from its start: a run
+ * that has to be killed takes no other with it, and the queue goes on in a fresh worker.
+ * Falls back to the calling thread when the compiled worker file is not found (running from
+ * TypeScript sources without a build).
  */
 export async function runSandboxed(code: string, options: SandboxOptions = {}): Promise<SandboxResult> {
     const file = workerFile();
     if (file == null)
         return runSandboxedInline(code, options);
-    const timeoutMs = options.timeoutMs ?? 1000;
-    const current = startWorker(file);
-    const id = nextId++;
     return new Promise<SandboxResult>((resolve) => {
-        // Queued runs wait for earlier ones: the hard deadline counts from this run's turn only
-        // approximately, so it allows every earlier queued run its full limit too.
-        const queued = pending.size;
-        const timer = setTimeout(() => {
-            if (worker === current) {
-                worker = undefined;
-                void current.terminate();
-            }
-            failAll(current, id, timeoutMs);
-        }, (timeoutMs + GRACE_MS) * (queued + 1));
-        pending.set(id, { resolve, timer });
-        current.postMessage({ id, code, options });
+        queue.push({ code, options, resolve });
+        startNext(file);
     });
 }
 
-function failAll(terminated: Worker, timedOut: number, timeoutMs: number): void {
-    for (const [id, entry] of pending) {
-        clearTimeout(entry.timer);
-        pending.delete(id);
-        entry.resolve(id === timedOut
-            ? { ok: false, output: "", failure: "timeout", error: `time limit of ${timeoutMs} ms exceeded` }
-            : { ok: false, output: "", failure: "error", error: "sandbox restarted while this run was queued; run it again" });
-    }
-    void terminated;
+function startNext(file: string): void {
+    if (running != null)
+        return;
+    const job = queue.shift();
+    if (job == null)
+        return;
+    const current = startWorker(file);
+    const timeoutMs = job.options.timeoutMs ?? 1000;
+    const id = nextId++;
+    const timer = setTimeout(() => {
+        if (worker === current)
+            worker = undefined;
+        void current.terminate();
+        finishRunning(id, { ok: false, output: "", failure: "timeout", error: `time limit of ${timeoutMs} ms exceeded` });
+    }, timeoutMs + GRACE_MS);
+    running = { ...job, id, timer };
+    current.postMessage({ id, code: job.code, options: job.options });
+}
+
+/** Settles the running job (when `id` is still the one running) and starts the next. */
+function finishRunning(id: number, result: SandboxResult): void {
+    if (running == null || running.id !== id)
+        return;
+    const job = running;
+    running = undefined;
+    clearTimeout(job.timer);
+    job.resolve(result);
+    const file = workerFile();
+    if (file != null)
+        startNext(file);
 }
 
 function startWorker(file: string): Worker {
     if (worker != null)
         return worker;
     const created = new Worker(file);
-    created.on("message", (message: { id: number; result: SandboxResult }) => {
-        const entry = pending.get(message.id);
-        if (entry == null)
-            return;
-        clearTimeout(entry.timer);
-        pending.delete(message.id);
-        entry.resolve(message.result);
-    });
+    created.on("message", (message: { id: number; result: SandboxResult }) => finishRunning(message.id, message.result));
     created.on("error", (error) => {
         if (worker === created)
             worker = undefined;
-        for (const [id, entry] of pending) {
-            clearTimeout(entry.timer);
-            pending.delete(id);
-            entry.resolve({ ok: false, output: "", failure: "error", error: `sandbox failure: ${error.message}` });
-        }
+        if (running != null)
+            finishRunning(running.id, { ok: false, output: "", failure: "error", error: `sandbox failure: ${error.message}` });
     });
     created.on("exit", () => {
         if (worker === created)
@@ -106,6 +109,14 @@ function workerFile(): string | null {
 export async function closeSandbox(): Promise<void> {
     const current = worker;
     worker = undefined;
+    const closed: SandboxResult = { ok: false, output: "", failure: "error", error: "the sandbox was closed" };
+    for (const job of queue.splice(0))
+        job.resolve(closed);
+    if (running != null) {
+        clearTimeout(running.timer);
+        running.resolve(closed);
+        running = undefined;
+    }
     if (current != null)
         await current.terminate();
 }

@@ -206,14 +206,35 @@ describe("Code sandbox", () => {
         const started = Date.now();
         let ticked = 0;
         const ticker = setInterval(() => ticked++, 20);
-        // catastrophic backtracking: one call into the regex engine that never returns (no memory growth)
-        const result = await runSandboxed("/(a+)+$/.test('a'.repeat(40) + 'b')", { timeoutMs: 300, memoryBytes: 256 * 1024 * 1024 });
+        // one call into a native built-in that QuickJS's interrupt never reaches (its regex engine checks it, indexOf does not)
+        const result = await runSandboxed("'a'.repeat(4e6).indexOf('a'.repeat(2e6) + 'b')", { timeoutMs: 300, memoryBytes: 256 * 1024 * 1024 });
         clearInterval(ticker);
         expect(result).toMatchObject({ ok: false, failure: "timeout" });
         expect(Date.now() - started).toBeLessThan(1500);
         expect(ticked).toBeGreaterThan(10);
         // A fresh worker takes over.
         expect(await runSandboxed("6 * 7")).toEqual({ ok: true, output: "42" });
+    });
+
+    it("runs queued code one run at a time: a run killed at its deadline takes no other with it", async () => {
+        const hang = "'a'.repeat(4e6).indexOf('a'.repeat(2e6) + 'b')"; // one native call QuickJS cannot interrupt
+        const results = await Promise.all([hang, "1 + 1", "2 + 2", hang, "3 + 3"].map((code) => runSandboxed(code, { timeoutMs: 300, memoryBytes: 256 * 1024 * 1024 })));
+        expect(results.map((r) => r.ok ? r.output : r.failure)).toEqual(["timeout", "2", "4", "timeout", "6"]);
+    });
+
+    it("shows the values JSON would turn into null or refuse", async () => {
+        expect(await runSandboxed("Math.sqrt(-1)")).toEqual({ ok: true, output: "NaN" });
+        expect(await runSandboxed("console.log(0 / 0, 1 / 0); -1 / 0")).toEqual({ ok: true, output: "NaN Infinity\n-Infinity" });
+        expect(await runSandboxed("({ avg: 0 / 0, n: 2n ** 64n })")).toEqual({ ok: true, output: '{"avg":"NaN","n":"18446744073709551616"}' });
+        expect(await runSandboxed("let f = 1n; for (let i = 1n; i <= 30n; i++) f *= i; f")).toEqual({ ok: true, output: "265252859812191058636308480000000" });
+        expect(await runSandboxed("[new Map([['a', 1]]), new Set([1, 2])]")).toEqual({ ok: true, output: '[{"a":1},[1,2]]' });
+    });
+
+    it("a run past its deadline is a timeout even where the code caught the interrupt", async () => {
+        const caught = await runSandboxed("try { while (true) {} } catch (e) {} 'done'", { timeoutMs: 200 });
+        expect(caught).toMatchObject({ ok: false, failure: "timeout" });
+        const inPrint = await runSandboxed("__print({ toString() { while (true); } }); 1", { timeoutMs: 200 }); // the host reads the string
+        expect(inPrint).toMatchObject({ ok: false, failure: "timeout" });
     });
 
     it("also runs on the calling thread", async () => {
