@@ -36,10 +36,11 @@ const CONSTANTS: Record<string, number> = { pi: Math.PI, e: Math.E };
 
 /**
  * Evaluates an arithmetic expression with a recursive-descent parser (never `eval`):
- * numbers (decimals, exponents like 1e3, thousands separators like 1,000 outside function
- * calls), + - * / % (modulo) ^ or ** (power, right-associative, binds tighter than unary
- * minus: -2^2 = -4), parentheses, pi, e, and the functions sqrt cbrt abs round floor ceil
- * exp ln log log10 log2 sin cos tan min max pow.
+ * numbers (decimals, exponents like 1e3, thousands separators like 1,000; inside a function
+ * call `1,200` could be either, and is refused), + - * / % (modulo between two numbers,
+ * percent after one: 15% * 200 = 30) ^ or ** (power, right-associative, binds tighter than
+ * unary minus: -2^2 = -4), parentheses, pi, e, and the functions sqrt cbrt abs round floor
+ * ceil exp ln log log10 log2 sin cos tan min max pow.
  */
 export function evaluateExpression(expression: string): number {
     const parser = new Parser(tokenize(expression));
@@ -72,7 +73,11 @@ function tokenize(text: string): Token[] {
             i++;
             continue;
         }
-        // Thousands separators only where a comma cannot separate function arguments.
+        // Thousands separators only where a comma cannot separate function arguments; inside a
+        // call, "1,200" reads as either, and a silent guess would be a confident wrong number.
+        const thousands = /^\d{1,3}(?:,\d{3})+(?!\d)/.exec(source.slice(i));
+        if (thousands != null && functionDepths.length > 0)
+            throw new CalculatorError(`"${thousands[0]}" at position ${i + 1} is one number or ${thousands[0].split(",").length} arguments: write ${thousands[0].replace(/,/g, "")}, or put a space after each comma between arguments`);
         const number = (functionDepths.length === 0 ? /^(\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/ :
             /^(\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/).exec(source.slice(i));
         if (number != null) {
@@ -111,8 +116,12 @@ function tokenize(text: string): Token[] {
     return tokens;
 }
 
+/** Nesting deeper than this is refused (the parser recurses once a level). */
+const MAX_DEPTH = 200;
+
 class Parser {
     private index = 0;
+    private depth = 0;
 
     constructor(private readonly tokens: Token[]) {}
 
@@ -161,6 +170,16 @@ class Parser {
 
     // unary := ("-" | "+") unary | power
     private parseUnary(): number {
+        if (++this.depth > MAX_DEPTH)
+            throw new CalculatorError(`the expression is nested more than ${MAX_DEPTH} levels deep`);
+        try {
+            return this.parseSigned();
+        } finally {
+            this.depth--;
+        }
+    }
+
+    private parseSigned(): number {
         if (this.isOp("-")) {
             this.take();
             return -this.parseUnary();
@@ -172,14 +191,24 @@ class Parser {
         return this.parsePower();
     }
 
-    // power := primary ("^" unary)?   (right-associative; the exponent may be negative)
+    // power := percent ("^" unary)?   (right-associative; the exponent may be negative)
     private parsePower(): number {
-        const base = this.parsePrimary();
+        const base = this.parsePercent();
         if (this.isOp("^")) {
             this.take();
             return base ** this.parseUnary();
         }
         return base;
+    }
+
+    // percent := primary "%"*   where no operand follows the "%" (then it is modulo: 17 % 5)
+    private parsePercent(): number {
+        let value = this.parsePrimary();
+        while (this.isOp("%") && !startsOperand(this.tokens[this.index + 1]!)) {
+            this.take();
+            value /= 100;
+        }
+        return value;
     }
 
     // primary := number | constant | name "(" args ")" | "(" expression ")"
@@ -226,6 +255,10 @@ class Parser {
             throw new CalculatorError(`${name} takes ${least === most ? least : most === Infinity ? `at least ${least}` : `${least} or ${most}`} argument${most === 1 ? "" : "s"}, got ${args.length}`);
         return fn.fn(...args);
     }
+}
+
+function startsOperand(token: Token): boolean {
+    return token.type === "number" || token.type === "name" || (token.type === "op" && token.value === "(");
 }
 
 function describe(token: Token): string {

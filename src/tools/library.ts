@@ -219,7 +219,7 @@ function calculatorTool(): Tool {
     return {
         name: "Calculator",
         signature: "Calculator[expression]",
-        description: "Evaluates an arithmetic expression: + - * / ^ % and parentheses, decimals, pi, e, sqrt, abs, round, floor, ceil, ln, log, exp, sin, cos, tan, min, max.",
+        description: "Evaluates an arithmetic expression: + - * / ^, % (percent after a number, modulo between two), parentheses, decimals, pi, e, sqrt, abs, round, floor, ceil, ln, log, exp, sin, cos, tan, min, max.",
         example,
         kind: "tool",
         validate: requireArgument("the expression", example),

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { packageRoot } from "../../src/util/package.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAction } from "../../src/tools/parse.js";
-import { evaluateExpression, formatNumber } from "../../src/tools/calculator.js";
+import { CalculatorError, evaluateExpression, formatNumber } from "../../src/tools/calculator.js";
 import { createToolLibrary } from "../../src/tools/library.js";
 import { closeSandbox, runSandboxed, runSandboxedInline } from "../../src/tools/sandbox.js";
 import { ToolSession } from "../../src/tools/types.js";
@@ -103,7 +103,14 @@ describe("Calculator", () => {
         ["ln(e)", 1],
         ["min(4, 2, 8) * pi", 2 * Math.PI],
         ["3 × 4 ÷ 2", 6],
-        ["2 * (3 + (4 - 1)) / 3", 4]
+        ["2 * (3 + (4 - 1)) / 3", 4],
+        ["15% * 200", 30],
+        ["200 * 15%", 30],
+        ["10%", 0.1],
+        ["(50 + 50)% - 2", -1],
+        ["max(1, 2,3)", 3],
+        ["round(3.14159,2)", 3.14],
+        ["max(1200, 950)", 1200]
     ])("%s = %d", (expression, expected) => {
         expect(evaluateExpression(expression)).toBeCloseTo(expected, 12);
     });
@@ -121,9 +128,18 @@ describe("Calculator", () => {
         ["sqrt(-1)", "the result is not a number"],
         ["10 ^ 400", "the result is infinite"],
         ["process.exit(1)", 'unexpected character "." at position 8'],
-        ["eval('1')", 'unexpected character "\'" at position 6']
+        ["eval('1')", 'unexpected character "\'" at position 6'],
+        // one number or two arguments? a guess would be a confident wrong number
+        ["max(1,200, 950)", '"1,200" at position 5 is one number or 2 arguments: write 1200, or put a space after each comma between arguments'],
+        ["round(1,234.5)", '"1,234" at position 7 is one number or 2 arguments']
     ])("%s fails: %s", (expression, message) => {
         expect(() => evaluateExpression(expression)).toThrow(message);
+    });
+
+    it("refuses nesting deep enough to overflow the stack with its own error (a degenerate generation)", () => {
+        for (const expression of ["(".repeat(5000) + "1" + ")".repeat(5000), "-".repeat(20000) + "1"])
+            expect(() => evaluateExpression(expression)).toThrow(new CalculatorError("the expression is nested more than 200 levels deep"));
+        expect(evaluateExpression("(".repeat(150) + "1" + ")".repeat(150))).toBe(1);
     });
 
     it("formats results compactly", () => {
