@@ -1,4 +1,4 @@
-import { parseAction } from "../tools/parse.js";
+import { closeArgument, parseAction } from "../tools/parse.js";
 import type { AgentModel, Sampling } from "./agent-model.js";
 import type { EpisodePhase, PolicyStep, StepPolicy } from "./episode.js";
 import { actionPrompt, argumentPrompt, thoughtPrompt } from "./react-format.js";
@@ -125,7 +125,7 @@ export class GroupPolicy implements StepPolicy {
         return {
             thought: thoughtText,
             action: name,
-            argument: closeArgument(argument.text),
+            argument: closeArgument(argument.text, name),
             ...tally([thought, action, argument])
         };
     }
@@ -133,16 +133,4 @@ export class GroupPolicy implements StepPolicy {
     private callSampling(): Sampling {
         return { ...this.sampling, stop: lineStop, seed: this.seeds.next() };
     }
-}
-
-/** The tool agent continues after `Name[`: its argument ends at the matching `]`. */
-export function closeArgument(text: string): string {
-    let depth = 1;
-    for (let i = 0; i < text.length; i++) {
-        if (text[i] === "[")
-            depth++;
-        else if (text[i] === "]" && --depth === 0)
-            return text.slice(0, i).trim();
-    }
-    return text.trim();
 }

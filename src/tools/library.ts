@@ -1,7 +1,7 @@
 import { Corpus } from "./corpus.js";
 import { evaluateExpression, formatNumber, CalculatorError } from "./calculator.js";
 import { runSandboxed, type SandboxOptions } from "./sandbox.js";
-import { parseAction, toolNameKey } from "./parse.js";
+import { CODE_TOOL, parseAction, toolNameKey } from "./parse.js";
 import { InputError } from "../util/errors.js";
 import type { CorpusPage, ParsedAction, Tool, ToolSession } from "./types.js";
 
@@ -239,7 +239,7 @@ function calculatorTool(): Tool {
 function codeTool(limits: SandboxOptions): Tool {
     const example = "Code[const xs = [3, 1, 2]; console.log(xs.sort().join(','))]";
     return {
-        name: "Code",
+        name: CODE_TOOL,
         signature: "Code[javascript]",
         description: "Runs JavaScript in a sandbox without files or network and returns what console.log printed and the value of the last expression.",
         example,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { divideTrajectory } from "../../src/agents/division.js";
 import { actionPrompt, argumentPrompt, renderHistory, renderTaskHeader, thoughtPrompt } from "../../src/agents/react-format.js";
-import { closeArgument } from "../../src/agents/policies.js";
+import { closeArgument } from "../../src/tools/parse.js";
 
 const header = renderTaskHeader({
     description: "Answer questions.",
@@ -63,7 +63,9 @@ describe("division of labor", () => {
     });
 
     it("the tool agent's trained output closes back to the argument", () => {
-        expect(closeArgument(samples[2]!.output)).toBe("Jaws director");
-        expect(closeArgument("f(a[1]) ] trailing")).toBe("f(a[1])");
+        expect(closeArgument(samples[2]!.output, "Search")).toBe("Jaws director");
+        expect(closeArgument("f(a[1]) ] trailing", "Calculator")).toBe("f(a[1])");
+        // in Code, a bracket inside a string literal is the code's
+        expect(closeArgument('console.log("a]b".split("]").length)] and more', "Code")).toBe('console.log("a]b".split("]").length)');
     });
 });

@@ -24,7 +24,13 @@ describe("parseAction", () => {
         ["I think I should use Retrieve[Paris].", "Retrieve", "Paris", true],
         ["Finish: yes", "Finish", "yes", false],
         ["Reflect", "Reflect", "", false],
-        ["Search[]", "Search", "", true]
+        ["Search[]", "Search", "", true],
+        // Code's string literals may hold brackets; elsewhere an apostrophe is just a letter
+        ['Code[console.log("a]b".split("]").length)] done', "Code", 'console.log("a]b".split("]").length)', true],
+        ["Code[console.log('[' + 1)]", "Code", "console.log('[' + 1)", true],
+        ["Code[const s = 'it\\'s]'; s.length]", "Code", "const s = 'it\\'s]'; s.length", true],
+        ["Code[console.log(\"unclosed)]", "Code", "console.log(\"unclosed)", true],
+        ["Search[Ender's Game] I'm sure", "Search", "Ender's Game", true]
     ])("%j", (text, name, argument, complete) => {
         expect(parseAction(text)).toEqual({ name, argument, complete });
     });
