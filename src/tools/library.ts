@@ -116,7 +116,8 @@ function retrieveTool(corpus: Corpus | undefined, maxChars: number, similarCount
             if (corpus == null)
                 return NO_CORPUS;
             const entity = stripQuotes(argument);
-            const page = corpus.getPage(entity);
+            // a sentence's full stop after the title ("Retrieve[Henri Leconte.]"), where no title has it
+            const page = corpus.getPage(entity) ?? corpus.getPage(entity.replace(/[.,;:!?]+$/, ""));
             session.state.lookup = undefined;
             if (page == null) {
                 session.state.page = undefined;

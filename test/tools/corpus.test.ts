@@ -47,6 +47,8 @@ describe("Retrieve", () => {
         expect(session.state.page?.title).toBe("Milhouse Van Houten");
         const lower = await library.execute("Retrieve[milhouse_van_houten]", new ToolSession());
         expect(lower.observation).toMatch(/^Milhouse Mussolini/);
+        const stop = await library.execute("Retrieve[Milhouse Van Houten.]", new ToolSession());
+        expect(stop.observation).toMatch(/^Milhouse Mussolini/);
     });
 
     it("offers similar titles when the title is not exact", async () => {
