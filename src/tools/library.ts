@@ -122,7 +122,7 @@ function retrieveTool(corpus: Corpus | undefined, maxChars: number, similarCount
             if (page == null) {
                 session.state.page = undefined;
                 const similar = corpus.similarTitles(entity, similarCount);
-                return `Could not find ${entity}. Similar: [${similar.map((t) => `'${t}'`).join(", ")}].`;
+                return `Could not find ${echo(entity)}. Similar: [${similar.map((t) => `'${t}'`).join(", ")}].`;
             }
             session.state.page = page;
             const paragraph = page.text.split(/\n\s*\n/)[0]!.trim();
@@ -152,7 +152,7 @@ function lookupTool(): Tool {
                 session.state.lookup = cursor;
             }
             if (cursor.results.length === 0)
-                return `No sentence in ${page.title} contains "${keyword}".`;
+                return `No sentence in ${page.title} contains "${echo(keyword)}".`;
             if (cursor.next >= cursor.results.length)
                 return `No more results for "${keyword}" in ${page.title} (all ${cursor.results.length} shown).`;
             const index = cursor.next++;
@@ -177,7 +177,7 @@ function searchTool(corpus: Corpus | undefined, count: number): Tool {
             session.state.lookup = undefined;
             if (hits.length === 0) {
                 session.state.page = undefined;
-                return `No results for "${argument.trim()}".`;
+                return `No results for "${echo(argument.trim())}".`;
             }
             // As in the original, Lookup works after a search too: it reads the pages found, best first.
             session.state.page = searchResultsPage(corpus, hits.map((hit) => hit.title));
@@ -225,7 +225,7 @@ function calculatorTool(): Tool {
         kind: "tool",
         validate: requireArgument("the expression", example),
         async run(argument) {
-            const expression = argument.trim().replace(/^`+|`+$/g, "").replace(/=\s*$/, "");
+            const expression = stripQuotes(argument).replace(/=\s*$/, "");
             try {
                 return formatNumber(evaluateExpression(expression));
             } catch (error) {
@@ -282,6 +282,11 @@ function reflectAction(): Tool {
             return "Invalid action: Reflect is handled by the agent loop.";
         }
     };
+}
+
+/** An argument repeated in a failure's observation: a degenerate one (thousands of characters) would fill the history. */
+function echo(argument: string, maxChars = 200): string {
+    return argument.length <= maxChars ? argument : `${argument.slice(0, maxChars)}...`;
 }
 
 function stripQuotes(text: string): string {

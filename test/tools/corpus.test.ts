@@ -49,6 +49,9 @@ describe("Retrieve", () => {
         expect(lower.observation).toMatch(/^Milhouse Mussolini/);
         const stop = await library.execute("Retrieve[Milhouse Van Houten.]", new ToolSession());
         expect(stop.observation).toMatch(/^Milhouse Mussolini/);
+        // a degenerate argument is not repeated whole into the history
+        const long = await library.execute(`Retrieve[${"x".repeat(100_000)}]`, new ToolSession());
+        expect(long.observation.length).toBeLessThan(400);
     });
 
     it("offers similar titles when the title is not exact", async () => {

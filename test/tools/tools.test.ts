@@ -83,6 +83,8 @@ describe("tool library", () => {
     it("Calculator runs through the library", async () => {
         expect((await library.execute("Calculator[(1927 - 1889) * 2.5]", new ToolSession())).observation).toBe("95");
         expect((await library.execute("Calculator[1/0]", new ToolSession())).observation).toBe("Calculator error: division by zero.");
+        expect((await library.execute('Calculator["2 + 3"]', new ToolSession())).observation).toBe("5");
+        expect((await library.execute("Calculator[`2 * 3 =`]", new ToolSession())).observation).toBe("6");
     });
 });
 
