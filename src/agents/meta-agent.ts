@@ -152,8 +152,11 @@ export function parseTaskPairs(text: string): TaskPair[] {
 export class TaskDeduplicator {
     private readonly questions = new Set<string>();
     private readonly answers = new Set<string>();
+    /** Generated tasks refused because they repeat a held-out (evaluation) question. */
+    heldOutRepeats = 0;
 
-    constructor(private readonly options: { uniqueAnswers: boolean; maxAnswerChars: number; repeatYesNo?: boolean }) {}
+    /** `heldOut`: questions no task may repeat (the evaluation sets': a task that copies one would train on the test). */
+    constructor(private readonly options: { uniqueAnswers: boolean; maxAnswerChars: number; repeatYesNo?: boolean; heldOut?: (question: string) => boolean }) {}
 
     /** Marks a pair as seen without checking it (seeds, resumed batches). */
     remember(pair: TaskPair): void {
@@ -166,6 +169,10 @@ export class TaskDeduplicator {
         const answer = normalizeAnswer(pair.answer);
         if (question === "" || answer === "" || this.questions.has(question))
             return false;
+        if (this.options.heldOut?.(pair.question) === true) {
+            this.heldOutRepeats++;
+            return false;
+        }
         if (this.options.maxAnswerChars > 0 && pair.answer.length > this.options.maxAnswerChars)
             return false;
         const yesNo = answer === "yes" || answer === "no";

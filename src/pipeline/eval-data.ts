@@ -1,4 +1,5 @@
 import { loadTasks, type TaskExample } from "../data/datasets/index.js";
+import { normalizeAnswer } from "../metrics/index.js";
 import { InputError } from "../util/errors.js";
 import type { EvalSetConfig } from "./config-schema.js";
 import type { StageContext } from "./context.js";
@@ -30,4 +31,17 @@ export async function loadEvalExamples(context: StageContext, set: EvalSetConfig
     if (examples.length === 0)
         throw new InputError(`evaluation set "${set.name}" (${set.file}) has no questions`);
     return examples;
+}
+
+/**
+ * Whether a question is one of the evaluation sets' (all of each set, whatever its limit),
+ * compared as HotpotQA's normalization leaves it: training on one would contaminate the scores.
+ * The stages that use it declare the sets as inputs (`evalSetInputs`).
+ */
+export async function evalQuestionCheck(context: StageContext): Promise<(question: string) => boolean> {
+    const keys = new Set<string>();
+    for (const set of context.config.data.eval)
+        for (const example of await loadEvalExamples(context, set))
+            keys.add(normalizeAnswer(example.question));
+    return (question) => keys.has(normalizeAnswer(question));
 }

@@ -29,6 +29,7 @@ beforeAll(async () => {
     runDir = path.join(dir, "run");
     await runPipeline({
         configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: stories260K, runDir, limit: 1, until: "select-tools",
+        dataDirs: [path.resolve(packageRoot, "../shared/datasets/hotpotqa")],
         set: ["data.corpus=[]", "model.context_size=1024", "model.parallel=2", "instruct.max_tokens=32", "eval.max_steps=2", "eval.max_tokens=16"],
         progress: createProgress({ silent: true }), log: () => {}
     });

@@ -18,6 +18,7 @@ if (!haveFixture)
     console.warn(`skipping the import of the original's files: ${fixture} or ${tinyModel} is absent`);
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "autoact-import-"));
 const hotpotqa = path.join(packageRoot, "pipelines", "hotpotqa.yaml");
+const hotpotqaData = path.join(shared, "datasets", "hotpotqa");
 
 describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
     it("reads the scratchpads: the header's tools (BingSearch -> Search), steps and the protocol's end", () => {
@@ -89,21 +90,24 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         const imported = await runCliProcess(["import", "--config", config, "--run-dir", runDir, "--trajectories", fixture, "--set", "data.corpus=[]"]);
         expect(imported.code, imported.stderr).toBe(0);
         expect(fs.readFileSync(path.join(runDir, "config.yaml"), "utf8")).toContain(`path: ${path.join(dir, "model.gguf")}\n`);
-        // a stage run from the saved config alone finds the model
-        const filtered = await runCliProcess(["filter", "--run-dir", runDir]);
+        // a stage run from the saved config alone finds the model; the original's trajectories
+        // are its evaluation runs on HotpotQA's medium set, which this config evaluates on: none is kept
+        const filtered = await runCliProcess(["filter", "--run-dir", runDir, "--data", hotpotqaData]);
         expect(filtered.code, filtered.stderr).toBe(0);
+        expect(filtered.stderr).toContain("filter: left out 40 of 40 trajectories whose question is one of the evaluation sets' (training on them would contaminate the scores)");
     });
 
     it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters (and the ablations')", { timeout: 1_800_000 }, async () => {
         const runDir = tmp();
-        // Every method, so the train stage also makes the -multi and -filtering adapters; no corpus (the eval below needs none).
+        // Every method, so the train stage also makes the -multi and -filtering adapters; no corpus (the eval below needs none);
+        // evaluated on the easy set only: the 40 trajectories are the original's runs on the medium set's questions.
         const imported = await runCliProcess(["import", "--config", hotpotqa, "--run-dir", runDir, "--trajectories", fixture,
-            "--set", `eval.methods=[${evalMethods.join(", ")}]`, "--set", "data.corpus=[]"]);
+            "--set", `eval.methods=[${evalMethods.join(", ")}]`, "--set", "data.corpus=[]", "--set", "data.eval=[{name: easy, format: hotpotqa, file: easy.jsonl}]"]);
         expect(imported.code, imported.stderr).toBe(0);
         expect(imported.stdout).toMatch(/trajectories 40 \(11 marked correct\), tools Search, Retrieve, Lookup/);
 
         const run = await runCliProcess(["run", path.join(runDir, "config.yaml"), "--run-dir", runDir, "--from", "filter", "--until", "train",
-            "--model", tinyModel, "--set", "train.steps=2", "--set", "train.batch=2", "--set", "model.context_size=1024", "--set", "train.context=512"]);
+            "--data", hotpotqaData, "--model", tinyModel, "--set", "train.steps=2", "--set", "train.batch=2", "--set", "model.context_size=1024", "--set", "train.context=512"]);
         expect(run.code, run.stderr).toBe(0);
         const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
         expect(manifest.imported.tables).toEqual(["tasks.arrow", "trajectories.arrow", "tools.arrow"]);
@@ -139,10 +143,10 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
     it("autoact eval --methods all: every method's rows and the paper's main table (a tiny model scores 0: the mechanics are tested)", { timeout: 1_800_000 }, async () => {
         expect(trainedRun).not.toBe("");
         const result = await runCliProcess(["eval", "--run-dir", trainedRun, "--methods", "all", "--model", tinyModel, "--limit", "1",
-            "--data", path.join(shared, "datasets", "hotpotqa"),
+            "--data", hotpotqaData,
             "--set", "eval.max_steps=2", "--set", "eval.max_tokens=16", "--set", "model.parallel=2", "--set", "model.context_size=1024"]);
         expect(result.code, result.stderr).toBe(0);
-        for (const set of ["easy", "medium"]) {
+        for (const set of ["easy"]) {
             const rows = await readTable(path.join(trainedRun, `eval-${set}.arrow`), "eval");
             expect(rows.map((r) => r.method)).toEqual([...evalMethods]);
             // -reflection ends at the first Finish; the others never have a step after a second Finish.
@@ -154,7 +158,7 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(fs.existsSync(path.join(trainedRun, "parts"))).toBe(false);
         const report = fs.readFileSync(path.join(trainedRun, "report.md"), "utf8");
         expect(report).toContain("### Main table");
-        expect(report).toContain("| method | easy F1 | easy EM | medium F1 | medium EM | mean steps | invalid-action rate | n |");
+        expect(report).toContain("| method | easy F1 | easy EM | mean steps | invalid-action rate | n |");
         for (const method of evalMethods)
             expect(report).toContain(`| ${evalMethodSpecs[method].label} |`);
         expect(report).toContain("split.finish_by: tool");

@@ -90,6 +90,31 @@ describe("the instruct stage on instruct-model replies", () => {
         expect((await readTable(lenientContext.runDir.file("tasks.arrow"), "tasks")).map((t) => t.answer)).toEqual(["Manhattan", "yes", "None", "yes", "Cincinnati"]);
     });
 
+    it("holds out the evaluation sets' questions: a model that has read the benchmark cannot put one into training", async () => {
+        const dataDir = seedsDir();
+        const evalRow = (id: string, question: string, answer: string) =>
+            JSON.stringify({ id, question, answer, type: "bridge", level: "easy", supporting_facts: [], context: [] });
+        fs.writeFileSync(path.join(dataDir, "easy.jsonl"), [
+            evalRow("e1", "Which band recorded the album \"Abbey Road\"?", "The Beatles"),
+            evalRow("e2", "Are both Shangri-La City and Ma'anshan cities in China?", "yes")
+        ].join("\n") + "\n");
+        const reply = [
+            "Question: Which band recorded the album 'Abbey Road'?", // the eval question, quoted otherwise
+            "Answer: The Beatles",
+            "Question: What is the capital of the country where the Angel Falls are?",
+            "Answer: Caracas"
+        ].join("\n");
+        const logged: string[] = [];
+        const context = { ...contextFor(new RecordedModel("meta", [reply]), dataDir, ["instruct.target=2", "instruct.per_round=2", "instruct.max_rounds=1", "data.eval=[{name: easy, format: hotpotqa, file: easy.jsonl}]"]), log: (line: string) => logged.push(line) };
+        const result = await instructStage.run(context, "recorded-held-out");
+        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+        expect(tasks.filter((t) => t.source === "generated").map((t) => t.answer)).toEqual(["Caracas"]);
+        expect(result.stats).toMatchObject({ eval_repeats: 1, seeds_in_eval: 1 });
+        expect(logged).toContain("instruct: warning: 1 of the 2 seeds (seeds.json) are questions of the evaluation sets: the scores on them are not clean");
+        // and the sets are an input of the stage: editing them makes it stale
+        expect(Object.keys(await instructStage.reads.data!(context))).toContain("eval.easy");
+    });
+
     it("grounded mode: questions written from corpus passages keep the passages the prompt showed", async () => {
         const dataDir = seedsDir();
         const pages = [

@@ -153,7 +153,7 @@ describe.skipIf(!haveShared)("resume after SIGKILL", () => {
     });
 
     it("a synthesis killed part-way continues from its last batch: same rows as an uninterrupted run, none duplicated", { timeout: 900_000 }, async () => {
-        const set = [...quick, "synth.batch_size=1", "synth.max_steps=2", "instruct.target=0", "data.corpus=[]"];
+        const set = [...quick, "synth.batch_size=1", "synth.max_steps=2", "instruct.target=0", "data.corpus=[]", "data.eval=[]"];
         const base = { configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), model: tinyModel, set, dataDirs: [dataDir], ...silent };
 
         const straight = tmp();
@@ -192,17 +192,18 @@ describe.skipIf(!haveShared)("resume after SIGKILL", () => {
 describe.skipIf(!haveShared)("evaluation keeps finished batches until the stage succeeds", () => {
     it("an error in a later set keeps the earlier set's batches; a rerun on the same inputs takes them up", { timeout: 900_000 }, async () => {
         const data = hotpotqaDataDir(2);
-        // medium.jsonl unreadable (its bytes are hashed before the stage runs; its rows are read
-        // when its turn comes): the easy set is evaluated, then the stage fails.
+        // medium.jsonl made unreadable once the stages that hold its questions out of training
+        // have run (its bytes are hashed before eval runs; its rows are read when its turn
+        // comes): the easy set is evaluated, then the stage fails.
         const medium = path.join(data, "medium.jsonl");
         const saved = fs.readFileSync(medium);
-        fs.writeFileSync(medium, "{ not json\n");
         const runDir = tmp();
         const options = {
             configFile: path.join(packageRoot, "pipelines", "hotpotqa.yaml"), dataDirs: [data], model: tinyModel, runDir, limit: 2,
             set: [...quick, "data.corpus=[]", "data.descriptor=", "instruct.target=0", "eval.methods=[react, cot]"], ...silent
         };
         await runPipeline({ ...options, until: "select-tools" });
+        fs.writeFileSync(medium, "{ not json\n");
         await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/medium\.jsonl/);
         const parts = path.join(runDir, "parts", "eval");
         const keptParts = () => fs.readdirSync(parts).flatMap((d) => fs.readdirSync(path.join(parts, d)).map((f) => path.join(parts, d, f)));
@@ -258,7 +259,7 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         const empty = write("empty.json", "[]");
         const runDir = path.join(dir, "r4");
         expectOneLineError(await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", tinyModel,
-            "--run-dir", runDir, "--until", "instruct", "--set", `data.seeds=${empty}`]), /empty\.json: expected a non-empty JSON list/);
+            "--run-dir", runDir, "--until", "instruct", "--data", path.join(shared, "datasets", "hotpotqa"), "--set", `data.seeds=${empty}`]), /empty\.json: expected a non-empty JSON list/);
         // a run refused before any stage leaves no run directory behind
         expect(fs.existsSync(runDir) ? fs.readdirSync(runDir).filter((f) => f.endsWith(".arrow")) : []).toEqual([]);
     });

@@ -154,7 +154,7 @@ describe("stage declarations drive input hashes and producer lookup", () => {
             return stale;
         };
         expect(await edit("seeds.json")).toEqual(["instruct", "eval"]); // eval: few-shot exemplars
-        expect(await edit("easy.jsonl")).toEqual(["eval"]);
+        expect(await edit("easy.jsonl")).toEqual(["instruct", "filter", "eval"]); // instruct, filter: eval questions held out of training
         expect(await edit("pages.jsonl")).toEqual(["synth", "eval"]);
         const grounded = withKey(config, "instruct.mode", "grounded");
         const before = await hash(definitions.instruct, grounded, dir);

@@ -69,7 +69,7 @@ describe("run-directory lock", () => {
         ]));
         const runDir = path.join(tmp(), "run");
         const args = ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", tinyModel, "--run-dir", runDir, "--data", dataDir,
-            "--until", "synth", "--set", "data.corpus=[]", "--set", "instruct.target=0", "--set", "synth.batch_size=1", "--set", "synth.max_steps=2", "--set", "synth.max_tokens=24"];
+            "--until", "synth", "--set", "data.corpus=[]", "--set", "data.eval=[]", "--set", "instruct.target=0", "--set", "synth.batch_size=1", "--set", "synth.max_steps=2", "--set", "synth.max_tokens=24"];
         const first = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli/main.js"), ...args], { stdio: "ignore", env: { ...process.env, CI: "1" } });
         const firstDone = new Promise<number | null>((resolve) => first.once("exit", resolve));
         const manifest = path.join(runDir, "manifest.json");

@@ -2,15 +2,20 @@ import type { FilteredRow } from "../../data/schemas.js";
 import { readTable, writeTable } from "../../data/table-io.js";
 import type { StageDefinition } from "../context.js";
 import { choicesFromQuestion, scoreTaskAnswer } from "../task-setup.js";
+import { evalSetInputs } from "../data-inputs.js";
+import { evalQuestionCheck } from "../eval-data.js";
 
 /**
  * Filtering: scores every trajectory's final answer against its task's answer (EM and F1
  * with HotpotQA's normalization, or option match) and keeps the right ones, up to `max`.
+ * A trajectory on a question of the evaluation sets is never kept, however it came (the
+ * instruct stage holds them out; `autoact import` brings the original's trajectories, which
+ * may be its evaluation runs).
  */
 export const filterStage: StageDefinition = {
     name: "filter",
     description: "Filtering: keep trajectories whose final answer is right",
-    reads: { config: ["filter", "task"], tables: ["trajectories.arrow", "tasks.arrow"], model: false, limit: false },
+    reads: { config: ["filter", "task", "data.eval"], tables: ["trajectories.arrow", "tasks.arrow"], data: evalSetInputs, model: false, limit: false },
     writes: { files: () => ["filtered.arrow"] },
     async run(context) {
         const settings = context.config.filter;
@@ -21,8 +26,12 @@ export const filterStage: StageDefinition = {
             const choices = task?.choices ?? choicesFromQuestion(trajectory.question);
             return { ...trajectory, ...scoreTaskAnswer(context.config.task, trajectory.final_answer, trajectory.gold_answer, choices) };
         });
+        const isEvalQuestion = await evalQuestionCheck(context);
+        const onEval = scored.filter((row) => isEvalQuestion(row.question)).length;
+        if (onEval > 0)
+            context.log(`filter: left out ${onEval} of ${scored.length} trajectories whose question is one of the evaluation sets' (training on them would contaminate the scores)`);
         // only a trajectory that ended with Finish has an answer to judge
-        const finished = scored.filter((row) => row.stop_reason === "finished");
+        const finished = scored.filter((row) => row.stop_reason === "finished" && !isEvalQuestion(row.question));
         const kept = finished.filter((row) => (settings.keep === "correct" ? row.correct : row.f1 >= settings.min_f1));
         const limitedKept = settings.max > 0 ? kept.slice(0, settings.max) : kept;
         await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
@@ -36,6 +45,7 @@ export const filterStage: StageDefinition = {
             stats: {
                 trajectories: scored.length,
                 finished: finished.length,
+                eval_questions: onEval,
                 kept: limitedKept.length,
                 right: scored.filter((r) => r.correct).length,
                 mean_em: mean(scored.map((r) => r.em)),

@@ -5,23 +5,26 @@ import { SeededRandom, deriveSeed } from "../../util/random.js";
 import { StageBatches } from "../batches.js";
 import { limited, type StageContext, type StageDefinition } from "../context.js";
 import { openRunCorpus } from "../corpus.js";
-import { corpusInputs, dataInputs, seedsInput } from "../data-inputs.js";
+import { corpusInputs, dataInputs, evalSetInputs, seedsInput } from "../data-inputs.js";
+import { evalQuestionCheck } from "../eval-data.js";
 import { readSeeds } from "../seeds.js";
 import { imageOf } from "./synth.js";
 
 /**
  * Self-instruct: the meta-agent writes new tasks from the seeds (and, in grounded mode,
  * from passages sampled from the corpus, kept with each task). Rounds run in waves of
- * `model.parallel` at once; each wave is a resume batch.
+ * `model.parallel` at once; each wave is a resume batch. No task may repeat a question of the
+ * evaluation sets (a model that has read the benchmark can write them out word for word).
  */
 export const instructStage: StageDefinition = {
     name: "instruct",
     description: "Self-instruct: generate tasks from the seed examples",
     reads: {
         // model.parallel is the wave size: it decides which tasks each round sees.
-        config: ["description", "task", "instruct", "data.seeds", "data.corpus", "model.template", "model.context_size", "model.parallel"],
+        config: ["description", "task", "instruct", "data.seeds", "data.corpus", "data.eval", "model.template", "model.context_size", "model.parallel"],
         tables: [],
-        data: dataInputs(seedsInput, [corpusInputs, (context) => context.config.instruct.mode === "grounded"]),
+        // the evaluation sets' questions are held out of the tasks
+        data: dataInputs(seedsInput, evalSetInputs, [corpusInputs, (context) => context.config.instruct.mode === "grounded"]),
         model: true,
         limit: true
     },
@@ -35,12 +38,17 @@ export const instructStage: StageDefinition = {
         const maxRounds = context.limit == null
             ? settings.max_rounds
             : Math.min(settings.max_rounds, Math.max(2, 2 * Math.ceil(target / settings.per_round)));
+        const isEvalQuestion = await evalQuestionCheck(context);
         const dedup = new TaskDeduplicator({
             uniqueAnswers: config.task.kind === "qa",
             maxAnswerChars: settings.max_answer_chars,
-            repeatYesNo: settings.repeat_yes_no
+            repeatYesNo: settings.repeat_yes_no,
+            heldOut: isEvalQuestion
         });
         seeds.forEach((seed) => dedup.remember(seed));
+        const seedsInEval = seeds.filter((seed) => isEvalQuestion(seed.question)).length;
+        if (seedsInEval > 0)
+            context.log(`instruct: warning: ${seedsInEval} of the ${seeds.length} seeds (${config.data.seeds}) are questions of the evaluation sets: the scores on them are not clean`);
 
         const seedRows: TaskRow[] = seeds.map((seed, i) => taskRow(`seed-${i + 1}`, seed, "seed", 0, []));
         const generated: TaskRow[] = [];
@@ -114,6 +122,8 @@ export const instructStage: StageDefinition = {
             outputs: { "tasks.arrow": rows.length },
             stats: {
                 seeds: seeds.length, generated: generated.length, target, generated_tokens: tokens,
+                // generated tasks refused as eval questions (this run's rounds; resumed ones are not recounted)
+                eval_repeats: dedup.heldOutRepeats, seeds_in_eval: seedsInEval,
                 tokens_per_s: tokens / Math.max(1e-3, (performance.now() - started) / 1000)
             }
         };
