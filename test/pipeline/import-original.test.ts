@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { importOriginal, parseScratchpad } from "../../src/pipeline/import-original.js";
 import { readTable } from "../../src/data/table-io.js";
 import { readGgufInfo } from "../../src/gguf/reader.js";
+import { choicesFromQuestion, scoreTaskAnswer } from "../../src/pipeline/task-setup.js";
 import { packageRoot } from "../../src/util/package.js";
 import { runCliProcess } from "../helpers/cli.js";
 import { evalMethods } from "../../src/data/schemas.js";
@@ -77,6 +78,25 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(samples[2]!.input.endsWith("Aciton: Search")).toBe(true);
         const tasks = await readTable(path.join(dir, "run", "tasks.arrow"), "tasks");
         expect(tasks[0]).toMatchObject({ question: "The Treaty of Versailles, signed in 1919, officially ended which war?", answer: "World War I" });
+    });
+
+    it("reads the original's ScienceQA self-instruct records: options apart (Options), image as Caption and Ocr", async () => {
+        const dir = tmp();
+        const file = path.join(dir, "science_metaqa.json");
+        // the shapes of zjunlp/AutoAct's Self_Instruct/science_metaqa.json
+        fs.writeFileSync(file, JSON.stringify([
+            { Question: "Which material would be the best insulator for keeping a spacecraft warm on a cold planet?", Options: "Options: (A) Styrofoam (B) Cotton (C) Aluminum foil (D) Kevlar", Ocr: "Aluminum foil,Styrofoam,Cotton,Kevlar", Caption: "A close-up of a spacecraft's insulation", Answer: "B. Cotton" },
+            { Question: "Which type of plant is most likely to have a taproot?", Options: "(A) Grass (B) Flower (C) Tree (D) Vine", Caption: "no img", Answer: "C. Tree" }
+        ]));
+        await importOriginal({ runDir: path.join(dir, "run"), configFile: path.join(packageRoot, "pipelines", "scienceqa.yaml"), instruct: file });
+        const tasks = await readTable(path.join(dir, "run", "tasks.arrow"), "tasks");
+        expect(tasks.map((t) => t.question.split("\n").at(-1))).toEqual(["Options: (A) Styrofoam (B) Cotton (C) Aluminum foil (D) Kevlar", "Options: (A) Grass (B) Flower (C) Tree (D) Vine"]);
+        expect(JSON.parse(tasks[0]!.meta!)).toEqual({ image: { caption: "A close-up of a spacecraft's insulation", ocr: "Aluminum foil,Styrofoam,Cotton,Kevlar" } });
+        expect(tasks[1]!.meta).toBeNull();
+        // so that the filter can score answers to them
+        const task = { kind: "multiple-choice", metric: "option" } as const;
+        expect(scoreTaskAnswer(task as never, "B", tasks[0]!.answer, choicesFromQuestion(tasks[0]!.question)).correct).toBe(true);
+        expect(scoreTaskAnswer(task as never, "Tree", tasks[1]!.answer, choicesFromQuestion(tasks[1]!.question)).correct).toBe(true);
     });
 
     let trainedRun = "";
