@@ -167,7 +167,8 @@ export class TaskDeduplicator {
     accept(pair: TaskPair): boolean {
         const question = normalizeAnswer(pair.question);
         const answer = normalizeAnswer(pair.answer);
-        if (question === "" || answer === "" || this.questions.has(question))
+        // the answer as written: a letter "A" normalizes to nothing (the article)
+        if (question === "" || pair.answer.trim() === "" || this.questions.has(question))
             return false;
         if (this.options.heldOut?.(pair.question) === true) {
             this.heldOutRepeats++;

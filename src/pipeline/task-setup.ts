@@ -68,11 +68,29 @@ export function scoreTaskAnswer(task: PipelineConfig["task"], prediction: string
     return { em: score.em, f1: score.f1, correct: score.em === 1 };
 }
 
-/** Options written in a question ("Options: (A) x (B) y"), for generated multiple-choice tasks. */
+/**
+ * Options written in a question, for generated multiple-choice tasks: after an "Options:" or
+ * "Choices:" label where there is one, a run of letters from A in any of the ways models mark
+ * them ("(A) x (B) y", "A. x B. y", "A) x" or "A: x" on their own lines, lowercase too).
+ */
 export function choicesFromQuestion(question: string): string[] | null {
-    const options = /Options?\s*:\s*([\s\S]*)$/i.exec(question)?.[1];
-    if (options == null)
+    const text = /(?:Options?|Choices?)\s*:\s*([\s\S]*)$/i.exec(question)?.[1] ?? question;
+    const markers = [...text.matchAll(/(?:^|\s)(?:\(([A-Za-z])\)|([A-Za-z])[.):])(?=\s)/g)]
+        .map((m) => ({ letter: (m[1] ?? m[2])!, start: m.index + m[0].search(/\S/), end: m.index + m[0].length }));
+    // the longest run of consecutive letters from A (a), one case: "U.S." or "Vitamin C:" are not options
+    let best: typeof markers = [];
+    for (let i = 0; i < markers.length; i++) {
+        if (markers[i]!.letter.toUpperCase() !== "A")
+            continue;
+        const run = [markers[i]!];
+        for (let j = i + 1; j < markers.length; j++)
+            if (markers[j]!.letter.charCodeAt(0) === run.at(-1)!.letter.charCodeAt(0) + 1)
+                run.push(markers[j]!);
+        if (run.length > best.length)
+            best = run;
+    }
+    if (best.length < 2)
         return null;
-    const parts = [...options.matchAll(/\(([A-Z])\)\s*([\s\S]*?)(?=\s*\([A-Z]\)|$)/g)].map((m) => m[2]!.trim());
-    return parts.length >= 2 ? parts : null;
+    const parts = best.map((marker, i) => text.slice(marker.end, best[i + 1]?.start ?? text.length).trim());
+    return parts.every((part) => part !== "") ? parts : null;
 }

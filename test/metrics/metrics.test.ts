@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { exactMatch, normalizeAnswer, scoreAnswer, tokenF1 } from "../../src/metrics/qa.js";
 import { optionMatch, parseOption } from "../../src/metrics/choice.js";
+import { choicesFromQuestion } from "../../src/pipeline/task-setup.js";
 import { mean, meanByGroup } from "../../src/metrics/aggregate.js";
 
 describe("HotpotQA normalization and exact match", () => {
@@ -61,9 +62,22 @@ describe("multiple-choice option match", () => {
         ["B", 1], ["(B)", 1], ["B)", 1], ["B.", 1], ["b)", 1], ["(b)", 1], [" B ", 1],
         ["B. Dover", 1], ["(B) Dover", 1], ["Dover", 1], ["dover.", 1], ["The answer is (B).", 1],
         ["Answer: C", 2], ["The answer is Wilmington", 2], ["D: Georgetown", 3],
-        ["E", undefined], ["Paris", undefined], ["", undefined], ["Dover or Wilmington", undefined], ["(A) or (B)", undefined]
+        ["E", undefined], ["Paris", undefined], ["", undefined], ["Dover or Wilmington", undefined], ["(A) or (B)", undefined],
+        // markdown, quotes, a bare lowercase letter, a sentence that states the letter
+        ["**B**", 1], ["'B'", 1], ['"B"', 1], ["`Dover`", 1], ["b", 1], ["B is correct", 1], ["(b) is the right answer", 1],
+        ["I think the answer is B", 1], ["the answer is b.", 1], ["The answer is C because it is the capital", 2],
+        // a letter and an option's text that disagree: the text decides, however the letter is written
+        ["(C) Dover", 1], ["C. Dover", 1], ["C) Dover", 1],
+        // "a" the article is not a letter inside a sentence
+        ["the answer is a city in Delaware", undefined]
     ])("%j names option %s", (prediction, expected) => {
         expect(parseOption(prediction as string, choices)).toBe(expected);
+    });
+
+    it("tells apart options that differ only in case or punctuation by their text as written (ScienceQA 18864)", () => {
+        expect(parseOption("Dear Reggie,", ["dear Reggie,", "Dear Reggie,"])).toBe(1);
+        expect(parseOption("dear Reggie,", ["dear Reggie,", "Dear Reggie,"])).toBe(0);
+        expect(parseOption("dear reggie", ["dear Reggie,", "Dear Reggie,"])).toBeUndefined();
     });
 
     it("prefers an option's text over a letter reading", () => {
@@ -95,5 +109,21 @@ describe("aggregation", () => {
             { group: "overall", count: 3, means: { em: 1 / 3, f1: 0.5 } }
         ]);
         expect(mean([])).toBe(0);
+    });
+});
+
+describe("options written in a generated question", () => {
+    it.each([
+        ["Which is a mammal?\nOptions: (A) frog (B) dog", ["frog", "dog"]],
+        ["Which is a fish? Options: A. salmon B. dolphin", ["salmon", "dolphin"]],
+        ["Which is a fish?\nA) salmon\nB) dolphin\nC) trout", ["salmon", "dolphin", "trout"]],
+        ["Which is a fish? (a) salmon (b) dolphin", ["salmon", "dolphin"]],
+        ["Which conducts?\nChoices: (A) wood (B) copper", ["wood", "copper"]],
+        ["Which conducts?\nOptions:\nA: wood\nB: copper", ["wood", "copper"]],
+        ["Which vitamin? Options: (A) Vitamin C: citrus (B) Vitamin D: sun", ["Vitamin C: citrus", "Vitamin D: sun"]],
+        ["Who served in the U.S. Army? A. Lincoln", null],
+        ["Which is a mammal, a frog or a dog?", null]
+    ])("%j", (question, choices) => {
+        expect(choicesFromQuestion(question)).toEqual(choices);
     });
 });

@@ -115,6 +115,20 @@ describe("the instruct stage on instruct-model replies", () => {
         expect(Object.keys(await instructStage.reads.data!(context))).toContain("eval.easy");
     });
 
+    it("multiple choice: a task whose options cannot be read, or whose answer names none, is refused (it could never be answered right)", async () => {
+        const reply = [
+            "Question: Which of these is a mammal? A frog or a dog?", "Answer: dog",
+            "Question: Which of these is a fish?\nA) salmon\nB) dolphin", "Answer: A",
+            "Question: Which of these conducts electricity? Options: (A) wood (B) copper", "Answer: (C) iron",
+            "Question: Which of these is a bird? Options: (A) bat (B) owl", "Answer: owl"
+        ].join("\n");
+        const context = contextFor(new RecordedModel("meta", [reply]), seedsDir(), ["task.kind=multiple-choice", "task.metric=option", "instruct.target=4", "instruct.per_round=4", "instruct.max_rounds=1"]);
+        const result = await instructStage.run(context, "recorded-choices");
+        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+        expect(tasks.filter((t) => t.source === "generated").map((t) => t.answer)).toEqual(["A", "owl"]);
+        expect(result.stats).toMatchObject({ unscorable: 2 });
+    });
+
     it("grounded mode: questions written from corpus passages keep the passages the prompt showed", async () => {
         const dataDir = seedsDir();
         const pages = [

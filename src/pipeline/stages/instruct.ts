@@ -7,6 +7,8 @@ import { limited, type StageContext, type StageDefinition } from "../context.js"
 import { openRunCorpus } from "../corpus.js";
 import { corpusInputs, dataInputs, evalSetInputs, seedsInput } from "../data-inputs.js";
 import { evalQuestionCheck } from "../eval-data.js";
+import { choicesFromQuestion } from "../task-setup.js";
+import { parseOption } from "../../metrics/index.js";
 import { readSeeds } from "../seeds.js";
 import { imageOf } from "./synth.js";
 
@@ -47,6 +49,15 @@ export const instructStage: StageDefinition = {
         });
         seeds.forEach((seed) => dedup.remember(seed));
         const seedsInEval = seeds.filter((seed) => isEvalQuestion(seed.question)).length;
+        // A multiple-choice task whose options cannot be read, or whose answer names none of
+        // them, can never be answered right: the filter would keep none of its trajectories.
+        let unscorable = 0;
+        const scorable = (pair: TaskPair) => {
+            if (config.task.kind !== "multiple-choice")
+                return true;
+            const choices = choicesFromQuestion(pair.question);
+            return choices != null && parseOption(pair.answer, choices) !== undefined;
+        };
         if (seedsInEval > 0)
             context.log(`instruct: warning: ${seedsInEval} of the ${seeds.length} seeds (${config.data.seeds}) are questions of the evaluation sets: the scores on them are not clean`);
 
@@ -103,6 +114,10 @@ export const instructStage: StageDefinition = {
                 for (const pair of parseTaskPairs(result.text)) {
                     if (generated.length + rows.length >= target)
                         break;
+                    if (!scorable(pair)) {
+                        unscorable++;
+                        continue;
+                    }
                     if (dedup.accept(pair))
                         rows.push(taskRow(`gen-${plan.round}-${rows.length + 1}`, pair, "generated", plan.round, plan.passages));
                 }
@@ -123,7 +138,7 @@ export const instructStage: StageDefinition = {
             stats: {
                 seeds: seeds.length, generated: generated.length, target, generated_tokens: tokens,
                 // generated tasks refused as eval questions (this run's rounds; resumed ones are not recounted)
-                eval_repeats: dedup.heldOutRepeats, seeds_in_eval: seedsInEval,
+                eval_repeats: dedup.heldOutRepeats, seeds_in_eval: seedsInEval, unscorable,
                 tokens_per_s: tokens / Math.max(1e-3, (performance.now() - started) / 1000)
             }
         };
