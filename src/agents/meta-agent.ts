@@ -220,14 +220,21 @@ const REJECTION = new RegExp([
     String.raw`\b(?:unnecessary|irrelevant|useless|unneeded|no need)\b`,
     String.raw`^\s*(?:not|rather than|instead of|except|but not)\b`
 ].join("|"), "i");
-const NUMBERED = /^\s*(?:[*_#\s]*)\(?\d+\s*[.):]\s*(.*)$/;
+// A list item, numbered or bulleted: "1. **Search**: ...", "- Retrieve", "* Lookup".
+const LIST_ITEM = /^\s*[*_#\s]*(?:\(?\d+\s*[.):]|[-*•])\s*(.*)$/;
+// A line that says what was picked: "Selected tools: Image2Text, Search", "I choose:", "**Tools:**".
+const PICKS_LINE = /^\s*[*_#\s]*(?:(?:selected|chosen|recommended)\s+tools?|tools?|(?:i|we)\s+(?:choose|pick|select|would\s+use)|my\s+(?:choice|picks?))\s*[*_]*\s*:\s*(.*)$/i;
+const REASON_LINE = /^\s*[*_#\s]*(?:reasons?|why)\s*[*_]*\s*:\s*(.*)$/i;
 
-/** Tool names in one piece of text, in order of appearance. */
-function toolsIn(text: string, byKey: Map<string, string>): string[] {
+/**
+ * Tool names in one piece of text, in order of appearance. In prose only a capitalized name
+ * counts: "we may need to search or retrieve facts" names no tool.
+ */
+function toolsIn(text: string, byKey: Map<string, string>, prose = false): string[] {
     const names: string[] = [];
     for (const word of text.split(/[^A-Za-z0-9_]+/)) {
         const name = byKey.get(toolNameKey(word));
-        if (name != null && !names.includes(name))
+        if (name != null && !names.includes(name) && (!prose || /^[A-Z]/.test(word)))
             names.push(name);
     }
     return names;
@@ -242,20 +249,25 @@ function clauses(text: string): string[] {
 
 /**
  * Matches tool names in the meta-agent's answer back to the library (case, spaces and
- * punctuation ignored). When the answer has a numbered list, its items are the picks (the
- * first tool of each item); otherwise every tool named, in order of appearance. Tools named
- * in a negated clause ("Image2Text and Calculator are not needed") are not picks. Missing
- * picks are filled from `fallback`, in its order, and marked as such.
+ * punctuation ignored), in this order of trust: a line that says what was picked ("Selected
+ * tools: A, B, C"); else the items of a list, numbered or bulleted, or lines that are a tool's
+ * name alone (the first tool of each); else the capitalized tool names of the prose. A
+ * "Reason:" line is the why, wherever it stands. Tools named in a negated clause
+ * ("Image2Text and Calculator are not needed") are not picks. Missing picks are filled from
+ * `fallback`, in its order, and marked as such.
  */
 export function parseToolSelection(text: string, library: string[], count: number, fallback: string[]): ParsedToolSelection {
     const byKey = new Map(library.map((name) => [toolNameKey(name), name] as const));
-    const reasonMatch = /reason\s*:\s*([^\n]+)/i.exec(text);
-    const body = reasonMatch == null ? text : text.slice(0, reasonMatch.index);
+    const reasonLine = text.split("\n").find((line) => REASON_LINE.test(line));
+    const lines = text.split("\n").filter((line) => !REASON_LINE.test(line));
     const affirmed = (piece: string) => clauses(piece).filter((clause) => !REJECTION.test(clause));
-    const items = body.split("\n").map((line) => NUMBERED.exec(line)?.[1]).filter((item): item is string => item != null);
-    const listed = items.map((item) => affirmed(item).flatMap((clause) => toolsIn(clause, byKey))[0]).filter((name): name is string => name != null);
+    const firstTool = (piece: string) => affirmed(piece).flatMap((clause) => toolsIn(clause, byKey))[0];
+    const stated = lines.map((line) => PICKS_LINE.exec(line)?.[1] ?? "").map((rest) => affirmed(rest).flatMap((clause) => toolsIn(clause, byKey)))
+        .find((names) => names.length > 0);
+    const items = lines.filter((line) => LIST_ITEM.test(line) || byKey.has(toolNameKey(line.replace(/[*_`#:.\s]/g, ""))))
+        .map((line) => firstTool(LIST_ITEM.exec(line)?.[1] ?? line)).filter((name): name is string => name != null);
+    const candidates = stated ?? (items.length > 0 ? items : affirmed(lines.join("\n")).flatMap((clause) => toolsIn(clause, byKey, true)));
     const found: string[] = [];
-    const candidates = listed.length > 0 ? listed : affirmed(body).flatMap((clause) => toolsIn(clause, byKey));
     for (const name of candidates) {
         if (!found.includes(name))
             found.push(name);
@@ -269,5 +281,5 @@ export function parseToolSelection(text: string, library: string[], count: numbe
         if (!chosen.some((c) => c.name === name) && byKey.has(toolNameKey(name)))
             chosen.push({ name: byKey.get(toolNameKey(name))!, rank: chosen.length + 1, fallback: true });
     }
-    return { chosen, reason: reasonMatch?.[1]?.trim() ?? "" };
+    return { chosen, reason: reasonLine == null ? "" : REASON_LINE.exec(reasonLine)![1]!.trim() };
 }

@@ -126,7 +126,7 @@ describe("tool selection parsing", () => {
         expect(parsed.reason).toBe("multi-hop needs pages");
     });
     it("fills missing picks from the fallback and records them as such", () => {
-        const parsed = parseToolSelection("Once upon a time, Lily had a calculator.", library, 3, ["Search", "Retrieve", "Lookup"]);
+        const parsed = parseToolSelection("Once upon a time, Lily had a Calculator.", library, 3, ["Search", "Retrieve", "Lookup"]);
         expect(parsed.chosen.map((c) => [c.name, c.fallback])).toEqual([["Calculator", false], ["Search", true], ["Retrieve", true]]);
         expect(parseToolSelection("nothing", library, 2, ["Search", "Retrieve"]).chosen.every((c) => c.fallback)).toBe(true);
     });
@@ -143,6 +143,19 @@ describe("tool selection parsing", () => {
         // A markdown list with explanations naming other tools: the first tool of each item.
         expect(pick("Here are the three tools:\n\n1. **Search**: finds pages when the title is unknown, better than Lookup.\n2. **Retrieve**: gets the page.\n3. **Calculator** (not needed, no arithmetic)\n4. **Lookup**: finds the sentence."))
             .toEqual([["Search", false], ["Retrieve", false], ["Lookup", false]]);
+    });
+    it("takes a bulleted list or a line that says what was picked over the prose and the reasons around it", () => {
+        const pick = (text: string) => parseToolSelection(text, library, 3, ["Search", "Retrieve", "Image2Text"]).chosen.map((c) => [c.name, c.fallback]);
+        // verbs are not tools: "search for or retrieve" in the prose before a bulleted list
+        expect(pick("Science questions often come with images, and we may need to search for or retrieve background facts. I choose:\n- Image2Text\n- Search\n- Calculator"))
+            .toEqual([["Image2Text", false], ["Search", false], ["Calculator", false]]);
+        // the picks stated on one line, then a numbered list of why
+        expect(pick("Selected tools: Image2Text, Search, Calculator\n\nWhy:\n1. Questions refer to an image.\n2. We need to search for facts (Retrieve would do too).\n3. Some need arithmetic."))
+            .toEqual([["Image2Text", false], ["Search", false], ["Calculator", false]]);
+        // the reason first, the picks after it
+        expect(pick("Reason: pages hold the facts, so not Calculator.\nTools: Retrieve, Lookup, Search")).toEqual([["Retrieve", false], ["Lookup", false], ["Search", false]]);
+        // one name per line, as the prompt asks, in lower case
+        expect(pick("retrieve\nlookup\nsearch\nReason: multi-hop")).toEqual([["Retrieve", false], ["Lookup", false], ["Search", false]]);
     });
 });
 
