@@ -120,6 +120,8 @@ describe("self-instruct parsing", () => {
 
 describe("tool selection parsing", () => {
     const library = ["Search", "Retrieve", "Lookup", "Image2Text", "Calculator", "Code"];
+    /** The picks of a reply, each with whether it came from the fallback. */
+    const pickWith = (fallback: string[]) => (text: string) => parseToolSelection(text, library, 3, fallback).chosen.map((c) => [c.name, c.fallback]);
     it("matches names back to the library in order of appearance", () => {
         const parsed = parseToolSelection("1. retrieve\n2. **Lookup**\n3. search\nReason: multi-hop needs pages", library, 3, ["Search"]);
         expect(parsed.chosen.map((c) => [c.name, c.fallback])).toEqual([["Retrieve", false], ["Lookup", false], ["Search", false]]);
@@ -131,7 +133,7 @@ describe("tool selection parsing", () => {
         expect(parseToolSelection("nothing", library, 2, ["Search", "Retrieve"]).chosen.every((c) => c.fallback)).toBe(true);
     });
     it("ignores tools the answer rejects and takes the numbered list when there is one", () => {
-        const pick = (text: string) => parseToolSelection(text, library, 3, ["Search", "Retrieve", "Lookup"]).chosen.map((c) => [c.name, c.fallback]);
+        const pick = pickWith(["Search", "Retrieve", "Lookup"]);
         // The case: rejected tools named first, then the list.
         expect(pick("For multi-hop questions, Image2Text and Calculator are not needed since there are no images or numbers.\n1. Retrieve\n2. Lookup\n3. Search\nReason: pages hold the facts"))
             .toEqual([["Retrieve", false], ["Lookup", false], ["Search", false]]);
@@ -145,7 +147,7 @@ describe("tool selection parsing", () => {
             .toEqual([["Search", false], ["Retrieve", false], ["Lookup", false]]);
     });
     it("takes a bulleted list or a line that says what was picked over the prose and the reasons around it", () => {
-        const pick = (text: string) => parseToolSelection(text, library, 3, ["Search", "Retrieve", "Image2Text"]).chosen.map((c) => [c.name, c.fallback]);
+        const pick = pickWith(["Search", "Retrieve", "Image2Text"]);
         // verbs are not tools: "search for or retrieve" in the prose before a bulleted list
         expect(pick("Science questions often come with images, and we may need to search for or retrieve background facts. I choose:\n- Image2Text\n- Search\n- Calculator"))
             .toEqual([["Image2Text", false], ["Search", false], ["Calculator", false]]);
