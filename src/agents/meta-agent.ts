@@ -60,9 +60,12 @@ function oneLineText(text: string): string {
 const CAPTION_LABEL = /^(?:image\s+)?caption\s*:\s*/i;
 const OCR_LABEL = /^(?:ocr|text in the image|image text)\s*:\s*/i;
 
-// "Q:" and "A:" only with a colon: "A." and "A)" start options.
-const QUESTION_LABEL = /^(?:question\s*\d*\s*[:.)\-]|q\s*\d*\s*:)\s*/i;
-const ANSWER_LABEL = /^(?:answer\s*\d*\s*[:.)\-]|a\s*\d*\s*:)\s*/i;
+// "Q:" and "A:" only with a colon: "A." and "A)" start options; "A:" answers only after "Q:"
+// (after "Question:" it is an option, "A: wood"). A heading "### Question 1" alone is a label;
+// "Question-Answer Pairs" is not.
+const QUESTION_LABEL = /^(?:question\s*\d*\s*(?:[:.)]|-(?=\s)|$)|q\s*\d*\s*:)\s*/i;
+const ANSWER_LABEL = /^(?:answer\s*\d*\s*(?:[:.)]|-(?=\s)|$)|a\s*\d*\s*:)\s*/i;
+const SHORT_LABEL = /^[qa]\s*\d*\s*:/i;
 // An answer label later on a question's line ("Question: ...? Answer: Paris").
 const INLINE_ANSWER = /\s+(?:[-–|]\s*)?answer\s*\d*\s*:\s*/i;
 const LIST_MARKER = /^(?:\d+\s*[.):]|[-*•])\s+/;
@@ -88,6 +91,10 @@ export function parseTaskPairs(text: string): TaskPair[] {
     // A list item without a label may be a question, if an answer follows it.
     let candidate: string[] | null = null;
     let image = { caption: "", ocr: "" };
+    // whether the question was labelled "Q:" (so "A:" answers it)
+    let shortLabels = false;
+    // an answer label alone on its line: the answer is the next line
+    let answerNext: string[] | null = null;
     const emit = (lines: string[], answer: string) => {
         const q = lines.join("\n").trim();
         const a = answer.trim().replace(/^["']|["']$/g, "").trim();
@@ -100,6 +107,11 @@ export function parseTaskPairs(text: string): TaskPair[] {
         const { text: line, listed } = cleanLine(raw);
         if (line === "")
             continue;
+        if (answerNext != null) {
+            emit(answerNext, line);
+            answerNext = null;
+            continue;
+        }
         // An image's caption and OCR text belong to the question being written, not to its text.
         if ((question != null || candidate != null) && (CAPTION_LABEL.test(line) || OCR_LABEL.test(line))) {
             if (CAPTION_LABEL.test(line))
@@ -108,13 +120,18 @@ export function parseTaskPairs(text: string): TaskPair[] {
                 image.ocr = line.replace(OCR_LABEL, "").trim();
             continue;
         }
-        if (ANSWER_LABEL.test(line) && (question != null || candidate != null)) {
-            emit(question ?? candidate!, line.replace(ANSWER_LABEL, ""));
+        if (ANSWER_LABEL.test(line) && (question != null || candidate != null) && (shortLabels || !SHORT_LABEL.test(line))) {
+            const answer = line.replace(ANSWER_LABEL, "");
+            if (answer.trim() === "")
+                answerNext = question ?? candidate!;
+            else
+                emit(question ?? candidate!, answer);
             question = candidate = null;
             continue;
         }
         if (QUESTION_LABEL.test(line)) {
             const body = line.replace(QUESTION_LABEL, "");
+            shortLabels = SHORT_LABEL.test(line);
             candidate = null;
             image = { caption: "", ocr: "" };
             const inline = INLINE_ANSWER.exec(body);
@@ -139,6 +156,24 @@ export function parseTaskPairs(text: string): TaskPair[] {
         } else if (candidate != null) {
             candidate.push(line);
         }
+    }
+    return pairs.length > 0 ? pairs : jsonPairs(text);
+}
+
+/** Pairs written as JSON objects (`[{"question": ..., "answer": ...}]`, or one object a line). */
+function jsonPairs(text: string): TaskPair[] {
+    const pairs: TaskPair[] = [];
+    for (const match of text.matchAll(/\{[^{}]*\}/g)) {
+        let value: Record<string, unknown>;
+        try {
+            value = JSON.parse(match[0]) as Record<string, unknown>;
+        } catch {
+            continue;
+        }
+        const field = (name: string) => Object.entries(value).find(([key]) => key.toLowerCase() === name)?.[1];
+        const question = field("question"), answer = field("answer");
+        if (typeof question === "string" && question.trim().length >= 8 && (typeof answer === "string" || typeof answer === "number") && String(answer).trim() !== "")
+            pairs.push({ question: question.trim(), answer: String(answer).trim() });
     }
     return pairs;
 }

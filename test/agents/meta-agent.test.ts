@@ -118,6 +118,20 @@ describe("self-instruct parsing", () => {
     });
 });
 
+describe("self-instruct parsing: the shapes the review found lost", () => {
+    const danube = { question: "Which river flows through Budapest?", answer: "Danube" };
+    it.each([
+        ["an answer on the line after its label", "**Question 1:**\nWhich river flows through Budapest?\n\n**Answer:**\nDanube", [danube]],
+        ["headings without colons", "### Question 1\nWhich river flows through Budapest?\n### Answer\nDanube", [danube]],
+        ["a JSON list in a code fence", "```json\n[{\"question\": \"Which river flows through Budapest?\", \"answer\": \"Danube\"}]\n```", [danube]],
+        ["Q: and A:", "Q: Which river flows through Budapest?\nA: Danube", [danube]],
+        ["options written A: x after Question:", "Question: Which is a metal?\nOptions:\nA: wood\nB: copper\nAnswer: B", [{ question: "Which is a metal?\nOptions:\nA: wood\nB: copper", answer: "B" }]],
+        ["a header that only starts like a label", "### Question-Answer Pairs\n1. Which river flows through Budapest?\nAnswer: Danube", [danube]]
+    ])("%s", (_shape, text, pairs) => {
+        expect(parseTaskPairs(text)).toEqual(pairs);
+    });
+});
+
 describe("tool selection parsing", () => {
     const library = ["Search", "Retrieve", "Lookup", "Image2Text", "Calculator", "Code"];
     /** The picks of a reply, each with whether it came from the fallback. */
