@@ -129,6 +129,19 @@ describe("the instruct stage on instruct-model replies", () => {
         expect(result.stats).toMatchObject({ unscorable: 2 });
     });
 
+    it("gives up after five waves in a row that add no task, instead of running every round", async () => {
+        const model = new RecordedModel("meta", Array.from({ length: 20 }, () => "Once upon a time, there was a little girl named Lily."));
+        const logged: string[] = [];
+        const context = { ...contextFor(model, seedsDir(), ["instruct.target=4", "instruct.max_rounds=20"]), log: (line: string) => logged.push(line) };
+        const result = await instructStage.run(context, "recorded-idle");
+        expect(model.remaining).toBe(15);
+        expect(result.stats).toMatchObject({ generated: 0, rounds: 5 });
+        expect(logged).toEqual([
+            "instruct: stopped after 5 of 20 rounds: the last 5 waves of 1 gave no new task",
+            "instruct: warning: the meta-agent's answers gave 0 new tasks in 5 rounds (target 4); tasks.arrow holds only the 2 seeds"
+        ]);
+    });
+
     it("grounded mode: questions written from corpus passages keep the passages the prompt showed", async () => {
         const dataDir = seedsDir();
         const pages = [

@@ -12,6 +12,9 @@ import { parseOption } from "../../metrics/index.js";
 import { readSeeds } from "../seeds.js";
 import { imageOf } from "./synth.js";
 
+/** Waves in a row that add no task before the stage gives up (a model whose replies give no pairs). */
+const IDLE_WAVES = 5;
+
 /**
  * Self-instruct: the meta-agent writes new tasks from the seeds (and, in grounded mode,
  * from passages sampled from the corpus, kept with each task). Rounds run in waves of
@@ -69,14 +72,18 @@ export const instructStage: StageDefinition = {
         const done = batches.completed();
         const wave = Math.max(1, context.config.model.parallel);
         let tokens = 0;
+        let idleWaves = 0;
+        let roundsRun = 0;
         const started = performance.now();
         context.progress.start("instruct", target);
 
-        for (let first = 0, batch = 0; first < maxRounds && generated.length < target; first += wave, batch++) {
+        for (let first = 0, batch = 0; first < maxRounds && generated.length < target && idleWaves < IDLE_WAVES; first += wave, batch++) {
             if (done.has(batch)) {
                 const rows = await batches.read(batch);
                 rows.forEach((row) => dedup.remember(row));
                 generated.push(...rows);
+                idleWaves = rows.length === 0 ? idleWaves + 1 : 0;
+                roundsRun = Math.min(maxRounds, first + wave);
                 context.progress.advance(rows.length);
                 continue;
             }
@@ -124,19 +131,23 @@ export const instructStage: StageDefinition = {
             });
             await batches.write(batch, rows);
             generated.push(...rows);
+            idleWaves = rows.length === 0 ? idleWaves + 1 : 0;
+            roundsRun = first + rounds.length;
             context.progress.advance(rows.length, results.reduce((sum, r) => sum + r.generatedTokens, 0));
         }
         corpus?.close();
         context.progress.done();
+        if (idleWaves >= IDLE_WAVES && generated.length < target)
+            context.log(`instruct: stopped after ${roundsRun} of ${maxRounds} rounds: the last ${IDLE_WAVES} waves of ${wave} gave no new task`);
         if (target > 0 && generated.length === 0)
-            context.log(`instruct: warning: the meta-agent's answers gave 0 new tasks in ${maxRounds} rounds (target ${target}); tasks.arrow holds only the ${seedRows.length} seeds`);
+            context.log(`instruct: warning: the meta-agent's answers gave 0 new tasks in ${roundsRun} rounds (target ${target}); tasks.arrow holds only the ${seedRows.length} seeds`);
         const rows = [...seedRows, ...generated];
         await writeTable(context.runDir.file("tasks.arrow"), "tasks", rows);
         context.runDir.clearParts("instruct");
         return {
             outputs: { "tasks.arrow": rows.length },
             stats: {
-                seeds: seeds.length, generated: generated.length, target, generated_tokens: tokens,
+                seeds: seeds.length, generated: generated.length, target, rounds: roundsRun, generated_tokens: tokens,
                 // generated tasks refused as eval questions (this run's rounds; resumed ones are not recounted)
                 eval_repeats: dedup.heldOutRepeats, seeds_in_eval: seedsInEval, unscorable,
                 tokens_per_s: tokens / Math.max(1e-3, (performance.now() - started) / 1000)
