@@ -1,13 +1,13 @@
 import path from "node:path";
 import { runEpisode, type EpisodeResult } from "../agents/episode.js";
-import { GroupPolicy, type SubAgents } from "../agents/policies.js";
+import type { SubAgents } from "../agents/policies.js";
 import { subAgentNames } from "../agents/division.js";
 import { loadConfig } from "../pipeline/config.js";
 import type { StageContext } from "../pipeline/context.js";
 import { DataLocator } from "../pipeline/data-locator.js";
 import { ModelSession } from "../pipeline/model-session.js";
 import { RunDir } from "../pipeline/run-dir.js";
-import { runDirAdapters } from "../pipeline/stages/eval.js";
+import { groupPolicy, runDirAdapters } from "../pipeline/stages/eval.js";
 import { openTaskSetup } from "../pipeline/task-setup.js";
 import { resolveModelSource } from "../llm/model-source.js";
 import { ToolSession } from "../tools/index.js";
@@ -69,7 +69,7 @@ export async function askAgents(options: AskOptions): Promise<AskResult> {
         for (const agent of subAgentNames)
             agents[agent] = await session.agent(agent, adapters[agent] == null ? [] : [{ filePath: adapters[agent]! }]);
         const settings = config.eval;
-        const policy = new GroupPolicy(agents, {
+        const policy = groupPolicy(config, agents, {
             temperature: settings.temperature, topP: settings.top_p, topK: settings.top_k, maxTokens: settings.max_tokens,
             seed: options.seed ?? deriveSeed(settings.seed, `agent-${options.question}`)
         });

@@ -4,6 +4,10 @@ import { GroupPolicy, MetaAgentPolicy, cleanThought } from "../../src/agents/pol
 import { renderTaskHeader } from "../../src/agents/react-format.js";
 import { ToolSession } from "../../src/tools/index.js";
 import { RecordedModel } from "../helpers/recorded-model.js";
+import path from "node:path";
+import { loadConfig } from "../../src/pipeline/config.js";
+import { groupPolicy } from "../../src/pipeline/stages/eval.js";
+import { packageRoot } from "../../src/util/package.js";
 
 const header = renderTaskHeader({
     description: "Answer questions.",
@@ -56,5 +60,18 @@ describe("what the policies make of model text", () => {
         expect(result.steps).toHaveLength(1);
         expect(result.stopReason).toBe("context_limit");
         expect(result.finalAnswer).toBeNull();
+    });
+
+    it("group planning asks as the run divided its samples: with split.finish_by plan the plan agent writes Finish's answer (eval and autoact agent alike)", async () => {
+        const config = (finishBy: string) => loadConfig(path.join(packageRoot, "pipelines", "hotpotqa.yaml"), { set: [`split.finish_by=${finishBy}`] }).config;
+        const ask = async (finishBy: string) => {
+            const plan = new RecordedModel("plan", [" It is Hawaii.", " Finish[Hawaii]"]);
+            const tool = new RecordedModel("tool", ["Honolulu]"]);
+            const reflect = new RecordedModel("reflect", []);
+            const step = await groupPolicy(config(finishBy), { plan: plan.agent(), tool: tool.agent(), reflect: reflect.agent() }, sampling).next(header, "solve");
+            return { argument: step.argument, toolAsked: tool.prompts.length };
+        };
+        expect(await ask("plan")).toEqual({ argument: "Hawaii", toolAsked: 0 });
+        expect(await ask("tool")).toEqual({ argument: "Honolulu", toolAsked: 1 });
     });
 });

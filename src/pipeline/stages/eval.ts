@@ -7,6 +7,7 @@ import type { EvalMethod, EvalRow } from "../../data/schemas.js";
 import { readTable, writeTable } from "../../data/table-io.js";
 import { chainOfThoughtExemplars, reactExemplars, type Exemplar } from "../../agents/exemplars.js";
 import { evalMethodSpecs } from "../eval-methods.js";
+import type { PipelineConfig } from "../config-schema.js";
 import { readSeeds } from "../seeds.js";
 import { ToolSession } from "../../tools/index.js";
 import { deriveSeed } from "../../util/random.js";
@@ -22,6 +23,14 @@ import { corpusInputs, dataInputs, evalSetInputs, seedsInput } from "../data-inp
 export type SubAgentAdapters = Partial<Record<SubAgentName, string>>;
 
 /** The adapters the train stage wrote into the run directory (adapters/<agent>.gguf). */
+/**
+ * Group planning as the run trained its sub-agents: who writes Finish's answer is the
+ * division's (`split.finish_by`). Evaluation and `autoact agent` both ask with it.
+ */
+export function groupPolicy(config: PipelineConfig, agents: SubAgents, sampling: EpisodeSampling): GroupPolicy {
+    return new GroupPolicy(agents, sampling, { finishBy: config.split.finish_by });
+}
+
 export function runDirAdapters(runDir: RunDir, folder = "adapters"): SubAgentAdapters {
     const adapters: SubAgentAdapters = {};
     for (const agent of subAgentNames) {
@@ -240,7 +249,7 @@ async function evaluateOne(
         const agents = {} as SubAgents;
         for (const agent of subAgentNames)
             agents[agent] = await context.model.agent(agent, adapters[agent] == null ? [] : [{ filePath: adapters[agent]! }]);
-        policy = new GroupPolicy(agents, sampling, { finishBy: config.split.finish_by });
+        policy = groupPolicy(config, agents, sampling);
     } else {
         policy = new MetaAgentPolicy(await context.model.agent("meta"), sampling);
     }
