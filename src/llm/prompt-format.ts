@@ -41,9 +41,20 @@ export interface PromptFormatterOptions {
 export function createPromptFormatter(model: LlamaModel, { template = "auto" }: PromptFormatterOptions = {}): PromptFormatter {
     const hasChatTemplate = typeof model.fileInfo.metadata?.tokenizer?.chat_template === "string";
     if (template === "chat" || (template === "auto" && hasChatTemplate))
-        return createChatFormatter(model, loadedLlamaLib().resolveChatWrapper(model, { warningLogs: false }));
+        return createChatFormatter(model, loadedLlamaLib().resolveChatWrapper(model, { warningLogs: false, customWrapperSettings: fixedPreamble }));
     return createPlainFormatter(model);
 }
+
+/**
+ * Llama 3.1 and 3.2 wrappers write today's date into every prompt's preamble (and a tool-use
+ * section): a sample tokenized on one day would be asked with other tokens the next. The date
+ * is fixed to the one Meta's own template falls back to, and the tool section left out (the
+ * agents' tools are in the prompt text).
+ */
+export const fixedPreamble = {
+    "llama3.1": { todayDate: new Date("2024-07-26T12:00:00Z"), noToolInstructions: true },
+    "llama3.2-lightweight": { todayDate: new Date("2024-07-26T12:00:00Z"), noToolInstructions: true }
+} as const;
 
 function createPlainFormatter(model: LlamaModel): PromptFormatter {
     const bos = model.tokens.shouldPrependBosToken && model.tokens.bos != null ? [model.tokens.bos as number] : [];

@@ -1,7 +1,8 @@
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engine.js";
-import { createPromptFormatter, formatResponse, formatTrainingSample, plainResponseMarker } from "../../src/llm/prompt-format.js";
+import { createPromptFormatter, fixedPreamble, formatResponse, formatTrainingSample, plainResponseMarker } from "../../src/llm/prompt-format.js";
+import type { Llama3_1ChatWrapper } from "node-llama-cpp";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
 import { tempDir } from "./helpers.js";
 
@@ -65,4 +66,28 @@ describe("prompt formatter", () => {
             expect(model.detokenize(response.slice(0, -1))).toBe(sample.output);
         });
     }
+});
+
+describe("Llama 3.1 and 3.2 preambles", () => {
+    afterAll(() => vi.useRealTimers());
+
+    it("are the same tokens on every day: the date fixed, no tool section", async () => {
+        const { Llama3_1ChatWrapper, Llama3_2LightweightChatWrapper } = await import("node-llama-cpp");
+        const render = (wrapper: { generateContextState: Llama3_1ChatWrapper["generateContextState"] }, day: string) => {
+            vi.useFakeTimers({ toFake: ["Date"] });
+            vi.setSystemTime(new Date(day));
+            const { contextText } = wrapper.generateContextState({ chatHistory: [{ type: "user", text: "Question: x" }, { type: "model", response: [] }] });
+            vi.useRealTimers();
+            return contextText.toString();
+        };
+        for (const [Wrapper, settings] of [[Llama3_1ChatWrapper, fixedPreamble["llama3.1"]], [Llama3_2LightweightChatWrapper, fixedPreamble["llama3.2-lightweight"]]] as const) {
+            // the library's default writes the day into the prompt
+            expect(render(new Wrapper(), "2026-11-30T10:00:00Z")).not.toBe(render(new Wrapper(), "2026-12-01T10:00:00Z"));
+            const fixed = new Wrapper(settings);
+            const today = render(fixed, "2026-11-30T10:00:00Z");
+            expect(render(fixed, "2027-03-01T10:00:00Z")).toBe(today);
+            expect(today).toContain("Today Date: 26 Jul 2024");
+            expect(today).not.toContain("Tool Instructions");
+        }
+    });
 });
