@@ -108,6 +108,19 @@ describe.skipIf(!haveTrainer)("the pipeline's train stage keeps and resumes its 
         expect(curve.every((row) => Math.abs(row.lr - 0.01) < 1e-9)).toBe(true);
     });
 
+    it("samples with an empty response are left out and counted (an imported file may hold them)", { timeout: 120_000 }, async () => {
+        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-blank-"));
+        fs.writeFileSync(path.join(runDir, "config.yaml"), `name: blank\nmodel:\n  path: ${tinyModel}\n`);
+        const sample = (id: string, output: string) => ({ id, agent: "plan" as const, trajectory_id: "t", step: 0, kind: "thought", input: "Question: x\nThought:", output });
+        await writeTable(path.join(runDir, "samples.arrow"), "samples", [sample("a", ""), sample("b", "   ")]);
+        const result = await runCliProcess(["train", "--run-dir", runDir]);
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stderr).toContain("train: left out 2 samples with an empty response (they would teach the agent to stop at once)");
+        expect(fs.existsSync(path.join(runDir, "adapters", "plan.gguf"))).toBe(false);
+        const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+        expect(manifest.stages.train.stats).toMatchObject({ empty_responses: 2, plan_samples: 0 });
+    });
+
     it("zero kept trajectories: the train stage names the filter as the cause, not the context size", { timeout: 120_000 }, async () => {
         const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-empty-"));
         fs.writeFileSync(path.join(runDir, "config.yaml"), `name: empty\nmodel:\n  path: ${tinyModel}\n`);

@@ -40,7 +40,16 @@ export const trainStage: StageDefinition = {
     async run(context, inputHash) {
         const settings = context.config.train;
         const methods = context.config.eval.methods;
-        const rows = await readTable(context.runDir.file("samples.arrow"), "samples");
+        // A sample with an empty response (one imported, or written by hand) teaches its agent to stop at once.
+        let emptyResponses = 0;
+        const withResponses = (source: SampleRow[]) => {
+            const kept = source.filter((row) => row.output.trim() !== "");
+            emptyResponses += source.length - kept.length;
+            return kept;
+        };
+        const rows = withResponses(await readTable(context.runDir.file("samples.arrow"), "samples"));
+        if (emptyResponses > 0)
+            context.log(`train: left out ${emptyResponses} samples with an empty response (they would teach the agent to stop at once)`);
         if (rows.length === 0) {
             const filter = context.runDir.readManifest().stages.filter?.stats;
             const cause = filter?.trajectories != null ? `the filter kept ${filter.kept ?? 0} of ${filter.trajectories} trajectories` : "samples.arrow is empty";
@@ -61,7 +70,7 @@ export const trainStage: StageDefinition = {
         if (needsAdapters(methods, "multi"))
             jobs.push(fit("multi", rows));
         if (needsAdapters(methods, "unfiltered")) {
-            const unfiltered = await readTable(context.runDir.file("samples-unfiltered.arrow"), "samples");
+            const unfiltered = withResponses(await readTable(context.runDir.file("samples-unfiltered.arrow"), "samples"));
             for (const agent of subAgentNames)
                 jobs.push(fit(agent, unfiltered.filter((row) => row.agent === agent), path.join(outDir, "unfiltered")));
         }
@@ -69,7 +78,7 @@ export const trainStage: StageDefinition = {
         await context.model.dispose();
 
         const outputs: Record<string, number> = {};
-        const stats: Record<string, number> = {};
+        const stats: Record<string, number> = { empty_responses: emptyResponses };
         let tokensPerSecond: number | undefined; // of the last adapter trained here; none when every one was up to date
         for (const job of jobs) {
             const label = job.outDir === outDir ? job.name : `unfiltered_${job.name}`;
