@@ -175,6 +175,18 @@ export class LoadedModel {
         return this.model.detokenize(tokens as Token[], options.special ?? false);
     }
 
+    /**
+     * A prompt's tokens as text, for servers that take text (Ollama): they tokenize it with
+     * special tokens and add BOS where the model asks for one, so that BOS is left out of the
+     * text only then (a ChatML prompt starts with a BOS its model does not add). The inverse of
+     * `promptTokens`.
+     */
+    promptText(tokens: number[]): string {
+        const bos = this.model.tokens.bos;
+        const serverAdds = bos != null && this.model.tokens.shouldPrependBosToken && tokens[0] === bos;
+        return this.model.detokenize((serverAdds ? tokens.slice(1) : tokens) as Token[], true);
+    }
+
     /** Token ids of a request's prompt: text is tokenized with special tokens, BOS prepended when the model wants one. */
     promptTokens(prompt: string | number[]): number[] {
         if (typeof prompt !== "string")
@@ -221,8 +233,7 @@ export class LoadedModel {
         const backend = await RemoteBackend.connect({
             ...options,
             contextSize,
-            // Servers that take text add BOS themselves when they tokenize it.
-            detokenize: (tokens) => this.model.detokenize((tokens[0] === this.bosToken ? tokens.slice(1) : tokens) as Token[], true),
+            detokenize: (tokens) => this.promptText(tokens),
             tokenize: (text) => this.tokenize(text)
         });
         return new Generator(this.host, { requests: backend }, { parallel: backend.slots, contextSize, batchSize: 0 });

@@ -66,6 +66,15 @@ describe("prompt formatter", () => {
             expect(model.detokenize(response.slice(0, -1))).toBe(sample.output);
         });
     }
+
+    it("prompts as text read back as the same tokens (servers that take text): BOS left to the server only where the model adds it", () => {
+        for (const model of [plainModel, chatModel]) {
+            const prompt = createPromptFormatter(model.model).formatPrompt("Question: Where is the park?\nThought:");
+            expect(model.promptTokens(model.promptText(prompt))).toEqual(prompt);
+        }
+        // the ChatML prompt's BOS is one its model does not add: it stays in the text
+        expect(chatModel.promptText(createPromptFormatter(chatModel.model).formatPrompt("x")).startsWith(chatModel.detokenize([chatModel.bosToken!], { special: true }))).toBe(true);
+    });
 });
 
 describe("Llama 3.1 and 3.2 preambles", () => {
