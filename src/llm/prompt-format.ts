@@ -30,12 +30,13 @@ export interface TrainingSampleTokens {
 /** The response marker of the plain template, as in the original AutoAct training files. */
 export const plainResponseMarker = "\n\n### Response:\n";
 
+/** Prompt templates: "auto" uses the model's chat template when its GGUF has one, else the plain one. */
+export const promptTemplates = ["auto", "chat", "plain"] as const;
+export type PromptTemplate = (typeof promptTemplates)[number];
+
 export interface PromptFormatterOptions {
-    /**
-     * "auto" uses the model's chat template when its GGUF has one, else the plain template.
-     * Defaults to "auto".
-     */
-    template?: "auto" | "chat" | "plain";
+    /** Defaults to "auto". */
+    template?: PromptTemplate;
 }
 
 export function createPromptFormatter(model: LlamaModel, { template = "auto" }: PromptFormatterOptions = {}): PromptFormatter {

@@ -8,6 +8,7 @@ import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainCon
 import { evalMethods, type EvalMethod } from "../data/schemas.js";
 import { remoteServerKinds, type RemoteServerKind } from "../llm/remote-backend.js";
 import { gpuChoices, type GpuChoice } from "../llm/types.js";
+import { promptTemplates, type PromptTemplate } from "../llm/prompt-format.js";
 
 export const stageNames = ["instruct", "select-tools", "synth", "filter", "split", "train", "eval"] as const;
 export type StageName = (typeof stageNames)[number];
@@ -46,7 +47,7 @@ export interface PipelineConfig {
         /** Parallel sequences used by synthesis and evaluation. */
         parallel: number;
         /** Prompt template: the model's chat template when it has one, else AutoAct's plain one. */
-        template: "auto" | "chat" | "plain";
+        template: PromptTemplate;
         /**
          * "local": this process runs the model; "openai": OpenAI-compatible servers in
          * `endpoints` run it (llama-server, vLLM, Ollama), `parallel` requests in flight per
@@ -212,7 +213,7 @@ export const configEnums: Record<string, readonly (string | number)[]> = {
     "task.kind": ["qa", "multiple-choice"],
     "task.metric": ["f1", "em", "option"],
     "model.gpu": gpuChoices,
-    "model.template": ["auto", "chat", "plain"],
+    "model.template": promptTemplates,
     "model.backend": ["local", "openai"],
     "model.server": remoteServerKinds,
     "data.eval[].format": ["hotpotqa", "scienceqa", "jsonl"],

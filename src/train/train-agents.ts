@@ -4,7 +4,7 @@ import { llamaLib } from "../llm/llama-lib.js";
 import { readAnyTable, writeTable } from "../data/table-io.js";
 import type { TrainingCurveRow } from "../data/schemas.js";
 import { physicalCoreCount } from "../llm/cpu.js";
-import { createPromptFormatter, formatTrainingSample } from "../llm/prompt-format.js";
+import { createPromptFormatter, formatTrainingSample, type PromptTemplate } from "../llm/prompt-format.js";
 import { InputError, UserError, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
 import { positiveInteger } from "../util/checks.js";
@@ -20,6 +20,8 @@ export const trainableAgents = ["plan", "tool", "reflect"] as const;
 export interface TrainAgentsOptions extends TrainHyperParams {
     /** Base model GGUF. */
     base: string;
+    /** The prompt template the samples are formatted with: the one the agents will be asked with. Defaults to "auto". */
+    template?: PromptTemplate;
     /** samples.arrow, or JSON/JSONL rows of {input, output, agent?}; or `samples`. */
     data?: string;
     /** Samples already tokenized, all of the one adapter `agent` names (instead of `data`). */
@@ -108,7 +110,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                 throw new InputError(`agent ${name}: sample ${longest} has ${given[longest]!.tokens.length} tokens, more than the context length ${ctx} (raise --ctx)`);
             return { samples: [...given], truncated: 0, dropped: 0 };
         }
-        const { samples, bos } = await tokenizeWithFormatter(base, agentRows, threads);
+        const { samples, bos } = await tokenizeWithFormatter(base, agentRows, threads, options.template);
         const fitted = fitSamplesToContext(samples, ctx, bos);
         if (fitted.samples.length === 0)
             throw new InputError(`agent ${name}: every sample's response alone is longer than the context length ${ctx} (raise --ctx)`);
@@ -186,7 +188,7 @@ export function trainingLeftovers(adapterPath: string): string[] {
 }
 
 /** Tokenizes rows with the base model's prompt formatter (prompt mask 0, response mask 1); `bos` is the model's BOS token. */
-export async function tokenizeWithFormatter(base: string, rows: readonly TrainingRow[], threads: number): Promise<{ samples: TokenizedSample[]; bos: number | null }> {
+export async function tokenizeWithFormatter(base: string, rows: readonly TrainingRow[], threads: number, template: PromptTemplate = "auto"): Promise<{ samples: TokenizedSample[]; bos: number | null }> {
     const { getLlama, LlamaLogLevel } = await llamaLib();
     const llama = await getLlama({ gpu: false, maxThreads: threads, logLevel: LlamaLogLevel.error, build: "never", progressLogs: false });
     let model;
@@ -196,7 +198,7 @@ export async function tokenizeWithFormatter(base: string, rows: readonly Trainin
         throw new InputError(`cannot load the tokenizer of ${base}: ${errorMessage(error).split("\n")[0]}`);
     }
     try {
-        const formatter = createPromptFormatter(model);
+        const formatter = createPromptFormatter(model, { template });
         return { samples: tokenizeRows(rows, (row) => formatTrainingSample(model, formatter, row)), bos: model.tokens.bos };
     } finally {
         await model.dispose();

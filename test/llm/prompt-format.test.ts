@@ -4,6 +4,7 @@ import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engin
 import { createPromptFormatter, fixedPreamble, formatResponse, formatTrainingSample, plainResponseMarker } from "../../src/llm/prompt-format.js";
 import type { Llama3_1ChatWrapper } from "node-llama-cpp";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
+import { tokenizeWithFormatter } from "../../src/train/index.js";
 import { tempDir } from "./helpers.js";
 
 /**
@@ -15,11 +16,13 @@ describe("prompt formatter", () => {
     let engine: Engine;
     let plainModel: LoadedModel;
     let chatModel: LoadedModel;
+    let chatPath: string;
     beforeAll(async () => {
         const dir = tempDir("format");
         const common = { nEmbd: 64, layers: 2, heads: 4, kvHeads: 2, ff: 128, ctx: 512, vocab: 320, type: "f32" as const, seed: 5 };
         const plain = await writeSyntheticModel({ ...common, arch: "llama", out: path.join(dir, "plain.gguf") });
         const chat = await writeSyntheticModel({ ...common, arch: "qwen2", chatTemplate: "chatml", out: path.join(dir, "chat.gguf") });
+        chatPath = chat.path;
         engine = await createEngine({ gpu: "cpu", threads: 2 });
         plainModel = await engine.loadModel(plain.path);
         chatModel = await engine.loadModel(chat.path);
@@ -74,6 +77,15 @@ describe("prompt formatter", () => {
         }
         // the ChatML prompt's BOS is one its model does not add: it stays in the text
         expect(chatModel.promptText(createPromptFormatter(chatModel.model).formatPrompt("x")).startsWith(chatModel.detokenize([chatModel.bosToken!], { special: true }))).toBe(true);
+    });
+
+    it("standalone training formats its samples with the template it is given (a run's model.template)", async () => {
+        const rows = [{ input: "Question: Where is the park?\nThought:", output: "I should look.", agent: "plan" }];
+        for (const template of ["plain", "chat"] as const) {
+            const { samples } = await tokenizeWithFormatter(chatPath, rows, 1, template);
+            const prompt = createPromptFormatter(chatModel.model, { template }).formatPrompt(rows[0]!.input);
+            expect(samples[0]!.tokens.slice(0, prompt.length), template).toEqual(prompt);
+        }
     });
 });
 

@@ -4,6 +4,7 @@ import { runAndSummarize } from "../pipeline-options.js";
 import { sharedOptions } from "../shared-options.js";
 import { InputError } from "../../util/errors.js";
 import { RunDir } from "../../pipeline/run-dir.js";
+import { promptTemplates, type PromptTemplate } from "../../llm/prompt-format.js";
 import { createTrainProgress, nativeBackends, trainAgents, trainCliOptions, trainOptionsFromCli, type NativeBackend } from "../../train/index.js";
 
 /** The pipeline and file flags; the trainer's options come from its table (src/train/options.ts). */
@@ -13,6 +14,7 @@ interface TrainArgs {
     base?: string;
     data?: string;
     agent?: string;
+    template: PromptTemplate;
     out?: string;
     resume: boolean;
     threads?: number;
@@ -29,6 +31,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("base", { type: "string", describe: "Base model GGUF" })
         .option("data", { type: "string", describe: "samples.arrow, or JSON/JSONL rows of {input, output, agent?}" })
         .option("agent", { type: "string", describe: "plan | tool | reflect | all (each agent in the data)" })
+        .option("template", { type: "string", choices: promptTemplates, default: "auto", describe: "Prompt template the samples are formatted with: the one the agents will be asked with (a run's model.template)" })
         .option("out", { type: "string", describe: "Output folder: <agent>.gguf and train-<agent>.arrow" })
         .options(trainCliOptions())
         .option("resume", { type: "boolean", default: true, describe: "Continue from a checkpoint left by an interrupted run (--no-resume starts over)" })
@@ -53,6 +56,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
                 base: args.base!,
                 data: args.data!,
                 agent: args.agent!,
+                template: args.template,
                 outDir: args.out!,
                 ...values,
                 resume: args.resume,
