@@ -113,7 +113,8 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
         // recorded as the protocol and the tools spell it: the history and the training samples read it so
         const action = key === "finish" ? "Finish" : key === "reflect" ? "Reflect" : tool ?? written;
         const argument = oneLine(step.argument);
-        const lastAction = steps.at(-1)?.action;
+        // Reflect answers the Finish right before it, and only one the protocol took (not Finish[])
+        const afterFinish = steps.at(-1)?.action === "Finish" && !steps.at(-1)!.observation.startsWith("Invalid action");
         const record = (observation: string) => {
             steps.push({ index: steps.length, thought: oneLine(step.thought), action, argument, observation });
         };
@@ -140,7 +141,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
             phase = "reflect";
         } else if (action === "Reflect") {
             const verdict = argument.toLowerCase().replace(/[^a-z]/g, "");
-            if (lastAction !== "Finish" || pendingAnswer == null) {
+            if (!afterFinish || pendingAnswer == null) {
                 if (invalid(observations.reflectWithoutFinish))
                     return finish("invalid", pendingAnswer);
             } else if (verdict === "right") {

@@ -91,6 +91,10 @@ describe("Finish/Reflect protocol", () => {
         expect(r.steps[0]!.observation).toBe(observations.emptyAnswer);
         expect(r.invalidActions).toBe(1);
         expect(r.finalAnswer).toBe("Paris");
+        // a Reflect after Finish[] does not take the answer the model has just rejected
+        const rejected = await episode([["a", "Finish", "Paris"], ["b", "Reflect", "wrong"], ["c", "Finish", ""], ["d", "Reflect", "right"], ["e", "Finish", "Rome"]]).result;
+        expect(rejected.steps[3]!.observation).toBe(observations.reflectWithoutFinish);
+        expect(rejected).toMatchObject({ stopReason: "finished", finalAnswer: "Rome" });
         const never = await episode([["a", "Finish", ""], ["b", "Finish", " "], ["c", "Finish", ""], ["d", "Finish", "late"]]).result;
         expect(never).toMatchObject({ stopReason: "invalid", finalAnswer: null });
     });
