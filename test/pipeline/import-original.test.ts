@@ -115,6 +115,10 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         const filtered = await runCliProcess(["filter", "--run-dir", runDir, "--data", hotpotqaData]);
         expect(filtered.code, filtered.stderr).toBe(0);
         expect(filtered.stderr).toContain("filter: left out 40 of 40 trajectories whose question is one of the evaluation sets' (training on them would contaminate the scores)");
+        // nor does the -filtering ablation, which takes trajectories without the filter
+        const split = await runCliProcess(["split", "--run-dir", runDir, "--data", hotpotqaData, "--set", "eval.methods=[group, ablate-filtering]"]);
+        expect(split.code, split.stderr).toBe(0);
+        expect(JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8")).stages.split.stats).toMatchObject({ trajectories: 0, unfiltered_samples: 0 });
     });
 
     it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters (and the ablations')", { timeout: 1_800_000 }, async () => {

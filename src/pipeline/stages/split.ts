@@ -4,19 +4,24 @@ import { readTable, writeTable } from "../../data/table-io.js";
 import type { StageDefinition } from "../context.js";
 import { needsAdapters } from "../eval-methods.js";
 import { openTaskSetup } from "../task-setup.js";
+import { evalSetInputs } from "../data-inputs.js";
+import { evalQuestionCheck } from "../eval-data.js";
 
 /**
  * Division of labor: cuts every kept trajectory into plan, tool and reflect samples, with
  * the same task header and prompt text group planning asks the sub-agents with. When the
- * -filtering ablation is evaluated, the same number of trajectories taken without the filter
- * are cut too (samples-unfiltered.arrow), for the adapters that ablation trains.
+ * -filtering ablation is evaluated, up to `filter.max` trajectories taken without the filter
+ * (right or wrong, but none on an evaluation question) are cut too (samples-unfiltered.arrow),
+ * for the adapters that ablation trains.
  */
 export const splitStage: StageDefinition = {
     name: "split",
     description: "Division of labor: plan / tool / reflect training samples",
     reads: {
-        config: ["description", "task", "split", "eval.methods", "filter.max"],
+        config: ["description", "task", "split", "eval.methods", "filter.max", "data.eval"],
         tables: (context) => ["filtered.arrow", "tools.arrow", ...(unfilteredWanted(context.config.eval.methods) ? ["trajectories.arrow"] : [])],
+        // the unfiltered trajectories are kept off the evaluation questions as the filter keeps its own
+        data: async (context) => (unfilteredWanted(context.config.eval.methods) ? await evalSetInputs(context) : {}),
         model: false,
         limit: false
     },
@@ -37,8 +42,9 @@ export const splitStage: StageDefinition = {
             plan: count(rows, "plan"), tool: count(rows, "tool"), reflect: count(rows, "reflect")
         };
         if (unfilteredWanted(context.config.eval.methods)) {
-            // As many trajectories as the filter keeps at most, right or wrong.
-            const all = await readTable(context.runDir.file("trajectories.arrow"), "trajectories");
+            // As many trajectories as the filter keeps at most, right or wrong; never on an eval question.
+            const isEvalQuestion = await evalQuestionCheck(context);
+            const all = (await readTable(context.runDir.file("trajectories.arrow"), "trajectories")).filter((t) => !isEvalQuestion(t.question));
             const max = context.config.filter.max;
             const unfiltered = divide(max > 0 ? all.slice(0, max) : all);
             await writeTable(context.runDir.file("samples-unfiltered.arrow"), "samples", unfiltered);
