@@ -13,12 +13,31 @@ export function chainOfThoughtPrompt(options: { description: string; question: s
     ].join("\n");
 }
 
-/** The text after the last "Answer:", else the last non-empty line; null for empty output. */
-export function parseChainOfThoughtAnswer(text: string): string | null {
-    const matches = [...text.matchAll(/answer\s*(?:is)?\s*:\s*([^\n]+)/gi)];
-    const last = matches.at(-1)?.[1]?.trim();
-    if (last != null && last !== "")
-        return last;
-    const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
-    return lines.at(-1) ?? null;
+// "Answer: x", "Final answer: x", "the answer is x", "So the answer is: x"
+const ANSWER = /\banswer\s*(?::|is\b\s*:?)\s*/gi;
+
+/**
+ * The text after the last "Answer:" (or "the answer is"), else the last non-empty line; null
+ * for empty output, and for output cut by the token limit before any answer (its last line is
+ * reasoning, not an answer). Markdown emphasis and a sentence's own "The answer is" are taken
+ * off, and a yes/no answer loses its explanation ("yes, both are in China" -> "yes").
+ */
+export function parseChainOfThoughtAnswer(text: string, options: { cut?: boolean } = {}): string | null {
+    const unmarked = (line: string) => line.replace(/^[*_`\s]+|[*_`\s]+$/g, "");
+    const answers = [...text.matchAll(ANSWER)].map((m) => unmarked(text.slice(m.index + m[0].length).split("\n")[0]!)).filter((a) => a !== "");
+    let answer = answers.at(-1);
+    if (answer == null) {
+        if (options.cut === true)
+            return null;
+        answer = text.split("\n").map((line) => line.trim()).filter((line) => line !== "").at(-1);
+        // an answer label with nothing after it is no answer
+        if (answer == null || /^[*_#\s]*(?:final\s+)?answer\s*[*_]*\s*:?[*_\s]*$/i.test(answer))
+            return null;
+    }
+    answer = unmarked(answer);
+    // "Final Answer: The answer is Paris." -> "Paris"
+    for (let inner = answer.match(/^(?:so\s+|thus\s+|therefore\s+)?the\s+(?:final\s+)?answer\s*(?::|is\b\s*:?)\s*(.+)$/i); inner != null; inner = answer.match(/^the\s+answer\s+is\s+(.+)$/i))
+        answer = inner[1]!.trim();
+    const yesNo = /^(yes|no)\b[,.;:!]/i.exec(answer);
+    return yesNo != null ? yesNo[1]! : answer;
 }

@@ -181,4 +181,22 @@ describe("chain-of-thought answers", () => {
         expect(parseChainOfThoughtAnswer("thinking\nParis\n")).toBe("Paris");
         expect(parseChainOfThoughtAnswer("  \n")).toBeNull();
     });
+
+    it.each([
+        ["Let me think.\nSo the answer is Paris.", "Paris."],
+        ["Final Answer: The answer is Paris.", "Paris."],
+        ["**Answer:** Paris", "Paris"],
+        ["Answer: **B**", "B"],
+        ["Answer: yes, both are in China.", "yes"],
+        ["The answer is Washington, D.C.", "Washington, D.C."],
+        ["Reasoning...\nAnswer: ", null],
+        ["**Final Answer:**", null]
+    ])("%j -> %j", (text, answer) => {
+        expect(parseChainOfThoughtAnswer(text)).toBe(answer);
+    });
+
+    it("output cut by the token limit before an answer has none (its last line is reasoning)", () => {
+        expect(parseChainOfThoughtAnswer("First, the director of Jaws is", { cut: true })).toBeNull();
+        expect(parseChainOfThoughtAnswer("Answer: Paris\nAnd to check", { cut: true })).toBe("Paris");
+    });
 });

@@ -233,7 +233,7 @@ async function evaluateOne(
             chainOfThoughtPrompt({ description: config.description, question: example.question, kind: config.task.kind, exemplars: spec.fewShot ? exemplars.cot : undefined }),
             { ...sampling, maxTokens: 4 * settings.max_tokens }
         );
-        const prediction = parseChainOfThoughtAnswer(result.text);
+        const prediction = parseChainOfThoughtAnswer(result.text, { cut: result.stopReason === "maxTokens" || result.stopReason === "contextFull" });
         return {
             ...base, prediction,
             ...scoreTaskAnswer(config.task, prediction, example.answer, example.choices ?? null),
