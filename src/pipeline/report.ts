@@ -49,7 +49,12 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
         lines.push(`Imported by \`autoact import\` from ${from}'s files (${files.map((f) => `\`${f}\``).join(", ")}): ${tables.join(", ")}; the stages that write them did not run here.`, "");
     }
 
-    const evalFiles = fs.existsSync(runDir.dir) ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort() : [];
+    // in the config's order of the sets (the paper's: easy, medium, hard), then any others
+    const setOrder = config.data.eval.map((set) => `eval-${set.name}.arrow`);
+    const rank = (file: string) => (setOrder.includes(file) ? setOrder.indexOf(file) : setOrder.length);
+    const evalFiles = fs.existsSync(runDir.dir)
+        ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort().sort((a, b) => rank(a) - rank(b))
+        : [];
     if (evalFiles.length > 0) {
         lines.push("## Evaluation", "");
         const all: { set: string; rows: EvalRow[] }[] = [];
@@ -71,8 +76,8 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
 
 /**
  * The paper's main table: one row per method (in the paper's order), one column group per
- * level (F1 and EM for free-text tasks, accuracy for multiple choice), then the mean steps
- * and the invalid-action rate over all levels.
+ * level (F1 and EM for free-text tasks, accuracy for multiple choice) and, with several
+ * levels, one for all of them, then the mean steps and the invalid-action rate over all levels.
  */
 export function mainTable(sets: { set: string; rows: EvalRow[] }[], kind: "qa" | "multiple-choice"): string[] {
     const rows = sets.flatMap(({ set, rows: setRows }) => setRows.map((row) => ({ row, level: row.level ?? set })));
@@ -80,7 +85,8 @@ export function mainTable(sets: { set: string; rows: EvalRow[] }[], kind: "qa" |
     const metrics: [string, (r: EvalRow) => number][] = kind === "qa"
         ? [["F1", (r) => r.f1], ["EM", (r) => r.em]]
         : [["accuracy", (r) => (r.correct ? 1 : 0)]];
-    const header = ["method", ...levels.flatMap((level) => metrics.map(([name]) => `${level} ${name}`)), "mean steps", "invalid-action rate", "n"];
+    const groups = levels.length > 1 ? [...levels, null] : levels; // null: all levels
+    const header = ["method", ...groups.flatMap((level) => metrics.map(([name]) => `${level ?? "all"} ${name}`)), "mean steps", "invalid-action rate", "n"];
     const out = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
     const mean = (values: number[]) => (values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0) / values.length);
     // The paper's order: the baselines, AutoAct, then its ablations (evalMethodSpecs is written so).
@@ -88,7 +94,7 @@ export function mainTable(sets: { set: string; rows: EvalRow[] }[], kind: "qa" |
         const mine = rows.filter((r) => r.row.method === method);
         if (mine.length === 0)
             continue;
-        const cells = levels.flatMap((level) => metrics.map(([, metric]) => pct(mean(mine.filter((r) => r.level === level).map((r) => metric(r.row))))));
+        const cells = groups.flatMap((level) => metrics.map(([, metric]) => pct(mean(mine.filter((r) => level == null || r.level === level).map((r) => metric(r.row))))));
         const steps = mean(mine.map((r) => r.row.steps));
         const invalid = mean(mine.map((r) => (r.row.steps === 0 ? 0 : r.row.invalid_actions / r.row.steps)));
         out.push(`| ${evalMethodSpecs[method].label} | ${cells.join(" | ")} | ${fixed(steps)} | ${pct(invalid)} | ${mine.length} |`);

@@ -1,7 +1,14 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { writeTable } from "../../src/data/table-io.js";
+import { loadConfig } from "../../src/pipeline/config.js";
+import { RunDir } from "../../src/pipeline/run-dir.js";
+import { packageRoot } from "../../src/util/package.js";
 import { describe, expect, it } from "vitest";
 import { evalMethods, type EvalRow } from "../../src/data/schemas.js";
 import { evalMethodSpecs, needsAdapters, parseMethods } from "../../src/pipeline/eval-methods.js";
-import { mainTable } from "../../src/pipeline/report.js";
+import { mainTable, writeReport } from "../../src/pipeline/report.js";
 import { InputError } from "../../src/util/errors.js";
 
 describe("evaluation methods", () => {
@@ -29,11 +36,29 @@ describe("evaluation methods", () => {
             { set: "medium", rows: [row("group", "medium", 0.25, 0, 6, 0), row("cot", "medium", 0, 0, 1, 0)] }
         ], "qa");
         expect(table).toEqual([
-            "| method | easy F1 | easy EM | medium F1 | medium EM | mean steps | invalid-action rate | n |",
-            "|---|---|---|---|---|---|---|---|",
-            "| CoT (zero-shot) | 50.0 | 0.0 | 0.0 | 0.0 | 1.00 | 0.0 | 2 |",
-            "| AutoAct (group planning) | 100.0 | 100.0 | 25.0 | 0.0 | 5.00 | 12.5 | 2 |"
+            "| method | easy F1 | easy EM | medium F1 | medium EM | all F1 | all EM | mean steps | invalid-action rate | n |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            "| CoT (zero-shot) | 50.0 | 0.0 | 0.0 | 0.0 | 25.0 | 0.0 | 1.00 | 0.0 | 2 |",
+            "| AutoAct (group planning) | 100.0 | 100.0 | 25.0 | 0.0 | 62.5 | 50.0 | 5.00 | 12.5 | 2 |"
         ]);
         expect(mainTable([{ set: "g", rows: [row("react", "1-4", 1, 1, 2, 0)] }], "multiple-choice")[0]).toBe("| method | 1-4 accuracy | mean steps | invalid-action rate | n |");
     });
+
+    it("the report's main table takes the sets in the config's order (easy, medium, hard), not the files' alphabetical one", async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-report-"));
+        const runDir = new RunDir(dir);
+        const row = (level: string): EvalRow => ({
+            method: "group", task_id: level, level, question: "q", gold: "a", prediction: "a", em: 1, f1: 1, correct: true,
+            steps: 1, invalid_actions: 0, stop_reason: "finished", prompt_tokens: 1, generated_tokens: 1, time_ms: 1, trajectory: null
+        });
+        for (const level of ["easy", "medium", "hard"])
+            await writeTable(runDir.file(`eval-${level}.arrow`), "eval", [row(level)]);
+        const { config } = loadConfig(path.join(packageRoot, "pipelines", "hotpotqa.yaml"), {
+            set: ["data.eval=[{name: easy, format: hotpotqa, file: easy.jsonl}, {name: medium, format: hotpotqa, file: medium.jsonl}, {name: hard, format: hotpotqa, file: hard.jsonl}]"]
+        });
+        const report = fs.readFileSync(await writeReport(runDir, config), "utf8");
+        expect(report).toContain("| method | easy F1 | easy EM | medium F1 | medium EM | hard F1 | hard EM | all F1 | all EM |");
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
 });
+
