@@ -2,10 +2,11 @@ import path from "node:path";
 import type { SampleRow, TaskRow, ToolRow, TrajectoryRow } from "../data/schemas.js";
 import { writeTable } from "../data/table-io.js";
 import { readJsonFile, readJsonRecords } from "../data/datasets/records.js";
-import { observations } from "../agents/episode.js";
+import { observations, runEpisode, type StepPolicy, type ToolRunner } from "../agents/episode.js";
+import { cleanThought } from "../agents/policies.js";
 import type { EpisodeStep } from "../agents/react-format.js";
 import { parseAction, toolNameKey } from "../tools/parse.js";
-import { createToolLibrary } from "../tools/index.js";
+import { createToolLibrary, ToolSession } from "../tools/index.js";
 import { InputError } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { configToYaml, loadConfig } from "./config.js";
@@ -68,7 +69,7 @@ export async function importOriginal(options: ImportOriginalOptions): Promise<Im
             const row = record.value as Record<string, unknown>;
             if (row == null || typeof row.prompt !== "string" || typeof row.question !== "string" || row.answer == null)
                 throw new InputError(`${where}: expected the original's trajectory row {question, answer, correct, prompt}`);
-            const parsed = parseScratchpad(row.prompt, where);
+            const parsed = await parseScratchpad(row.prompt, where);
             if (headerTools.length === 0)
                 headerTools = parsed.tools;
             const id = `orig-${trajectories.length + 1}`;
@@ -156,7 +157,7 @@ export interface ParsedScratchpad {
  * Reads an original scratchpad: the header's numbered tools, then after `Question:` the
  * Thought / Action / Observation lines (an observation may run over several lines).
  */
-export function parseScratchpad(prompt: string, where = "prompt"): ParsedScratchpad {
+export async function parseScratchpad(prompt: string, where = "prompt"): Promise<ParsedScratchpad> {
     const at = prompt.search(/\nQuestion:/);
     if (at < 0)
         throw new InputError(`${where}: the prompt has no "Question:" line`);
@@ -189,45 +190,34 @@ export function parseScratchpad(prompt: string, where = "prompt"): ParsedScratch
                 raw.at(-1)!.observation.push(text!.trim());
         }
     }
-    const steps: EpisodeStep[] = [];
-    let pending: string | null = null;
-    let retrying = false;
-    let finalAnswer: string | null = null;
-    for (const step of raw) {
-        const action = parseAction(step.action);
-        const name = action == null ? "" : canonicalTool(action.name);
-        const argument = action?.argument ?? "";
-        let observation = decodeEntities(step.observation.join(" "));
-        const key = name.toLowerCase();
-        const lastAction = steps.at(-1)?.action.toLowerCase();
-        // Protocol observations in this project's words: the sub-agents are asked with these.
-        if (key === "finish") {
-            if (pending != null || retrying) {
-                observation = "Episode finished.";
-                finalAnswer = argument;
-            } else {
-                pending = argument;
-                observation = observations.reflect(argument);
-            }
-        } else if (key === "reflect") {
-            const verdict = argument.toLowerCase().replace(/[^a-z]/g, "");
-            if (lastAction !== "finish" || pending == null)
-                observation = observations.reflectWithoutFinish;
-            else if (verdict === "right") {
-                observation = "Episode finished.";
-                finalAnswer = pending;
-            } else if (verdict === "wrong") {
-                observation = observations.retry;
-                retrying = true;
-            } else
-                observation = observations.badVerdict;
+    // The steps replayed through this project's episode rules (episode.ts), the protocol's
+    // observations in its words: the sub-agents are asked with these. Tools answer with the
+    // original's own observations; its agents' runs of invalid actions are kept whole.
+    let recorded = "";
+    const queue = [...raw];
+    const policy: StepPolicy = {
+        next: async () => {
+            const step = queue.shift()!;
+            const action = parseAction(step.action);
+            recorded = decodeEntities(step.observation.join(" "));
+            // The thoughts name tools too ("let's use BingSearch"): in this library's names as well.
+            return {
+                thought: cleanThought(renameTools(step.thought)), action: action == null ? "" : canonicalTool(action.name),
+                argument: action?.argument ?? "", promptTokens: 0, generatedTokens: 0, maxPromptTokens: 0
+            };
         }
-        // The thoughts name tools too ("let's use BingSearch"): in this library's names as well.
-        steps.push({ thought: renameTools(step.thought), action: name, argument, observation });
-        if (finalAnswer != null)
-            break;
-    }
-    return { tools, steps, finalAnswer };
+    };
+    const recordedTools: ToolRunner = {
+        names: libraryTools(),
+        resolve: (name) => libraryTools().find((tool) => tool === name) ?? null,
+        run: async () => recorded
+    };
+    const result = await runEpisode({
+        header: "", question: "", policy, tools: recordedTools, session: new ToolSession(),
+        maxSteps: raw.length, maxContext: Number.POSITIVE_INFINITY, reserveTokens: 0, maxInvalidInRow: Number.POSITIVE_INFINITY
+    });
+    const steps: EpisodeStep[] = result.steps.map(({ index: _index, ...step }) => step);
+    return { tools, steps, finalAnswer: result.stopReason === "finished" ? result.finalAnswer : null };
 }
 
 function canonicalTool(name: string): string {

@@ -73,7 +73,7 @@ describe.skipIf(!haveFixture)("the original's model text", () => {
     it("the synthesis policy replays recorded episodes step for step (an early Reflect is an invalid action)", async () => {
         for (const index of [0, 3, 24]) {
             const row = rows[index]!;
-            const recorded = parseScratchpad(row.prompt);
+            const recorded = await parseScratchpad(row.prompt);
             const lines = recordedLines(row.prompt).filter((l) => l.label !== "Observation");
             const model = new RecordedModel("meta", lines.map((l) => l.text));
             const tools = recordedTools(recorded.steps);
@@ -130,7 +130,7 @@ describe.skipIf(!haveFixture)("the original's model text", () => {
     it("group planning replays every kept trajectory; each sub-agent is asked exactly its training samples' inputs", async () => {
         for (const finishBy of ["tool", "plan"] as const) {
             for (const row of rows.filter((r) => r.correct)) {
-                const recorded = parseScratchpad(row.prompt);
+                const recorded = await parseScratchpad(row.prompt);
                 const { models, result } = await replayGroup(row.question, recorded.steps, finishBy);
                 expect(result.steps.map((s) => `${s.action}[${s.argument}]`)).toEqual(recorded.steps.map((s) => `${s.action}[${s.argument}]`));
                 expect(result.finalAnswer).toBe(recorded.finalAnswer);
@@ -153,7 +153,7 @@ describe.skipIf(!haveFixture)("the original's model text", () => {
         // Row 2: the 13B agents answered "New Delhi" (gold "Delhi") and reflected right. Here the
         // reflect agent says wrong (text written for this test), and the plan agent answers again.
         const row = rows[1]!;
-        const recorded = parseScratchpad(row.prompt);
+        const recorded = await parseScratchpad(row.prompt);
         const solved = recorded.steps.slice(0, -1);
         const steps: EpisodeStep[] = [
             ...solved,

@@ -22,9 +22,9 @@ const hotpotqa = path.join(packageRoot, "pipelines", "hotpotqa.yaml");
 const hotpotqaData = path.join(shared, "datasets", "hotpotqa");
 
 describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
-    it("reads the scratchpads: the header's tools (BingSearch -> Search), steps and the protocol's end", () => {
+    it("reads the scratchpads: the header's tools (BingSearch -> Search), steps and the protocol's end", async () => {
         const rows = fs.readFileSync(fixture, "utf8").trim().split("\n").map((line) => JSON.parse(line));
-        const first = parseScratchpad(rows[0].prompt);
+        const first = await parseScratchpad(rows[0].prompt);
         expect(first.tools).toEqual(["Search", "Retrieve", "Lookup"]);
         expect(first.steps.map((s) => `${s.action}[${s.argument}]`)).toEqual([
             "Search[Arthur's Magazine history]", "Search[First for Women history]", "Finish[Arthur's Magazine]", "Reflect[right]"
@@ -35,16 +35,36 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(first.steps[2]!.observation).toBe('Answer "Arthur\'s Magazine" recorded. Check it: Reflect[right] if it is right, Reflect[wrong] if not.');
         expect(first.finalAnswer).toBe("Arthur's Magazine");
         // Row 4: a Reflect before any Finish is an invalid action, as in our protocol.
-        const fourth = parseScratchpad(rows[3].prompt);
+        const fourth = await parseScratchpad(rows[3].prompt);
         expect(fourth.steps.map((s) => s.action)).toEqual(["Search", "Reflect", "Finish", "Reflect"]);
         expect(fourth.steps[1]!.observation).toBe("Invalid action: Reflect must directly follow Finish.");
         expect(fourth.finalAnswer).toBe("cadmium chloride");
         // Every row ends with Finish then Reflect, and its final answer is its last Finish.
         for (const row of rows) {
-            const parsed = parseScratchpad(row.prompt);
+            const parsed = await parseScratchpad(row.prompt);
             expect(parsed.steps.at(-1)!.action).toBe("Reflect");
             expect(parsed.finalAnswer).toBe(parsed.steps.at(-2)!.argument);
         }
+    });
+
+    it("replays the original's steps through this project's episode rules: Finish[] is invalid, and so is a Reflect after it; thoughts are cleaned", async () => {
+        const prompt = [
+            "Answer questions. Action can be: (1) BingSearch[query], which searches.", "Question: Which magazine was started first?",
+            "Thought: Thought: I should search. Action: BingSearch[Arthur's Magazine]", "Action: BingSearch[Arthur's Magazine]", "Observation: Arthur's Magazine (1844-1846).",
+            "Thought: I am not sure.", "Action: Finish[]", "Observation: Please reflect your answer.",
+            "Thought: It is wrong.", "Action: Reflect[wrong]", "Observation: The answer maybe wrong.",
+            "Thought: It was Arthur's Magazine.", "Action: Finish[Arthur's Magazine]", "Observation: Please reflect your answer.",
+            "Thought: Right.", "Action: Reflect[right]", "Observation: Answer is CORRECT"
+        ].join("\n");
+        const parsed = await parseScratchpad(prompt);
+        expect(parsed.steps.map((s) => [s.thought, s.action, s.observation.split(":")[0]])).toEqual([
+            ["I should search.", "Search", "Arthur's Magazine (1844-1846)."],
+            ["I am not sure.", "Finish", "Invalid action"],
+            ["It is wrong.", "Reflect", "Invalid action"],
+            ["It was Arthur's Magazine.", "Finish", `Answer "Arthur's Magazine" recorded. Check it`],
+            ["Right.", "Reflect", "Episode finished."]
+        ]);
+        expect(parsed.finalAnswer).toBe("Arthur's Magazine");
     });
 
     it("imports the original's data_plan/action/reflect.json as samples, in its own text", async () => {
