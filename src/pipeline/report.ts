@@ -24,7 +24,9 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
         const corpus = manifest.corpus;
         lines.push("## Corpus", "");
         lines.push(`${corpus.pages} pages from ${corpus.sources.map((s) => `\`${s.name}\` (${s.format}, sha256 ${s.sha256.slice(0, 16)}…)`).join(", ") || "no source"}.`);
-        lines.push(`Overlap with the evaluation sets: ${describeOverlap(corpus.overlap)}${corpus.overlap.questions > 0 ? (corpus.allowed ? " — allowed by data.allow_eval_overlap (closed-book study)" : " — refused") : ""}.`, "");
+        const held = corpus.overlap.questions > 0 ? (corpus.allowed ? " — allowed by data.allow_eval_overlap (closed-book study)" : " — refused")
+            : (corpus.overlap.supporting ?? 0) > 0 ? " — below the refusal threshold (half a question's paragraphs), but those questions' scores may not be clean" : "";
+        lines.push(`Overlap with the evaluation sets: ${describeOverlap(corpus.overlap)}${held}.`, "");
     }
 
     lines.push("## Stages", "", "| stage | status | rows | seconds | tokens/s | notes |", "|---|---|---|---|---|---|");

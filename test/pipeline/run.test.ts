@@ -277,13 +277,30 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         const runDir = path.join(dir, "r6");
         const args = ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--data", data, "--limit", "4", "--model", tinyModel, "--run-dir", runDir];
         const refused = await runCliProcess([...args, "--set", "data.corpus=[easy.jsonl]"]);
-        expectOneLineError(refused, /corpus easy\.jsonl holds the paragraphs of 4 of 8 eval questions \(40 eval paragraphs; e\.g\. easy: ".*" \(10 of 10 paragraphs\)\)/);
+        expectOneLineError(refused, /corpus easy\.jsonl holds the paragraphs of 4 of 8 eval questions \(40 eval paragraphs; 4 have a supporting paragraph in it; e\.g\. easy: ".*" \(10 of 10 paragraphs\)\)/);
         // a run refused before any stage leaves no run directory behind
         expect(fs.existsSync(runDir) ? fs.readdirSync(runDir).filter((f) => f.endsWith(".arrow")) : []).toEqual([]);
         // Allowed for a closed-book study: the run goes on and its report states the overlap.
         const allowed = await runCliProcess([...args, "--set", "data.corpus=[easy.jsonl]", "--set", "data.allow_eval_overlap=true", "--until", "synth", ...quick.flatMap((q) => ["--set", q]), "--set", "synth.max_steps=1"]);
         expect(allowed.code, allowed.stderr).toBe(0);
         expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/Overlap with the evaluation sets: 4 of 8 eval questions .* allowed by data\.allow_eval_overlap/);
+    });
+
+    it.skipIf(!haveShared)("a corpus holding only the eval questions' supporting paragraphs (as whole articles, in another Unicode form) is measured and reported, not refused", { timeout: 300_000 }, async () => {
+        const data = hotpotqaDataDir(4);
+        // each eval question's supporting paragraphs, as whole articles: their first paragraph, then more, in another Unicode form
+        const supports = ["easy", "medium"].flatMap((level) => fs.readFileSync(path.join(data, `${level}.jsonl`), "utf8").trim().split("\n").map((line) => JSON.parse(line)))
+            .flatMap((item: { context: [string, string[]][]; supporting_facts: [string, number][] }) => item.context
+                .filter(([title]) => item.supporting_facts.some(([t]) => t === title))
+                .map(([title, sentences]) => JSON.stringify({ title, text: `${sentences.join("").normalize("NFD")}\n\nSee also: related articles.` })));
+        fs.writeFileSync(path.join(data, "supports.jsonl"), [...new Set(supports)].join("\n") + "\n");
+        const runDir = path.join(dir, "r7");
+        const run = await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--data", data, "--limit", "4", "--model", tinyModel, "--run-dir", runDir,
+            "--set", "data.corpus=[supports.jsonl]", "--set", "instruct.mode=grounded", "--until", "instruct", ...quick.flatMap((q) => ["--set", q])]);
+        expect(run.code, run.stderr).toBe(0);
+        const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+        expect(manifest.corpus.overlap).toMatchObject({ measured: 8, questions: 0, supporting: 8 });
+        expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/0 of 8 eval questions \(\d+ eval paragraphs; 8 have a supporting paragraph in it\) — below the refusal threshold/);
     });
 
     it("an unknown flag", async () => {
