@@ -54,10 +54,10 @@ export async function ensureRunCorpus(context: StageContext): Promise<string> {
     const db = context.runDir.file("corpus.sqlite");
     const stamp = context.runDir.file("corpus.sqlite.source.json");
     const sources = await Promise.all(context.config.data.corpus.map((name) => context.data.requireCorpus(name)));
-    const identity = hashValues(sources.map(({ file, format }) => {
-        const stat = fs.statSync(file);
-        return [file, format, stat.size, stat.mtimeMs];
-    }), evalFiles(context));
+    // by content (hashed once per file version): an edit that keeps the size, or a touch, is told apart
+    const identity = hashValues(
+        await Promise.all(sources.map(async ({ file, format }) => [file, format, await cachedSha256(file)])),
+        await evalFiles(context));
     let record: CorpusRecord | null = null;
     if (fs.existsSync(db) && fs.existsSync(stamp)) {
         const saved = JSON.parse(fs.readFileSync(stamp, "utf8")) as { identity: string; record: CorpusRecord };
@@ -111,11 +111,11 @@ export function describeOverlap(overlap: EvalOverlap): string {
     return `${overlap.questions} of ${overlap.measured} eval questions (${overlap.paragraphs} eval paragraphs${supporting}${overlap.example ? `; e.g. ${overlap.example}` : ""})`;
 }
 
-function evalFiles(context: StageContext): unknown {
-    return context.config.data.eval.map((set) => {
+function evalFiles(context: StageContext): Promise<unknown> {
+    return Promise.all(context.config.data.eval.map(async (set) => {
         const file = context.data.find(set.file);
-        return [set.name, file, file == null ? null : fs.statSync(file).size];
-    });
+        return [set.name, file, file == null ? null : await cachedSha256(file)];
+    }));
 }
 
 /**

@@ -286,6 +286,26 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/Overlap with the evaluation sets: 4 of 8 eval questions .* allowed by data\.allow_eval_overlap/);
     });
 
+    it.skipIf(!haveShared)("the overlap is measured again when an eval file changes, even to one of the same size", { timeout: 300_000 }, async () => {
+        const data = hotpotqaDataDir(4);
+        fs.copyFileSync(path.join(data, "easy.jsonl"), path.join(data, "copy.jsonl"));
+        const runDir = path.join(dir, "r6b");
+        const args = ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--data", data, "--limit", "4", "--model", tinyModel, "--run-dir", runDir,
+            "--set", "data.corpus=[copy.jsonl]", "--set", "data.allow_eval_overlap=true", "--set", "instruct.mode=grounded", "--until", "instruct",
+            ...quick.flatMap((q) => ["--set", q]), "--set", "instruct.max_rounds=1"];
+        const example = () => /e\.g\. easy: "(.{20})/.exec(fs.readFileSync(path.join(runDir, "report.md"), "utf8"))?.[1];
+        const lines = fs.readFileSync(path.join(data, "easy.jsonl"), "utf8").trim().split("\n");
+        const question = (line: string) => (JSON.parse(line) as { question: string }).question.slice(0, 20);
+        const first = await runCliProcess(args);
+        expect(first.code, first.stderr).toBe(0);
+        expect(example()).toBe(question(lines[0]));
+        // the same questions in another order: the same size, another first overlapping question
+        fs.writeFileSync(path.join(data, "easy.jsonl"), [...lines].reverse().join("\n") + "\n");
+        const second = await runCliProcess(args);
+        expect(second.code, second.stderr).toBe(0);
+        expect(example()).toBe(question(lines[3]));
+    });
+
     it.skipIf(!haveShared)("a corpus holding only the eval questions' supporting paragraphs (as whole articles, in another Unicode form) is measured and reported, not refused", { timeout: 300_000 }, async () => {
         const data = hotpotqaDataDir(4);
         // each eval question's supporting paragraphs, as whole articles: their first paragraph, then more, in another Unicode form
