@@ -163,6 +163,7 @@ describe.skipIf(!built)("autoact bench (CLI)", () => {
         [["infer", "--model", "MODEL", "--parallel", "0"], /^autoact: --parallel 0: sequence counts must be positive integers/],
         [["infer", "--model", "MODEL", "--parallel", "1,x"], /^autoact: --parallel x: expected integers/],
         [["infer", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
+        [["infer", "--model", "MODEL", "--lora", "zero:x"], /^autoact: --lora zero:x: expected zero:RANK with a positive integer rank$/],
         [["train", "--model", "MODEL", "--gpu", "tpu"], /^autoact: unknown backend "tpu" for --gpu/],
         [["train", "--model", "MODEL", "--batch-tokens", "-1"], /^autoact: --batch-tokens must be a whole number from 0 to \d+, got -1$/],
         [["train", "--model", "MODEL", "--mixed-precision", "fp8"], /^autoact: --mixed-precision must be one of auto \| on \| off, got "fp8"$/],
@@ -178,13 +179,14 @@ describe.skipIf(!built)("autoact bench (CLI)", () => {
 
     it("runs end to end and prints where the result went", () => {
         const out = path.join(dir, "cli", "run.json");
-        const result = run("infer", "--model", model, "--gpu", "cpu", "--threads", "1", "--pp", "8", "--tg", "4", "--reps", "2", "--parallel", "2", "--out", out);
+        const result = run("infer", "--model", model, "--gpu", "cpu", "--threads", "1", "--pp", "8", "--tg", "4", "--reps", "2", "--parallel", "2", "--lora", "zero:2", "--out", out);
         expect(result.stderr).toContain("bench: tg4@2");
-        expect(result.status).toBe(0);
+        expect(result.status, result.stderr).toBe(0);
         expect(result.stdout).toContain(`wrote ${out}`);
         const parsed = JSON.parse(fs.readFileSync(out, "utf8")) as BenchResult;
         expect(validateBenchResult(parsed)).toEqual([]);
-        expect(parsed.command).toMatch(/^autoact bench infer --model .* --parallel 2 --out /);
+        expect(parsed.command).toMatch(/^autoact bench infer --model .* --parallel 2 --lora zero:2 --out /);
+        expect(parsed.tests.map((t) => t.name)).toContain("tg4+lora3");
         expect(fs.existsSync(out.replace(/\.json$/, ".arrow"))).toBe(true);
     });
 });

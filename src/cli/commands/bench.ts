@@ -230,7 +230,8 @@ function checkBenchInputs(model: string, loras: readonly string[]): void {
     if (model.startsWith("synth:"))
         return;
     checkGgufFileSync(model, "model");
-    for (const lora of loras)
+    // zero:RANK is written for the model by resolveLoraSpecs, which checks its rank
+    for (const lora of loras.filter((spec) => !spec.startsWith("zero:")))
         checkAdapterFitsBase(lora, model);
 }
 
