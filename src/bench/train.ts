@@ -142,7 +142,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     trained.test = poolTests(played.map((r) => r.trained.test));
     const pp = poolTests(played.map((r) => r.pp));
     forward.tests = forward.tests.map((t) => (t === played[0]!.pp ? pp : t));
-    const torch = played[0]!.torch == null ? null : { ...played[0]!.torch, tests: [poolTests(played.map((r) => r.torch!.tests[0]!))] };
+    // a reference that failed in a later round leaves no comparison (its note says why), not a lost run
+    const torch = played.some((r) => r.torch == null) ? null : { ...played[0]!.torch!, tests: [poolTests(played.map((r) => r.torch!.tests[0]!))] };
     const ratioTrainToPp = median(played.map((r) => r.trained.test.mean / r.pp.mean));
     const ratioTorch = torch == null ? null : median(played.map((r) => r.trained.test.mean / r.torch!.tests[0]!.mean));
     if (rounds > 1)

@@ -110,6 +110,23 @@ describe("bench train beside llama-bench and PyTorch", () => {
         expect(result.ratio_train_to_pp).toBeCloseTo(ratios[1]!, 3);
     });
 
+    it.skipIf(!hasTorch)("a PyTorch reference that fails in a later round leaves the trainer's figures and no comparison", async () => {
+        const model = await makeTinyModel(dir);
+        // torch's Python, whose second torch_lora.py run fails (out of memory, say)
+        const python = path.join(dir, "flaky-python");
+        const count = path.join(dir, "flaky-count");
+        fs.writeFileSync(python, `#!/bin/sh\ncase "$1" in *torch_lora.py) echo x >> ${count}; [ "$(wc -l < ${count})" -ge 2 ] && { echo "CUDA out of memory" >&2; exit 1; };; esac\nexec ${(torch as { python: string }).python} "$@"\n`, { mode: 0o755 });
+        const result = await benchTrain({
+            model, gpu: "cpu", threads: 1, ctx: 32, steps: 2, batch: 1, rank: 4, reps: 1, rounds: 2, compareTorch: true, python,
+            trainer: build.trainer, llamaBench: build.llamaBench, command: "test"
+        });
+        expect(result.torch).toBeNull();
+        expect(result.ratio_torch).toBeNull();
+        expect(result.tests[0]).toMatchObject({ engine: "autoact-train", reps: 2 });
+        expect(result.notes.some((n) => n.startsWith("PyTorch reference failed, no ratio_torch") && n.includes("CUDA out of memory"))).toBe(true);
+        expect(validateBenchResult(JSON.parse(JSON.stringify(result)))).toEqual([]);
+    });
+
     it("skips the PyTorch reference with one line where no Python imports torch, keeping the trainer's figures", async () => {
         const model = await makeTinyModel(dir);
         const progress: string[] = [];
