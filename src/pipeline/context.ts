@@ -11,6 +11,8 @@ export interface StageContext {
     runDir: RunDir;
     /** --limit N: caps every stage's item count for a quick trial run; null = no cap. */
     limit: number | null;
+    /** --force: the stage also remakes what it keeps by its own keys (trained adapters). */
+    force?: boolean;
     data: DataLocator;
     model: ModelSession;
     progress: ProgressReporter;

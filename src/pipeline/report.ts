@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import { readTable } from "../data/table-io.js";
 import type { EvalMethod, EvalRow } from "../data/schemas.js";
 import { evalMethodSpecs } from "./eval-methods.js";
@@ -54,8 +53,10 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
     // in the config's order of the sets (the paper's: easy, medium, hard), then any others
     const setOrder = config.data.eval.map((set) => `eval-${set.name}.arrow`);
     const rank = (file: string) => (setOrder.includes(file) ? setOrder.indexOf(file) : setOrder.length);
-    const evalFiles = fs.existsSync(runDir.dir)
-        ? fs.readdirSync(runDir.dir).filter((f) => /^eval-.+\.arrow$/.test(f)).sort().sort((a, b) => rank(a) - rank(b))
+    // the tables of the eval run that finished, not whatever eval-*.arrow a failed run left
+    const evalRecord = manifest.stages.eval;
+    const evalFiles = evalRecord?.status === "done"
+        ? Object.keys(evalRecord.outputs).filter((f) => /^eval-.+\.arrow$/.test(f) && runDir.exists(f)).sort().sort((a, b) => rank(a) - rank(b))
         : [];
     if (evalFiles.length > 0) {
         lines.push("## Evaluation", "");

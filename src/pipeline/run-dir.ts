@@ -12,6 +12,8 @@ import type { CorpusRecord } from "./corpus.js";
  *
  *   run/config.yaml  run/manifest.json  run/tasks.arrow ... run/report.md
  *   run/parts/<stage>/<input-hash>/batch-000001.arrow   (while a stage runs)
+ *   run/previous/<stage>/record.json, its outputs        (a stage's last finished outputs,
+ *                                                         put aside while other inputs run)
  */
 export interface StageRecord {
     status: "running" | "done" | "failed" | "skipped";
@@ -116,6 +118,62 @@ export class RunDir {
         return record;
     }
 
+    /**
+     * Puts a finished stage's outputs aside (previous/<stage>/, replacing what was there) before
+     * it runs on other inputs: a trial run, a typo or a Ctrl-C does not cost them; they come back
+     * when the inputs do (takeBack).
+     */
+    putAside(stage: StageName, record: StageRecord): void {
+        const slot = this.previousDir(stage);
+        fs.rmSync(slot, { recursive: true, force: true });
+        for (const name of Object.keys(record.outputs)) {
+            fs.mkdirSync(path.dirname(path.join(slot, name)), { recursive: true });
+            fs.renameSync(this.file(name), path.join(slot, name));
+        }
+        writeFileAtomicSync(path.join(slot, "record.json"), JSON.stringify(record, null, 2) + "\n");
+    }
+
+    /** The record of a stage's outputs put aside, or null. */
+    asideRecord(stage: StageName): StageRecord | null {
+        try {
+            const record = JSON.parse(fs.readFileSync(path.join(this.previousDir(stage), "record.json"), "utf8")) as StageRecord;
+            return Object.keys(record.outputs).every((name) => fs.existsSync(path.join(this.previousDir(stage), name))) ? record : null;
+        } catch {
+            return null;
+        }
+    }
+
+    /**
+     * Moves the outputs put aside back into the run directory (the stage's current outputs, if
+     * finished, taking their place aside) and records them; null when none were put aside.
+     */
+    takeBack(stage: StageName, current: StageRecord | undefined): StageRecord | null {
+        const record = this.asideRecord(stage);
+        if (record == null)
+            return null;
+        const incoming = `${this.previousDir(stage)}.back`;
+        fs.rmSync(incoming, { recursive: true, force: true });
+        fs.renameSync(this.previousDir(stage), incoming);
+        if (current?.status === "done" && Object.keys(current.outputs).every((name) => this.exists(name)))
+            this.putAside(stage, current);
+        for (const name of Object.keys(record.outputs)) {
+            fs.mkdirSync(path.dirname(this.file(name)), { recursive: true });
+            fs.renameSync(path.join(incoming, name), this.file(name));
+        }
+        fs.rmSync(incoming, { recursive: true, force: true });
+        this.removeEmpty(path.join(this.dir, "previous"));
+        return this.updateStage(stage, () => record);
+    }
+
+    private previousDir(stage: StageName): string {
+        return path.join(this.dir, "previous", stage);
+    }
+
+    private removeEmpty(dir: string): void {
+        if (fs.existsSync(dir) && fs.readdirSync(dir).length === 0)
+            fs.rmdirSync(dir);
+    }
+
     /** Folder for the finished batches of a stage run with the given input hash. */
     partsDir(stage: StageName, inputHash: string): string {
         return path.join(this.dir, "parts", stage, inputHash.slice(0, 16));
@@ -124,9 +182,7 @@ export class RunDir {
     /** Removes part folders of a stage (all input hashes). */
     clearParts(stage: StageName): void {
         fs.rmSync(path.join(this.dir, "parts", stage), { recursive: true, force: true });
-        const parts = path.join(this.dir, "parts");
-        if (fs.existsSync(parts) && fs.readdirSync(parts).length === 0)
-            fs.rmdirSync(parts);
+        this.removeEmpty(path.join(this.dir, "parts"));
     }
 }
 

@@ -164,6 +164,7 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
         config,
         runDir,
         limit: options.limit ?? null,
+        force: options.force ?? false,
         data: new DataLocator({
             dataDirs: options.dataDirs,
             searchDirs: config.data.search,
@@ -275,9 +276,17 @@ async function runStage(stage: StageDefinition, context: StageContext, modelHash
         return { stage: stage.name, status: "up-to-date", seconds: 0, record: previous };
     }
     if (previous != null && previous.inputHash !== inputHash) {
-        // Stale: its part files and (unless the stage checks its own) its outputs go.
+        // Stale: its part files go; its outputs (unless the stage checks its own) go aside when
+        // finished, else away, and the outputs put aside for these very inputs come back.
         runDir.clearParts(stage.name);
         if (!stage.writes.resumable) {
+            if (!force && runDir.asideRecord(stage.name)?.inputHash === inputHash) {
+                const record = runDir.takeBack(stage.name, previous)!;
+                context.log(`${stage.name}: up to date (its outputs for these inputs, put aside by an earlier run, are back)`);
+                return { stage: stage.name, status: "up-to-date", seconds: 0, record };
+            }
+            if (previous.status === "done" && outputsPresent)
+                runDir.putAside(stage.name, previous);
             for (const name of new Set([...stage.writes.files(context), ...Object.keys(previous.outputs)]))
                 fs.rmSync(runDir.file(name), { force: true });
         }

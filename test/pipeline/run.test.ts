@@ -65,6 +65,8 @@ function scienceqaDataDir(): string {
     return dir;
 }
 
+const manifestOf = (runDir: string) => JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
+
 describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
     it("hotpotqa: every stage but train writes its table, a manifest and a report; a rerun skips them all", { timeout: 900_000 }, async () => {
         const runDir = tmp();
@@ -122,6 +124,21 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
         const third = await runPipeline({ ...options, set: [...options.set, "filter.max=1"] });
         expect(third.stages.find((s) => s.stage === "filter")!.status).toBe("ran");
         expect(third.stages.find((s) => s.stage === "synth")!.status).toBe("up-to-date");
+
+        // The outputs of the earlier inputs were put aside, not lost: back to them, they come back.
+        const logged: string[] = [];
+        const fourth = await runPipeline({ ...options, log: (line) => logged.push(line) });
+        expect(fourth.stages.filter((s) => s.status === "ran").map((s) => s.stage)).toEqual([]);
+        expect(logged).toContain("filter: up to date (its outputs for these inputs, put aside by an earlier run, are back)");
+        expect(manifestOf(runDir).stages.filter.outputs["filtered.arrow"].sha256).toBe(manifest.stages.filter.outputs["filtered.arrow"].sha256);
+        expect(fs.existsSync(path.join(runDir, "previous", "filter", "filtered.arrow"))).toBe(true);
+        // A stage that fails on a bad input (a corrupt seeds file) costs nothing of what it had made.
+        fs.writeFileSync(path.join(options.dataDirs[0]!, "bad-seeds.json"), "[{ not json");
+        await expect(runPipeline({ ...options, set: [...options.set, "data.seeds=bad-seeds.json"] })).rejects.toThrow(/bad-seeds\.json/);
+        expect(fs.existsSync(path.join(runDir, "tasks.arrow"))).toBe(false);
+        const fifth = await runPipeline(options);
+        expect(fifth.stages.filter((s) => s.status === "ran").map((s) => s.stage)).toEqual([]);
+        expect(manifestOf(runDir).stages.instruct.outputs).toEqual(manifest.stages.instruct.outputs);
     });
 
     it("scienceqa: multiple-choice tasks with images run through every stage but train", { timeout: 900_000 }, async () => {
@@ -205,6 +222,10 @@ describe.skipIf(!haveShared)("evaluation keeps finished batches until the stage 
         await runPipeline({ ...options, until: "select-tools" });
         fs.writeFileSync(medium, "{ not json\n");
         await expect(runPipeline({ ...options, only: ["eval"] })).rejects.toThrow(/medium\.jsonl/);
+        // the easy table the failed run wrote is no result of the run: the report leaves it out
+        expect(fs.existsSync(path.join(runDir, "eval-easy.arrow"))).toBe(true);
+        await runPipeline({ ...options, only: ["select-tools"] });
+        expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).not.toContain("## Evaluation");
         const parts = path.join(runDir, "parts", "eval");
         const keptParts = () => fs.readdirSync(parts).flatMap((d) => fs.readdirSync(path.join(parts, d)).map((f) => path.join(parts, d, f)));
         expect(keptParts().map((f) => path.basename(f)).sort()).toEqual(["key-cot.easy.0.arrow", "key-react.easy.0.arrow"]);

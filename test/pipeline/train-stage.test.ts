@@ -80,14 +80,36 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
             expect(curve.length).toBeGreaterThan(0);
         }
 
-        const evaluated = await runPipeline({ ...base, only: ["eval"] });
+        // What does not change the weights keeps them: a method that needs no adapters, the checkpoint cadence.
+        const adapterBytes = () => ["plan", "tool", "reflect"].map((agent) => fs.readFileSync(path.join(runDir, "adapters", `${agent}.gguf`)).toString("base64"));
+        const before = adapterBytes();
+        const logged: string[] = [];
+        progress.clear();
+        await runPipeline({ ...base, only: ["train"], progress: recording, log: (line) => logged.push(line), set: [...base.set, "eval.methods=[group, cot]", "train.checkpoint_every=2"] });
+        expect([...progress.keys()]).toEqual([]);
+        expect(logged.filter((line) => / adapter up to date$/.test(line))).toHaveLength(3);
+        expect(adapterBytes()).toEqual(before);
+        // --force trains them again
+        await runPipeline({ ...base, only: ["train"], progress: recording, force: true });
+        expect([...progress.keys()]).toEqual(["train plan", "train tool", "train reflect"]);
+
+        // A retrain on other settings stopped part-way leaves no adapter of the old settings, and eval
+        // refuses to evaluate a train stage that did not finish.
+        const stopAtTool: ProgressReporter = { ...recording, start: (label) => { if (label === "train tool") throw new Error("stopped"); } };
+        await expect(runPipeline({ ...base, only: ["train"], progress: stopAtTool, set: [...base.set, "train.rank=4"] })).rejects.toThrow(/stopped|autoact-train failed/);
+        expect(["plan", "tool", "reflect"].filter((agent) => fs.existsSync(path.join(runDir, "adapters", `${agent}.gguf`)))).toEqual(["plan"]);
+        expect((await readGgufInfo(path.join(runDir, "adapters", "plan.gguf"))).metadata["adapter.lora.alpha"]).toBeDefined();
+        await expect(runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4"] })).rejects.toThrow(/^the train stage failed in .*: run it to the end first/);
+        await runPipeline({ ...base, only: ["train"], set: [...base.set, "train.rank=4"] });
+
+        const evaluated = await runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4"] });
         const stats = evaluated.stages.find((s) => s.stage === "eval")!.record!.stats!;
         expect(String(stats.adapters)).toMatch(/plan=.*plan\.gguf,tool=.*tool\.gguf,reflect=.*reflect\.gguf/);
         const rows = await readTable(path.join(runDir, "eval-easy.arrow"), "eval");
         expect(rows.every((r) => r.method === "group")).toBe(true);
 
         // an ablation whose adapter the train stage did not make would run on the base model under its name: refused
-        await expect(runPipeline({ ...base, only: ["eval"], set: [...base.set, "eval.methods=[group, ablate-multi]"] }))
+        await expect(runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4", "eval.methods=[group, ablate-multi]"] }))
             .rejects.toThrow(/^eval\.methods has ablate-multi, but .*adapters\/multi\.gguf was not trained .*--from split/);
     });
 });

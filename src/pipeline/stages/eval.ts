@@ -75,6 +75,17 @@ function checkAblationAdapters(context: StageContext, trained: SubAgentAdapters)
 }
 
 /**
+ * The run directory's adapters are evaluated only as a train stage that finished left them: a
+ * train run that failed or was stopped may have trained some sub-agents and not others.
+ */
+function checkTrainFinished(context: StageContext): void {
+    const train = context.runDir.readManifest().stages.train;
+    if (train != null && train.status !== "done")
+        throw new InputError(`the train stage ${train.status === "running" ? "did not finish" : "failed"} in ${context.runDir.dir}, so its adapters are not all there: ` +
+            `run it to the end first (autoact train --run-dir ${context.runDir.dir}), or name the adapters to evaluate with --plan, --tool and --reflect`);
+}
+
+/**
  * Evaluation on the configured sets with every configured method (eval-methods.ts): group
  * planning (plan/tool/reflect sub-agents, each a context with its adapter on one model), the
  * zero- and few-shot ReAct and CoT baselines and the ablations. One table per set. Finished
@@ -111,6 +122,8 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
         },
         writes: { files: (context) => context.config.data.eval.map((set) => `eval-${set.name}.arrow`) },
         async run(context, inputHash) {
+            if (adapterOverride == null)
+                checkTrainFinished(context);
             const trained = adaptersFor(context);
             checkAblationAdapters(context, trained);
             const started = performance.now();

@@ -7,6 +7,7 @@ import { formatTrainingSample } from "../../llm/prompt-format.js";
 import { trainAgents, trainOptionsFromConfig, trainingLeftovers, type TokenizedSample } from "../../train/index.js";
 import { fitSamplesToContext } from "../../train/dataset.js";
 import { writeFileAtomicSync } from "../../util/fs.js";
+import { cachedSha256 } from "../../util/file-hash.js";
 import { hashValues } from "../run-dir.js";
 import { limited, type StageContext, type StageDefinition } from "../context.js";
 import { needsAdapters } from "../eval-methods.js";
@@ -21,8 +22,9 @@ import { needsAdapters } from "../eval-methods.js";
  * For the ablations evaluated (eval.methods) it also trains one adapter on all samples
  * (adapters/multi.gguf, -multi) and the three on unfiltered trajectories
  * (adapters/unfiltered/<agent>.gguf, -filtering).
- * Each adapter is keyed by the stage's input hash: a finished one is kept, a stale one removed,
- * and a killed run resumes from the trainer's checkpoint.
+ * Each adapter is keyed by what makes its weights (its samples as tokenized, the options that
+ * change them, the base model): a finished one is kept whatever else changed, one whose key
+ * changed is removed before any training starts, and a killed run resumes from its checkpoint.
  */
 export const trainStage: StageDefinition = {
     name: "train",
@@ -37,7 +39,7 @@ export const trainStage: StageDefinition = {
         files: (context) => jobNames(context).flatMap(({ dir, name }) => [`${dir}/${name}.gguf`, `${dir}/train-${name}.arrow`]),
         resumable: true
     },
-    async run(context, inputHash) {
+    async run(context) {
         const settings = context.config.train;
         const methods = context.config.eval.methods;
         // A sample with an empty response (one imported, or written by hand) teaches its agent to stop at once.
@@ -77,21 +79,31 @@ export const trainStage: StageDefinition = {
         const modelPath = context.model.modelPath;
         await context.model.dispose();
 
+        // How often the trainer checkpoints does not change the weights: a new cadence keeps them.
+        const { checkpointEvery: _cadence, ...weightOptions } = trainOptionsFromConfig(settings);
+        const modelHash = await cachedSha256(modelPath);
+        const labelOf = (job: Job) => (job.outDir === outDir ? job.name : `unfiltered_${job.name}`);
+        const keyOf = (job: Job) => hashValues(labelOf(job), modelHash, weightOptions, job.samples);
+        // Every adapter made from other inputs goes before any training: a run killed part-way
+        // leaves no adapter of the old settings beside the new ones for eval or deploy to take.
+        for (const job of jobs) {
+            const files = new AdapterFiles(job.outDir, job.name);
+            if (context.force === true || files.key() !== keyOf(job))
+                files.removeAll();
+        }
+
         const outputs: Record<string, number> = {};
         const stats: Record<string, number> = { empty_responses: emptyResponses };
         let tokensPerSecond: number | undefined; // of the last adapter trained here; none when every one was up to date
         for (const job of jobs) {
-            const label = job.outDir === outDir ? job.name : `unfiltered_${job.name}`;
+            const label = labelOf(job);
             stats[`${label}_samples`] = job.samples.length;
             stats[`${label}_truncated`] = job.truncated;
             stats[`${label}_too_long`] = job.tooLong;
             if (job.truncated + job.tooLong > 0)
                 context.log(`train: ${label}: ${job.truncated} samples left-truncated to ${settings.context} tokens (responses whole), ${job.tooLong} left out (response longer than the context)`);
             const files = new AdapterFiles(job.outDir, job.name);
-            // An adapter, its curve and its checkpoint belong to one input hash: any other is stale.
-            const key = hashValues(inputHash, label);
-            if (files.key() !== key)
-                files.removeAll();
+            const key = keyOf(job);
             if (job.samples.length === 0) {
                 if (rows.length > 0)
                     context.log(`train: no ${label} samples fit ${settings.context} tokens; no adapter (the base model stands in)`);
@@ -167,7 +179,7 @@ async function trainJob(context: StageContext, job: Job, modelPath: string, onRa
 
 /**
  * One adapter's files: the adapter, its training curve, the trainer's checkpoint and samples
- * file, and `.<name>.key`, the input hash they were made from.
+ * file, and `.<name>.key`, the key of what they were made from.
  */
 class AdapterFiles {
     readonly adapter: string;
