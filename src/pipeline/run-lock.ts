@@ -4,9 +4,10 @@ import { InputError } from "../util/errors.js";
 import { fileErrorCause } from "../util/fs.js";
 
 /**
- * A run directory's lock: `<run>/.lock` holds the PID of the process writing the run. A
- * second process exits with the holder's PID; a lock whose process is gone (killed, crashed)
- * is taken over. Creating the file with O_EXCL makes taking it atomic; taking over a stale
+ * A run directory's lock: `<run>/.lock` holds the PID of the process writing the run and
+ * when that process started (Linux: /proc/<pid>/stat), so that a PID reused by another process
+ * after a crash or a restart is not taken for the holder. A second process exits with the
+ * holder's PID; a lock whose process is gone (killed, crashed) is taken over. Creating the file with O_EXCL makes taking it atomic; taking over a stale
  * one goes through a second O_EXCL file so two newcomers cannot both win.
  */
 export class RunLock {
@@ -24,7 +25,7 @@ export class RunLock {
             if (tryCreate(file))
                 return new RunLock(file);
             const holder = readHolder(file);
-            if (holder != null && holder !== process.pid && isAlive(holder))
+            if (holder != null && holder !== process.pid && isAlive(holder, readHolderStart(file)))
                 throw new InputError(`run directory ${dir} is in use by process ${holder} (lock ${file}); wait for it or stop it`);
             takeOverStale(file, holder);
         }
@@ -44,7 +45,7 @@ export class RunLock {
 function tryCreate(file: string): boolean {
     try {
         const fd = fs.openSync(file, "wx");
-        fs.writeSync(fd, `${process.pid}\n`);
+        fs.writeSync(fd, `${process.pid} ${processStart(process.pid) ?? ""}`.trim() + "\n");
         fs.closeSync(fd);
         return true;
     } catch (error) {
@@ -56,20 +57,43 @@ function tryCreate(file: string): boolean {
 
 /** The PID in a lock file; null when it is unreadable or half-written. */
 function readHolder(file: string): number | null {
+    const pid = Number(readLockFields(file)[0]);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+}
+
+/** When the holder started, as the lock records it; null in a lock without it. */
+function readHolderStart(file: string): string | null {
+    return readLockFields(file)[1] ?? null;
+}
+
+function readLockFields(file: string): string[] {
     try {
-        const pid = Number(fs.readFileSync(file, "utf8").trim());
-        return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+        return fs.readFileSync(file, "utf8").trim().split(/\s+/);
     } catch {
-        return null;
+        return [];
     }
 }
 
-function isAlive(pid: number): boolean {
+/** A process of that PID runs, and (where the lock says when the holder started) it is the holder. */
+function isAlive(pid: number, started: string | null): boolean {
     try {
         process.kill(pid, 0);
-        return true;
     } catch (error) {
-        return (error as NodeJS.ErrnoException).code === "EPERM";
+        if ((error as NodeJS.ErrnoException).code !== "EPERM")
+            return false;
+    }
+    const now = processStart(pid);
+    return started == null || now == null || now === started;
+}
+
+/** A process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat); null off Linux. */
+function processStart(pid: number): string | null {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        // the fields after the command name (which may hold spaces) in parentheses; state is field 3
+        return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[22 - 3] ?? null;
+    } catch {
+        return null;
     }
 }
 

@@ -54,12 +54,17 @@ describe("run-directory lock", () => {
 
         first.kill("SIGKILL");
         await exited(first);
-        expect(fs.readFileSync(path.join(runDir, ".lock"), "utf8").trim()).toBe(String(first.pid));
+        expect(fs.readFileSync(path.join(runDir, ".lock"), "utf8").trim()).toMatch(new RegExp(`^${first.pid} \\d+$`));
         // The stale lock is taken over: the run gets past it to the stage's own complaint.
         const next = await runCliProcess(["filter", "--config", config, "--run-dir", runDir]);
         expect(next.code).toBe(2);
         expect(next.stderr).toMatch(/stage filter needs .*trajectories\.arrow; run the synth stage first/);
         expect(fs.existsSync(path.join(runDir, ".lock"))).toBe(false);
+
+        // A lock whose PID now belongs to another process (reused after a crash or a restart) is stale too.
+        fs.writeFileSync(path.join(runDir, ".lock"), `${process.pid} 1\n`);
+        const reused = await runCliProcess(["filter", "--config", config, "--run-dir", runDir]);
+        expect(reused.stderr).toMatch(/stage filter needs .*trajectories\.arrow/);
     });
 
     it.skipIf(!haveShared)("two `autoact run` on one run directory: the second exits 2 naming the first's PID; the first's tables are whole", { timeout: 300_000 }, async () => {
