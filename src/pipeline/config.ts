@@ -215,10 +215,16 @@ function checkConsistency(config: PipelineConfig, file: string): void {
         throw new InputError(`${file}: "tools.count" (${config.tools.count}) is more than the ${config.tools.library.length} tools of "tools.library"`);
     if (config.task.kind === "multiple-choice" && config.task.metric !== "option")
         throw new InputError(`${file}: "task.metric" must be "option" for a multiple-choice task`);
+    // names become file names (runs/<name>, eval-<set>.arrow): no path of their own
+    const fileName = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+    if (!fileName.test(config.name))
+        throw new InputError(`${file}: "name" must be a file name (letters, digits, . _ -), got ${JSON.stringify(config.name)}`);
     const names = new Set<string>();
     for (const set of config.data.eval) {
         if (set.name === "" || set.file === "")
             throw new InputError(`${file}: every "data.eval" entry needs a name and a file`);
+        if (!fileName.test(set.name))
+            throw new InputError(`${file}: a "data.eval" name must be a file name (letters, digits, . _ -), got ${JSON.stringify(set.name)}`);
         if (names.has(set.name))
             throw new InputError(`${file}: two "data.eval" entries are named "${set.name}"`);
         names.add(set.name);

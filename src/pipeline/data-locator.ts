@@ -64,13 +64,20 @@ export class DataLocator {
         return downloadFile({ url: source.url, sha256: source.sha256, file: path.join(this.cacheDir, name) });
     }
 
-    /** Seeds: the data folders first, then the seed files this project ships (datasets/seeds/). */
+    /**
+     * Seeds: the data folders first, then the seed file this project ships for the dataset
+     * (datasets/seeds/) when the config names none or the dataset's own (its descriptor's
+     * `seeds` file name): a file of another name that is not there is an error, not the
+     * shipped seeds in its place.
+     */
     async requireSeeds(name: string): Promise<string> {
         const found = name === "" ? null : this.find(name);
         if (found != null)
             return found;
         const shipped = path.join(packageRoot, "datasets", "seeds", `${this.descriptor}.json`);
-        if (this.descriptor !== "" && fs.existsSync(shipped))
+        const datasetSeeds = this.descriptorInfo()?.seeds?.path;
+        const standsIn = name === "" || (datasetSeeds != null && path.basename(datasetSeeds) === name);
+        if (this.descriptor !== "" && standsIn && fs.existsSync(shipped))
             return shipped;
         if (name === "")
             throw new InputError('data.seeds names no seeds file: give one (a JSON list of {"Question": ..., "Answer": ...}, 2 or more) in a --data folder');

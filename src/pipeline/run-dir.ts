@@ -36,6 +36,8 @@ export interface Manifest {
     model?: { source: string; path: string; sha256: string; bytes: number };
     /** The retrieval corpus: its sources with hashes, its size and its overlap with the eval sets. */
     corpus?: CorpusRecord;
+    /** --limit the run was last made with (null: none); stage commands keep it. */
+    limit?: number | null;
     /** Tables read from another project's files (`autoact import`) rather than made by a stage. */
     imported?: { from: string; files: string[]; tables: string[] };
     stages: Partial<Record<StageName, StageRecord>>;

@@ -39,8 +39,13 @@ export interface RunPipelineOptions {
     skip?: StageName[];
     /** Exactly these stages (the per-stage commands). */
     only?: StageName[];
-    /** --limit N: caps every stage's item count. */
+    /** --limit N: caps every stage's item count; 0 lifts a limit the run was made with. */
     limit?: number;
+    /**
+     * The command continues a run from its directory (a stage command on <run-dir>/config.yaml):
+     * without --limit it keeps the limit the run was made with.
+     */
+    continueRun?: boolean;
     /** --set KEY=VALUE overrides. */
     set?: string[];
     /** --data DIR: folders searched first for data files. */
@@ -92,8 +97,12 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     const config = loaded.config;
     if (options.model != null)
         config.model.path = isModelFilePath(options.model) ? path.resolve(options.model) : options.model;
-    if (options.limit != null && (!Number.isInteger(options.limit) || options.limit < 1))
-        throw new InputError(`--limit must be a whole number of at least 1, got ${options.limit}`);
+    if (options.limit != null && (!Number.isInteger(options.limit) || options.limit < 0))
+        throw new InputError(`--limit must be a whole number (0 = no limit), got ${options.limit}`);
+    for (const dir of options.dataDirs ?? []) {
+        if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+            throw new InputError(`--data ${dir}: no such folder`);
+    }
     const selected = selectStages(options);
     const modelSource = modelSourceFor(config);
     // Everything that can reject the run is checked before the run directory is touched.
@@ -150,11 +159,19 @@ interface CheckedRun {
 }
 
 async function runStages({ options, config, selected, modelSource, modelPath, runDir, log }: CheckedRun): Promise<RunPipelineResult> {
-    // The saved config stands on its own (its paths are absolute): the per-stage commands run from it alone.
+    // The saved config stands on its own (its paths are absolute): the per-stage commands run from
+    // it alone, finding the data where this command did (--data joins data.search).
     config.model.path = modelSource;
+    config.data.search = [...new Set([...(options.dataDirs ?? []).map((dir) => path.resolve(dir)), ...config.data.search])];
     writeFileAtomicSync(runDir.configFile, configToYaml(config));
 
     const manifest = runDir.readManifest(config.name);
+    // --limit is the run's, as --data is: a stage command without it keeps the run's limit
+    const limit = options.limit === undefined && options.continueRun === true ? manifest.limit ?? null : options.limit || null;
+    if (options.limit === undefined && limit != null)
+        log(`--limit ${limit}: the run's limit (--limit 0 lifts it)`);
+    manifest.limit = limit;
+    runDir.writeManifest(manifest);
     if (modelPath != null) {
         manifest.model = { source: modelSource, path: modelPath, sha256: await cachedSha256(modelPath), bytes: fs.statSync(modelPath).size };
         runDir.writeManifest(manifest);
@@ -163,10 +180,9 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
     const context: StageContext = {
         config,
         runDir,
-        limit: options.limit ?? null,
+        limit,
         force: options.force ?? false,
         data: new DataLocator({
-            dataDirs: options.dataDirs,
             searchDirs: config.data.search,
             descriptor: config.data.descriptor
         }),

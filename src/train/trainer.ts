@@ -223,7 +223,7 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     const message = (errorEvent as { message?: string } | null)?.message ?? stderrTail.slice(-5).join(" / ");
     if (exitCode === INTERRUPTED_EXIT_CODE || interruptedAt != null) {
         throw new UserError(`training of ${options.out} interrupted after step ${interruptedAt ?? "?"}; ` +
-            "the checkpoint is saved: run the same command with --resume to continue", { exitCode: INTERRUPTED_EXIT_CODE });
+            "the checkpoint is saved: run the same command again to continue from it", { exitCode: INTERRUPTED_EXIT_CODE });
     }
     if (exitCode === 2)
         throw new InputError(message);

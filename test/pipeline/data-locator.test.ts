@@ -27,6 +27,9 @@ describe("data locator", () => {
     it("falls back to the seed files the project ships", async () => {
         const locator = new DataLocator({ searchDirs: [tmp()], descriptor: "hotpotqa", cacheDir: tmp() });
         expect(await locator.requireSeeds("seeds.json")).toMatch(/datasets\/seeds\/hotpotqa\.json$/);
+        expect(await locator.requireSeeds("")).toMatch(/datasets\/seeds\/hotpotqa\.json$/);
+        // a file of another name is the user's own: not there is an error, not the shipped seeds in its place
+        await expect(locator.requireSeeds("my-seeds-typo.json")).rejects.toThrow(/^seeds file "my-seeds-typo\.json" not found in/);
     });
 
     it("knows the official file of a dataset from its descriptor", () => {

@@ -139,6 +139,11 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
         const fifth = await runPipeline(options);
         expect(fifth.stages.filter((s) => s.status === "ran").map((s) => s.stage)).toEqual([]);
         expect(manifestOf(runDir).stages.instruct.outputs).toEqual(manifest.stages.instruct.outputs);
+
+        // A stage command continues the run from its directory alone: the data where the run found
+        // it (--data is saved into data.search), and its --limit.
+        const continued = await runPipeline({ configFile: path.join(runDir, "config.yaml"), runDir, only: ["synth", "eval"], continueRun: true, ...silent });
+        expect(continued.stages.filter((s) => s.status !== "skipped").map((s) => s.status)).toEqual(["up-to-date", "up-to-date"]);
     });
 
     it("scienceqa: multiple-choice tasks with images run through every stage but train", { timeout: 900_000 }, async () => {
@@ -342,6 +347,16 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8"));
         expect(manifest.corpus.overlap).toMatchObject({ measured: 8, questions: 0, supporting: 8 });
         expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/0 of 8 eval questions \(\d+ eval paragraphs; 8 have a supporting paragraph in it\) — below the refusal threshold/);
+    });
+
+    it("a --data folder that is not there", async () => {
+        expectOneLineError(await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--data", path.join(dir, "nodir"), "--run-dir", path.join(dir, "r8")]),
+            /^autoact: --data .*nodir: no such folder$/);
+    });
+
+    it("an eval set whose name is a path", async () => {
+        const config = write("p.yaml", "name: p\ndata:\n  eval:\n    - { name: ../../escaped, format: hotpotqa, file: easy.jsonl }\n");
+        expectOneLineError(await runCliProcess(["run", config, "--run-dir", path.join(dir, "r9")]), /a "data\.eval" name must be a file name .*"\.\.\/\.\.\/escaped"/);
     });
 
     it("an unknown flag", async () => {

@@ -11,6 +11,8 @@ import { createTrainProgress, nativeBackends, trainAgents, trainCliOptions, trai
 interface TrainArgs {
     "run-dir"?: string;
     config?: string;
+    limit?: number;
+    force: boolean;
     base?: string;
     data?: string;
     agent?: string;
@@ -28,6 +30,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     builder: (yargs) => yargs
         .option("run-dir", { type: "string", describe: "Run the pipeline's train stage on this run directory (its config.yaml and samples.arrow)" })
         .option("config", { type: "string", describe: "With --run-dir: pipeline YAML instead of <run-dir>/config.yaml" })
+        .option("limit", { type: "number", describe: "With --run-dir: cap the samples per adapter (default: the run's --limit; 0 = none)" })
+        .option("force", { type: "boolean", default: false, describe: "With --run-dir: train every adapter again, even those up to date" })
         .option("base", { type: "string", describe: "Base model GGUF" })
         .option("data", { type: "string", describe: "samples.arrow, or JSON/JSONL rows of {input, output, agent?}" })
         .option("agent", { type: "string", describe: "plan | tool | reflect | all (each agent in the data)" })
@@ -39,7 +43,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         if (args["run-dir"] != null) {
-            await runAndSummarize({ configFile: args.config ?? new RunDir(args["run-dir"]).requireConfig(), runDir: args["run-dir"], only: ["train"] });
+            await runAndSummarize({
+                configFile: args.config ?? new RunDir(args["run-dir"]).requireConfig(), runDir: args["run-dir"], only: ["train"],
+                continueRun: args.config == null, limit: args.limit, force: args.force
+            });
             return;
         }
         const missing = (["base", "data", "agent", "out"] as const).filter((key) => args[key] == null);
