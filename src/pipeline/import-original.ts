@@ -11,6 +11,7 @@ import { InputError } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { configToYaml, loadConfig } from "./config.js";
 import { RunDir } from "./run-dir.js";
+import { withRunLock } from "./run-lock.js";
 import { readSeeds } from "./seeds.js";
 
 /**
@@ -111,33 +112,36 @@ export async function importOriginal(options: ImportOriginalOptions): Promise<Im
         });
     }
 
-    runDir.ensure();
-    const written: string[] = [];
-    writeFileAtomicSync(runDir.configFile, configToYaml(config));
-    if (tasks.length > 0) {
-        await writeTable(runDir.file("tasks.arrow"), "tasks", tasks);
-        written.push("tasks.arrow");
-    }
-    if (trajectories.length > 0) {
-        await writeTable(runDir.file("trajectories.arrow"), "trajectories", trajectories);
-        written.push("trajectories.arrow");
-    }
     const tools = headerTools.length > 0 ? headerTools : config.tools.fallback;
-    if (options.trajectories != null) {
-        await writeTable(runDir.file("tools.arrow"), "tools", toolRows(tools, config.tools.library));
-        written.push("tools.arrow");
-    }
-    if (samples.length > 0) {
-        await writeTable(runDir.file("samples.arrow"), "samples", samples);
-        written.push("samples.arrow");
-    }
-    const manifest = runDir.readManifest(config.name);
-    manifest.imported = {
-        from: "zjunlp/AutoAct",
-        files: [options.trajectories, options.instruct, ...Object.values(options.samples ?? {})].filter((f): f is string => f != null).map((f) => path.resolve(f)),
-        tables: written
-    };
-    runDir.writeManifest(manifest);
+    // under the run directory's lock, as a pipeline run writes: no stage writes while the tables come in
+    const written = await withRunLock(runDir, async () => {
+        const written: string[] = [];
+        writeFileAtomicSync(runDir.configFile, configToYaml(config));
+        if (tasks.length > 0) {
+            await writeTable(runDir.file("tasks.arrow"), "tasks", tasks);
+            written.push("tasks.arrow");
+        }
+        if (trajectories.length > 0) {
+            await writeTable(runDir.file("trajectories.arrow"), "trajectories", trajectories);
+            written.push("trajectories.arrow");
+        }
+        if (options.trajectories != null) {
+            await writeTable(runDir.file("tools.arrow"), "tools", toolRows(tools, config.tools.library));
+            written.push("tools.arrow");
+        }
+        if (samples.length > 0) {
+            await writeTable(runDir.file("samples.arrow"), "samples", samples);
+            written.push("samples.arrow");
+        }
+        const manifest = runDir.readManifest(config.name);
+        manifest.imported = {
+            from: "zjunlp/AutoAct",
+            files: [options.trajectories, options.instruct, ...Object.values(options.samples ?? {})].filter((f): f is string => f != null).map((f) => path.resolve(f)),
+            tables: written
+        };
+        runDir.writeManifest(manifest);
+        return written;
+    });
     const count = (agent: string) => samples.filter((s) => s.agent === agent).length;
     return {
         tasks: tasks.length, trajectories: trajectories.length, correct, tools, written,

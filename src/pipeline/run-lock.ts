@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { InputError } from "../util/errors.js";
 import { fileErrorCause } from "../util/fs.js";
+import type { RunDir } from "./run-dir.js";
 
 /**
  * A run directory's lock: `<run>/.lock` holds the PID of the process writing the run and
@@ -134,4 +135,36 @@ function statOrNull(file: string): fs.Stats | null {
 
 function sleep(ms: number): void {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Runs `work` holding the run directory's lock (creating the folder first). A folder this
+ * process created is removed again when the run is rejected before any stage started, and
+ * never when another process holds the lock.
+ */
+export async function withRunLock<T>(runDir: RunDir, work: () => Promise<T>): Promise<T> {
+    const created = !fs.existsSync(runDir.dir);
+    runDir.ensure();
+    let lock: RunLock;
+    try {
+        lock = RunLock.acquire(runDir.dir);
+    } catch (error) {
+        if (created) {
+            try {
+                fs.rmdirSync(runDir.dir); // only while still empty
+            } catch {
+                // not empty: the lock holder made it its own
+            }
+        }
+        throw error;
+    }
+    try {
+        return await work();
+    } catch (error) {
+        if (created && !runDir.hasStageRecords())
+            fs.rmSync(runDir.dir, { recursive: true, force: true });
+        throw error;
+    } finally {
+        lock.release();
+    }
 }

@@ -12,7 +12,7 @@ import { configToYaml, isModelFilePath, loadConfig } from "./config.js";
 import { modelIdentityKeys, tablesRead, type StageContext, type StageDefinition } from "./context.js";
 import { DataLocator } from "./data-locator.js";
 import { ModelSession } from "./model-session.js";
-import { RunLock } from "./run-lock.js";
+import { withRunLock } from "./run-lock.js";
 import { RunDir, hashFileSync, hashValues, type StageRecord } from "./run-dir.js";
 import { instructStage } from "./stages/instruct.js";
 import { selectToolsStage } from "./stages/select-tools.js";
@@ -115,38 +115,6 @@ export async function runPipeline(options: RunPipelineOptions): Promise<RunPipel
     return withRunLock(runDir, () => runStages({ options, config, selected, modelSource, modelPath, runDir, log }));
 }
 
-/**
- * Runs `work` holding the run directory's lock (creating the folder first). A folder this
- * process created is removed again when the run is rejected before any stage started, and
- * never when another process holds the lock.
- */
-async function withRunLock<T>(runDir: RunDir, work: () => Promise<T>): Promise<T> {
-    const created = !fs.existsSync(runDir.dir);
-    runDir.ensure();
-    let lock: RunLock;
-    try {
-        lock = RunLock.acquire(runDir.dir);
-    } catch (error) {
-        if (created) {
-            try {
-                fs.rmdirSync(runDir.dir); // only while still empty
-            } catch {
-                // not empty: the lock holder made it its own
-            }
-        }
-        throw error;
-    }
-    try {
-        return await work();
-    } catch (error) {
-        if (created && !runDir.hasStageRecords())
-            fs.rmSync(runDir.dir, { recursive: true, force: true });
-        throw error;
-    } finally {
-        lock.release();
-    }
-}
-
 /** A run that passed every check: its config, stages, model and (locked) run directory. */
 interface CheckedRun {
     options: RunPipelineOptions;
@@ -194,6 +162,7 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
     const outcomes: StageOutcome[] = [];
     try {
         checkEarlierTables(selected, context);
+        checkImportedTables(selected, context, options.force ?? false);
         // A corpus that holds the eval set is refused before any model time is spent.
         if (config.data.corpus.length > 0 && selected.some((stage) => readsCorpus(stage, config)))
             await ensureRunCorpus(context);
@@ -267,6 +236,28 @@ function checkEarlierTables(selected: readonly StageName[], context: StageContex
         }
         for (const name of definitions[stage].writes.files(context))
             written.add(name);
+    }
+}
+
+/**
+ * Tables `autoact import` wrote are made by no stage here: a stage that would write one over
+ * them (it has never run in this directory) is refused unless --force says to replace them.
+ */
+function checkImportedTables(selected: readonly StageName[], context: StageContext, force: boolean): void {
+    const manifest = context.runDir.readManifest();
+    const imported = manifest.imported?.tables ?? [];
+    const definitions = stageDefinitions();
+    for (const stage of selected) {
+        const overwritten = definitions[stage].writes.files(context).filter((name) => imported.includes(name));
+        if (overwritten.length === 0 || manifest.stages[stage] != null)
+            continue;
+        if (!force) {
+            const after = stageNames.find((name) => stageNames.indexOf(name) > stageNames.indexOf(stage) && !definitions[name].writes.files(context).some((f) => imported.includes(f)));
+            throw new InputError(`${overwritten.join(", ")} in ${context.runDir.dir} ${overwritten.length > 1 ? "were" : "was"} imported by autoact import; the ${stage} stage would replace ${overwritten.length > 1 ? "them" : "it"}: ` +
+                `run the stages after the imported tables${after ? ` (--from ${after})` : ""}, or give --force to replace ${overwritten.length > 1 ? "them" : "it"}`);
+        }
+        manifest.imported!.tables = imported.filter((name) => !overwritten.includes(name));
+        context.runDir.writeManifest(manifest);
     }
 }
 

@@ -139,6 +139,16 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         const split = await runCliProcess(["split", "--run-dir", runDir, "--data", hotpotqaData, "--set", "eval.methods=[group, ablate-filtering]"]);
         expect(split.code, split.stderr).toBe(0);
         expect(JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8")).stages.split.stats).toMatchObject({ trajectories: 0, unfiltered_samples: 0 });
+        // a stage that would write over the imported tables is refused, naming where to start instead
+        const synth = await runCliProcess(["synth", "--run-dir", runDir, "--data", hotpotqaData]);
+        expect(synth.code).toBe(2);
+        expect(synth.stderr.trim()).toMatch(/^autoact: trajectories\.arrow in .* was imported by autoact import; the synth stage would replace it: run the stages after the imported tables \(--from filter\), or give --force to replace it$/);
+        // and an import waits for no one: a run directory in use is refused
+        fs.writeFileSync(path.join(runDir, ".lock"), `${process.pid}\n`);
+        const again = await runCliProcess(["import", "--run-dir", runDir, "--config", config, "--trajectories", fixture, "--set", "data.corpus=[]"]);
+        fs.rmSync(path.join(runDir, ".lock"));
+        expect(again.code).toBe(2);
+        expect(again.stderr).toContain(`is in use by process ${process.pid}`);
     });
 
     it("import -> filter -> split -> train on stories260K: samples for all three agents, three adapters (and the ablations')", { timeout: 1_800_000 }, async () => {
