@@ -33,7 +33,7 @@ export interface PipelineConfig {
     task: {
         /** "qa": free-text answers (EM/F1); "multiple-choice": options with a letter answer. */
         kind: "qa" | "multiple-choice";
-        /** The metric that decides whether a trajectory is right (filtering) and is reported first. */
+        /** The metric the report's main table gives first (filtering's rule is `filter.keep`). */
         metric: AnswerMetric;
     };
     model: {

@@ -34,8 +34,11 @@ export interface StageResult {
  * "up to date"), the producer of a missing table, and resume from it.
  */
 export interface StageReads {
-    /** Dotted config keys (a whole section such as "synth", or one value such as "model.parallel"). */
-    config: readonly string[];
+    /**
+     * Dotted config keys (a whole section such as "synth", one value such as "model.parallel",
+     * or one field of every element: "data.eval[].file"); a function when the config decides.
+     */
+    config: readonly string[] | ((context: StageContext) => readonly string[]);
     /** Run-directory tables (or other run-directory files) it reads; a function when the config decides. */
     tables: readonly string[] | ((context: StageContext) => readonly string[]);
     /** Files it reads outside its tables, by role (e.g. agent -> adapter), hashed by content. */
@@ -78,6 +81,11 @@ export interface StageDefinition {
     reads: StageReads;
     writes: StageWrites;
     run(context: StageContext, inputHash: string): Promise<StageResult>;
+}
+
+/** The config keys a stage reads in this run. */
+export function configRead(reads: StageReads, context: StageContext): readonly string[] {
+    return typeof reads.config === "function" ? reads.config(context) : reads.config;
 }
 
 /** The run-directory tables a stage reads in this run. */

@@ -14,8 +14,9 @@ export const seedsInput: DataInputs = async (context) =>
 export const corpusInputs: DataInputs = async (context) => Object.fromEntries(await Promise.all(
     context.config.data.corpus.map(async (name) => [`corpus.${name}`, (await context.data.requireCorpus(name)).file])));
 
+/** The evaluation sets' files, by file name (a set's name and limit are config values: declared where they matter). */
 export const evalSetInputs: DataInputs = async (context) => Object.fromEntries(await Promise.all(
-    context.config.data.eval.map(async (set) => [`eval.${set.name}`, (await evalSetSource(context, set)).file])));
+    context.config.data.eval.map(async (set) => [`eval.${set.file}`, (await evalSetSource(context, set)).file])));
 
 /** Several inputs together (`when` false leaves one out). */
 export function dataInputs(...parts: (DataInputs | [DataInputs, (context: StageContext) => boolean])[]): DataInputs {

@@ -64,7 +64,7 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
         for (const file of evalFiles)
             all.push({ set: file.replace(/^eval-|\.arrow$/g, ""), rows: await readTable(runDir.file(file), "eval") });
         lines.push("### Main table", "", "The paper's comparison: each method by level.", "");
-        lines.push(...mainTable(all, config.task.kind), "");
+        lines.push(...mainTable(all, config.task), "");
         lines.push(`Division of labor: Finish's answer is written by the ${config.split.finish_by} agent (\`split.finish_by: ${config.split.finish_by}\`${config.split.finish_by === "tool" ? ", the paper's" : ""}), in training samples and group planning alike.`, "");
         for (const { set, rows } of all) {
             lines.push(`### ${set}`, "");
@@ -79,14 +79,17 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
 
 /**
  * The paper's main table: one row per method (in the paper's order), one column group per
- * level (F1 and EM for free-text tasks, accuracy for multiple choice) and, with several
+ * level (F1 and EM for free-text tasks, `task.metric` first; accuracy for multiple choice) and, with several
  * levels, one for all of them, then the mean steps and the invalid-action rate over all levels.
  */
-export function mainTable(sets: { set: string; rows: EvalRow[] }[], kind: "qa" | "multiple-choice"): string[] {
+export function mainTable(sets: { set: string; rows: EvalRow[] }[], task: Pick<PipelineConfig["task"], "kind" | "metric">): string[] {
     const rows = sets.flatMap(({ set, rows: setRows }) => setRows.map((row) => ({ row, level: row.level ?? set })));
     const levels = [...new Set(rows.map((r) => r.level))];
-    const metrics: [string, (r: EvalRow) => number][] = kind === "qa"
-        ? [["F1", (r) => r.f1], ["EM", (r) => r.em]]
+    const f1: [string, (r: EvalRow) => number] = ["F1", (r) => r.f1];
+    const em: [string, (r: EvalRow) => number] = ["EM", (r) => r.em];
+    // the task's metric first
+    const metrics: [string, (r: EvalRow) => number][] = task.kind === "qa"
+        ? (task.metric === "em" ? [em, f1] : [f1, em])
         : [["accuracy", (r) => (r.correct ? 1 : 0)]];
     const groups = levels.length > 1 ? [...levels, null] : levels; // null: all levels
     const header = ["method", ...groups.flatMap((level) => metrics.map(([name]) => `${level ?? "all"} ${name}`)), "mean steps", "invalid-action rate", "n"];

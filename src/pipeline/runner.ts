@@ -9,7 +9,7 @@ import { resolveModelSource, isRemoteSource } from "../llm/model-source.js";
 import { checkAdapterFitsBase, checkGgufFile } from "../llm/gguf-check.js";
 import { stageNames, type PipelineConfig, type StageName } from "./config-schema.js";
 import { configToYaml, isModelFilePath, loadConfig } from "./config.js";
-import { modelIdentityKeys, tablesRead, type StageContext, type StageDefinition } from "./context.js";
+import { configRead, modelIdentityKeys, tablesRead, type StageContext, type StageDefinition } from "./context.js";
 import { DataLocator } from "./data-locator.js";
 import { ModelSession } from "./model-session.js";
 import { withRunLock } from "./run-lock.js";
@@ -201,20 +201,32 @@ export async function stageInputHash(stage: StageDefinition, context: StageConte
     const dataHashes: [string, string][] = [];
     for (const [role, file] of Object.entries(await reads.data?.(context) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)))
         dataHashes.push([role, await cachedSha256(file)]);
-    const configValues = Object.fromEntries(reads.config.map((key) => [key, configValue(context.config, key)]));
+    const configValues = Object.fromEntries(configRead(reads, context).map((key) => [key, configValue(context.config, key)]));
     const model = reads.model ? [modelHash, ...modelIdentityKeys.map((key) => configValue(context.config, key))] : null;
     return hashValues(stage.name, configValues, tableHashes, fileHashes, dataHashes, model, reads.limit ? context.limit : null);
 }
 
-/** The value at a dotted config key; a key the config does not have is a bug in a declaration. */
+/**
+ * The value at a dotted config key (`list[].field`: that field of every element, as a list); a
+ * key the config does not have is a bug in a declaration.
+ */
 export function configValue(config: PipelineConfig, key: string): unknown {
-    let cursor: unknown = config;
-    for (const part of key.split(".")) {
-        if (cursor == null || typeof cursor !== "object" || !Object.hasOwn(cursor, part))
-            throw new Error(`stage declaration names an unknown config key "${key}"`);
-        cursor = (cursor as Record<string, unknown>)[part];
-    }
-    return cursor;
+    const at = (value: unknown, parts: string[]): unknown => {
+        let cursor = value;
+        for (const [i, part] of parts.entries()) {
+            const name = part.replace(/\[\]$/, "");
+            if (cursor == null || typeof cursor !== "object" || !Object.hasOwn(cursor, name))
+                throw new Error(`stage declaration names an unknown config key "${key}"`);
+            cursor = (cursor as Record<string, unknown>)[name];
+            if (name !== part) {
+                if (!Array.isArray(cursor))
+                    throw new Error(`stage declaration: "${name}" in "${key}" is no list`);
+                return cursor.map((element) => at(element, parts.slice(i + 1)));
+            }
+        }
+        return cursor;
+    };
+    return at(config, key.split("."));
 }
 
 function missingTable(stage: StageName, name: string, context: StageContext): InputError {

@@ -34,14 +34,16 @@ describe("evaluation methods", () => {
         const table = mainTable([
             { set: "easy", rows: [row("group", "easy", 1, 1, 4, 1), row("cot", "easy", 0.5, 0, 1, 0)] },
             { set: "medium", rows: [row("group", "medium", 0.25, 0, 6, 0), row("cot", "medium", 0, 0, 1, 0)] }
-        ], "qa");
+        ], { kind: "qa", metric: "f1" });
         expect(table).toEqual([
             "| method | easy F1 | easy EM | medium F1 | medium EM | all F1 | all EM | mean steps | invalid-action rate | n |",
             "|---|---|---|---|---|---|---|---|---|---|",
             "| CoT (zero-shot) | 50.0 | 0.0 | 0.0 | 0.0 | 25.0 | 0.0 | 1.00 | 0.0 | 2 |",
             "| AutoAct (group planning) | 100.0 | 100.0 | 25.0 | 0.0 | 62.5 | 50.0 | 5.00 | 12.5 | 2 |"
         ]);
-        expect(mainTable([{ set: "g", rows: [row("react", "1-4", 1, 1, 2, 0)] }], "multiple-choice")[0]).toBe("| method | 1-4 accuracy | mean steps | invalid-action rate | n |");
+        expect(mainTable([{ set: "g", rows: [row("react", "1-4", 1, 1, 2, 0)] }], { kind: "multiple-choice", metric: "option" })[0]).toBe("| method | 1-4 accuracy | mean steps | invalid-action rate | n |");
+        // the task's metric first
+        expect(mainTable([{ set: "g", rows: [row("react", "easy", 1, 1, 2, 0)] }], { kind: "qa", metric: "em" })[0]).toBe("| method | easy EM | easy F1 | mean steps | invalid-action rate | n |");
     });
 
     it("the report's main table takes the sets in the config's order (easy, medium, hard), not the files' alphabetical one", async () => {
@@ -53,6 +55,10 @@ describe("evaluation methods", () => {
         });
         for (const level of ["easy", "medium", "hard"])
             await writeTable(runDir.file(`eval-${level}.arrow`), "eval", [row(level)]);
+        // the report shows the tables of the eval run that finished
+        runDir.updateStage("eval", () => ({
+            status: "done", inputHash: "h", startedAt: "", outputs: Object.fromEntries(["hard", "medium", "easy"].map((level) => [`eval-${level}.arrow`, { rows: 1 }]))
+        }));
         const { config } = loadConfig(path.join(packageRoot, "pipelines", "hotpotqa.yaml"), {
             set: ["data.eval=[{name: easy, format: hotpotqa, file: easy.jsonl}, {name: medium, format: hotpotqa, file: medium.jsonl}, {name: hard, format: hotpotqa, file: hard.jsonl}]"]
         });

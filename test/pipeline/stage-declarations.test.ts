@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { configValue, producerOf, stageDefinitions, stageInputHash } from "../../src/pipeline/runner.js";
 import { defaultConfig, stageNames, type PipelineConfig } from "../../src/pipeline/config-schema.js";
-import { tablesRead, type StageContext, type StageDefinition } from "../../src/pipeline/context.js";
+import { configRead, tablesRead, type StageContext, type StageDefinition } from "../../src/pipeline/context.js";
 import { RunDir } from "../../src/pipeline/run-dir.js";
 import { DataLocator } from "../../src/pipeline/data-locator.js";
 import type { SubAgentAdapters } from "../../src/pipeline/stages/eval.js";
@@ -12,7 +12,7 @@ import type { SubAgentAdapters } from "../../src/pipeline/stages/eval.js";
 /** A data folder with the files the test config names (seeds, one eval set, one corpus file). */
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-decl-data-"));
 // (and the names that changed() makes of them)
-for (const name of ["seeds.json", "easy.jsonl", "pages.jsonl", "seeds.json-changed", "pages.jsonl-changed"])
+for (const name of ["seeds.json", "easy.jsonl", "pages.jsonl", "seeds.json-changed", "pages.jsonl-changed", "easy.jsonl-changed"])
     fs.writeFileSync(path.join(dataDir, name), `contents of ${name}`);
 
 /** A context with just what input hashing reads: the config, the run directory, the data folder, --limit. */
@@ -54,6 +54,15 @@ function withKey(config: PipelineConfig, key: string, value: unknown): PipelineC
     return copy;
 }
 
+/** The config with the value at `key` changed (`list[].field`: in every element). */
+function changedAt(config: PipelineConfig, key: string): PipelineConfig {
+    const [list, field] = key.split("[].");
+    if (field == null)
+        return withKey(config, key, changed(configValue(config, key)));
+    const elements = (configValue(config, list!) as Record<string, unknown>[]).map((element) => ({ ...element, [field]: changed(element[field]) }));
+    return withKey(config, list!, elements);
+}
+
 const hash = async (stage: StageDefinition, config: PipelineConfig, dir: string, limit: number | null = null, model = "model-hash") =>
     stageInputHash(stage, contextFor(config, dir, limit), model);
 
@@ -70,8 +79,8 @@ describe("stage declarations drive input hashes and producer lookup", () => {
         for (const stage of stageNames.map((name) => definitions[name])) {
             const before = await hash(stage, config, dir);
             expect(await hash(stage, config, dir), stage.name).toBe(before);
-            for (const key of stage.reads.config) {
-                const after = await hash(stage, withKey(config, key, changed(configValue(config, key))), dir);
+            for (const key of configRead(stage.reads, contextFor(config, dir))) {
+                const after = await hash(stage, changedAt(config, key), dir);
                 expect(after, `${stage.name}: ${key}`).not.toBe(before);
             }
         }
@@ -88,6 +97,16 @@ describe("stage declarations drive input hashes and producer lookup", () => {
         // A key a stage does not read leaves it up to date.
         expect(await stale("filter", "synth.batch_size")).toBe(false);
         expect(await stale("split", "model.context_size")).toBe(false);
+        // nor a setting that changes nothing it makes: the metric the report names first, an eval
+        // set's limit or name where its questions are only held out, the corpus in seeds mode
+        for (const stage of ["instruct", "synth", "filter", "split", "eval"])
+            expect(await stale(stage, "task.metric"), stage).toBe(false);
+        const evalLimit = withKey(config, "data.eval", config.data.eval.map((set) => ({ ...set, limit: 5, name: "other" })));
+        for (const stage of ["instruct", "filter", "split"])
+            expect(await hash(definitions[stage as "filter"], evalLimit, dir), stage).toBe(await hash(definitions[stage as "filter"], config, dir));
+        expect(await stale("instruct", "data.corpus")).toBe(false);
+        expect(await hash(definitions.instruct, withKey(withKey(config, "data.corpus", ["pages.jsonl-changed"]), "instruct.mode", "grounded"), dir))
+            .not.toBe(await hash(definitions.instruct, withKey(config, "instruct.mode", "grounded"), dir));
     });
 
     it("an input table's content, the model and --limit are inputs where declared", async () => {

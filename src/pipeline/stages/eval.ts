@@ -105,7 +105,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
         reads: {
             // synth.batch_size and synth.max_context shape eval's batches and episodes too.
             config: [
-                "eval", "split", "data.eval", "data.corpus", "description", "task",
+                "eval", "split", "data.eval", "data.corpus", "description", "task.kind",
                 "model.template", "model.context_size", "model.parallel", "synth.batch_size", "synth.max_context"
             ],
             tables: ["tools.arrow"],

@@ -15,7 +15,7 @@ import { evalQuestionCheck } from "../eval-data.js";
 export const filterStage: StageDefinition = {
     name: "filter",
     description: "Filtering: keep trajectories whose final answer is right",
-    reads: { config: ["filter", "task", "data.eval"], tables: ["trajectories.arrow", "tasks.arrow"], data: evalSetInputs, model: false, limit: false },
+    reads: { config: ["filter", "task.kind", "data.eval[].file", "data.eval[].format"], tables: ["trajectories.arrow", "tasks.arrow"], data: evalSetInputs, model: false, limit: false },
     writes: { files: () => ["filtered.arrow"] },
     async run(context) {
         const settings = context.config.filter;

@@ -26,7 +26,9 @@ export const instructStage: StageDefinition = {
     description: "Self-instruct: generate tasks from the seed examples",
     reads: {
         // model.parallel is the wave size: it decides which tasks each round sees.
-        config: ["description", "task", "instruct", "data.seeds", "data.corpus", "data.eval", "model.template", "model.context_size", "model.parallel"],
+        // the eval sets by file (their questions are held out; their content is hashed below), the corpus when grounded
+        config: (context) => ["description", "task.kind", "instruct", "data.seeds", ...(context.config.instruct.mode === "grounded" ? ["data.corpus"] : []),
+            "data.eval[].file", "data.eval[].format", "model.template", "model.context_size", "model.parallel"],
         tables: [],
         // the evaluation sets' questions are held out of the tasks
         data: dataInputs(seedsInput, evalSetInputs, [corpusInputs, (context) => context.config.instruct.mode === "grounded"]),

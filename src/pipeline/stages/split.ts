@@ -18,7 +18,7 @@ export const splitStage: StageDefinition = {
     name: "split",
     description: "Division of labor: plan / tool / reflect training samples",
     reads: {
-        config: ["description", "task", "split", "eval.methods", "filter.max", "data.eval"],
+        config: ["description", "task.kind", "split", "eval.methods", "filter.max", "data.eval[].file", "data.eval[].format"],
         tables: (context) => ["filtered.arrow", "tools.arrow", ...(unfilteredWanted(context.config.eval.methods) ? ["trajectories.arrow"] : [])],
         // the unfiltered trajectories are kept off the evaluation questions as the filter keeps its own
         data: async (context) => (unfilteredWanted(context.config.eval.methods) ? await evalSetInputs(context) : {}),

@@ -19,7 +19,7 @@ export const synthStage: StageDefinition = {
     name: "synth",
     description: "Trajectory synthesis: zero-shot ReAct with the Finish/Reflect protocol",
     reads: {
-        config: ["synth", "description", "task", "data.corpus", "model.template", "model.context_size", "model.parallel"],
+        config: ["synth", "description", "task.kind", "data.corpus", "model.template", "model.context_size", "model.parallel"],
         tables: ["tasks.arrow", "tools.arrow"],
         // the corpus the tools search
         data: corpusInputs,
