@@ -46,7 +46,7 @@ export interface InferBenchOptions {
      * (the GPU suite without a CUDA prebuilt). Defaults to "autoact".
      */
     engine?: "autoact" | "llama-bench";
-    /** Flash attention in the benchmark contexts (and llama-bench -fa). Defaults to false, as the engine's contexts. */
+    /** Flash attention in the benchmark contexts and llama-bench -fa, set explicitly in both. Defaults to false. */
     flashAttention?: boolean;
     /** Tokens per decode call (n_batch = n_ubatch, as node-llama-cpp sets them); the engine's by default. */
     batchSize?: number;
@@ -158,7 +158,7 @@ class Runner {
 
     async generator(parallel: number, contextSize: number, batchSize: number, adapters: string[] = []): Promise<Generator> {
         return await this.model.createGenerator({
-            parallel, contextSize, batchSize, adapters: adapters.map((filePath) => ({ filePath }))
+            parallel, contextSize, batchSize, adapters: adapters.map((filePath) => ({ filePath })), flashAttention: this.o.flashAttention
         });
     }
 

@@ -205,7 +205,7 @@ export class LoadedModel {
             throw new InputError(`invalid parallel sequence count ${parallel}`);
         const contextSize = options.contextSize ?? Math.min(4096, this.model.trainContextSize || 4096);
         const batchSize = options.batchSize ?? defaultBatchSize;
-        const context = await this.createContext({ sequences: parallel, contextSize, batchSize, adapters: options.adapters ?? [] });
+        const context = await this.createContext({ sequences: parallel, contextSize, batchSize, adapters: options.adapters ?? [], flashAttention: options.flashAttention });
         const lock = <T>(fn: () => Promise<T>) => this.engine.withComputeLock(fn);
         let backend: DecodeBackend = new NodeLlamaBackend(context, lock);
         const helper = this.engine.helper;
@@ -306,7 +306,7 @@ export class LoadedModel {
         return await grammar;
     }
 
-    private async createContext(options: { sequences: number; contextSize: number; batchSize: number; adapters: AdapterSpec[] }): Promise<LlamaContext> {
+    private async createContext(options: { sequences: number; contextSize: number; batchSize: number; adapters: AdapterSpec[]; flashAttention?: boolean }): Promise<LlamaContext> {
         for (const adapter of options.adapters)
             await this.checkAdapter(adapter);
         try {
@@ -315,6 +315,7 @@ export class LoadedModel {
                 contextSize: options.contextSize,
                 batchSize: Math.min(options.batchSize, options.contextSize * options.sequences),
                 threads: this.engine.threads,
+                flashAttention: options.flashAttention,
                 lora: options.adapters.length === 0 ? undefined : {
                     adapters: options.adapters.map((a) => ({ filePath: path.resolve(a.filePath), scale: a.scale ?? 1 }))
                 },

@@ -41,6 +41,8 @@ export interface GeneratorOptions {
     adapters?: AdapterSpec[];
     /** Most tokens decoded in one batch (prompt chunks of all sequences together). Defaults to the engine's defaultBatchSize. */
     batchSize?: number;
+    /** Flash attention on or off in the context. Defaults to node-llama-cpp's choice ("auto": on where the model and backend support it). */
+    flashAttention?: boolean;
 }
 
 export type GrammarSpec = { gbnf: string } | { jsonSchema: object };

@@ -1,11 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { LlamaContext } from "node-llama-cpp";
 import {
     benchInfer, benchTrain, resultStem, validateBenchResult, writeBenchResult, writeZeroLoraAdapter, type BenchResult
 } from "../../src/bench/index.js";
 import { readTable } from "../../src/data/table-io.js";
+import { LoadedModel } from "../../src/llm/engine.js";
 import { ensureNativeBuild, type NativeBuild } from "../../src/train/native-build.js";
 import { InputError } from "../../src/util/errors.js";
 import { packageRoot } from "../../src/util/package.js";
@@ -115,6 +117,28 @@ describe("bench infer", () => {
         expect(only.fingerprint.build).toBe("source Release (autoact native build)");
         expect(validateBenchResult(JSON.parse(JSON.stringify(only)))).toEqual([]);
         await expect(benchInfer({ ...small, gpu: "auto", model, engine: "llama-bench" })).rejects.toThrow(/--engine llama-bench needs an explicit --gpu/);
+    });
+
+    describe("the contexts it measures", () => {
+        /** Every context the run creates: what the bench asked for and what node-llama-cpp made. */
+        const contextsOf = async (run: () => Promise<unknown>) => {
+            const spy = vi.spyOn(LoadedModel.prototype as unknown as { createContext: (o: { sequences: number; batchSize: number }) => Promise<LlamaContext> }, "createContext");
+            try {
+                await run();
+                return await Promise.all(spy.mock.calls.map(async ([asked], i) => ({ asked, context: await (spy.mock.results[i]!.value as Promise<LlamaContext>) })));
+            } finally {
+                spy.mockRestore();
+            }
+        };
+
+        it("runs autoact's contexts with the flash attention llama-bench gets (-fa), not node-llama-cpp's auto", async () => {
+            for (const flashAttention of [true, false]) {
+                const contexts = await contextsOf(() => benchInfer({ ...small, model, pp: 4, tg: 4, reps: 1, parallel: [1, 2], flashAttention }));
+                expect(contexts).toHaveLength(3);
+                for (const { context } of contexts)
+                    expect(context.flashAttention).toBe(flashAttention);
+            }
+        });
     });
 
     it("fails fast with one-line input errors", async () => {
