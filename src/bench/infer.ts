@@ -81,7 +81,8 @@ export async function resolveInferOptions(options: InferBenchOptions): Promise<R
     const pp = positiveInteger(options.pp ?? inferBenchDefaults.pp, "--pp");
     const tg = positiveInteger(options.tg ?? inferBenchDefaults.tg, "--tg");
     const reps = positiveInteger(options.reps ?? inferBenchDefaults.reps, "--reps");
-    const batchSize = positiveInteger(options.batchSize ?? inferBenchDefaults.batchSize, "batch size");
+    // a batch larger than the prompt holds nothing more (llama-bench gets the same -b/-ub)
+    const batchSize = Math.min(positiveInteger(options.batchSize ?? inferBenchDefaults.batchSize, "batch size"), pp);
     const parallel = options.parallel ?? [...inferBenchDefaults.parallel];
     if (parallel.length === 0)
         throw new InputError("--parallel needs at least one sequence count, e.g. 1,8");
@@ -247,7 +248,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
     if (options.compareLlamaBench === true) {
         binary = await llamaBenchBinary(nativeBackendOf(engine.backend), options.llamaBench, progress);
         reference = new InterleavedLlamaBench({
-            binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, batchSize: Math.min(o.batchSize, o.pp),
+            binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, batchSize: o.batchSize,
             flashAttention: o.flashAttention, gpuLayers: engine.backend === "cpu" ? 0 : 999
         });
     }
@@ -276,14 +277,14 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         const tgName = `tg${o.tg}`;
         const alongside = reference != null ? ", each followed by one of llama-bench's" : "";
         progress(`${ppName}: warm-up + ${o.reps} reps${alongside}`);
-        let gens = [await runner.generator(1, o.pp + 1, Math.min(o.batchSize, o.pp))];
+        let gens = [await runner.generator(1, o.pp + 1, o.batchSize)];
         backendName = gens[0]!.backendName;
         const pp = await timeWorkload(runner.prompt(gens, o.pp), o.reps, runner.prompt(gens, o.pp), reference ? () => reference.rep("pp") : undefined);
         tests.push(test(ppName, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: 0 }, o.reps, pp, vram()));
         await dispose(gens);
 
         progress(`${tgName}: warm-up + ${o.reps} reps${alongside}`);
-        gens = [await runner.generator(1, o.tg + 1, Math.min(o.batchSize, o.pp))];
+        gens = [await runner.generator(1, o.tg + 1, o.batchSize)];
         const tg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)), reference ? () => reference.rep("tg") : undefined);
         tests.push(test(tgName, { pp: 0, tg: o.tg, parallel: 1, lora_adapters: 0 }, o.reps, tg, vram()));
         await dispose(gens);
@@ -295,7 +296,8 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
                 continue;
             }
             progress(`${tgName}@${n}: ${n} requests on ${n} sequences, warm-up + ${o.reps} reps`);
-            gens = [await runner.generator(n, o.tg + 1, Math.min(o.batchSize, o.pp))];
+            // one step decodes all N sequences together, whatever --pp made the batch
+            gens = [await runner.generator(n, o.tg + 1, Math.max(n, o.batchSize))];
             const agg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)));
             tests.push(test(`${tgName}@${n}`, { pp: 0, tg: o.tg, parallel: n, lora_adapters: 0 }, o.reps, agg, vram()));
             await dispose(gens);
@@ -307,7 +309,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
                 progress(`LoRA: ${count} generator(s) with an adapter each: ${ppName} and ${tgName}`);
                 gens = [];
                 for (const adapter of adapters)
-                    gens.push(await runner.generator(1, Math.max(o.pp, o.tg) + 1, Math.min(o.batchSize, o.pp), [adapter]));
+                    gens.push(await runner.generator(1, Math.max(o.pp, o.tg) + 1, o.batchSize, [adapter]));
                 const lpp = await timeWorkload(runner.prompt(gens, o.pp), o.reps, runner.prompt(gens, o.pp));
                 tests.push(test(`${ppName}+lora${count}`, { pp: o.pp, tg: 0, parallel: 1, lora_adapters: count }, o.reps, lpp, vram()));
                 const ltg = await timeWorkload(runner.generate(gens, o.tg), o.reps, runner.generate(gens, Math.min(o.tg, 16)));
@@ -349,7 +351,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         fingerprint,
         settings: {
             gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, parallel: o.parallel, lora: o.lora,
-            batch_size: Math.min(o.batchSize, o.pp), flash_attention: o.flashAttention, seed: o.seed, vocab,
+            batch_size: o.batchSize, flash_attention: o.flashAttention, seed: o.seed, vocab,
             // node-llama-cpp decodes on libuv's thread pool; its size changes CPU generation speed (see bench/README.md)
             uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? null,
             // the generator's decode backend: "helper" (persistent threadpool, synchronous steps) or "node-llama-cpp"
@@ -386,7 +388,7 @@ async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress:
     const binary = await llamaBenchBinary(backend, options.llamaBench, progress);
     progress(`llama-bench only (${backend}): ${o.pp} prompt / ${o.tg} generated tokens, ${o.reps} reps`);
     const run = await runLlamaBench({
-        binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batchSize: Math.min(o.batchSize, o.pp),
+        binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batchSize: o.batchSize,
         flashAttention: o.flashAttention, gpuLayers: backend === "cpu" ? 0 : 999
     });
     return {
@@ -399,7 +401,7 @@ async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress:
             threads: o.threads, backend, build: "source Release (autoact native build)", modelFile: o.modelFile, llamaCppCommit: run.commit
         }),
         settings: {
-            engine: "llama-bench", gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batch_size: Math.min(o.batchSize, o.pp),
+            engine: "llama-bench", gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batch_size: o.batchSize,
             flash_attention: o.flashAttention, llama_bench_command: run.command
         },
         tests: run.tests,

@@ -139,6 +139,13 @@ describe("bench infer", () => {
                     expect(context.flashAttention).toBe(flashAttention);
             }
         });
+
+        it("decodes tg@N's N sequences in one batch even when --pp is smaller than N", async () => {
+            const contexts = await contextsOf(() => benchInfer({ ...small, model, pp: 2, tg: 4, reps: 1, parallel: [1, 4] }));
+            const four = contexts.find((c) => c.asked.sequences === 4)!;
+            expect(four.asked.batchSize).toBeGreaterThanOrEqual(4);
+            expect(four.context.batchSize).toBeGreaterThanOrEqual(4);
+        });
     });
 
     it("fails fast with one-line input errors", async () => {
