@@ -257,6 +257,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
     let build = "";
     let gpuFallback = null;
     let backendName = "";
+    let gpuLayers: { offloaded: number; total: number } | null = null;
     try {
         build = `node-llama-cpp ${engine.llama.buildType}`;
         if (engine.backend !== "cpu") {
@@ -267,6 +268,10 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         }
         progress(`loading ${o.modelFile} (${engine.backend}, ${o.threads} threads)`);
         const model = await engine.loadModel(o.modelFile);
+        // gpuLayers "auto" may offload part of the model where llama-bench gets -ngl 999: say how much
+        gpuLayers = { offloaded: model.info.gpuLayers, total: model.info.totalLayers };
+        if (engine.backend !== "cpu" && gpuLayers.offloaded < gpuLayers.total)
+            notes.push(`autoact offloaded ${gpuLayers.offloaded} of ${gpuLayers.total} layers to the GPU (node-llama-cpp's "auto": what fits); llama-bench offloads all (-ngl 999).`);
         const runner = new Runner(model, o, vocab);
         const dispose = async (generators: Generator[]) => {
             for (const g of generators)
@@ -357,6 +362,8 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
             // the generator's decode backend: "helper" (persistent threadpool, synchronous steps) or "node-llama-cpp"
             engine_helper: engine.helper != null,
             decode_backend: backendName,
+            // layers node-llama-cpp put on the GPU, of the model's (0 on CPU)
+            gpu_layers: gpuLayers,
             // what every request of the benchmark runs with, as the synth stage
             sampling: { ...synthSampling(0), seed: "per request" }
         },

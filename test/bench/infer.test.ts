@@ -59,6 +59,7 @@ describe("bench infer", () => {
         expect(result.ratio_pp).toBeNull();
         // The pipeline's generator with the synth stage's sampling and a stop string, on its decode backend.
         expect(result.settings.decode_backend).toBe(process.platform === "linux" ? "helper" : "node-llama-cpp");
+        expect(result.settings.gpu_layers).toEqual({ offloaded: 0, total: 3 });
         expect(result.settings.sampling).toMatchObject({ temperature: 0.9, stop: ["\nObservation:"], ignoreEos: true });
 
         const files = await writeBenchResult(result, { dir: path.join(dir, "results") });
