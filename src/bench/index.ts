@@ -3,7 +3,7 @@ export { benchInfer, resolveInferOptions, gpuChoices, inferBenchDefaults, type I
 export { benchTrain, trainBenchDefaults, type TrainBenchOptions } from "./train.js";
 export { torchDtypes, type TorchDtype } from "./torch-reference.js";
 export { renderBenchReport, type BenchReport, type BenchReportOptions } from "./report.js";
-export { writeBenchResult, loadBenchResults, benchRows, resultStem, defaultResultsDir, type WriteResultOptions, type LoadedResult } from "./store.js";
+export { writeBenchResult, checkResultOut, loadBenchResults, benchRows, resultStem, defaultResultsDir, type WriteResultOptions, type LoadedResult } from "./store.js";
 export { validateBenchResult, assertBenchResult, BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest, type Fingerprint, type ModelFingerprint, type BenchKind, type BenchEngine } from "./result.js";
 export { collectFingerprint, modelFingerprint, nvidiaGpu, softwareVersions, machineLabel } from "./fingerprint.js";
 export { runLlamaBench, llamaBenchArgs, type LlamaBenchOptions, type LlamaBenchRun } from "./llama-bench.js";

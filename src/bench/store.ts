@@ -53,11 +53,23 @@ export interface WriteResultOptions {
     out?: string;
 }
 
+/**
+ * Checks a result path given with --out, before the run: a new `*.json` file (the report reads
+ * only those, and a result never overwrites an older run).
+ */
+export function checkResultOut(out: string): void {
+    if (!out.endsWith(".json"))
+        throw new InputError(`--out ${out}: a result file must end in .json (bench report reads only *.json)`);
+    if (fs.existsSync(out))
+        throw new InputError(`--out ${out}: the file exists; a result never overwrites an older run (give a new name)`);
+}
+
 /** Writes the result JSON (validated first) and its Arrow table; never overwrites an older run. */
 export async function writeBenchResult(result: BenchResult, options: WriteResultOptions = {}): Promise<{ json: string; arrow: string }> {
     assertBenchResult(JSON.parse(JSON.stringify(result)), "result to write");
     let json: string;
     if (options.out != null) {
+        checkResultOut(options.out);
         json = path.resolve(options.out);
     } else {
         const dir = path.resolve(options.dir ?? defaultResultsDir);

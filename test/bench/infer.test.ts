@@ -74,6 +74,9 @@ describe("bench infer", () => {
         // a second run the same day gets its own file
         const again = await writeBenchResult(result, { dir: path.join(dir, "results") });
         expect(again.json).not.toBe(files.json);
+        // an exact --out path is never overwritten either, and must be a *.json the report reads
+        await expect(writeBenchResult(result, { out: files.json })).rejects.toThrow(/the file exists; a result never overwrites an older run/);
+        await expect(writeBenchResult(result, { out: path.join(dir, "run.txt") })).rejects.toThrow(/must end in \.json/);
     });
 
     it("rejects results that lack fields or have the wrong types", () => {
@@ -200,9 +203,15 @@ describe.skipIf(!built)("autoact bench (CLI)", () => {
         [["train", "--model", "MODEL", "--batch-tokens", "-1"], /^autoact: --batch-tokens must be a whole number from 0 to \d+, got -1$/],
         [["train", "--model", "MODEL", "--mixed-precision", "fp8"], /^autoact: --mixed-precision must be one of auto \| on \| off, got "fp8"$/],
         [["train", "--model", "MODEL", "--torch-dtype", "f64"], /^autoact: --torch-dtype must be one of f32 \| bf16, got "f64"$/],
-        [["report", "--in", "/nonexistent/results"], /^autoact: results folder not found: \/nonexistent\/results$/]
+        [["report", "--in", "/nonexistent/results"], /^autoact: results folder not found: \/nonexistent\/results$/],
+        [["infer", "--model", "MODEL", "--out", "run.txt"], /^autoact: --out run\.txt: a result file must end in \.json/],
+        [["infer", "--model", "MODEL", "--out", "EXISTING"], /^autoact: --out .*old\.json: the file exists; a result never overwrites an older run/],
+        [["train", "--model", "MODEL", "--out", "EXISTING"], /^autoact: --out .*old\.json: the file exists/]
     ])("bad input %j: exit 2 and one line", (args, pattern) => {
-        const result = run(...args.map((a) => (a === "MODEL" ? model : a)));
+        const existing = path.join(dir, "old.json");
+        fs.writeFileSync(existing, "{}\n");
+        const result = run(...args.map((a) => (a === "MODEL" ? model : a === "EXISTING" ? existing : a)));
+        expect(fs.readFileSync(existing, "utf8")).toBe("{}\n");
         expect(result.status).toBe(2);
         const lines = result.stderr.trim().split("\n");
         expect(lines).toHaveLength(1);

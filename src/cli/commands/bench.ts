@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { benchInfer, benchTrain, defaultResultsDir, gpuChoices, inferBenchDefaults, renderBenchReport, torchDtypes, trainBenchDefaults, writeBenchResult, type BenchResult, type TorchDtype } from "../../bench/index.js";
+import { benchInfer, benchTrain, checkResultOut, defaultResultsDir, gpuChoices, inferBenchDefaults, renderBenchReport, torchDtypes, trainBenchDefaults, writeBenchResult, type BenchResult, type TorchDtype } from "../../bench/index.js";
 import { InputError } from "../../util/errors.js";
 import { writeFileAtomicSync } from "../../util/fs.js";
 import { benchRemote, remoteBenchDefaults } from "../../bench/remote.js";
@@ -124,7 +124,7 @@ const infer: CommandModule<object, InferArgs> = {
         .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-infer.json)" })
         .option("results-dir", sharedOptions.resultsDir) as unknown as Argv<InferArgs>,
     handler: async (args) => {
-        checkBenchInputs(single(args.model, "model")!, args.lora ?? []);
+        checkBenchInputs(single(args.model, "model")!, args.lora ?? [], single(args.out, "out"));
         const result = await benchInfer({
             model: single(args.model, "model")!,
             gpu: single(args.gpu, "gpu") as GpuChoice,
@@ -197,7 +197,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("results-dir", sharedOptions.resultsDir) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         const targets = single(args.targets, "targets");
-        checkBenchInputs(single(args.model, "model")!, []);
+        checkBenchInputs(single(args.model, "model")!, [], single(args.out, "out"));
         const result = await benchTrain({
             model: single(args.model, "model")!,
             gpu: single(args.gpu, "gpu") as "auto" | NativeBackend,
@@ -225,8 +225,10 @@ const train: CommandModule<object, TrainArgs> = {
     }
 };
 
-/** The one GGUF check, before any llama.cpp load: a bad file is one line, not a native abort. */
-function checkBenchInputs(model: string, loras: readonly string[]): void {
+/** The one GGUF check, before any llama.cpp load: a bad file is one line, not a native abort; and --out before the run, not after it. */
+function checkBenchInputs(model: string, loras: readonly string[], out?: string): void {
+    if (out != null)
+        checkResultOut(out);
     if (model.startsWith("synth:"))
         return;
     checkGgufFileSync(model, "model");
