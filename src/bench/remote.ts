@@ -2,7 +2,7 @@ import os from "node:os";
 import { startLlamaServer } from "../deploy/llama-server.js";
 import { createEngine, type Engine, type GenerationRequest } from "../llm/engine.js";
 import { findNativeBuild, ensureNativeBuild } from "../train/native-build.js";
-import { InputError } from "../util/errors.js";
+import { InputError, RuntimeFailure } from "../util/errors.js";
 import { positiveInteger } from "../util/checks.js";
 import { readGgufInfo } from "../gguf/reader.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
@@ -48,6 +48,29 @@ export interface RemoteBenchResult {
 }
 
 /**
+ * One plain `POST /completion` to llama-server: the tokens it predicted. A failed answer is a
+ * failure, not a round of no tokens (which made the ratio NaN).
+ */
+export async function postCompletion(url: string, r: GenerationRequest): Promise<number> {
+    const response = await fetch(`${url}/completion`, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: r.prompt, n_predict: r.maxTokens, ignore_eos: true, temperature: r.temperature, seed: r.seed, top_k: 0, min_p: 0, cache_prompt: true })
+    });
+    const text = await response.text();
+    if (!response.ok)
+        throw new RuntimeFailure(`llama-server POST /completion answered HTTP ${response.status}: ${text.trim().split("\n")[0]!.slice(0, 300)}`);
+    let predicted: unknown;
+    try {
+        predicted = (JSON.parse(text) as { tokens_predicted?: unknown }).tokens_predicted;
+    } catch {
+        // not JSON: reported below with the text
+    }
+    if (typeof predicted !== "number" || !Number.isFinite(predicted))
+        throw new RuntimeFailure(`llama-server POST /completion answered without tokens_predicted: ${text.slice(0, 300)}`);
+    return predicted;
+}
+
+/**
  * The remote path's throughput against llama-server's own `/completion` at the same
  * concurrency, on one llama-server: `parallel` requests at once, random prompt ids, `tg`
  * sampled tokens each (end-of-generation ignored), rounds alternating between the two clients.
@@ -83,14 +106,8 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
         };
         const theirs = async (round: number) => {
             const started = performance.now();
-            const replies = await Promise.all(requests(round).map(async (r) => {
-                const response = await fetch(`${server.url}/completion`, {
-                    method: "POST", headers: { "content-type": "application/json" },
-                    body: JSON.stringify({ prompt: r.prompt, n_predict: r.maxTokens, ignore_eos: true, temperature: r.temperature, seed: r.seed, top_k: 0, min_p: 0, cache_prompt: true })
-                });
-                return (await response.json()) as { tokens_predicted: number };
-            }));
-            return replies.reduce((sum, r) => sum + r.tokens_predicted, 0) / ((performance.now() - started) / 1000);
+            const predicted = await Promise.all(requests(round).map((r) => postCompletion(server.url, r)));
+            return predicted.reduce((sum, n) => sum + n, 0) / ((performance.now() - started) / 1000);
         };
         progress("warm-up");
         await ours(-1);

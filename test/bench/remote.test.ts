@@ -1,7 +1,8 @@
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { benchRemote, remoteBenchDefaults, type RemoteBenchResult } from "../../src/bench/remote.js";
+import { benchRemote, postCompletion, remoteBenchDefaults, type RemoteBenchResult } from "../../src/bench/remote.js";
 import { ensureNativeBuild, type NativeBuild } from "../../src/train/native-build.js";
 import { InputError } from "../../src/util/errors.js";
 import { hasStories, stories260K as model } from "../train/helpers.js";
@@ -62,6 +63,31 @@ describe.skipIf(!hasStories)("bench remote", () => {
         await expect(benchRemote({ ...small, model, parallel: 0 })).rejects.toThrow(InputError);
         await expect(benchRemote({ ...small, model, tg: 1.5 })).rejects.toThrow(/^--tg must be a positive integer, got 1.5$/);
         expect(llamaServerChildren()).toEqual([]);
+    });
+});
+
+describe("llama-server's own /completion, as the bench sends it", () => {
+    /** A server that answers every request with `status` and `body`. */
+    const withServer = async (status: number, body: string, use: (url: string) => Promise<void>) => {
+        const server = http.createServer((_, res) => res.writeHead(status, { "content-type": "application/json" }).end(body));
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        try {
+            await use(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+        } finally {
+            await new Promise((resolve) => server.close(resolve));
+        }
+    };
+    const request = { prompt: [1, 2, 3], maxTokens: 4, temperature: 0.9, seed: 1 };
+
+    it("counts the tokens llama-server predicted", async () => {
+        await withServer(200, JSON.stringify({ tokens_predicted: 4 }), async (url) => expect(await postCompletion(url, request)).toBe(4));
+    });
+
+    it("fails with one line on an HTTP error or an answer without tokens, instead of a NaN ratio", async () => {
+        await withServer(500, JSON.stringify({ error: { code: 500, message: "does not match the expected Content-only format" } }), async (url) =>
+            await expect(postCompletion(url, request)).rejects.toThrow(/^llama-server POST \/completion answered HTTP 500: .*Content-only format/));
+        await withServer(200, "{}", async (url) =>
+            await expect(postCompletion(url, request)).rejects.toThrow(/^llama-server POST \/completion answered without tokens_predicted: \{\}$/));
     });
 });
 
