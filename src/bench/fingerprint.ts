@@ -112,6 +112,32 @@ export async function collectFingerprint(options: FingerprintOptions): Promise<F
     };
 }
 
+/** Setup (synthesizing a model, compiling llama-bench) longer than this gets the load when measuring started noted too. */
+const setupNoteSeconds = 10;
+
+/**
+ * The machine's 1-minute load for a result: `before` is read when the command starts, before
+ * its own setup loads the machine; call `measuring()` when setup is done and `finish()` at the end.
+ */
+export function watchLoad(): { before: number; measuring(): void; finish(): { load_avg: { before: number; after: number }; notes: string[] } } {
+    const before = os.loadavg()[0]!;
+    const started = Date.now();
+    const notes: string[] = [];
+    return {
+        before,
+        measuring() {
+            const seconds = (Date.now() - started) / 1000;
+            if (seconds > setupNoteSeconds)
+                notes.push(`setup (model, native build) took ${seconds.toFixed(0)} s: the load was ${os.loadavg()[0]!.toFixed(2)} when measuring started (load_avg.before, ${before.toFixed(2)}, is the command's start).`);
+        },
+        finish() {
+            if (before > 0.25 * os.cpus().length)
+                notes.push(`machine load average was ${before.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
+            return { load_avg: { before, after: os.loadavg()[0]! }, notes };
+        }
+    };
+}
+
 /**
  * Peak GPU memory of one process, polled from nvidia-smi (no-op without it). Where nvidia-smi
  * lists no process of that pid (in a container its pids are the host's), the peak is the rise

@@ -1,4 +1,3 @@
-import os from "node:os";
 import path from "node:path";
 import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
 import { gpuChoices } from "../llm/types.js";
@@ -7,7 +6,7 @@ import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { positiveInteger } from "../util/checks.js";
-import { collectFingerprint, watchGpuMemory } from "./fingerprint.js";
+import { collectFingerprint, watchGpuMemory, watchLoad } from "./fingerprint.js";
 import { InterleavedLlamaBench, runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel, resolveLoraSpecs } from "./models.js";
 import { BENCH_RESULT_SCHEMA, type BenchResult, type BenchTest } from "./result.js";
@@ -228,14 +227,14 @@ function nativeBackendOf(backend: string): NativeBackend {
  * run by llama-bench from the same llama.cpp source, with the ratios.
  */
 export async function benchInfer(options: InferBenchOptions): Promise<BenchResult> {
+    const load = watchLoad();
     const o = await resolveInferOptions(options);
     const progress = options.onProgress ?? (() => {});
     if (options.engine === "llama-bench")
-        return await llamaBenchOnly(o, options, progress);
+        return await llamaBenchOnly(o, options, progress, load);
     if (options.engine != null && options.engine !== "autoact")
         throw new InputError(`unknown engine "${String(options.engine)}" (expected autoact or llama-bench)`);
     const timestamp = new Date().toISOString();
-    const loadBefore = os.loadavg()[0]!;
     const tests: BenchTest[] = [];
     const notes: string[] = [];
 
@@ -278,6 +277,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
                 await g.dispose();
         };
 
+        load.measuring();
         const ppName = `pp${o.pp}`;
         const tgName = `tg${o.tg}`;
         const alongside = reference != null ? ", each followed by one of llama-bench's" : "";
@@ -341,9 +341,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         const theirs = find(llamaBench?.tests, name);
         return ours != null && theirs != null && theirs.mean > 0 ? ours.mean / theirs.mean : null;
     };
-    const loadAfter = os.loadavg()[0]!;
-    if (loadBefore > 0.25 * os.cpus().length)
-        notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
+    const { load_avg, notes: loadNotes } = load.finish();
     const fingerprint = await collectFingerprint({
         threads: o.threads, backend: engine.backend, build, modelFile: o.modelFile, gpuFallback, llamaCppCommit: llamaBench?.commit ?? null
     });
@@ -352,7 +350,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         kind: "infer",
         timestamp,
         command: options.command ?? process.argv.join(" "),
-        load_avg: { before: loadBefore, after: loadAfter },
+        load_avg,
         fingerprint,
         settings: {
             gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, parallel: o.parallel, lora: o.lora,
@@ -371,7 +369,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
         llama_bench: llamaBench == null ? null : { binary: binary!, command: llamaBench.command, tests: llamaBench.tests },
         ratio_pp: llamaBench == null ? null : ratio(`pp${o.pp}`),
         ratio_tg: llamaBench == null ? null : ratio(`tg${o.tg}`),
-        notes
+        notes: [...notes, ...loadNotes]
     };
 }
 
@@ -386,24 +384,25 @@ async function llamaBenchBinary(backend: NativeBackend, given: string | undefine
 }
 
 /** pp and tg by llama-bench alone (its own build of the same source), recorded as the result's tests. */
-async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress: (m: string) => void): Promise<BenchResult> {
+async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress: (m: string) => void, load: ReturnType<typeof watchLoad>): Promise<BenchResult> {
     if (o.gpu === "auto")
         throw new InputError("--engine llama-bench needs an explicit --gpu (cpu, cuda, vulkan or metal): it runs the native build of that backend");
     const backend = nativeBackendOf(o.gpu);
     const timestamp = new Date().toISOString();
-    const loadBefore = os.loadavg()[0]!;
     const binary = await llamaBenchBinary(backend, options.llamaBench, progress);
+    load.measuring();
     progress(`llama-bench only (${backend}): ${o.pp} prompt / ${o.tg} generated tokens, ${o.reps} reps`);
     const run = await runLlamaBench({
         binary, model: o.modelFile, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batchSize: o.batchSize,
         flashAttention: o.flashAttention, gpuLayers: backend === "cpu" ? 0 : 999
     });
+    const finished = load.finish();
     return {
         schema: BENCH_RESULT_SCHEMA,
         kind: "infer",
         timestamp,
         command: options.command ?? process.argv.join(" "),
-        load_avg: { before: loadBefore, after: os.loadavg()[0]! },
+        load_avg: finished.load_avg,
         fingerprint: await collectFingerprint({
             threads: o.threads, backend, build: "source Release (autoact native build)", modelFile: o.modelFile, llamaCppCommit: run.commit
         }),
@@ -415,6 +414,6 @@ async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress:
         llama_bench: null,
         ratio_pp: null,
         ratio_tg: null,
-        notes: [`llama-bench only (--engine llama-bench, ${backend} build): autoact's own engine, parallel sequences and LoRA contexts were not measured in this run.`]
+        notes: [`llama-bench only (--engine llama-bench, ${backend} build): autoact's own engine, parallel sequences and LoRA contexts were not measured in this run.`, ...finished.notes]
     };
 }

@@ -78,6 +78,8 @@ export async function postCompletion(url: string, r: GenerationRequest): Promise
  * UTF-8, and llama-server answers those with HTTP 500 (on /completion too).
  */
 export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBenchResult> {
+    // before this command's own setup (a native build) loads the machine
+    const loadBefore = os.loadavg()[0]!;
     const d = remoteBenchDefaults;
     const o = { parallel: options.parallel ?? d.parallel, prompt: options.prompt ?? d.prompt, tg: options.tg ?? d.tg, reps: options.reps ?? d.reps, threads: options.threads ?? d.threads };
     for (const [name, value] of Object.entries(o))
@@ -87,7 +89,6 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
     const progress = options.onProgress ?? (() => {});
     const modelFile = await resolveBenchModel(options.model);
     const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? (await ensureNativeBuild()).llamaServer;
-    const loadBefore = os.loadavg()[0]!;
     progress(`starting llama-server (${o.parallel} slots, ${o.threads} threads)`);
     const server = await startLlamaServer({ binary, model: modelFile, parallel: o.parallel, contextSize: o.prompt + o.tg + 16, threads: o.threads, readyTimeoutMs: 300_000 });
     let engine: Engine | undefined;

@@ -11,7 +11,7 @@ import { trainerArgs, type TrainDone, type TrainStart, type TrainStep } from "..
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { positiveInteger } from "../util/checks.js";
 import { requireFile } from "../util/fs.js";
-import { collectFingerprint, nvidiaGpu, watchGpuMemory } from "./fingerprint.js";
+import { collectFingerprint, nvidiaGpu, watchGpuMemory, watchLoad } from "./fingerprint.js";
 import { runLlamaBench, type LlamaBenchRun } from "./llama-bench.js";
 import { ggufVocabSize, resolveBenchModel } from "./models.js";
 import { BENCH_RESULT_SCHEMA, poolTests, type BenchResult, type BenchTest, type TorchReference } from "./result.js";
@@ -87,6 +87,7 @@ export interface TrainBenchOptions {
  * (`ratio_torch`), skipped with a note where no Python imports torch.
  */
 export async function benchTrain(options: TrainBenchOptions): Promise<BenchResult> {
+    const load = watchLoad();
     const gpuChoice = options.gpu ?? "auto";
     if (gpuChoice !== "auto" && !(nativeBackends as readonly string[]).includes(gpuChoice))
         throw new InputError(`unknown backend "${gpuChoice}" for --gpu (expected auto, ${nativeBackends.join(", ")})`);
@@ -114,7 +115,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const { trainer, llamaBench } = await nativeTools(backend, options, progress);
 
     const timestamp = new Date().toISOString();
-    const loadBefore = os.loadavg()[0]!;
+    load.measuring();
     const info = await readGgufInfo(modelFile);
     const params = ggufParameterCount(info);
     const seed = options.seed ?? trainBenchDefaults.seed;
@@ -160,8 +161,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
                 profiled.profile.top.slice(0, 15).map((n) => `${(100 * n.share).toFixed(1)}% ${n.node}`).join("; "));
     }
     const tokensPerS = trained.test.mean;
-    if (loadBefore > 0.25 * os.cpus().length)
-        notes.push(`machine load average was ${loadBefore.toFixed(2)} at the start (${os.cpus().length} CPUs): other work shared the cores, so timings are pessimistic and noisy.`);
+    const finished = load.finish();
+    notes.push(...finished.notes);
     notes.push(`FLOP count: about 4 x ${params} parameters = ${(4 * params / 1e6).toPrecision(3)} MFLOP per trained token (forward + input-gradient pass); measured ${(tokensPerS * 4 * params / 1e9).toPrecision(3)} GFLOP/s.`);
     notes.push(`autoact-train runs at ${ratioTrainToPp.toFixed(2)}x llama-bench pp${hyper.ctx} (${pp.mean.toFixed(0)} tokens/s, the forward pass alone) on the same file${torch != null ? ` and ${ratioTorch!.toFixed(2)}x the PyTorch reference (${torch.tests[0]!.mean.toFixed(0)} tokens/s, ${torch.lora}, ${torch.dtype})` : ""}.`);
     return {
@@ -169,7 +170,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         kind: "train",
         timestamp,
         command: options.command ?? process.argv.join(" "),
-        load_avg: { before: loadBefore, after: os.loadavg()[0]! },
+        load_avg: finished.load_avg,
         fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
         settings: {
             gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,

@@ -1,8 +1,10 @@
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { LlamaContext } from "node-llama-cpp";
+import { watchLoad } from "../../src/bench/fingerprint.js";
 import {
     benchInfer, benchTrain, resultStem, validateBenchResult, writeBenchResult, writeZeroLoraAdapter, type BenchResult
 } from "../../src/bench/index.js";
@@ -150,6 +152,38 @@ describe("bench infer", () => {
             expect(four.asked.batchSize).toBeGreaterThanOrEqual(4);
             expect(four.context.batchSize).toBeGreaterThanOrEqual(4);
         });
+    });
+
+    it("reads load_avg.before when the command starts, before its own setup (resolving, synthesizing the model) loads the machine", async () => {
+        // the load "rises" once the benchmark reads its model option: setup has begun
+        let setupStarted = false;
+        const loadavg = vi.spyOn(os, "loadavg").mockImplementation(() => [setupStarted ? 7 : 0.5, 0, 0]);
+        try {
+            const startingSetup = <T extends object>(options: T) =>
+                Object.defineProperty(options, "model", { enumerable: true, get: () => { setupStarted = true; return model; } }) as T & { model: string };
+            const inferred = await benchInfer(startingSetup({ ...small, pp: 2, tg: 2, reps: 1, parallel: [1] }));
+            setupStarted = false;
+            const trained = await benchTrain(startingSetup({ gpu: "cpu" as const, threads: 1, ctx: 16, steps: 2, reps: 1, rank: 2, trainer: build.trainer, llamaBench: build.llamaBench }));
+            for (const result of [inferred, trained])
+                expect(result.load_avg).toEqual({ before: 0.5, after: 7 });
+        } finally {
+            loadavg.mockRestore();
+        }
+    });
+
+    it("notes the load when measuring started after a setup of more than 10 s", () => {
+        vi.useFakeTimers();
+        try {
+            const quick = watchLoad();
+            quick.measuring();
+            const slow = watchLoad();
+            vi.advanceTimersByTime(11_000);
+            slow.measuring();
+            expect(quick.finish().notes.filter((n) => n.startsWith("setup"))).toEqual([]);
+            expect(slow.finish().notes).toContainEqual(expect.stringMatching(/^setup \(model, native build\) took 11 s: the load was [\d.]+ when measuring started \(load_avg\.before, [\d.]+, is the command's start\)\.$/));
+        } finally {
+            vi.useRealTimers();
+        }
     });
 
     it("fails fast with one-line input errors", async () => {
