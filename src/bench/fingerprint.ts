@@ -6,7 +6,8 @@ import { readGgufInfo, ggufArchitecture, ggufFileType, ggufParameterCount, type 
 import { ggmlTypeName } from "../gguf/types.js";
 import { physicalCoreCount } from "../llm/cpu.js";
 import { cachedSha256 } from "../util/file-hash.js";
-import { packageRoot } from "../util/package.js";
+import { packageRoot, packageVersion } from "../util/package.js";
+import { nativeSourceStamp } from "../train/native-build.js";
 import type { Fingerprint, ModelFingerprint } from "./result.js";
 
 export interface GpuInfo {
@@ -67,6 +68,29 @@ function dominantTensorType(info: GgufInfo): string {
     return best == null ? "unknown" : `${best[0]} (tensors)`;
 }
 
+/** The checkout's HEAD and whether its tracked files differ from it; nulls outside a git checkout. */
+export async function gitState(dir = packageRoot): Promise<{ git_commit: string | null; git_dirty: boolean | null }> {
+    const git = async (...args: string[]) => {
+        const run = await execa("git", ["-C", dir, ...args], { reject: false, stdin: "ignore", timeout: 15_000 }).catch(() => null);
+        return run != null && run.exitCode === 0 ? String(run.stdout).trim() : null;
+    };
+    const commit = await git("rev-parse", "HEAD");
+    if (commit == null)
+        return { git_commit: null, git_dirty: null };
+    const status = await git("status", "--porcelain", "--untracked-files=no");
+    return { git_commit: commit, git_dirty: status == null ? null : status !== "" };
+}
+
+/** What code ran: autoact's version and checkout, and the native build's source stamp (tag and patches). */
+export async function codeIdentity(): Promise<Pick<Fingerprint, "autoact_version" | "git_commit" | "git_dirty" | "native_build">> {
+    const stamp = nativeSourceStamp();
+    return {
+        autoact_version: packageVersion(),
+        ...(await gitState()),
+        native_build: stamp == null ? null : { tag: stamp.tag, patches: stamp.patches }
+    };
+}
+
 /** "AMD EPYC 2c", or the GPU's name when the run used one. */
 export function machineLabel(cpu: string, cores: number, gpu: string | null, backend: string): string {
     if (gpu != null && backend !== "cpu")
@@ -108,7 +132,8 @@ export async function collectFingerprint(options: FingerprintOptions): Promise<F
         node_version: process.version,
         ...softwareVersions(),
         llama_cpp_commit: options.llamaCppCommit ?? null,
-        model: await modelFingerprint(options.modelFile)
+        model: await modelFingerprint(options.modelFile),
+        ...(await codeIdentity())
     };
 }
 

@@ -3,7 +3,7 @@ import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
 import { gpuChoices } from "../llm/types.js";
 import { createEngine, defaultBatchSize, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
 import { defaultConfig } from "../pipeline/config-schema.js";
-import { ensureNativeBuild, findNativeBuild, type NativeBackend } from "../train/native-build.js";
+import { ensureNativeBuild, findNativeBuild, nativeBuildPatches, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { positiveInteger } from "../util/checks.js";
 import { collectFingerprint, watchGpuMemory, watchLoad } from "./fingerprint.js";
@@ -224,7 +224,8 @@ function nativeBackendOf(backend: string): NativeBackend {
  * repetitions, mean and standard deviation; pp and tg timed apart; token ids in, the synth
  * stage's sampling and a stop string on), the aggregate tokens/s of N requests generating
  * together, the cost of LoRA adapters, and optionally the same pp/tg
- * run by llama-bench from the same llama.cpp source, with the ratios.
+ * run by llama-bench (the native build: the same llama.cpp tag with the project's patches,
+ * recorded in `llama_bench.patches`), with the ratios.
  */
 export async function benchInfer(options: InferBenchOptions): Promise<BenchResult> {
     const load = watchLoad();
@@ -366,7 +367,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
             sampling: { ...synthSampling(0), seed: "per request" }
         },
         tests,
-        llama_bench: llamaBench == null ? null : { binary: binary!, command: llamaBench.command, tests: llamaBench.tests },
+        llama_bench: llamaBench == null ? null : { binary: binary!, command: llamaBench.command, tests: llamaBench.tests, patches: nativeBuildPatches(binary!) },
         ratio_pp: llamaBench == null ? null : ratio(`pp${o.pp}`),
         ratio_tg: llamaBench == null ? null : ratio(`tg${o.tg}`),
         notes: [...notes, ...loadNotes]
@@ -383,7 +384,7 @@ async function llamaBenchBinary(backend: NativeBackend, given: string | undefine
     return (await ensureNativeBuild({ backend, onProgress: (p) => p.phase !== "build" && progress(p.message) })).llamaBench;
 }
 
-/** pp and tg by llama-bench alone (its own build of the same source), recorded as the result's tests. */
+/** pp and tg by llama-bench alone (the native build: the same tag, patched), recorded as the result's tests. */
 async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress: (m: string) => void, load: ReturnType<typeof watchLoad>): Promise<BenchResult> {
     if (o.gpu === "auto")
         throw new InputError("--engine llama-bench needs an explicit --gpu (cpu, cuda, vulkan or metal): it runs the native build of that backend");
@@ -408,7 +409,7 @@ async function llamaBenchOnly(o: Resolved, options: InferBenchOptions, progress:
         }),
         settings: {
             engine: "llama-bench", gpu: o.gpu, threads: o.threads, pp: o.pp, tg: o.tg, reps: o.reps, batch_size: o.batchSize,
-            flash_attention: o.flashAttention, llama_bench_command: run.command
+            flash_attention: o.flashAttention, llama_bench_command: run.command, llama_bench_patches: nativeBuildPatches(binary)
         },
         tests: run.tests,
         llama_bench: null,

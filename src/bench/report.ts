@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { writeFileAtomic } from "../util/fs.js";
@@ -34,6 +35,23 @@ function table(header: string[], rows: string[][]): string {
     // numbers right-aligned, text left
     const numeric = header.map((_, i) => rows.every((r) => /^[-\d.]|^(pp|tg)\d+ [\d.]/.test(r[i] ?? "")));
     return [line(header), `|${numeric.map((n) => (n ? " ---: " : " --- ")).join("|")}|`, ...rows.map(line)].join("\n") + "\n";
+}
+
+/** "0.1.0 @ 1a2b3c4d5 (dirty)": the autoact code that ran; "-" for results before it was recorded. */
+function codeLabel(r: BenchResult): string {
+    const f = r.fingerprint;
+    if (f.autoact_version == null)
+        return "-";
+    return `${f.autoact_version}${f.git_commit != null ? ` @ ${f.git_commit.slice(0, 9)}${f.git_dirty === true ? " (dirty)" : ""}` : ""}`;
+}
+
+/** "v0.4.0 + 13 patches #1a2b3c4d": the native build's source; the hash tells patch sets apart. */
+function nativeLabel(r: BenchResult): string {
+    const build = r.fingerprint.native_build;
+    if (build == null)
+        return "-";
+    const hash = crypto.createHash("sha256").update(build.patches.map((p) => `${p.name}:${p.sha256}`).join("\n")).digest("hex").slice(0, 8);
+    return `${build.tag} + ${build.patches.length} patches #${hash}`;
 }
 
 function modelLabel(r: BenchResult): string {
@@ -86,18 +104,21 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
         machines.set(key, [...(machines.get(key) ?? []), result]);
     }
     const joined = (runs: BenchResult[], pick: (r: BenchResult) => string) => [...new Set(runs.map(pick))].join(", ");
-    md.push(table(["machine", "CPU", "cores", "threads used", "RAM", "GPU", "VRAM", "driver", "backend", "builds", "node-llama-cpp", "llama.cpp"],
+    md.push("autoact is the version and commit that ran (dirty: with uncommitted changes); native build is the source llama-bench and autoact-train were built from: llama.cpp's tag plus the project's patches (`native/patches/`), told apart by a hash of the patch set.", "");
+    md.push(table(["machine", "CPU", "cores", "threads used", "RAM", "GPU", "VRAM", "driver", "backend", "builds", "node-llama-cpp", "llama.cpp", "autoact", "native build"],
         [...machines.values()].map((runs) => {
             const f = runs[0]!.fingerprint;
             return [f.machine, f.cpu, String(f.cores), joined(runs, (r) => String(r.fingerprint.threads)), gib(f.ram_bytes), f.gpu ?? "-", gib(f.vram_bytes), f.driver ?? "-",
                 f.backend, joined(runs, (r) => r.fingerprint.build), f.node_llama_cpp_version,
-                `${f.llama_cpp_version}${runs.some((r) => r.fingerprint.llama_cpp_commit) ? ` (${joined(runs.filter((r) => r.fingerprint.llama_cpp_commit), (r) => r.fingerprint.llama_cpp_commit!)})` : ""}`];
+                `${f.llama_cpp_version}${runs.some((r) => r.fingerprint.llama_cpp_commit) ? ` (${joined(runs.filter((r) => r.fingerprint.llama_cpp_commit), (r) => r.fingerprint.llama_cpp_commit!)})` : ""}`,
+                joined(runs, codeLabel), joined(runs, nativeLabel)];
         })));
 
     md.push("## Inference", "");
     md.push("autoact is the pipeline's own generator (queue, scheduler, decode backend, sampling, stop strings; results before 2026-11-29 drove the native context directly). " +
-        "llama-bench is llama.cpp's own benchmark built from the same source, run with the same model, threads, batch size and attention; " +
-        "the ratios are autoact / llama-bench.", "");
+        "llama-bench is llama.cpp's own benchmark, built by `autoact native build` from the llama.cpp source node-llama-cpp ships (same tag) with the project's patches applied " +
+        "(`native/patches/`, some of which change CPU kernels; the result's `llama_bench.patches` lists them) and `-march=native`, while autoact runs node-llama-cpp's prebuilt binary; " +
+        "it runs with the same model, threads, batch size and attention, so a ratio (autoact / llama-bench) measures the two builds as well as the two engines.", "");
     md.push(table(["machine", "backend", "model", "type", "params", "threads", "pp autoact", "pp llama-bench", "ratio pp", "tg autoact", "tg llama-bench", "ratio tg", "load", "result"],
         infer.map(({ file, result: r }) => {
             const pp = autoact(r, isPp);

@@ -56,6 +56,13 @@ export interface Fingerprint {
     /** Commit llama-bench reports for its build, when it ran. */
     llama_cpp_commit: string | null;
     model: ModelFingerprint;
+    /** autoact's package version (absent from results written before it was recorded, as the two below). */
+    autoact_version?: string;
+    /** HEAD of the checkout that ran, and whether its tracked files had changes; null outside a git checkout. */
+    git_commit?: string | null;
+    git_dirty?: boolean | null;
+    /** The native build's source stamp (llama.cpp tag, the patches applied and their sha256); null where nothing was built. */
+    native_build?: { tag: string; patches: { name: string; sha256: string }[] } | null;
 }
 
 export interface BenchTest {
@@ -95,8 +102,12 @@ export interface BenchResult {
     /** The run's options after defaults (threads, sizes, adapters, trainer flags...). */
     settings: Record<string, unknown>;
     tests: BenchTest[];
-    /** The same tests run by llama.cpp's own llama-bench, when compared. */
-    llama_bench: { binary: string; command: string; tests: BenchTest[] } | null;
+    /**
+     * The same tests run by llama.cpp's own llama-bench, when compared. `patches`: the project's
+     * patches (native/patches) its build applied to llama.cpp; null for a binary given by path;
+     * absent from older results.
+     */
+    llama_bench: { binary: string; command: string; tests: BenchTest[]; patches?: string[] | null } | null;
     /** autoact / llama-bench prompt tokens/s (pp test); null when not compared. */
     ratio_pp: number | null;
     /** autoact / llama-bench generation tokens/s (tg test, one sequence); null when not compared. */
@@ -175,11 +186,31 @@ const fingerprintFields: Record<string, Check> = {
     node_llama_cpp_version: isString, llama_cpp_version: isString, llama_cpp_commit: nullable(isString)
 };
 
+const isBoolean: Check = (v, at) => (typeof v === "boolean" ? null : `${at}: expected true or false`);
+const stringArray: Check = (v, at) => (Array.isArray(v) && v.every((s) => typeof s === "string") ? null : `${at}: expected an array of strings`);
+const nativeBuild: Check = (v, at) => {
+    const problems = checkObject(v, at, { tag: isString, patches: (p, pat) => (Array.isArray(p) ? null : `${pat}: expected an array`) });
+    const patches = (v as { patches?: unknown } | null)?.patches;
+    if (problems.length === 0 && Array.isArray(patches))
+        problems.push(...patches.flatMap((p, i) => checkObject(p, `${at}.patches[${i}]`, { name: nonEmpty, sha256: isString })));
+    return problems[0] ?? null;
+};
+
+/** Fields results carry since they were added: checked where present, so older files still read. */
+const laterFingerprintFields: Record<string, Check> = {
+    autoact_version: isString, git_commit: nullable(isString), git_dirty: nullable(isBoolean), native_build: nullable(nativeBuild)
+};
+
 const testFields: Record<string, Check> = {
     name: nonEmpty, engine: oneOf(benchEngines), pp: isInteger, tg: isInteger, parallel: isInteger, lora_adapters: isInteger,
     reps: isInteger, samples: numberArray, mean: isNonNegative, stddev: isNonNegative, unit: oneOf(["tokens/s"]),
     peak_rss_bytes: nullable(isInteger), peak_vram_bytes: nullable(isInteger)
 };
+
+/** `fields` of `record` that are present (optional fields). */
+function checkPresent(record: Record<string, unknown>, at: string, fields: Record<string, Check>): string[] {
+    return Object.entries(fields).filter(([key]) => key in record).flatMap(([key, check]) => check(record[key], `${at}.${key}`) ?? []);
+}
 
 function checkTests(value: unknown, at: string): string[] {
     if (!Array.isArray(value))
@@ -204,8 +235,10 @@ export function validateBenchResult(value: unknown): string[] {
     problems.push(...checkObject(result.load_avg, "result.load_avg", { before: isNonNegative, after: isNonNegative }));
     problems.push(...checkObject(result.fingerprint, "result.fingerprint", fingerprintFields));
     const fingerprint = result.fingerprint as Record<string, unknown> | undefined;
-    if (fingerprint != null && typeof fingerprint === "object")
+    if (fingerprint != null && typeof fingerprint === "object") {
         problems.push(...checkObject(fingerprint.model, "result.fingerprint.model", modelFields));
+        problems.push(...checkPresent(fingerprint, "result.fingerprint", laterFingerprintFields));
+    }
     problems.push(...checkTests(result.tests, "result.tests"));
     if (Array.isArray(result.tests) && result.tests.length === 0)
         problems.push("result.tests: no measurements");
@@ -225,8 +258,10 @@ export function validateBenchResult(value: unknown): string[] {
     if (result.llama_bench !== null) {
         problems.push(...checkObject(result.llama_bench, "result.llama_bench", { binary: nonEmpty, command: nonEmpty }));
         const lb = result.llama_bench as Record<string, unknown> | undefined;
-        if (lb != null && typeof lb === "object")
+        if (lb != null && typeof lb === "object") {
             problems.push(...checkTests(lb.tests, "result.llama_bench.tests"));
+            problems.push(...checkPresent(lb, "result.llama_bench", { patches: nullable(stringArray) }));
+        }
         if (result.kind === "infer" && (result.ratio_pp === null || result.ratio_tg === null))
             problems.push("result: ratio_pp and ratio_tg must be set when llama_bench ran");
         if (result.kind === "train" && result.ratio_train_to_pp == null)

@@ -4,7 +4,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { ggufDecoderShape, ggufParameterCount, readGgufInfo } from "../gguf/reader.js";
 import { physicalCoreCount } from "../llm/cpu.js";
-import { ensureNativeBuild, findNativeBuild, nativeBackends, type NativeBackend } from "../train/native-build.js";
+import { ensureNativeBuild, findNativeBuild, nativeBackends, nativeBuildPatches, type NativeBackend } from "../train/native-build.js";
 import { writeTrainingSamples } from "../train/samples-file.js";
 import { assertTrainOptions, resolveTrainOptions, targetModules, type ResolvedTrainHyperParams, type TrainHyperParams } from "../train/options.js";
 import { trainerArgs, type TrainDone, type TrainStart, type TrainStep } from "../train/trainer.js";
@@ -180,7 +180,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
             n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true
         },
         tests: [trained.test],
-        llama_bench: { binary: llamaBench, command: forward.command, tests: forward.tests },
+        llama_bench: { binary: llamaBench, command: forward.command, tests: forward.tests, patches: nativeBuildPatches(llamaBench) },
         ratio_pp: null,
         ratio_tg: null,
         torch,

@@ -145,10 +145,27 @@ async function which(command: string): Promise<boolean> {
     return result != null && result.exitCode === 0;
 }
 
-interface SourceStamp {
+/** What the native build's llama.cpp clone is: the bundle's tag and size, and the patches applied to it. */
+export interface SourceStamp {
     tag: string;
     bundleBytes: number;
     patches: { name: string; sha256: string }[];
+}
+
+/** The stamp of the native build's source, or null where nothing was built. */
+export function nativeSourceStamp(buildRoot = path.join(nativeDir, "build")): SourceStamp | null {
+    try {
+        return JSON.parse(fs.readFileSync(`${path.join(buildRoot, "llama.cpp")}.stamp.json`, "utf8")) as SourceStamp;
+    } catch {
+        return null;
+    }
+}
+
+/** The patches a native build's executable was built with; null for an executable from elsewhere (or no stamp). */
+export function nativeBuildPatches(executable: string, buildRoot = path.join(nativeDir, "build")): string[] | null {
+    if (!path.resolve(executable).startsWith(path.resolve(buildRoot) + path.sep))
+        return null;
+    return nativeSourceStamp(buildRoot)?.patches.map((p) => p.name) ?? null;
 }
 
 /** Clones and patches the bundle unless the stamp says the clone is already that. */

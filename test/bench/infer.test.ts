@@ -4,15 +4,15 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { LlamaContext } from "node-llama-cpp";
-import { watchLoad } from "../../src/bench/fingerprint.js";
+import { gitState, watchLoad } from "../../src/bench/fingerprint.js";
 import {
     benchInfer, benchTrain, resultStem, validateBenchResult, writeBenchResult, writeZeroLoraAdapter, type BenchResult
 } from "../../src/bench/index.js";
 import { readTable } from "../../src/data/table-io.js";
 import { LoadedModel } from "../../src/llm/engine.js";
-import { ensureNativeBuild, type NativeBuild } from "../../src/train/native-build.js";
+import { ensureNativeBuild, nativeSourceStamp, type NativeBuild } from "../../src/train/native-build.js";
 import { InputError } from "../../src/util/errors.js";
-import { packageRoot } from "../../src/util/package.js";
+import { packageRoot, packageVersion } from "../../src/util/package.js";
 import { makeTinyModel, tempDir } from "./helpers.js";
 import { useCacheDir } from "../helpers/env.js";
 
@@ -108,6 +108,15 @@ describe("bench infer", () => {
         const pp = compared.tests.find((t) => t.name === "pp16")!;
         expect(compared.ratio_pp).toBeCloseTo(pp.mean / compared.llama_bench!.tests[0]!.mean, 10);
         expect(compared.fingerprint.llama_cpp_commit).toMatch(/^[0-9a-f]+$/);
+        // llama-bench is the native build: the same tag with the project's patches, listed from its stamp
+        expect(compared.llama_bench?.patches).toEqual(nativeSourceStamp()!.patches.map((p) => p.name));
+        expect(compared.llama_bench?.patches).toContain("0010-ggml-cpu-tinyblas-register-tile.patch");
+        expect(compared.fingerprint.native_build).toEqual({ tag: nativeSourceStamp()!.tag, patches: nativeSourceStamp()!.patches });
+        // and the autoact code that ran
+        expect(compared.fingerprint.autoact_version).toBe(packageVersion());
+        expect(compared.fingerprint.git_commit).toMatch(/^[0-9a-f]{40}$/);
+        expect(typeof compared.fingerprint.git_dirty).toBe("boolean");
+        expect(await gitState(dir)).toEqual({ git_commit: null, git_dirty: null });
         expect(validateBenchResult(JSON.parse(JSON.stringify(compared)))).toEqual([]);
         const files = await writeBenchResult(compared, { out: path.join(dir, "compared.json") });
         const rows = await readTable(files.arrow, "bench_results");

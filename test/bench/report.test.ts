@@ -39,6 +39,12 @@ const cpuInfer = fixtureResult({
     ],
     llamaBench: [fixtureTest("pp512", { pp: 512, mean: 410, engine: "llama-bench" }), fixtureTest("tg128", { tg: 128, mean: 52, engine: "llama-bench" })]
 });
+// a result that records the code that ran (older ones, as the fixtures above, do not)
+cpuInfer.fingerprint = {
+    ...cpuInfer.fingerprint, autoact_version: "0.1.0", git_commit: "0123456789abcdef0123456789abcdef01234567", git_dirty: true,
+    native_build: { tag: "v0.4.0", patches: [{ name: "0004-ggml-cpu-short-inner-matmul.patch", sha256: "b".repeat(64) }] }
+};
+cpuInfer.llama_bench!.patches = ["0004-ggml-cpu-short-inner-matmul.patch"];
 const gpuInfer = fixtureResult({
     kind: "infer", machine: "NVIDIA H200 <&>", backend: "cuda", gpu: "NVIDIA H200", model: "synth-1.5b-f16", timestamp: "2026-11-27T11:00:00.000Z",
     tests: [
@@ -103,6 +109,10 @@ describe("bench report", () => {
 
         // machines, with GPU and VRAM
         expect(md).toMatch(/\| NVIDIA H200 <&> \| Fixture CPU \| 16 \| 16 \| 128 GiB \| NVIDIA H200 \| 80 GiB \| 580\.1 \| cuda \| node-llama-cpp prebuilt \|/);
+        // the code that ran: version, commit (dirty) and the native build's patch set; "-" for older results
+        expect(md).toMatch(/\| AMD EPYC 2c \| .* \| 0\.1\.0 @ 012345678 \(dirty\), - \| v0\.4\.0 \+ 1 patches #[0-9a-f]{8}, - \|/);
+        expect(md).toMatch(/\| NVIDIA H200 <&> \| .* \| - \| - \|\n/);
+        expect(md).toContain("with the project's patches applied");
         // inference: autoact beside llama-bench with the ratios
         expect(md).toContain("| AMD EPYC 2c | cpu | synth-100m-q8_0 | MOSTLY_Q8_0 | 100.0M | 16 | pp512 400 ± 8.00 | 410 ± 8.20 | 0.98 | tg128 50.0 ± 1.00 | 52.0 ± 1.04 | 0.96 |");
         // a llama-bench-only run fills the llama-bench columns
@@ -139,6 +149,20 @@ describe("bench report", () => {
         const training = fs.readFileSync(report.charts[2]!, "utf8");
         for (const series of ["autoact-train", "PyTorch", "llama-bench pp (forward only)"])
             expect(training).toContain(series);
+    });
+
+    it("checks the code-identity fields where present, and reads results written before them", () => {
+        const old = JSON.parse(JSON.stringify(gpuInfer)) as Record<string, any>;
+        expect(validateBenchResult(old)).toEqual([]);
+        const bad = JSON.parse(JSON.stringify(cpuInfer)) as Record<string, any>;
+        bad.fingerprint.git_dirty = "yes";
+        bad.fingerprint.native_build.patches[0].name = "";
+        bad.llama_bench.patches = [4];
+        expect(validateBenchResult(bad)).toEqual([
+            "result.fingerprint.git_dirty: expected true or false",
+            "result.fingerprint.native_build.patches[0].name: expected a non-empty string",
+            "result.llama_bench.patches: expected an array of strings"
+        ]);
     });
 
     it("renders an empty folder as a report without results", async () => {
