@@ -58,9 +58,14 @@ function modelLabel(r: BenchResult): string {
     return path.basename(r.fingerprint.model.name, ".gguf");
 }
 
+/** "2026-11-29 18:33 UTC": when a run started, which tells runs of one configuration apart. */
+function runTime(r: BenchResult): string {
+    return `${r.timestamp.slice(0, 10)} ${r.timestamp.slice(11, 16)} UTC`;
+}
+
 function runLabel(r: BenchResult): string {
     const uv = r.settings.uv_threadpool_size;
-    return `${r.fingerprint.machine} (${r.fingerprint.backend}, ${r.fingerprint.threads}t${uv != null ? `, uv ${String(uv)}` : ""}${r.settings.engine_helper === true ? ", helper" : ""}) · ${modelLabel(r)}`;
+    return `${r.fingerprint.machine} (${r.fingerprint.backend}, ${r.fingerprint.threads}t${uv != null ? `, uv ${String(uv)}` : ""}${r.settings.engine_helper === true ? ", helper" : ""}) · ${modelLabel(r)} · ${runTime(r)}, load ${r.load_avg.before.toFixed(2)}`;
 }
 
 function autoact(r: BenchResult, predicate: (t: BenchTest) => boolean): BenchTest | undefined {
@@ -103,6 +108,8 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
         const key = `${result.fingerprint.machine}|${result.fingerprint.backend}`;
         machines.set(key, [...(machines.get(key) ?? []), result]);
     }
+    // when, how loaded and which file: what tells runs of one configuration apart
+    const runCells = (file: string, r: BenchResult) => [runTime(r), r.load_avg.before.toFixed(2), `[json](${rel(file)})`];
     const joined = (runs: BenchResult[], pick: (r: BenchResult) => string) => [...new Set(runs.map(pick))].join(", ");
     md.push("autoact is the version and commit that ran (dirty: with uncommitted changes); native build is the source llama-bench and autoact-train were built from: llama.cpp's tag plus the project's patches (`native/patches/`), told apart by a hash of the patch set.", "");
     md.push(table(["machine", "CPU", "cores", "threads used", "RAM", "GPU", "VRAM", "driver", "backend", "builds", "node-llama-cpp", "llama.cpp", "autoact", "native build"],
@@ -135,23 +142,23 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
     md.push("### Parallel sequences", "");
     md.push("Aggregate generation tokens/s of N sequences decoding together in one context, one batch per step.", "");
     const counts = [...new Set(infer.flatMap(({ result }) => result.tests.filter((t) => t.name.includes("@")).map((t) => t.parallel)))].sort((a, b) => a - b);
-    md.push(table(["machine", "backend", "model", ...counts.map((n) => `${n} seq`), "best / 1 seq"],
-        infer.filter(({ result }) => result.tests.some((t) => t.name.includes("@"))).map(({ result: r }) => {
+    md.push(table(["machine", "backend", "model", ...counts.map((n) => `${n} seq`), "best / 1 seq", "run", "load", "result"],
+        infer.filter(({ result }) => result.tests.some((t) => t.name.includes("@"))).map(({ file, result: r }) => {
             const at = (n: number) => r.tests.find((t) => t.name.includes("@") && t.parallel === n);
             const one = at(1)?.mean ?? autoact(r, isTg)?.mean;
             const best = Math.max(...r.tests.filter((t) => t.name.includes("@")).map((t) => t.mean));
-            return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), ...counts.map((n) => ts(at(n))), one ? `${(best / one).toFixed(2)}x` : "-"];
+            return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), ...counts.map((n) => ts(at(n))), one ? `${(best / one).toFixed(2)}x` : "-", ...runCells(file, r)];
         })));
 
     const loraRuns = infer.filter(({ result }) => result.tests.some((t) => t.lora_adapters > 0));
     md.push("### LoRA adapters", "");
     md.push("Cost of sub-agent adapters on one model: no adapter, one context with an adapter, and three contexts each with its own adapter taking turns (tokens/s counts all three).", "");
-    md.push(table(["machine", "backend", "model", "pp base", "pp 1 adapter", "pp 3 contexts", "tg base", "tg 1 adapter", "tg 3 contexts", "peak RSS"],
-        loraRuns.map(({ result: r }) => {
+    md.push(table(["machine", "backend", "model", "pp base", "pp 1 adapter", "pp 3 contexts", "tg base", "tg 1 adapter", "tg 3 contexts", "peak RSS", "run", "load", "result"],
+        loraRuns.map(({ file, result: r }) => {
             const lora = (n: number, kind: "pp" | "tg") => r.tests.find((t) => t.lora_adapters === n && (kind === "pp" ? t.pp > 0 : t.tg > 0));
             const peak = Math.max(...r.tests.map((t) => t.peak_rss_bytes ?? 0));
             return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), ts(autoact(r, isPp)), ts(lora(1, "pp")), ts(lora(3, "pp")),
-                ts(autoact(r, isTg)), ts(lora(1, "tg")), ts(lora(3, "tg")), mib(peak || null)];
+                ts(autoact(r, isTg)), ts(lora(1, "tg")), ts(lora(3, "tg")), mib(peak || null), ...runCells(file, r)];
         })));
 
     md.push("## Training", "");

@@ -11,6 +11,13 @@ export function colorOf(index: number): string {
     return PALETTE[index % PALETTE.length]!;
 }
 
+/** Line styles after the palette's colours run out: series 1 and 11 share a colour, not a dash. */
+const DASHES = ["", "6 3", "2 2", "8 3 2 3"];
+
+export function dashOf(index: number): string {
+    return DASHES[Math.floor(index / PALETTE.length) % DASHES.length]!;
+}
+
 export function escapeXml(text: string): string {
     return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
@@ -172,9 +179,10 @@ export function lineChart(options: LineChartOptions): string {
     parts.push(`<text transform="translate(16 ${((top + bottom) / 2).toFixed(1)}) rotate(-90)" font-size="11" ${FONT} text-anchor="middle" fill="#333">${escapeXml(options.yLabel)}</text>`);
     options.series.forEach((s, i) => {
         const color = colorOf(i);
+        const dash = dashOf(i) === "" ? "" : ` stroke-dasharray="${dashOf(i)}"`;
         const sorted = [...s.points].sort((a, b) => a.x - b.x);
         if (sorted.length > 1)
-            parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${sorted.map((p) => `${fx(p.x).toFixed(1)},${fy(p.y).toFixed(1)}`).join(" ")}"/>`);
+            parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${sorted.map((p) => `${fx(p.x).toFixed(1)},${fy(p.y).toFixed(1)}`).join(" ")}"/>`);
         for (const p of sorted) {
             parts.push(`<circle cx="${fx(p.x).toFixed(1)}" cy="${fy(p.y).toFixed(1)}" r="3.5" fill="${color}"><title>${escapeXml(`${s.name}: ${p.x} → ${formatValue(p.y)}${p.error ? ` ± ${formatValue(p.error)}` : ""}`)}</title></circle>`);
             if (p.error != null && p.error > 0)
@@ -182,7 +190,7 @@ export function lineChart(options: LineChartOptions): string {
         }
         const lx = left + (i % 2) * ((right - left) / 2);
         const ly = bottom + 48 + Math.floor(i / 2) * 16;
-        parts.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${color}"/><text x="${lx + 14}" y="${ly}" font-size="11" ${FONT} fill="#111">${escapeXml(s.name)}</text>`);
+        parts.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 18}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/><text x="${lx + 22}" y="${ly}" font-size="11" ${FONT} fill="#111">${escapeXml(s.name)}</text>`);
     });
     return svg(width, height, options.title, parts);
 }

@@ -165,6 +165,25 @@ describe("bench report", () => {
         ]);
     });
 
+    it("tells runs of one configuration apart: time and load in the chart labels and tables, a link to each result", async () => {
+        const runs = path.join(dir, "same-config");
+        fs.mkdirSync(runs);
+        const later: BenchResult = { ...cpuInfer, timestamp: "2026-11-28T09:05:00.000Z", load_avg: { before: 1.5, after: 1.6 } };
+        fs.writeFileSync(path.join(runs, "a-infer.json"), JSON.stringify(cpuInfer));
+        fs.writeFileSync(path.join(runs, "b-infer.json"), JSON.stringify(later));
+        const report = await renderBenchReport({ inDir: runs, out: path.join(runs, "REPORT.md") });
+        const md = fs.readFileSync(report.markdown, "utf8");
+        // the parallel-sequences and LoRA tables: one row per run, each with its time, load and file
+        for (const table of ["### Parallel sequences", "### LoRA adapters"]) {
+            const section = md.slice(md.indexOf(table), md.indexOf("\n#", md.indexOf(table) + table.length));
+            expect(section).toMatch(/\| 2026-11-27 10:00 UTC \| 0\.20 \| \[json\]\(a-infer\.json\) \|/);
+            expect(section).toMatch(/\| 2026-11-28 09:05 UTC \| 1\.50 \| \[json\]\(b-infer\.json\) \|/);
+        }
+        const parallel = fs.readFileSync(report.charts.find((c) => c.endsWith("parallel.svg"))!, "utf8");
+        expect(parallel).toContain("AMD EPYC 2c (cpu, 16t) · synth-100m-q8_0 · 2026-11-27 10:00 UTC, load 0.20</text>");
+        expect(parallel).toContain("AMD EPYC 2c (cpu, 16t) · synth-100m-q8_0 · 2026-11-28 09:05 UTC, load 1.50</text>");
+    });
+
     it("renders an empty folder as a report without results", async () => {
         const empty = path.join(dir, "empty");
         fs.mkdirSync(empty);
@@ -189,6 +208,12 @@ describe("svg charts", () => {
         const line = lineChart({ title: "l", xLabel: "x", yLabel: "y", series: [{ name: "s", points: [{ x: 1, y: 10 }, { x: 4, y: 100 }, { x: 16, y: 1000 }] }] });
         checkWellFormed(line);
         const xs = [...line.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+        // eleven series: the eleventh shares the first one's colour but not its line
+        const many = lineChart({ title: "l", xLabel: "x", yLabel: "y", series: Array.from({ length: 11 }, (_, i) => ({ name: `s${i}`, points: [{ x: 1, y: 10 + i }, { x: 2, y: 20 + i }] })) });
+        checkWellFormed(many);
+        const styles = [...many.matchAll(/<polyline fill="none" stroke="([^"]+)" stroke-width="2"( stroke-dasharray="[^"]+")?/g)].map((m) => `${m[1]}${m[2] ?? ""}`);
+        expect(styles).toHaveLength(11);
+        expect(new Set(styles).size).toBe(11);
         // equal steps in log2(x) and log10(y): evenly spaced points
         expect(xs[1]![0]! - xs[0]![0]!).toBeCloseTo(xs[2]![0]! - xs[1]![0]!, 0);
         expect(xs[0]![1]! - xs[1]![1]!).toBeCloseTo(xs[1]![1]! - xs[2]![1]!, 0);
