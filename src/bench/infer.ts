@@ -324,6 +324,7 @@ export async function benchInfer(options: InferBenchOptions): Promise<BenchResul
             }
             notes.push(`LoRA tests: +lora1 is one generator with ${path.basename(o.lora[0]!)}; +lora3 is three generators on one model, each with its own adapter (${o.lora.map((f) => path.basename(f)).join(", ")}), taking turns step by step; tokens/s counts all three.`);
         }
+        notes.push("peak_rss_bytes of each test is the process's peak so far (maxRSS): it includes the model load and every earlier test, so it never falls from one test to the next.");
         if (runner.short > 0)
             notes.push(`${runner.short} request(s) ended before ${o.tg} tokens (a stop string spelled by chance); their tokens/s counts the tokens they made.`);
         await model.dispose();

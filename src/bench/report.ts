@@ -152,8 +152,9 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
 
     const loraRuns = infer.filter(({ result }) => result.tests.some((t) => t.lora_adapters > 0));
     md.push("### LoRA adapters", "");
-    md.push("Cost of sub-agent adapters on one model: no adapter, one context with an adapter, and three contexts each with its own adapter taking turns (tokens/s counts all three).", "");
-    md.push(table(["machine", "backend", "model", "pp base", "pp 1 adapter", "pp 3 contexts", "tg base", "tg 1 adapter", "tg 3 contexts", "peak RSS", "run", "load", "result"],
+    md.push("Cost of sub-agent adapters on one model: no adapter, one context with an adapter, and three contexts each with its own adapter taking turns (tokens/s counts all three). " +
+        "Peak RSS is the benchmark process's peak over the whole run (model load and every test), not the adapters' cost alone.", "");
+    md.push(table(["machine", "backend", "model", "pp base", "pp 1 adapter", "pp 3 contexts", "tg base", "tg 1 adapter", "tg 3 contexts", "peak RSS (whole run)", "run", "load", "result"],
         loraRuns.map(({ file, result: r }) => {
             const lora = (n: number, kind: "pp" | "tg") => r.tests.find((t) => t.lora_adapters === n && (kind === "pp" ? t.pp > 0 : t.tg > 0));
             const peak = Math.max(...r.tests.map((t) => t.peak_rss_bytes ?? 0));
@@ -162,7 +163,7 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
         })));
 
     md.push("## Training", "");
-    md.push("autoact-train (LoRA on a frozen base, llama.cpp's graphs): tokens/s of each optimizer step after the first (`batch` samples of `ctx` tokens per step; runs before the packed trainer trained one sample per step), peak memory as the trainer and nvidia-smi report it. " +
+    md.push("autoact-train (LoRA on a frozen base, llama.cpp's graphs): tokens/s of each optimizer step after the first (`batch` samples of `ctx` tokens per step; runs before the packed trainer trained one sample per step), peak RSS as the trainer reports it (its process's maxRSS) and peak VRAM as nvidia-smi reports it for the trainer's process (CUDA context and pools included; the PyTorch reference's own figure in the result JSON is torch.cuda.max_memory_allocated, tensors only, so not comparable). " +
         "In the same run: llama-bench pp<ctx> of the same file, threads and backend (the forward pass alone; train / pp is the share of it training reaches), " +
         "and with `--compare-torch` a PyTorch LoRA of the same shape (`bench/reference/torch_lora.py`: random frozen weights, same rank, alpha, targets, ctx and threads; bf16 on a GPU, f32 on a CPU unless `--torch-dtype` says otherwise). " +
         "Input grads: the type of the input gradients through the frozen weights (`--mixed-precision`), and whether the forward matmuls ran on BF16 copies. " +

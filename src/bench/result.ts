@@ -83,9 +83,17 @@ export interface BenchTest {
     mean: number;
     stddev: number;
     unit: "tokens/s";
-    /** Peak resident memory of the measuring process, when known. */
+    /**
+     * Peak resident memory of the measuring process (getrusage maxRSS), when known. autoact's
+     * inference tests: the Node process's peak so far, so it includes the model load and every
+     * earlier test of the run; autoact-train and PyTorch: the whole training process's peak.
+     */
     peak_rss_bytes: number | null;
-    /** Peak GPU memory of the measuring process, when known. */
+    /**
+     * Peak GPU memory, when known. autoact and autoact-train: nvidia-smi's per-process figure
+     * (CUDA context and allocator pools included); PyTorch: torch.cuda.max_memory_allocated
+     * (its allocator's tensors only, less than nvidia-smi shows for the same process).
+     */
     peak_vram_bytes: number | null;
 }
 

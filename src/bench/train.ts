@@ -160,6 +160,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
             notes.push(`profile (autoact-train --profile, node by node, ${profiled.profile.passes} passes, ${profiled.profile.ms_per_pass.toFixed(1)} ms per pass): ` +
                 profiled.profile.top.slice(0, 15).map((n) => `${(100 * n.share).toFixed(1)}% ${n.node}`).join("; "));
     }
+    if (torch?.tests[0]?.peak_vram_bytes != null)
+        notes.push("peak VRAM is not comparable across engines: autoact-train's is nvidia-smi's per-process figure (CUDA context and pools included), PyTorch's torch.cuda.max_memory_allocated (its tensors only).");
     const tokensPerS = trained.test.mean;
     const finished = load.finish();
     notes.push(...finished.notes);

@@ -62,6 +62,8 @@ describe("bench infer", () => {
         // The pipeline's generator with the synth stage's sampling and a stop string, on its decode backend.
         expect(result.settings.decode_backend).toBe(process.platform === "linux" ? "helper" : "node-llama-cpp");
         expect(result.settings.gpu_layers).toEqual({ offloaded: 0, total: 3 });
+        // a test's peak RSS is the process's so far: the notes say so
+        expect(result.notes).toContainEqual(expect.stringMatching(/^peak_rss_bytes of each test is the process's peak so far \(maxRSS\): it includes the model load and every earlier test/));
         expect(result.settings.sampling).toMatchObject({ temperature: 0.9, stop: ["\nObservation:"], ignoreEos: true });
 
         const files = await writeBenchResult(result, { dir: path.join(dir, "results") });

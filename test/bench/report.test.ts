@@ -121,6 +121,9 @@ describe("bench report", () => {
         expect(md).toMatch(/\| machine \| backend \| model \| 1 seq \| 2 seq \| 4 seq \| 8 seq \| 16 seq \| 32 seq \| best \/ 1 seq \|/);
         expect(md).toMatch(/\| AMD EPYC 2c \| cpu \| synth-100m-q8_0 \| 50\.0 ± 1\.00 \| - \| - \| 210 ± 4\.20 \| - \| - \| 4\.20x \|/);
         expect(md).toMatch(/\| NVIDIA H200 <&> \| cuda \| synth-1\.5b-f16 \| 310 ± 6\.20 \|.*\| 16\.00x \|/);
+        // what each memory figure is
+        expect(md).toContain("| peak RSS (whole run) |");
+        expect(md).toContain("torch.cuda.max_memory_allocated, tensors only, so not comparable");
         // LoRA cost
         expect(md).toContain("| AMD EPYC 2c | cpu | synth-100m-q8_0 | 400 ± 8.00 | 360 ± 7.20 | 350 ± 7.00 | 50.0 ± 1.00 | 45.0 ± 0.900 | 40.0 ± 0.800 | 300 MiB |");
         // training, with GFLOP/s from 4 x params and peak VRAM
