@@ -108,9 +108,13 @@ const std::vector<flag> & flags() {
                  if (p.targets.empty()) {
                      throw input_error("--targets: name at least one of " + join(k_target_modules));
                  }
-                 for (const auto & t : p.targets) {
+                 for (size_t i = 0; i < p.targets.size(); ++i) {
+                     const auto & t = p.targets[i];
                      if (std::find(k_target_modules.begin(), k_target_modules.end(), t) == k_target_modules.end()) {
                          throw input_error("--targets: unknown target module '" + t + "' (known: " + join(k_target_modules) + ")");
+                     }
+                     if (std::find(p.targets.begin(), p.targets.begin() + i, t) != p.targets.begin() + i) {
+                         throw input_error("--targets: '" + t + "' is named twice");
                      }
                  }
              }},

@@ -26,6 +26,8 @@ void checkpoint_save(const std::string & path, const lora_adapter & a, const che
     gguf_set_val_u64(g.get(), "autoact.ckpt.step", (uint64_t) state.step);
     gguf_set_val_f64(g.get(), "autoact.ckpt.elapsed_s", state.elapsed_s);
     gguf_set_val_u64(g.get(), "autoact.ckpt.tokens", (uint64_t) state.tokens);
+    gguf_set_val_f64(g.get(), "autoact.ckpt.first_loss", state.first_loss);
+    gguf_set_val_f64(g.get(), "autoact.ckpt.last_loss", state.last_loss);
     for (const auto & [key, value] : state.structure) {
         gguf_set_val_str(g.get(), (k_prefix + key).c_str(), value.c_str());
     }
@@ -70,14 +72,23 @@ lora_adapter checkpoint_load(const std::string & path, const base_info & base, c
     for (const auto & [key, value] : structure) {
         const std::string stored = gguf_get_val_str(g.get(), find((k_prefix + key).c_str(), GGUF_TYPE_STRING));
         if (stored != value) {
-            throw input_error(path + ": the checkpoint was made with " + key + "=" + stored + ", this run has " + key + "=" + value +
-                              " (use the same setting, or delete the checkpoint to start over)");
+            // a hash says nothing to a reader: say what it is of
+            const bool hashed = key.size() > 6 && key.compare(key.size() - 6, 6, "_fnv1a") == 0;
+            const std::string what = !hashed ? key + "=" + stored + ", this run has " + key + "=" + value
+                                   : key == "data_fnv1a" ? "other training data than this run's" : "other target tensors than this run's";
+            throw input_error(path + ": the checkpoint was made with " + what +
+                              " (use the same settings, or delete the checkpoint to start over)");
         }
     }
     state.structure = structure;
     state.step      = (int64_t) gguf_get_val_u64(g.get(), find("autoact.ckpt.step", GGUF_TYPE_UINT64));
     state.elapsed_s = gguf_get_val_f64(g.get(), find("autoact.ckpt.elapsed_s", GGUF_TYPE_FLOAT64));
     state.tokens    = (int64_t) gguf_get_val_u64(g.get(), find("autoact.ckpt.tokens", GGUF_TYPE_UINT64));
+    // the losses came later: a checkpoint written before them has none to report
+    for (auto [key, value] : { std::pair{ "autoact.ckpt.first_loss", &state.first_loss }, std::pair{ "autoact.ckpt.last_loss", &state.last_loss } }) {
+        const int64_t id = gguf_find_key(g.get(), key);
+        *value = id >= 0 && gguf_get_kv_type(g.get(), id) == GGUF_TYPE_FLOAT64 ? gguf_get_val_f64(g.get(), id) : NAN;
+    }
 
     lora_adapter a;
     a.arch  = arch;

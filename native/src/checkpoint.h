@@ -5,6 +5,7 @@
 
 #include "adapter.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -12,6 +13,8 @@ struct checkpoint_state {
     int64_t                            step = 0;        // optimizer steps done
     double                             elapsed_s = 0.0; // training time before this process
     int64_t                            tokens = 0;      // tokens trained before this process
+    double                             first_loss = NAN; // step 1's loss (a resumed run reports it too)
+    double                             last_loss = NAN;  // the loss of the step checkpointed
     std::map<std::string, std::string> structure;       // settings a resume must share
 };
 

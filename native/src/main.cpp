@@ -7,7 +7,7 @@
 // (temporary name, then rename).
 //
 // Exit codes: 0 done, 2 bad input, 1 failure, 3 NaN/Inf loss (last good state checkpointed),
-// 130 interrupted by SIGINT/SIGTERM (checkpointed).
+// 130 interrupted by SIGINT/SIGTERM/SIGHUP (checkpointed).
 
 #include "adapter.h"
 #include "args.h"
@@ -229,6 +229,7 @@ int run(int argc, char ** argv) {
     g_verbose = p.verbose;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGHUP, on_signal); // a closed terminal or a lost ssh session: checkpoint too
 #ifdef __linux__
     // a parent killed outright (SIGKILL) leaves no orphan training on: we get SIGTERM, checkpoint, exit
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -415,13 +416,15 @@ int run(int argc, char ** argv) {
     const double t_start = now_s();
     int64_t tokens_here = 0;       // tokens trained by this process
     double  train_time_here = 0.0; // seconds spent in training steps by this process
-    double  last_loss = NAN, last_eval = NAN, first_loss = NAN;
+    double  last_loss = ckpt.last_loss, last_eval = NAN, first_loss = ckpt.first_loss; // a resumed run's, from its checkpoint
 
     auto save_checkpoint = [&](int64_t step) {
         adamw_download(opt);
-        ckpt.step      = step;
-        ckpt.elapsed_s = ckpt.elapsed_s + train_time_here;
-        ckpt.tokens    = ckpt.tokens + tokens_here;
+        ckpt.step       = step;
+        ckpt.first_loss = first_loss;
+        ckpt.last_loss  = last_loss;
+        ckpt.elapsed_s  = ckpt.elapsed_s + train_time_here;
+        ckpt.tokens     = ckpt.tokens + tokens_here;
         checkpoint_save(p.checkpoint, adapter, ckpt);
         ckpt.elapsed_s -= train_time_here; // keep the totals relative to this process's counters
         ckpt.tokens    -= tokens_here;
@@ -431,8 +434,9 @@ int run(int argc, char ** argv) {
         save_checkpoint(step - 1); // the device still holds the state before this step
         json_line().str("event", "error").str("kind", "nan").integer("step", step)
             .str("message", "non-finite " + what + "; the last good state is in the checkpoint").emit();
-        throw runtime_failure(string_format("%s is not finite at step %lld: lower --lr; the last good state (step %lld) is in %s",
-                    what.c_str(), (long long) step, (long long) (step - 1), p.checkpoint.c_str()), 3);
+        // a run with another --lr cannot continue from the checkpoint (its result would be neither run's)
+        throw runtime_failure(string_format("%s is not finite at step %lld: start over with a lower --lr (delete %s; it keeps the last good state, step %lld, to look at)",
+                    what.c_str(), (long long) step, p.checkpoint.c_str(), (long long) (step - 1)), 3);
     };
 
     for (int64_t step = start_step + 1; step <= total_steps; ++step) {

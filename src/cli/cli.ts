@@ -24,8 +24,9 @@ export async function runCli(argv: string[]): Promise<number> {
         .help()
         .middleware((args) => {
             // the command's own options: its builder has run by now
-            const options = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[]; count: string[] } }).getOptions();
+            const options = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[]; count: string[]; array: string[] } }).getOptions();
             refuseMissingValues(argv, new Set(Object.keys(options.key)), new Set([...options.boolean, ...options.count]));
+            refuseRepeated(args, new Set(options.array));
             refuseNonNumbers(args, argv);
         }, true)
         .fail((message, error) => {
@@ -41,6 +42,17 @@ export async function runCli(argv: string[]): Promise<number> {
         exitCode = reportError(error, debug);
     }
     return exitCode || (typeof process.exitCode === "number" ? process.exitCode : 0);
+}
+
+/**
+ * A flag that takes one value, given twice, would reach the command as a list ("--agent plan
+ * --agent all" as "plan,all"): refused, for every command.
+ */
+function refuseRepeated(args: Record<string, unknown>, arrays: Set<string>): void {
+    for (const [key, value] of Object.entries(args)) {
+        if (key !== "_" && !/[A-Z]/.test(key) && Array.isArray(value) && !arrays.has(key))
+            throw new UserError(`--${key} is given more than once`);
+    }
 }
 
 /**

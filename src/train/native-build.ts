@@ -53,7 +53,8 @@ export interface NativeBuild {
     seconds: number;
 }
 
-const nativeDir = path.join(packageRoot, "native");
+// by its real path: checkouts that link one native/ (worktrees) configure and build it in one place
+const nativeDir = fs.realpathSync(path.join(packageRoot, "native"));
 const bundleDir = path.join(packageRoot, "node_modules", "node-llama-cpp", "llama");
 
 export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promise<NativeBuild> {

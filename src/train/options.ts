@@ -76,7 +76,7 @@ export const trainOptions = [
     // evaluation and safety
     { key: "evalFraction", cli: "eval-fraction", config: "eval_fraction", flag: "--eval-fraction", kind: "float", default: 0, min: 0, max: 0.9, help: "Share of samples held out for the eval loss" },
     { key: "evalEvery", cli: "eval-every", config: "eval_every", flag: "--eval-every", kind: "int", default: 0, min: 0, max: MAX_INT, help: "Steps between eval losses (0 = only at the end)" },
-    { key: "checkpointEvery", cli: "checkpoint-every", config: "checkpoint_every", flag: "--checkpoint-every", kind: "int", default: 0, min: 0, max: MAX_INT, help: "Steps between checkpoints (0 = on interrupt and at the end)" },
+    { key: "checkpointEvery", cli: "checkpoint-every", config: "checkpoint_every", flag: "--checkpoint-every", kind: "int", default: 25, min: 0, max: MAX_INT, help: "Steps between checkpoints, so that a killed run resumes (0 = only on interrupt and at the end)" },
     { key: "seed", cli: "seed", config: "seed", flag: "--seed", kind: "int", default: 42, min: 0, max: Number.MAX_SAFE_INTEGER, help: "Seed of the initialization, the split and the data order" },
     // machine
     { key: "mixedPrecision", cli: "mixed-precision", config: "mixed_precision", flag: "--mixed-precision", kind: "choice", default: "auto", choices: mixedPrecisionModes, help: "Frozen-weight matmuls in 16 bits: the backward pass's (F16 on a GPU, BF16 on a CPU that multiplies BF16 natively, AVX512-BF16, else F16) and, with on and such a CPU, the forward pass's through F32/F16 weights (the loss then within ~2e-2 of the model's); auto = the backward pass's where faster (a GPU or such a CPU)" },
@@ -122,7 +122,10 @@ export function trainOptionProblem(option: TrainOptionSpec, value: unknown): str
             if (value.length === 0)
                 return `must name at least one of ${option.choices.join(", ")}`;
             const unknown = value.find((v) => typeof v !== "string" || !option.choices.includes(v));
-            return unknown === undefined ? null : `has ${describe(unknown)}: expected any of ${option.choices.join(", ")}`;
+            if (unknown !== undefined)
+                return `has ${describe(unknown)}: expected any of ${option.choices.join(", ")}`;
+            const twice = value.find((v, i) => value.indexOf(v) !== i);
+            return twice === undefined ? null : `has ${describe(twice)} twice`;
         }
     }
 }

@@ -102,6 +102,10 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
     const { ctx } = resolveTrainOptions(options);
     const given = options.samples;
     const perAgent = given != null ? [{ name: agent, rows: [] as TrainingRow[] }] : await rowsPerAgent(data, agent);
+    // an agent's name names its files (<agent>.gguf, train-<agent>.arrow): no path of its own
+    const badName = perAgent.find(({ name }) => !/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name));
+    if (badName != null)
+        throw new InputError(`agent name ${JSON.stringify(badName.name)} must be letters, digits, _ and - (it names the adapter's file)`);
     // rows are fitted into the context as the pipeline fits its samples; given samples must fit already
     const fit = async (name: string, agentRows: readonly TrainingRow[]): Promise<FittedSamples> => {
         if (given != null) {
@@ -124,6 +128,9 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
     makeDirectory(outDir, "output folder");
 
     const results: TrainedAgent[] = [];
+    // Each finished adapter's final checkpoint stays until every agent of the call is done: a call
+    // stopped at the second agent, run again, takes the first up at its last step instead of again.
+    const finished: string[] = [];
     for (const { name, fitted } of jobs) {
         const samples = fitted.samples;
         const sampleFit: SampleFit = { samples: samples.length, truncated: fitted.truncated, tooLong: fitted.dropped };
@@ -142,6 +149,8 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
             const rowsOut = [...earlier.filter((row) => row.step <= startStep), ...curve.map((step) => curveRow(name, step))];
             await writeTable(curvePath, "training_curve", rowsOut);
         };
+        // the curve is written with each checkpoint, so that it stays the checkpoint's (one after another)
+        let curveWrites = Promise.resolve();
         try {
             const result = await trainAdapter({
                 ...options,
@@ -157,8 +166,13 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                 onEvent: (event) => {
                     if (event.event === "start") {
                         startStep = Number(event.start_step);
+                        // a run from step 0: no curve of an earlier run may be spliced into its own
+                        if (startStep === 0)
+                            fs.rmSync(curvePath, { force: true });
                         options.onStart?.(name, event as unknown as TrainStart);
                     }
+                    if (event.event === "checkpoint")
+                        curveWrites = curveWrites.then(writeCurve);
                 },
                 onStep: (step) => {
                     curve.push(step);
@@ -166,17 +180,20 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                 },
                 onLog: (line) => options.onLog?.(name, line)
             });
+            await curveWrites;
             await writeCurve();
-            // The adapter is complete: its checkpoint and samples file are of no further use.
-            for (const leftover of trainingLeftovers(adapterPath))
-                fs.rmSync(leftover, { force: true });
+            finished.push(adapterPath);
             results.push({ agent: name, adapterPath, curvePath, ...sampleFit, done: result.done, curve: result.curve });
         } catch (error) {
+            await curveWrites.catch(() => undefined);
             if (error instanceof UserError && curve.length > 0)
                 await writeCurve().catch(() => undefined); // keep what was learned so far with the checkpoint
             throw error;
         }
     }
+    // Every adapter is complete: their checkpoints and samples files are of no further use.
+    for (const leftover of finished.flatMap(trainingLeftovers))
+        fs.rmSync(leftover, { force: true });
     return results;
 }
 

@@ -309,7 +309,7 @@ const flagCases: Case[] = [
     { name: "unknown flag", args: () => ["run", plainConfig(), "--frobnicate"], error: /Unknown argument: frobnicate/ },
     { name: "unknown command", args: () => ["frobnicate"], error: /Unknown argument: frobnicate|Did you mean/ },
     { name: "a command group alone", args: () => ["bench"], error: /^autoact: Name a bench command: infer, train, report, remote \(autoact bench --help\)$/ },
-    { name: "--limit 0", args: () => [...filterWith(plainConfig(), fresh("limit0")), "--limit", "0"], error: /--limit must be a whole number of at least 1, got 0/, absent: () => [fresh("limit0")] },
+    { name: "--limit -1", args: () => [...filterWith(plainConfig(), fresh("limit0")), "--limit", "-1"], error: /--limit must be a whole number \(0 = no limit\), got -1/, absent: () => [fresh("limit0")] },
     { name: "--limit abc", args: () => [...filterWith(plainConfig(), fresh("limitabc")), "--limit", "abc"], error: /--limit must be a number, got "abc"$/, absent: () => [fresh("limitabc")] },
     { name: "--from after --until", args: () => ["run", plainConfig(), "--from", "split", "--until", "synth", "--run-dir", fresh("order")], error: /--from split comes after --until synth/, absent: () => [fresh("order")] },
     { name: "--from unknown stage", args: () => ["run", plainConfig(), "--from", "bake"], error: /Invalid values|bake/ },
@@ -323,6 +323,9 @@ const flagCases: Case[] = [
     { name: "a bare --run-dir (not the working directory)", args: () => ["filter", "--run-dir"], error: /^autoact: --run-dir needs a value$/ },
     { name: "a bare --steps before another flag (not its default)", args: () => ["bench", "train", "--model", "synth:tiny", "--steps", "--out", path.join(dir, "steps.json")], error: /^autoact: --steps needs a value$/, absent: () => [path.join(dir, "steps.json")] },
     { name: "deploy --port=80a", args: () => ["deploy", "--run-dir", fresh("port"), "--port=80a"], error: /--port must be a number, got "80a"$/, absent: () => [fresh("port")] },
+    { name: "train: --agent twice (not \"plan,all\")", args: () => ["train", "--base", tinyModel, "--data", file("t.jsonl", '{"input": "a", "output": "b"}\n'), "--agent", "plan", "--agent", "all", "--out", path.join(dir, "out-twice")], error: /^autoact: --agent is given more than once$/, absent: () => [path.join(dir, "out-twice")], needsModel: true },
+    { name: "train: a target named twice (not a native abort)", args: () => ["train", "--base", tinyModel, "--data", file("t.jsonl", '{"input": "a", "output": "b"}\n'), "--agent", "plan", "--out", path.join(dir, "out-targets"), "--targets", "attn_k,attn_k"], error: /^autoact: --targets has "attn_k" twice$/, absent: () => [path.join(dir, "out-targets")], needsModel: true },
+    { name: "train: an agent name that is a path", args: () => ["train", "--base", tinyModel, "--data", file("t.jsonl", '{"input": "a", "output": "b"}\n'), "--agent", "../evil", "--out", path.join(dir, "out-evil")], error: /^autoact: agent name "\.\.\/evil" must be letters, digits, _ and -/, absent: () => [path.join(dir, "out-evil"), path.join(dir, "evil.gguf")], needsModel: true },
     { name: "bench remote: --tg twice", args: () => ["bench", "remote", "--model", tinyModel, "--tg", "4", "--tg", "8"], error: /--tg is given more than once$/, needsModel: true },
     { name: "pipeline file missing", args: () => ["run", path.join(dir, "nowhere.yaml")], error: /pipeline config not found/ },
     { name: "model file missing", args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "nowhere.gguf"), "--run-dir", fresh("nomodel")], error: /model file not found/, absent: () => [fresh("nomodel")] }

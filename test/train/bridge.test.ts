@@ -152,6 +152,37 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         expect(bad.stderr).toMatch(/no rows for agent "reflect"/);
     });
 
+    it("--agent all stopped at its second agent, run again, takes the first up at its last step (not again); the curves are whole and the first losses told", async () => {
+        const data = path.join(dir, "two.jsonl");
+        fs.writeFileSync(data, [{ input: "Once upon a time", output: "there was a cat.", agent: "plan" }, { input: "Lily saw", output: "a big tree.", agent: "tool" }]
+            .map((r) => JSON.stringify(r)).join("\n"));
+        const out = path.join(dir, "stopped");
+        const args = ["train", "--base", stories260K, "--data", data, "--agent", "all", "--out", out, "--steps", "300", "--ctx", "64", "--threads", String(THREADS)];
+        const stopped = await runCliProcess(args, { interrupt: { when: /training tool/, signal: "SIGINT" } });
+        expect(stopped.code, stopped.stderr).toBe(130);
+        const again = await runCliProcess(args);
+        expect(again.code, again.stderr).toBe(0);
+        expect(again.stderr).not.toMatch(/^plan \d+\/300/m); // no plan step trained again
+        for (const agent of ["plan", "tool"]) {
+            expect(again.stdout).toMatch(new RegExp(`^${agent}: .* \\(300 steps, loss \\d+\\.\\d+ -> \\d+\\.\\d+`, "m"));
+            const curve = await readAnyTable(path.join(out, `train-${agent}.arrow`));
+            expect(curve.rows.map((r) => r.step)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+        }
+        expect(fs.readdirSync(out).sort()).toEqual(["plan.gguf", "tool.gguf", "train-plan.arrow", "train-tool.arrow"]);
+
+        // A run at another lr killed outright (the trainer checkpoints as its parent dies), then
+        // resumed: its curve holds no row of the earlier run's.
+        const other = [...args.map((a, i) => (args[i - 1] === "--agent" ? "plan" : a)), "--lr", "0.00001"];
+        const killed = await runCliProcess(other, { interrupt: { when: /training plan/, signal: "SIGKILL" } });
+        expect(killed.code).toBe(null);
+        await new Promise((resolve) => setTimeout(resolve, 1000)); // the orphaned trainer's checkpoint
+        const resumed = await runCliProcess(other);
+        expect(resumed.code, resumed.stderr).toBe(0);
+        const curve = await readAnyTable(path.join(out, "train-plan.arrow"));
+        expect(curve.rows.length).toBeGreaterThan(0);
+        expect(curve.rows.every((r) => (r.lr as number) <= 0.00001)).toBe(true);
+    });
+
     it("fits rows longer than --ctx as the pipeline does: the prompt cut on the left, the response whole; says how many", async () => {
         const story = "Once upon a time there was a little girl named Lily who loved to play in the park with her dog. ";
         const rows = [

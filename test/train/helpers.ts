@@ -46,7 +46,7 @@ export interface TrainerRun {
  * limit of virtual memory (`ulimit -v`), where an allocation beyond it fails as it would out of memory.
  */
 export async function runTrainer(args: string[], options: {
-    onEvent?: (e: { event: string } & Record<string, any>, kill: () => void) => void;
+    onEvent?: (e: { event: string } & Record<string, any>, kill: (signal?: NodeJS.Signals) => void) => void;
     addressSpaceKb?: number;
 } = {}): Promise<TrainerRun> {
     const { trainer } = await nativeBuild();
@@ -64,7 +64,7 @@ export async function runTrainer(args: string[], options: {
             try {
                 const event = JSON.parse(line);
                 events.push(event);
-                options.onEvent?.(event, () => child.kill("SIGINT"));
+                options.onEvent?.(event, (signal = "SIGINT") => child.kill(signal));
             } catch {
                 // not a JSON line
             }

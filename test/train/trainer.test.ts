@@ -131,6 +131,18 @@ describe("autoact-train on a synthetic tiny llama (F32)", () => {
         expect(a.events.find((e) => e.event === "step")!.tokens).toBe(2 * 23);
     });
 
+    it("a hang-up (a closed terminal, a lost ssh session) checkpoints as an interrupt does; the resumed run tells step 1's loss", async () => {
+        const out = path.join(dir, "hup.gguf");
+        const args = ["--base", base, "--data", data, "--out", out, "--steps", "200", "--lr", "1e-3", "--ctx", "64"];
+        const hung = await runTrainer(args, { onEvent: (e, kill) => e.event === "step" && e.step === 3 && kill("SIGHUP") });
+        expect(hung.exitCode, hung.stderr).toBe(130);
+        expect(hung.events.some((e) => e.event === "interrupted")).toBe(true);
+        expect(fs.existsSync(`${out}.ckpt`)).toBe(true);
+        const resumed = await runTrainer([...args, "--resume"]);
+        expect(resumed.exitCode, resumed.stderr).toBe(0);
+        expect(resumed.events.find((e) => e.event === "done")!.first_loss).toBe(stepLosses(hung)[0]);
+    });
+
     it("stops on a NaN/Inf loss with a clear error, keeps the last good checkpoint and writes no adapter", async () => {
         const out = path.join(dir, "nan.gguf");
         const run = await runTrainer(["--base", base, "--data", data, "--out", out, "--steps", "20", "--lr", "1e30",

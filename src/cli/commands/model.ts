@@ -44,9 +44,6 @@ const synth: CommandModule<object, SynthArgs> = {
         .option("tied-embeddings", { type: "boolean", describe: "Leave out output.weight (reuse token_embd)" })
         .option("out", { type: "string", demandOption: true, describe: "Output .gguf file" }) as unknown as Argv<SynthArgs>,
     handler: async (args) => {
-        for (const [flag, value] of Object.entries(args))
-            if (Array.isArray(value) && flag !== "_")
-                throw new InputError(`--${flag} is given more than once`);
         const started = performance.now();
         const result = await writeSyntheticModel({
             preset: args.preset,

@@ -144,9 +144,6 @@ interface Job {
     outDir: string;
 }
 
-/** Checkpoints every this many steps when train.checkpoint_every is 0, so that a killed run resumes. */
-const PIPELINE_CHECKPOINT_EVERY = 25;
-
 /** Runs the native trainer for one adapter (resuming its checkpoint); returns the number of curve rows. */
 async function trainJob(context: StageContext, job: Job, modelPath: string, onRate: (tokensPerSecond: number) => void): Promise<number> {
     const settings = context.config.train;
@@ -157,8 +154,6 @@ async function trainJob(context: StageContext, job: Job, modelPath: string, onRa
         agent: job.name,
         outDir: job.outDir,
         ...trainOptionsFromConfig(settings),
-        // A killed run resumes from its last checkpoint: the pipeline always writes them.
-        checkpointEvery: settings.checkpoint_every > 0 ? settings.checkpoint_every : PIPELINE_CHECKPOINT_EVERY,
         threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
         onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
         // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
