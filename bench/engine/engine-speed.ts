@@ -19,7 +19,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { createEngine, physicalCoreCount, type LoadedModel } from "../../src/llm/engine.js";
+import { createEngine, defaultThreadCount, type LoadedModel } from "../../src/llm/engine.js";
+import { physicalCoreCount } from "../../src/llm/cpu.js";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
 import { packageRoot } from "../../src/util/package.js";
 
@@ -31,7 +32,7 @@ function parseArgs(argv: string[]): Args {
         return i >= 0 ? argv[i + 1] : undefined;
     };
     return {
-        threads: Number(get("--threads") ?? physicalCoreCount()),
+        threads: Number(get("--threads") ?? defaultThreadCount()),
         reps: Number(get("--reps") ?? 5),
         rounds: Number(get("--rounds") ?? 3),
         tokens: Number(get("--tokens") ?? 128),

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { readGgufInfo, ggufArchitecture } from "../gguf/reader.js";
 import { gpuChoices } from "../llm/types.js";
-import { createEngine, defaultBatchSize, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
+import { createEngine, defaultBatchSize, defaultThreadCount, type Engine, type GenerationRequest, type Generator, type GpuChoice, type LoadedModel } from "../llm/engine.js";
 import { defaultConfig } from "../pipeline/config-schema.js";
 import { ensureNativeBuild, findNativeBuild, nativeBuildPatches, type NativeBackend } from "../train/native-build.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
@@ -76,7 +76,7 @@ export async function resolveInferOptions(options: InferBenchOptions): Promise<R
     const gpu = options.gpu ?? "auto";
     if (!(gpuChoices as readonly string[]).includes(gpu))
         throw new InputError(`unknown backend "${gpu}" for --gpu (expected ${gpuChoices.join(", ")})`);
-    const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
+    const threads = positiveInteger(options.threads ?? defaultThreadCount(), "--threads");
     const pp = positiveInteger(options.pp ?? inferBenchDefaults.pp, "--pp");
     const tg = positiveInteger(options.tg ?? inferBenchDefaults.tg, "--tg");
     const reps = positiveInteger(options.reps ?? inferBenchDefaults.reps, "--reps");

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { ggufDecoderShape, ggufParameterCount, readGgufInfo } from "../gguf/reader.js";
-import { physicalCoreCount } from "../llm/cpu.js";
+import { defaultThreadCount } from "../llm/cpu.js";
 import { ensureNativeBuild, findNativeBuild, nativeBackends, nativeBuildPatches, type NativeBackend } from "../train/native-build.js";
 import { writeTrainingSamples } from "../train/samples-file.js";
 import { assertTrainOptions, resolveTrainOptions, targetModules, type ResolvedTrainHyperParams, type TrainHyperParams } from "../train/options.js";
@@ -91,7 +91,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const gpuChoice = options.gpu ?? "auto";
     if (gpuChoice !== "auto" && !(nativeBackends as readonly string[]).includes(gpuChoice))
         throw new InputError(`unknown backend "${gpuChoice}" for --gpu (expected auto, ${nativeBackends.join(", ")})`);
-    const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
+    const threads = positiveInteger(options.threads ?? defaultThreadCount(), "--threads");
     const steps = positiveInteger(options.steps ?? trainBenchDefaults.steps, "--steps");
     if (steps < 2)
         throw new InputError("--steps must be at least 2: the first step is the warm-up");

@@ -6,7 +6,7 @@ import type { Options } from "yargs";
  */
 export const sharedOptions = {
     /** CPU threads of the native code a command runs. */
-    threads: { type: "number", describe: "CPU threads (default: physical cores)" },
+    threads: { type: "number", describe: "CPU threads (default: the physical cores this process may use)" },
     /** A benchmark's model. */
     benchModel: { type: "string", demandOption: true, describe: "GGUF file, or synth:PRESET[:TYPE] (e.g. synth:100m, synth:0.5b:f16)" },
     llamaBench: { type: "string", describe: "llama-bench executable (default: the autoact native build's)" },

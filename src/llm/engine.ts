@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Llama, LlamaContext, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { llamaLib } from "./llama-lib.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
-import { physicalCoreCount } from "./cpu.js";
+import { defaultThreadCount } from "./cpu.js";
 import { checkGgufFile } from "./gguf-check.js";
 import { Generator, type GeneratorHost } from "./generator.js";
 import { resolveModelSource } from "./model-source.js";
@@ -15,7 +15,7 @@ import { gpuChoices, type AdapterSpec, type EngineOptions, type GenerationReques
 export type * from "./types.js";
 export { Generator } from "./generator.js";
 export { modelCacheDir } from "./model-source.js";
-export { physicalCoreCount } from "./cpu.js";
+export { defaultThreadCount } from "./cpu.js";
 export { remoteServerKinds, type RemoteOptions, type RemoteServerKind } from "./remote-backend.js";
 
 /** Creates the engine: one llama.cpp binding (backend + thread count) for all models. */
@@ -23,7 +23,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     const gpu: GpuChoice = options.gpu ?? "auto";
     if (!(gpuChoices as readonly string[]).includes(gpu))
         throw new InputError(`unknown GPU choice "${gpu}" (expected ${gpuChoices.join(", ")})`);
-    const threads = options.threads ?? physicalCoreCount();
+    const threads = options.threads ?? defaultThreadCount();
     if (!Number.isInteger(threads) || threads < 1)
         throw new InputError(`invalid thread count ${threads} (expected a positive integer)`);
     let llama: Llama;

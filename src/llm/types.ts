@@ -7,7 +7,7 @@ export type GpuChoice = (typeof gpuChoices)[number];
 export interface EngineOptions {
     /** Which compute backend to use. Defaults to "auto" (best available, else CPU). */
     gpu?: GpuChoice;
-    /** CPU threads for evaluation. Defaults to the number of physical cores (see `physicalCoreCount`). */
+    /** CPU threads for evaluation. Defaults to the physical cores this process may use (see `defaultThreadCount`). */
     threads?: number;
     /**
      * Use autoact's engine helper addon on CPU (persistent threadpool, main-thread decode of

@@ -40,7 +40,7 @@ export interface PipelineConfig {
         /** A GGUF path (relative to this file; a `--set` value to the working directory) or an `hf:` URI; a preset name from models/presets.json also works. */
         path: string;
         gpu: GpuChoice;
-        /** 0 = physical cores. */
+        /** 0 = the physical cores the process may use (`defaultThreadCount`). */
         threads: number;
         /** Context size of every sequence. */
         context_size: number;

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
-import { physicalCoreCount } from "../llm/cpu.js";
+import { defaultThreadCount } from "../llm/cpu.js";
 import { InputError, RuntimeFailure } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 import { packageRoot } from "../util/package.js";
@@ -59,7 +59,7 @@ const bundleDir = path.join(packageRoot, "node_modules", "node-llama-cpp", "llam
 
 export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promise<NativeBuild> {
     const {
-        backend = "cpu", onProgress = () => {}, jobs = physicalCoreCount(), force = false,
+        backend = "cpu", onProgress = () => {}, jobs = defaultThreadCount(), force = false,
         buildRoot = path.join(nativeDir, "build")
     } = options;
     const started = performance.now();

@@ -3,7 +3,7 @@ import path from "node:path";
 import { llamaLib } from "../llm/llama-lib.js";
 import { readAnyTable, writeTable } from "../data/table-io.js";
 import type { TrainingCurveRow } from "../data/schemas.js";
-import { physicalCoreCount } from "../llm/cpu.js";
+import { defaultThreadCount } from "../llm/cpu.js";
 import { createPromptFormatter, formatTrainingSample, type PromptTemplate } from "../llm/prompt-format.js";
 import { InputError, UserError, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
@@ -96,7 +96,7 @@ async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ 
  */
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, backend = "cpu" } = options;
-    const threads = positiveInteger(options.threads ?? physicalCoreCount(), "--threads");
+    const threads = positiveInteger(options.threads ?? defaultThreadCount(), "--threads");
     await checkGgufFile(base, "base model");
     assertTrainOptions(options);
     const { ctx } = resolveTrainOptions(options);

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine, physicalCoreCount, type Engine, type GenerationRequest, type Generator, type LoadedModel } from "../../src/llm/engine.js";
+import { createEngine, defaultThreadCount, type Engine, type GenerationRequest, type Generator, type LoadedModel } from "../../src/llm/engine.js";
 import { InputError, RuntimeFailure } from "../../src/util/errors.js";
 import { resetEngineHelperForTests } from "../../src/llm/native-access.js";
 import { hasSharedModel, makeTinyModel, sharedModel, tempDir, writeLoraAdapter } from "./helpers.js";
@@ -26,14 +26,14 @@ afterAll(async () => {
 });
 
 describe("engine basics", () => {
-    it("reports backend, threads and model info; defaults threads to physical cores", async () => {
+    it("reports backend, threads and model info; defaults threads to the physical cores it may use", async () => {
         expect(engine.backend).toBe("cpu");
         expect(engine.threads).toBe(1);
         expect(tiny.info).toMatchObject({ backend: "cpu", gpuLayers: 0, totalLayers: 3, trainContextSize: 512 });
         expect(tiny.info.sizeBytes).toBe(fs.statSync(tinyPath).size);
         expect(tiny.eosToken).toBeTypeOf("number");
         const other = await createEngine({ gpu: "cpu" });
-        expect(other.threads).toBe(physicalCoreCount());
+        expect(other.threads).toBe(defaultThreadCount());
         await other.dispose();
     });
 

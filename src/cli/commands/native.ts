@@ -15,7 +15,7 @@ const build: CommandModule<object, BuildArgs> = {
     describe: "Build the LoRA trainer, llama-bench and llama-server from node-llama-cpp's llama.cpp source (incremental)",
     builder: (yargs) => yargs
         .option("backend", { type: "string", default: "cpu", describe: `${nativeBackends.join(" | ")}` })
-        .option("jobs", { type: "number", describe: "Parallel compile jobs (default: physical cores)" })
+        .option("jobs", { type: "number", describe: "Parallel compile jobs (default: the physical cores this process may use)" })
         .option("force", { type: "boolean", default: false, describe: "Re-clone and re-patch llama.cpp" }) as unknown as Argv<BuildArgs>,
     handler: async (args) => {
         if (!(nativeBackends as readonly string[]).includes(args.backend))
