@@ -1,6 +1,6 @@
 import type { LlamaContext } from "node-llama-cpp";
 import { RuntimeFailure, errorMessage } from "../util/errors.js";
-import { rawContext, type EngineHelper, type EngineHelperHandle, type RawContext, type RawSampler } from "./native-access.js";
+import { rawContext, whileContextAlive, type EngineHelper, type EngineHelperHandle, type RawContext, type RawSampler } from "./native-access.js";
 
 /**
  * One batch of tokens for a local llama context, filled by the generator's scheduler: token
@@ -60,11 +60,19 @@ export class NodeLlamaBackend implements DecodeBackend {
     /** node-llama-cpp's logit index for each batch index of the last worker decode. */
     private logitIndex: number[] = [];
 
-    constructor(context: LlamaContext, protected readonly computeLock: ComputeLock) {
+    constructor(protected readonly context: LlamaContext, protected readonly computeLock: ComputeLock) {
         this.raw = rawContext(context);
     }
 
     async decode(batch: TokenBatch): Promise<void> {
+        try {
+            await this.computeLock(() => whileContextAlive(this.context, () => this.decodeOnWorker(batch)));
+        } catch (error) {
+            throw error instanceof RuntimeFailure ? error : new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`);
+        }
+    }
+
+    private async decodeOnWorker(batch: TokenBatch): Promise<void> {
         this.raw.initBatch(batch.count);
         this.logitIndex = [];
         // node-llama-cpp takes a sequence's tokens as one run with consecutive positions.
@@ -81,15 +89,11 @@ export class NodeLlamaBackend implements DecodeBackend {
             wanted.forEach((offset, k) => (this.logitIndex[start + offset] = indexes[k]!));
             start = end;
         }
-        try {
-            await this.computeLock(() => this.raw.decodeBatch());
-        } catch (error) {
-            throw new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`);
-        }
+        await this.raw.decodeBatch();
     }
 
     sample(index: number, sampler: RawSampler, _plainGreedy: boolean): Promise<number> | number {
-        return this.raw.sampleToken(this.logitIndex[index]!, sampler);
+        return whileContextAlive(this.context, () => this.raw.sampleToken(this.logitIndex[index]!, sampler));
     }
 
     removeCells(sequence: number, from: number): boolean {
@@ -124,16 +128,19 @@ export class HelperBackend extends NodeLlamaBackend {
     }
 
     override async decode(batch: TokenBatch): Promise<void> {
-        if (batch.count > this.capacity || this.handle == null) {
+        // Released = the context is being disposed: node-llama-cpp's calls would use freed memory too.
+        this.handleOrThrow();
+        if (batch.count > this.capacity) {
             this.lastSync = false;
             return await super.decode(batch);
         }
         this.lastSync = true;
         let status: number;
         try {
-            status = await this.computeLock(async () => this.helper.decode(this.handle!, batch.tokens, batch.sequences, batch.positions, batch.logits, batch.count));
+            status = await this.computeLock(() => whileContextAlive(this.context,
+                () => this.helper.decode(this.handleOrThrow(), batch.tokens, batch.sequences, batch.positions, batch.logits, batch.count)));
         } catch (error) {
-            throw new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`);
+            throw error instanceof RuntimeFailure ? error : new RuntimeFailure(`llama decode failed: ${errorMessage(error)}`);
         }
         if (status !== 0)
             throw new RuntimeFailure(`llama decode failed: llama_decode returned ${status}${status === 1 ? " (no free KV cells)" : ""}`);
@@ -142,7 +149,14 @@ export class HelperBackend extends NodeLlamaBackend {
     override sample(index: number, sampler: RawSampler, plainGreedy: boolean): Promise<number> | number {
         if (!this.lastSync)
             return super.sample(index, sampler, plainGreedy);
-        return plainGreedy ? this.helper.argmax(this.handle!, index) : this.helper.sample(this.handle!, index, sampler);
+        const handle = this.handleOrThrow();
+        return plainGreedy ? this.helper.argmax(handle, index) : this.helper.sample(handle, index, sampler);
+    }
+
+    private handleOrThrow(): EngineHelperHandle {
+        if (this.handle == null)
+            throw new RuntimeFailure("the context was disposed (its model or engine was disposed)");
+        return this.handle;
     }
 
     override release(): void {

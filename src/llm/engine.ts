@@ -9,7 +9,7 @@ import { Generator, type GeneratorHost } from "./generator.js";
 import { resolveModelSource } from "./model-source.js";
 import { RemoteBackend, type RemoteOptions } from "./remote-backend.js";
 import { HelperBackend, NodeLlamaBackend, type DecodeBackend } from "./decode-backend.js";
-import { createRawSampler, loadEngineHelper, rawContext, type EngineHelper, type EngineHelperHandle } from "./native-access.js";
+import { createRawSampler, loadEngineHelper, rawContext, whileContextAlive, type EngineHelper, type EngineHelperHandle } from "./native-access.js";
 import { gpuChoices, type AdapterSpec, type EngineOptions, type GenerationRequest, type GeneratorOptions, type GpuChoice, type LoadModelOptions } from "./types.js";
 
 export type * from "./types.js";
@@ -138,6 +138,8 @@ export class LoadedModel {
     private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
     private readonly checkedAdapters = new Set<string>();
     private readonly host: GeneratorHost;
+    /** Generators made here and not yet disposed: they go before the model. */
+    private readonly generators = new Set<Generator>();
 
     /** @internal use `Engine.loadModel` */
     constructor(readonly engine: Engine, readonly model: LlamaModel, readonly path: string) {
@@ -219,8 +221,15 @@ export class LoadedModel {
                 warnOnce(`autoact: engine helper not used for this context (${errorMessage(error)}); using node-llama-cpp's own calls\n`);
             }
         }
-        return new Generator(this.host, { tokens: backend }, { parallel, contextSize: context.contextSize, batchSize: context.batchSize },
-            async () => await context.dispose());
+        const generator: Generator = new Generator(this.host, { tokens: backend }, { parallel, contextSize: context.contextSize, batchSize: context.batchSize },
+            async () => {
+                this.generators.delete(generator);
+                await context.dispose();
+            });
+        this.generators.add(generator);
+        // The model (or the engine) may dispose the context under a running generator.
+        context.onDispose.createListener(() => generator.contextDisposed());
+        return generator;
     }
 
     /**
@@ -236,7 +245,10 @@ export class LoadedModel {
             detokenize: (tokens) => this.promptText(tokens),
             tokenize: (text) => this.tokenize(text)
         });
-        return new Generator(this.host, { requests: backend }, { parallel: backend.slots, contextSize, batchSize: 0 });
+        const generator: Generator = new Generator(this.host, { requests: backend }, { parallel: backend.slots, contextSize, batchSize: 0 },
+            async () => void this.generators.delete(generator));
+        this.generators.add(generator);
+        return generator;
     }
 
     /**
@@ -252,6 +264,13 @@ export class LoadedModel {
         const raw = rawContext(context);
         const helper = this.engine.helper;
         let handle: EngineHelperHandle | undefined;
+        // The threadpool goes before the native context, also when the model disposes it first.
+        const release = () => {
+            if (handle != null)
+                helper!.release(handle);
+            handle = undefined;
+        };
+        context.onDispose.createListener(release);
         const sampler = createRawSampler(this.llama, this.model, { temperature: 0 });
         const scores: number[] = [];
         try {
@@ -267,25 +286,30 @@ export class LoadedModel {
                 for (let i = 0; i < chunk.length; i++)
                     if (start + i + 1 >= from)
                         wanted.push(i);
-                raw.initBatch(chunk.length);
-                const indexes = raw.addToBatch(0, start, Uint32Array.from(chunk), Uint32Array.from(wanted));
-                await this.engine.withComputeLock(() => raw.decodeBatch());
+                // The context is kept for each native call: the model may be disposed meanwhile.
+                const indexes = await this.engine.withComputeLock(() => whileContextAlive(context, async () => {
+                    raw.initBatch(chunk.length);
+                    const indexes = raw.addToBatch(0, start, Uint32Array.from(chunk), Uint32Array.from(wanted));
+                    await raw.decodeBatch();
+                    return indexes;
+                }));
                 for (let k = 0; k < wanted.length; k++) {
                     const target = tokens[start + wanted[k]! + 1]!;
-                    const [, probabilities] = await raw.sampleToken(indexes[k]!, sampler, true);
+                    const [, probabilities] = await whileContextAlive(context, () => raw.sampleToken(indexes[k]!, sampler, true));
                     scores.push(Math.log(findProbability(probabilities ?? [], target)));
                 }
             }
         } finally {
             sampler.dispose();
-            if (handle != null)
-                helper!.release(handle);
+            release();
             await context.dispose();
         }
         return scores;
     }
 
+    /** Disposes the generators made here (their unfinished requests fail), then the model. */
     async dispose(): Promise<void> {
+        await Promise.allSettled([...this.generators].map((generator) => generator.dispose()));
         await this.model.dispose();
     }
 

@@ -94,7 +94,9 @@ export class Generator {
     private readonly queue: Job[] = [];
     private readonly batch: TokenBatch;
     private loop?: Promise<void>;
-    private disposed = false;
+    /** Why the generator takes no more steps (disposed, or its context lost): what its requests fail with. */
+    private closed?: string;
+    private disposing?: Promise<void>;
     private useCounter = 0;
     private readonly tokens?: DecodeBackend;
     private readonly requests?: RequestBackend;
@@ -131,8 +133,8 @@ export class Generator {
 
     /** Queues one request; many callers may await at once. */
     complete(request: GenerationRequest): Promise<GenerationResult> {
-        if (this.disposed)
-            return Promise.reject(new RuntimeFailure("generator is disposed"));
+        if (this.closed != null)
+            return Promise.reject(new RuntimeFailure(this.closed));
         let job: Job;
         try {
             job = this.makeJob(request);
@@ -157,16 +159,33 @@ export class Generator {
         }));
     }
 
-    async dispose(): Promise<void> {
-        if (this.disposed)
+    /** Fails every request not finished (queued or running) and frees the context. */
+    dispose(): Promise<void> {
+        this.disposing ??= (async () => {
+            this.close("generator disposed");
+            // The loop stops after its step and fails the requests still on a slot.
+            await this.loop?.catch(() => undefined);
+            this.tokens?.release();
+            this.requests?.release();
+            await this.onDispose();
+        })();
+        return this.disposing;
+    }
+
+    /**
+     * @internal The context is going away under the generator (its model or engine is being
+     * disposed): no further step; the step in flight keeps the context until it ends.
+     */
+    contextDisposed(): void {
+        this.close("generator's model disposed");
+    }
+
+    private close(reason: string): void {
+        if (this.closed != null)
             return;
-        this.disposed = true;
+        this.closed = reason;
         for (const job of this.queue.splice(0))
-            job.reject(new RuntimeFailure("generator disposed before the request ran"));
-        await this.loop?.catch(() => undefined);
-        this.tokens?.release();
-        this.requests?.release();
-        await this.onDispose();
+            job.reject(new RuntimeFailure(`${reason} before the request ran`));
     }
 
     private makeJob(request: GenerationRequest): Job {
@@ -197,7 +216,7 @@ export class Generator {
             .catch((error) => this.failAll(error))
             .finally(() => {
                 this.loop = undefined;
-                if (this.queue.length > 0 && !this.disposed && this.slots.some((slot) => slot.job == null))
+                if (this.queue.length > 0 && this.closed == null && this.slots.some((slot) => slot.job == null))
                     this.kick();
             });
     }
@@ -205,7 +224,7 @@ export class Generator {
     /** Token backends: one step after another while any slot is busy. */
     private async run(): Promise<void> {
         let lastYield = performance.now();
-        while (!this.disposed) {
+        while (this.closed == null) {
             await this.assignQueued();
             const busy = this.slots.filter((slot) => slot.job != null);
             if (busy.length === 0)
@@ -220,6 +239,10 @@ export class Generator {
                 lastYield = performance.now();
             }
         }
+        // Closed: requests on a slot get no further step.
+        for (const slot of this.slots)
+            if (slot.job != null)
+                this.fail(slot, new RuntimeFailure(this.closed));
     }
 
     /** Gives free slots queued requests, longest shared prefix first. */
@@ -277,7 +300,7 @@ export class Generator {
             slot.cached = job.prompt;
             if (--this.running === 0)
                 this.stats.busyMs += performance.now() - this.busySince;
-            if (!this.disposed && this.queue.length > 0)
+            if (this.closed == null && this.queue.length > 0)
                 this.kick();
         });
     }
@@ -300,6 +323,9 @@ export class Generator {
             let grammar: LlamaGrammar | undefined;
             if (job.request.grammar != null) {
                 grammar = await this.host.grammarFor(job.request.grammar);
+                // the model may have gone while the grammar compiled
+                if (this.closed != null)
+                    throw new RuntimeFailure(this.closed);
                 job.grammarStops = grammar.stopGenerationTriggers
                     .map((trigger) => (typeof trigger === "string" ? trigger : Array.isArray(trigger) ? "" : trigger.toString()))
                     .filter((trigger) => trigger.length > 0);

@@ -39,7 +39,7 @@ export interface SamplerConfig {
 }
 
 interface Internals {
-    context: { _ctx?: RawContext };
+    context: { _ctx?: RawContext; _backendContextDisposeGuard?: { createPreventDisposalHandle(): { dispose(): void } } };
     model: { _model?: unknown };
     llama: { _bindings?: { AddonSampler?: new (model: unknown) => RawSampler } };
     grammarState: { _state?: unknown };
@@ -50,6 +50,28 @@ export function rawContext(context: LlamaContext): RawContext {
     if (raw == null || typeof raw.decodeBatch !== "function" || typeof raw.addToBatch !== "function")
         throw new RuntimeFailure("node-llama-cpp internals changed (LlamaContext._ctx): autoact needs node-llama-cpp 3.21.1");
     return raw;
+}
+
+/**
+ * Runs `fn` with the context's native memory kept: its disposal (also by its model's or the
+ * engine's) waits until `fn` settles, as node-llama-cpp's own decodes do; freeing it under a
+ * decode on a worker thread would crash the process. Throws once the disposal has begun.
+ */
+export async function whileContextAlive<T>(context: LlamaContext, fn: () => Promise<T> | T): Promise<T> {
+    const guard = (context as unknown as Internals["context"])._backendContextDisposeGuard;
+    if (guard == null || typeof guard.createPreventDisposalHandle !== "function")
+        throw new RuntimeFailure("node-llama-cpp internals changed (LlamaContext._backendContextDisposeGuard): autoact needs node-llama-cpp 3.21.1");
+    let hold: { dispose(): void };
+    try {
+        hold = guard.createPreventDisposalHandle();
+    } catch {
+        throw new RuntimeFailure("the context was disposed (its model or engine was disposed)");
+    }
+    try {
+        return await fn();
+    } finally {
+        hold.dispose();
+    }
 }
 
 export function createRawSampler(llama: Llama, model: LlamaModel, config: SamplerConfig): RawSampler {
