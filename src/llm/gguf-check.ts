@@ -53,8 +53,12 @@ function readHeader(filePath: string, what: string): GgufInfo {
     }
 }
 
-/** llama.cpp's LLAMA_MAX_LAYERS: more layers than this is an assertion, not an error. */
+/** llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS (src/llama-hparams.h): more is an assertion, not an error. */
 const MAX_LAYERS = 512;
+const MAX_EXPERTS = 1024;
+
+/** llama.cpp's LLAMA_ROPE_SCALING_TYPES (src/llama-model.cpp): another name is an assertion. */
+const ROPE_SCALING_TYPES = ["none", "linear", "yarn", "longrope"];
 
 function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => never): void {
     const arch = ggufArchitecture(info);
@@ -123,6 +127,13 @@ function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => ne
         if (value != null && (typeof value !== "number" || !Number.isFinite(value)))
             fail(`${key(name)} must be a finite number, got ${show(value)}`);
     }
+    const ropeScaling = metadataValue(info, key("rope.scaling.type"));
+    if (ropeScaling != null && !ROPE_SCALING_TYPES.includes(ropeScaling as string))
+        fail(`${key("rope.scaling.type")} must be one of ${ROPE_SCALING_TYPES.join(", ")}, got ${show(ropeScaling)}`);
+    const nextn = integer("nextn_predict_layers", false);
+    if (nextn != null && nextn > layers)
+        fail(`${key("nextn_predict_layers")} ${nextn} is more than the ${layers} layers`);
+    checkExperts(arch!, integer, perLayer, fail);
 
     if (arch === "llama" || arch === "qwen2" || arch === "qwen3")
         checkDecoderTensors(info, { layers, embedding, heads: heads!, kvHeads, ff: integer("feed_forward_length", true)!, key }, fail);
@@ -149,6 +160,40 @@ function checkModelHyperparameters(info: GgufInfo, fail: (problem: string) => ne
                 fail(`${name} ${id} is outside the ${nTokens} tokens`);
         }
     }
+}
+
+/**
+ * The mixture-of-experts counts, as llama.cpp asserts them when it loads the hyperparameters:
+ * at most MAX_EXPERTS experts, 1..expert_count of them used per token (per layer where it is a
+ * list), fewer groups than experts, and no used experts or groups without experts.
+ */
+function checkExperts(
+    arch: string,
+    integer: (name: string, required: boolean) => number | null,
+    perLayer: (name: string) => number[] | null,
+    fail: (problem: string) => never
+): void {
+    const key = (name: string) => `${arch}.${name}`;
+    let experts = integer("expert_count", false) ?? 0;
+    let used = Math.max(0, ...(perLayer("expert_used_count") ?? []));
+    // llama.cpp reads Hunyuan's dense models' expert count of 1 as none
+    if ((arch === "hunyuan-dense" || arch === "hunyuan_vl") && experts <= 1)
+        experts = used = 0;
+    const groups = integer("expert_group_count", false) ?? 0;
+    const groupsUsed = integer("expert_group_used_count", false) ?? 0;
+    if (experts > MAX_EXPERTS)
+        fail(`${key("expert_count")} is ${experts}; it must be at most ${MAX_EXPERTS}`);
+    if (experts === 0) {
+        if (used > 0 || groups > 0)
+            fail(`${key(used > 0 ? "expert_used_count" : "expert_group_count")} is ${used > 0 ? used : groups} without ${key("expert_count")}`);
+        return;
+    }
+    if (used < 1 || used > experts)
+        fail(`${key("expert_used_count")} is ${used}; it must be between 1 and ${key("expert_count")} ${experts}`);
+    if (groups >= experts)
+        fail(`${key("expert_group_count")} ${groups} is not below ${key("expert_count")} ${experts}`);
+    if (groups > 1 && (experts % groups !== 0 || groupsUsed < 1 || groupsUsed >= groups))
+        fail(`${key("expert_group_count")} ${groups} must divide ${key("expert_count")} ${experts}, with ${key("expert_group_used_count")} (${groupsUsed}) between 1 and ${groups - 1}`);
 }
 
 /**

@@ -226,6 +226,16 @@ const ggufCases: Case[] = [
         error: /head-count-0\.gguf: llama\.attention\.head_count is 0/, absent: () => [fresh("gguf-run")], needsModel: true
     },
     {
+        name: "run: rope.scaling.type bogus (no native abort)",
+        args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "rope-scaling-bogus.gguf"), "--run-dir", fresh("gguf-run-rope")],
+        error: /rope-scaling-bogus\.gguf: llama\.rope\.scaling\.type must be one of/, absent: () => [fresh("gguf-run-rope")], needsModel: true
+    },
+    {
+        name: "run: expert_used_count over expert_count (no native abort)",
+        args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "experts-used-over.gguf"), "--run-dir", fresh("gguf-run-experts")],
+        error: /experts-used-over\.gguf: llama\.expert_used_count is 8/, absent: () => [fresh("gguf-run-experts")], needsModel: true
+    },
+    {
         name: "run: block_count huge",
         args: () => ["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--model", path.join(dir, "block-count-huge.gguf"), "--run-dir", fresh("gguf-run2")],
         error: /block_count is 4000000000/, absent: () => [fresh("gguf-run2")], needsModel: true

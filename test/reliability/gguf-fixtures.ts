@@ -54,7 +54,12 @@ export const badModelEdits: [name: string, edit: MetadataEdit, pattern: RegExp][
     ["no-arch", (m) => { delete m["general.architecture"]; }, /general\.architecture is missing/],
     ["no-output-norm", () => undefined, /tensor output_norm\.weight is missing/],
     ["q-misshapen", () => undefined, /tensor blk\.0\.attn_q\.weight has shape \[32, 128\], expected \[64, 64\]/],
-    ["embd-not-multiple", (m) => { m["llama.attention.head_count"] = gguf.u32(6); m["llama.attention.head_count_kv"] = gguf.u32(6); }, /embedding_length 64 is not a multiple of .*head_count 6/]
+    ["embd-not-multiple", (m) => { m["llama.attention.head_count"] = gguf.u32(6); m["llama.attention.head_count_kv"] = gguf.u32(6); }, /embedding_length 64 is not a multiple of .*head_count 6/],
+    ["rope-scaling-bogus", (m) => { m["llama.rope.scaling.type"] = gguf.str("bogus"); }, /llama\.rope\.scaling\.type must be one of none, linear, yarn, longrope, got "bogus"/],
+    ["experts-used-over", (m) => { m["llama.expert_count"] = gguf.u32(4); m["llama.expert_used_count"] = gguf.u32(8); }, /llama\.expert_used_count is 8; it must be between 1 and llama\.expert_count 4/],
+    ["experts-used-0", (m) => { m["llama.expert_count"] = gguf.u32(4); }, /llama\.expert_used_count is 0; it must be between 1 and llama\.expert_count 4/],
+    ["experts-huge", (m) => { m["llama.expert_count"] = gguf.u32(2000); m["llama.expert_used_count"] = gguf.u32(2); }, /llama\.expert_count is 2000; it must be at most 1024/],
+    ["experts-used-alone", (m) => { m["llama.expert_used_count"] = gguf.u32(2); }, /llama\.expert_used_count is 2 without llama\.expert_count/]
 ];
 
 /** A LoRA adapter for stories260K's attn_q (n_embd 64) written by hand: rank 4, alpha 8. */
