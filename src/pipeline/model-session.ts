@@ -75,6 +75,11 @@ export class ModelSession {
                 });
             })();
             this.generators.set(key, generator);
+            // A failure (a bad adapter) is not kept: the next call tries again, dispose skips it.
+            generator.catch(() => {
+                if (this.generators.get(key) === generator)
+                    this.generators.delete(key);
+            });
         }
         return generator;
     }
@@ -83,13 +88,21 @@ export class ModelSession {
         return new AgentModel({ name, generator: await this.generator(adapters), formatter: await this.formatter() });
     }
 
+    /** Frees the generators, the model and the engine, whatever failed before; a second call has nothing to do. */
     async dispose(): Promise<void> {
-        for (const generator of this.generators.values())
-            await (await generator).dispose();
+        const generators = [...this.generators.values()];
         this.generators.clear();
-        await this.model?.dispose();
-        await this.engine?.dispose();
+        // One that failed to be made was reported to its caller; the model and engine go regardless.
+        await Promise.allSettled(generators.map(async (generator) => await (await generator).dispose()));
+        const model = this.model;
+        const engine = this.engine;
         this.model = null;
         this.engine = null;
+        this.formatterValue = null;
+        try {
+            await model?.dispose();
+        } finally {
+            await engine?.dispose();
+        }
     }
 }
