@@ -4,7 +4,7 @@ import { loadedLlamaLib } from "./llama-lib.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { TokenBatch, type DecodeBackend } from "./decode-backend.js";
 import { createRawSampler, rawGrammarState, type RawSampler } from "./native-access.js";
-import { StopMatcher, cutAtStop } from "./stop-matcher.js";
+import { StopMatcher, cutAtStop, cutOffText } from "./stop-matcher.js";
 import type { GenerationRequest, GenerationResult, GeneratorStats, StopReason } from "./types.js";
 
 /** What the generator needs from the loaded model (kept narrow so the two files stay apart). */
@@ -433,8 +433,11 @@ export class Generator {
         job.sampler?.dispose();
         // One full detokenization per request; a stop string found on the way is cut here.
         let text = this.host.model.detokenize(job.generated as Token[]);
+        const stops = [...job.stops, ...job.grammarStops];
         if (job.stoppedBy != null)
-            text = cutAtStop(text, [...job.stops, ...job.grammarStops]).text;
+            text = cutAtStop(text, stops).text;
+        else if (stopReason === "maxTokens" || stopReason === "contextFull")
+            text = cutOffText(text, stops);
         if (job.trimEnd)
             text = text.trimEnd();
         job.resolve({

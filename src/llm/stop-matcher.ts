@@ -26,7 +26,7 @@ export class StopMatcher {
         this.pending.push(token);
         const piece = this.detokenize(this.pending, this.decoded.slice(-8));
         // An incomplete multi-byte character: wait for the token that completes it.
-        if (piece.endsWith("\uFFFD") && this.pending.length < 4)
+        if (endsUnfinished(piece) && this.pending.length < 4)
             return undefined;
         const searchFrom = Math.max(0, this.text.length - this.longest + 1);
         this.text += piece;
@@ -51,4 +51,28 @@ export function cutAtStop(text: string, stops: readonly string[]): { text: strin
             best = { at, stop };
     }
     return best == null ? { text } : { text: text.slice(0, best.at), stop: best.stop };
+}
+
+/** Detokenized text that ends inside a multi-byte UTF-8 character ends in U+FFFD (the next token would complete it). */
+const unfinishedEnd = /\uFFFD+$/;
+
+function endsUnfinished(text: string): boolean {
+    return unfinishedEnd.test(text);
+}
+
+/**
+ * The text of a generation cut off by its token limit or a full context, without what more
+ * tokens would have changed: an unfinished character at its end, and an ending that begins one
+ * of `stops` (more tokens would have completed it and cut it, as the matcher would).
+ */
+export function cutOffText(text: string, stops: readonly string[]): string {
+    const kept = text.replace(unfinishedEnd, "");
+    let partial = 0;
+    for (const stop of stops)
+        for (let n = Math.min(stop.length - 1, kept.length); n > partial; n--)
+            if (kept.endsWith(stop.slice(0, n))) {
+                partial = n;
+                break;
+            }
+    return kept.slice(0, kept.length - partial);
 }

@@ -71,7 +71,10 @@ export interface GenerationRequest {
 export type StopReason = "eos" | "stop" | "maxTokens" | "contextFull";
 
 export interface GenerationResult {
-    /** Generated text, with the stop string (and anything after it) cut off. */
+    /**
+     * Generated text, with the stop string (and anything after it) cut off; ended by maxTokens or
+     * a full context, without an unfinished character or the start of a stop string at its end.
+     */
     text: string;
     /** Generated token ids (without the EOS token; with the tokens that spelled a stop string). */
     tokens: number[];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StopMatcher, cutAtStop } from "../../src/llm/stop-matcher.js";
+import { StopMatcher, cutAtStop, cutOffText } from "../../src/llm/stop-matcher.js";
 
 /** A byte-level "tokenizer": token i is byte i; an incomplete UTF-8 sequence decodes to U+FFFD. */
 const bytes = (text: string) => [...Buffer.from(text, "utf8")];
@@ -38,5 +38,16 @@ describe("StopMatcher", () => {
     it("cutAtStop cuts at the earliest stop", () => {
         expect(cutAtStop("a, b. c", [".", ","])).toEqual({ text: "a", stop: "," });
         expect(cutAtStop("abc", ["x"])).toEqual({ text: "abc" });
+    });
+
+    it("cutOffText drops an unfinished character and an ending that begins a stop string", () => {
+        expect(cutOffText(detokenize(bytes("Hé said 日本").slice(0, -2)), [])).toBe("Hé said 日");
+        expect(cutOffText("Search[Lily]\nO", ["\nObservation"])).toBe("Search[Lily]");
+        expect(cutOffText("Search[Lily]\n", ["x", "\nObservation"])).toBe("Search[Lily]");
+        expect(cutOffText("Search[Lily]\nOx", ["\nObservation"])).toBe("Search[Lily]\nOx");
+        // the longest such ending of any stop
+        expect(cutOffText("a\nObs", ["s", "\nObservation"])).toBe("a");
+        // the whole stop would have been cut by the matcher: not an ending to drop here
+        expect(cutOffText("abc", ["abc"])).toBe("abc");
     });
 });
