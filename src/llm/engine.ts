@@ -6,6 +6,7 @@ import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { defaultThreadCount } from "./cpu.js";
 import { checkGgufFile } from "./gguf-check.js";
 import { Generator, type GeneratorHost } from "./generator.js";
+import { checkTokenIds } from "./request-check.js";
 import { resolveModelSource } from "./model-source.js";
 import { RemoteBackend, type RemoteOptions } from "./remote-backend.js";
 import { HelperBackend, NodeLlamaBackend, type DecodeBackend } from "./decode-backend.js";
@@ -155,9 +156,15 @@ export class LoadedModel {
             llama: this.llama,
             model,
             promptTokens: (prompt) => this.promptTokens(prompt),
+            vocabularySize: this.vocabularySize,
             grammarFor: (spec) => this.grammarFor(spec),
             isEog: (token) => model.isEogToken(token as Token)
         };
+    }
+
+    /** Token ids are 0 to vocabularySize - 1: llama.cpp's vocabulary is the GGUF's token list. */
+    get vocabularySize(): number {
+        return this.model.fileInfo.metadata.tokenizer.ggml.tokens.length;
     }
 
     get eosToken(): number | undefined {
@@ -256,6 +263,7 @@ export class LoadedModel {
      * (`from` defaults to 1: the first token has no prefix). Uses a context of its own.
      */
     async scoreTokens(tokens: number[], options: { adapters?: AdapterSpec[]; from?: number } = {}): Promise<number[]> {
+        checkTokenIds(tokens, this.vocabularySize, "tokens to score");
         const from = Math.max(1, options.from ?? 1);
         if (tokens.length <= from)
             return [];

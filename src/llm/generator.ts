@@ -5,6 +5,7 @@ import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { TokenBatch, type DecodeBackend } from "./decode-backend.js";
 import { createRawSampler, rawGrammarState, type RawSampler } from "./native-access.js";
 import { StopMatcher, cutAtStop, cutOffText } from "./stop-matcher.js";
+import { checkSampling, checkTokenIds } from "./request-check.js";
 import type { GenerationRequest, GenerationResult, GeneratorStats, StopReason } from "./types.js";
 
 /** What the generator needs from the loaded model (kept narrow so the two files stay apart). */
@@ -12,6 +13,8 @@ export interface GeneratorHost {
     readonly llama: import("node-llama-cpp").Llama;
     readonly model: import("node-llama-cpp").LlamaModel;
     promptTokens(prompt: string | number[]): number[];
+    /** Token ids are 0 to vocabularySize - 1. */
+    readonly vocabularySize: number;
     grammarFor(spec: NonNullable<GenerationRequest["grammar"]>): Promise<LlamaGrammar>;
     isEog(token: number): boolean;
 }
@@ -192,9 +195,12 @@ export class Generator {
         const prompt = this.host.promptTokens(request.prompt);
         if (prompt.length === 0)
             throw new InputError("generation request has an empty prompt");
+        if (typeof request.prompt !== "string")
+            checkTokenIds(prompt, this.host.vocabularySize, "generation request's prompt");
         const maxTokens = request.maxTokens ?? 256;
         if (!Number.isInteger(maxTokens) || maxTokens < 0)
             throw new InputError(`generation request has invalid maxTokens ${maxTokens}`);
+        checkSampling(request);
         return {
             request, prompt, maxTokens,
             stops: (request.stop ?? []).filter((s) => s.length > 0),

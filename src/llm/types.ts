@@ -60,7 +60,7 @@ export interface GenerationRequest {
     topP?: number;
     /** Keep only the k most likely tokens; 0 = off. Defaults to 0. */
     topK?: number;
-    /** Seed of the sampler: the same seed repeats a sampled request. Defaults to a random seed. */
+    /** Seed of the sampler (0 to 2^32 - 1): the same seed repeats a sampled request. Defaults to a random seed. */
     seed?: number;
     /** Keep generating past end-of-generation tokens (benchmarks). Defaults to false. */
     ignoreEos?: boolean;
