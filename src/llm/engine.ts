@@ -4,7 +4,7 @@ import type { Llama, LlamaContext, LlamaGrammar, LlamaModel, Token } from "node-
 import { llamaLib } from "./llama-lib.js";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { defaultThreadCount } from "./cpu.js";
-import { checkGgufFile } from "./gguf-check.js";
+import { checkAdapterFitsBase, checkGgufFile } from "./gguf-check.js";
 import { Generator, type GeneratorHost } from "./generator.js";
 import { checkTokenIds } from "./request-check.js";
 import { resolveModelSource } from "./model-source.js";
@@ -365,14 +365,8 @@ export class LoadedModel {
             throw new InputError(`adapter scale must be a finite number: ${filePath}`);
         if (this.checkedAdapters.has(filePath))
             return;
-        await checkGgufFile(filePath, "adapter");
-        const info = await (await llamaLib()).readGgufFileInfo(filePath, { readTensorInfo: false, logWarnings: false });
-        const general = info.metadata.general as { type?: string; architecture?: string } | undefined;
-        if (general?.type !== "adapter")
-            throw new InputError(`not a LoRA adapter GGUF (general.type is ${JSON.stringify(general?.type)}): ${filePath}`);
-        const baseArch = this.model.fileInfo.metadata.general.architecture;
-        if (general.architecture !== baseArch)
-            throw new InputError(`adapter architecture ${general.architecture} does not match the model's ${baseArch}: ${filePath}`);
+        // Its header, its architecture and each adapted tensor's shape against this model's.
+        checkAdapterFitsBase(filePath, this.path);
         this.checkedAdapters.add(filePath);
     }
 }

@@ -356,7 +356,14 @@ describe("LoRA adapters and sub-agent contexts", () => {
         fs.copyFileSync(tinyPath, notAdapter);
         await expect(tiny.createGenerator({ adapters: [{ filePath: notAdapter }] })).rejects.toThrow(/not a LoRA adapter.*not-adapter\.gguf/);
         const otherArch = await writeLoraAdapter({ out: path.join(dir, "qwen-adapter.gguf"), nEmbd: 64, layers: 2, bStd: 0, arch: "qwen2" });
-        await expect(tiny.createGenerator({ adapters: [{ filePath: otherArch }] })).rejects.toThrow(/architecture qwen2 does not match/);
+        await expect(tiny.createGenerator({ adapters: [{ filePath: otherArch }] })).rejects.toThrow(/made for architecture qwen2, the base is llama/);
+        // made for another base of the same architecture: the tensor that does not fit is named
+        const narrower = await writeLoraAdapter({ out: path.join(dir, "narrower.gguf"), nEmbd: 32, layers: 2, bStd: 0 });
+        const narrowError = await tiny.createGenerator({ adapters: [{ filePath: narrower }] }).catch((e: unknown) => e);
+        expect(narrowError).toBeInstanceOf(InputError);
+        expect((narrowError as Error).message).toMatch(/narrower\.gguf: tensor blk\.0\.attn_q\.weight\.lora_a \[32, 4\] does not fit blk\.0\.attn_q\.weight \[64, 64\]/);
+        const deeper = await writeLoraAdapter({ out: path.join(dir, "deeper.gguf"), nEmbd: 64, layers: 3, bStd: 0 });
+        await expect(tiny.scoreTokens([1, 2, 3], { adapters: [{ filePath: deeper }] })).rejects.toThrow(/adapts blk\.2\.attn_q\.weight, which the base model does not have/);
         await expect(tiny.createGenerator({ adapters: [{ filePath: path.join(dir, "nope.gguf") }] })).rejects.toThrow(InputError);
     });
 
