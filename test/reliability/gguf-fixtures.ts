@@ -59,7 +59,14 @@ export const badModelEdits: [name: string, edit: MetadataEdit, pattern: RegExp][
     ["experts-used-over", (m) => { m["llama.expert_count"] = gguf.u32(4); m["llama.expert_used_count"] = gguf.u32(8); }, /llama\.expert_used_count is 8; it must be between 1 and llama\.expert_count 4/],
     ["experts-used-0", (m) => { m["llama.expert_count"] = gguf.u32(4); }, /llama\.expert_used_count is 0; it must be between 1 and llama\.expert_count 4/],
     ["experts-huge", (m) => { m["llama.expert_count"] = gguf.u32(2000); m["llama.expert_used_count"] = gguf.u32(2); }, /llama\.expert_count is 2000; it must be at most 1024/],
-    ["experts-used-alone", (m) => { m["llama.expert_used_count"] = gguf.u32(2); }, /llama\.expert_used_count is 2 without llama\.expert_count/]
+    ["experts-used-alone", (m) => { m["llama.expert_used_count"] = gguf.u32(2); }, /llama\.expert_used_count is 2 without llama\.expert_count/],
+    ["expert-groups-3-of-4", (m) => {
+        m["llama.expert_count"] = gguf.u32(4);
+        m["llama.expert_used_count"] = gguf.u32(2);
+        m["llama.expert_group_count"] = gguf.u32(3);
+        m["llama.expert_group_used_count"] = gguf.u32(1);
+    }, /llama\.expert_group_count 3 must divide llama\.expert_count 4/],
+    ["nextn-over-layers", (m) => { m["llama.nextn_predict_layers"] = gguf.u32(9); }, /llama\.nextn_predict_layers 9 is more than the 5 layers/]
 ];
 
 /** A LoRA adapter for stories260K's attn_q (n_embd 64) written by hand: rank 4, alpha 8. */
