@@ -137,7 +137,8 @@ async function timeWorkload(work: Workload, reps: number, warmup: Workload, betw
  */
 function synthSampling(seed: number): Omit<GenerationRequest, "prompt"> {
     const synth = defaultConfig.synth;
-    return { temperature: synth.temperature, topP: synth.top_p, topK: synth.top_k, seed, stop: ["\nObservation:"], ignoreEos: true };
+    // 32-bit, as the sampler takes it: the warm-up run's rep -1 gives seed 2^32 - 1, as before requests were checked
+    return { temperature: synth.temperature, topP: synth.top_p, topK: synth.top_k, seed: seed >>> 0, stop: ["\nObservation:"], ignoreEos: true };
 }
 
 /**
