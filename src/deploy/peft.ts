@@ -6,6 +6,7 @@ import { bf16BitsToF32, f16BitsToF32 } from "../gguf/quantize.js";
 import { GgmlType } from "../gguf/types.js";
 import { writeGguf, type GgufTensorSpec } from "../gguf/writer.js";
 import { targetModules, type TargetModule } from "../train/options.js";
+import { checkAdapterFitsBase } from "../llm/gguf-check.js";
 import { InputError } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
 
@@ -50,8 +51,8 @@ export async function writePeftAdapter(adapter: string, base: string, dir: strin
     const layout = peftLayouts[arch];
     if (layout == null)
         throw new InputError(`${adapter}: no PEFT export for the ${arch || "unknown"} architecture (it knows ${peftArchitectures.join(", ")})`);
-    if (ggufArchitecture(baseInfo) !== arch)
-        throw new InputError(`${adapter}: a ${arch} adapter, but the base ${base} is ${ggufArchitecture(baseInfo) ?? "of no known architecture"}`);
+    // every adapted tensor's shape against the base's: q/k rows are reordered by the base's heads
+    checkAdapterFitsBase(adapter, base);
     const { heads, kvHeads } = ggufDecoderShape(baseInfo);
 
     const tensors: SafetensorsEntry[] = [];

@@ -74,9 +74,14 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
 
     it("refuses what is not a LoRA adapter of a known target, naming the tensor, and a base of another architecture", async () => {
         await expect(writePeftAdapter(trained.llama!.base, trained.llama!.base, path.join(dir, "not-an-adapter")))
-            .rejects.toThrow(/tensor token_embd\.weight is not a LoRA tensor of a known target/);
+            .rejects.toThrow(/not a LoRA adapter GGUF/);
         await expect(writePeftAdapter(trained.llama!.adapter, trained.qwen2!.base, path.join(dir, "wrong-base")))
-            .rejects.toThrow(/a llama adapter, but the base .* is qwen2$/);
+            .rejects.toThrow(/made for architecture llama, the base is qwen2/);
+        // a base of the same architecture and other widths: its q/k rows would be reordered by the wrong heads
+        const wider = path.join(dir, "wider-llama.gguf");
+        await writeSyntheticModel({ preset: "tiny", arch: "llama", nEmbd: 128, heads: 8, kvHeads: 4, out: wider });
+        await expect(writePeftAdapter(trained.llama!.adapter, wider, path.join(dir, "wider"))).rejects.toThrow(/tensor blk\.0\.\w+\.weight\.lora_a \[\d+, \d+\] does not fit/);
+        expect(fs.existsSync(path.join(dir, "wider"))).toBe(false);
     });
 
     it("autoact model peft: the export of one adapter from the command line; bad input is one line, exit 2, no folder", async () => {
@@ -87,7 +92,7 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
         expect(JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8")).base_model_name_or_path).toBe("Qwen/Qwen3-0.6B");
         const refused = await runCliProcess(["model", "peft", trained.qwen3!.base, "--base", trained.qwen3!.base, "--out", path.join(dir, "peft-refused")]);
         expect(refused.code).toBe(2);
-        expect(refused.stderr.trim()).toMatch(/^autoact: .*: tensor token_embd\.weight is not a LoRA tensor of a known target \(.*\)$/);
+        expect(refused.stderr.trim()).toMatch(/^autoact: .*not a LoRA adapter GGUF/);
         expect(fs.existsSync(path.join(dir, "peft-refused"))).toBe(false);
     });
 
