@@ -248,6 +248,13 @@ export function resolveOptions(request: SyntheticModelRequest): ResolvedOptions 
     const specials = chatTemplate === "chatml" ? 3 : 1;
     if (vocab < 256 + specials)
         throw new InputError(`vocab (${vocab}) must be at least ${256 + specials}: 256 byte tokens + ${specials} special`);
+    // sizes a real GGUF never has would be minutes of writing before running out of memory or disk
+    if (vocab > 2 ** 20)
+        throw new InputError(`vocab (${vocab}) must be at most ${2 ** 20}`);
+    const kvWidth = (nEmbd / heads) * kvHeads;
+    const parameters = vocab * nEmbd * (options.tiedEmbeddings ? 1 : 2) + layers * (2 * nEmbd * nEmbd + 2 * nEmbd * kvWidth + 3 * nEmbd * ff);
+    if (parameters > 2e10)
+        throw new InputError(`the shape makes ${(parameters / 1e9).toFixed(0)}B parameters: synthetic models stop at 20B`);
     if (options.out == null || options.out === "")
         throw new InputError("out: an output file is required");
     const name = options.name ?? `synthetic-${arch}-${nEmbd}x${layers}-${type}`;

@@ -58,7 +58,9 @@ describe("autoact model (built CLI)", () => {
         ["unknown type", ["--arch", "llama", ...shape, "--type", "q5_1"], /unknown model type "q5_1"/],
         ["unknown preset", ["--preset", "huge"], /unknown synthetic preset "huge"/],
         ["non-numeric flag", ["--arch", "llama", ...flags({ layers: "two" })], /^autoact: --layers must be a number, got "two"$/m],
-        ["a flag given twice", ["--arch", "llama", ...shape, "--ff", "256"], /--ff is given more than once/]
+        ["a flag given twice", ["--arch", "llama", ...shape, "--ff", "256"], /--ff is given more than once/],
+        ["a vocabulary no GGUF has", ["--arch", "llama", ...shape, "--vocab", "1000000000"], /^autoact: vocab \(1000000000\) must be at most 1048576$/m],
+        ["a shape of trillions of parameters", ["--arch", "llama", ...flags({ "n-embd": "100000000" })], /^autoact: the shape makes \d+B parameters: synthetic models stop at 20B$/m]
     ];
     for (const [label, args, pattern] of badShapes) {
         it(`synth: ${label} -> one line, exit 2`, () => {
