@@ -5,7 +5,7 @@ import {
     type AsyncRecordBatchFileReader, type Data, type AsyncRecordBatchStreamReader, type Schema
 } from "apache-arrow";
 import { InputError, errorMessage } from "../util/errors.js";
-import { makeDirectory, requireFile, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, releaseTemporary, requireFile, temporaryNameFor } from "../util/fs.js";
 import { arrowType, struct, type Column } from "./columns.js";
 import { encodeColumn } from "./encode.js";
 import { batchToRows, describeArrowType } from "./convert.js";
@@ -88,6 +88,7 @@ class ArrowFileSink {
                 throw this.failure;
             fs.closeSync(this.fd);
             fs.renameSync(this.tmp, this.target);
+            releaseTemporary(this.tmp);
         } catch (error) {
             this.discard();
             throw error;
@@ -110,6 +111,7 @@ class ArrowFileSink {
             // already closed
         }
         fs.rmSync(this.tmp, { force: true });
+        releaseTemporary(this.tmp);
     }
 }
 

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { makeDirectory, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, releaseTemporary, temporaryNameFor } from "../util/fs.js";
 import { quantize } from "./quantize.js";
 import {
     GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GGML_TYPE_TRAITS, GgmlType, GgufValueType,
@@ -154,6 +154,8 @@ export async function writeGguf(options: WriteGgufOptions): Promise<WriteGgufRes
         await file.close().catch(() => undefined);
         await fs.promises.rm(tmp, { force: true });
         throw error;
+    } finally {
+        releaseTemporary(tmp);
     }
 }
 

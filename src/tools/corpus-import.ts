@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { InputError, RuntimeFailure } from "../util/errors.js";
-import { makeDirectory, requireFile, temporaryNameFor } from "../util/fs.js";
+import { makeDirectory, releaseTemporary, requireFile, temporaryNameFor } from "../util/fs.js";
 import { spawn } from "node:child_process";
 import readline from "node:readline";
 import { readJsonFile, readJsonRecords, type JsonRecord } from "../data/datasets/records.js";
@@ -129,6 +129,8 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
                 commit(batch);
                 batch = [];
                 onProgress?.({ pages: added, records });
+                // Read-ahead input and synchronous SQLite never yield: let an interrupt in.
+                await new Promise((resolve) => setImmediate(resolve));
             }
         }
         commit(batch);
@@ -157,6 +159,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         if (db?.open)
             db.close();
         fs.rmSync(tmp, { force: true });
+        releaseTemporary(tmp);
     }
 }
 

@@ -3,7 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import { RuntimeFailure } from "./errors.js";
-import { temporaryNameFor } from "./fs.js";
+import { releaseTemporary, temporaryNameFor } from "./fs.js";
 import { formatSeconds } from "./progress.js";
 
 export interface DownloadOptions {
@@ -21,7 +21,6 @@ export interface DownloadOptions {
  */
 export async function downloadFile({ url, file, sha256, stream = process.stderr }: DownloadOptions): Promise<string> {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = temporaryNameFor(file);
     let response: Response;
     try {
         response = await fetch(url);
@@ -34,6 +33,7 @@ export async function downloadFile({ url, file, sha256, stream = process.stderr 
         throw new RuntimeFailure(`cannot download ${url}: HTTP ${response.status}`);
     const total = Number(response.headers.get("content-length") ?? 0);
     const hash = crypto.createHash("sha256");
+    const tmp = temporaryNameFor(file);
     const out = fs.createWriteStream(tmp);
     const started = performance.now();
     let received = 0;
@@ -63,5 +63,7 @@ export async function downloadFile({ url, file, sha256, stream = process.stderr 
         out.destroy();
         fs.rmSync(tmp, { force: true });
         throw error;
+    } finally {
+        releaseTemporary(tmp);
     }
 }

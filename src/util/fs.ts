@@ -16,6 +16,8 @@ export async function writeFileAtomic(filePath: string, data: string | Uint8Arra
     } catch (error) {
         await fs.promises.rm(tmp, { force: true });
         throw error;
+    } finally {
+        releaseTemporary(tmp);
     }
 }
 
@@ -28,14 +30,45 @@ export function writeFileAtomicSync(filePath: string, data: string | Uint8Array)
     } catch (error) {
         fs.rmSync(tmp, { force: true });
         throw error;
+    } finally {
+        releaseTemporary(tmp);
     }
 }
 
-/** `dir/.name.<pid>.<random>.tmp`: hidden, unique, and on the same file system as the target. */
+/**
+ * Temporary files being written now. An interrupt ends the process with process.exit, which
+ * runs no `finally`: the signal handler (src/cli/main.ts) removes these instead.
+ */
+const temporariesInFlight = new Set<string>();
+
+/**
+ * `dir/.name.<pid>.<random>.tmp`: hidden, unique, and on the same file system as the target.
+ * The name is registered as in flight until `releaseTemporary` (after the rename, or after
+ * removing it), so an interrupt in between removes the file.
+ */
 export function temporaryNameFor(filePath: string): string {
     const dir = path.dirname(filePath);
     const base = path.basename(filePath);
-    return path.join(dir, `.${base}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`);
+    const tmp = path.join(dir, `.${base}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`);
+    temporariesInFlight.add(path.resolve(tmp));
+    return tmp;
+}
+
+/** The writer of `tmp` is done with it (renamed into place or removed). */
+export function releaseTemporary(tmp: string): void {
+    temporariesInFlight.delete(path.resolve(tmp));
+}
+
+/** Removes every temporary file still in flight; for an exit that skips the writers' own cleanup. */
+export function removeTemporariesInFlight(): void {
+    for (const tmp of temporariesInFlight) {
+        try {
+            fs.rmSync(tmp, { force: true });
+        } catch {
+            // exiting anyway: one that cannot be removed must not keep the others
+        }
+    }
+    temporariesInFlight.clear();
 }
 
 /** Throws an InputError naming the file when it does not exist or is not a regular file. */

@@ -11,8 +11,11 @@ export interface CliResult {
 export interface CliProcessOptions {
     env?: NodeJS.ProcessEnv;
     cwd?: string;
-    /** Sends `signal` to the CLI process alone (not its children) once its stderr matches `when`. */
-    interrupt?: { when: RegExp; signal: NodeJS.Signals };
+    /**
+     * Sends `signal` to the CLI process alone (not its children) once its stderr matches `when`,
+     * or, for a command that prints nothing meanwhile, once `when()` (polled) returns true.
+     */
+    interrupt?: { when: RegExp | (() => boolean); signal: NodeJS.Signals };
 }
 
 /** Runs the built CLI (`dist/`, made by `npm test`'s tsc step) as a user would. */
@@ -27,14 +30,21 @@ export function runCliProcess(args: string[], options: CliProcessOptions = {}): 
         let stderr = "";
         child.stdout.on("data", (chunk) => (stdout += chunk));
         let interrupted = false;
+        const interrupt = () => {
+            interrupted = true;
+            child.kill(options.interrupt!.signal);
+        };
+        const when = options.interrupt?.when;
         child.stderr.on("data", (chunk) => {
             stderr += chunk;
-            if (options.interrupt != null && !interrupted && options.interrupt.when.test(stderr)) {
-                interrupted = true;
-                child.kill(options.interrupt.signal);
-            }
+            if (when instanceof RegExp && !interrupted && when.test(stderr))
+                interrupt();
         });
+        const poll = typeof when === "function" ? setInterval(() => !interrupted && when() && interrupt(), 2) : undefined;
         child.on("error", reject);
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
+        child.on("close", (code) => {
+            clearInterval(poll);
+            resolve({ code, stdout, stderr });
+        });
     });
 }

@@ -5,6 +5,7 @@ import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import { Corpus } from "../../src/tools/corpus.js";
 import { packageRoot } from "../../src/util/package.js";
+import { runCliProcess } from "../helpers/cli.js";
 
 const cli = path.join(packageRoot, "dist/src/cli/main.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-corpus-cli-"));
@@ -43,6 +44,17 @@ describe.skipIf(!fs.existsSync(cli))("autoact corpus import (built CLI)", () => 
         expect(bad.stderr).toMatch(new RegExp(`^autoact: ${malformed.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:2: invalid JSON`));
         expect(fs.existsSync(db)).toBe(false);
         expect(fs.readdirSync(tmp).filter((f) => f.includes("bad.sqlite"))).toEqual([]);
+    });
+
+    it("an interrupt mid-import leaves no temporary database", { timeout: 60_000 }, async () => {
+        const file = path.join(tmp, "many.jsonl");
+        fs.writeFileSync(file, Array.from({ length: 40_000 }, (_, i) => JSON.stringify({ title: `Page ${i}`, text: `Page ${i} says ${i}.` })).join("\n"));
+        const folder = path.join(tmp, "interrupted");
+        fs.mkdirSync(folder);
+        const result = await runCliProcess(["corpus", "import", file, "--db", path.join(folder, "c.sqlite"), "--batch-size", "200"],
+            { cwd: tmp, interrupt: { when: () => fs.readdirSync(folder).length > 0, signal: "SIGINT" } });
+        expect(result.code, result.stderr).toBe(130);
+        expect(fs.readdirSync(folder)).toEqual([]);
     });
 
     it("imports a corpus a dataset descriptor names (hotpotqa:train-paragraphs) from a --data folder", async () => {
