@@ -1,9 +1,11 @@
 import { actionPrompt, argumentPrompt, renderAction, renderHistory, thoughtPrompt, type EpisodeStep } from "./react-format.js";
+import { agentNames, type AgentName } from "../data/schemas.js";
 
-export type SubAgentName = "plan" | "tool" | "reflect";
+export type SubAgentName = AgentName;
 /** Who writes Finish's answer: the tool agent (the paper's division) or the plan agent. */
 export type FinishBy = "tool" | "plan";
-export const subAgentNames: readonly SubAgentName[] = ["plan", "tool", "reflect"];
+/** The samples table's agent names (src/data/schemas.ts): one list for tables, training and exports. */
+export const subAgentNames: readonly SubAgentName[] = agentNames;
 
 export interface DividedSample {
     agent: SubAgentName;

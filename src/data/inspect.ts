@@ -14,7 +14,7 @@ export interface InspectOptions {
     head?: number;
     /** `table`: schema, row count and rows for a terminal; `jsonl`: one JSON row per line; `json`: one document. Defaults to table. */
     format?: InspectFormat;
-    /** Also write every row (not only the head) as JSONL to this file. Defaults to no export. */
+    /** Also write every row (not only the head) to this file: JSONL, or a JSON array for `.json`. Defaults to no export. */
     exportTo?: string;
     /** alpaca or ShareGPT records instead of raw rows (samples tables only). Defaults to raw rows. */
     shape?: ExportShape;
@@ -45,12 +45,12 @@ export async function inspectTable(options: InspectOptions): Promise<InspectResu
         await checkShapeable(options.file, options.agent);
         if (printsShaped && options.agent == null)
             throw new InputError("--shape with --format jsonl|json prints one agent's samples: add --agent plan|tool|reflect (or use --export FILE for one file per agent)");
-    } else if (options.agent != null && format !== "table")
-        await checkShapeable(options.file, options.agent);
+    } else if (options.agent != null)
+        await checkShapeable(options.file, options.agent, "--agent");
 
     // The export's folder is checked before anything is printed: a bad --export prints nothing.
     if (options.exportTo != null)
-        checkExportTarget(options.exportTo);
+        checkExportTarget(options.exportTo, options.file, options.shape != null && options.agent == null);
 
     const keep = (row: Record<string, unknown>) => options.agent == null || row.agent === options.agent;
     const present = (row: Record<string, unknown>) => printsShaped ? shapeSample(row, options.shape!) : row;
@@ -63,7 +63,6 @@ export async function inspectTable(options: InspectOptions): Promise<InspectResu
         if (options.agent == null)
             table = await readAnyTable(options.file, { head });
         else {
-            await checkShapeable(options.file, options.agent);
             table = { ...await readTableInfo(options.file), rows: [] };
             outer: for await (const rows of iterateAnyTable(options.file)) {
                 for (const row of rows) {

@@ -8,6 +8,7 @@ import { exportJsonl, withAgentSuffix } from "../../src/data/export.js";
 import type { SampleRow, TrajectoryRow } from "../../src/data/schemas.js";
 import { writeTable } from "../../src/data/table-io.js";
 import { packageRoot } from "../../src/util/package.js";
+import { runCliProcess } from "../helpers/cli.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-inspect-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -111,6 +112,56 @@ describe("inspectTable", () => {
         expect(fs.readdirSync(path.dirname(out)).sort()).toEqual(["samples.plan.jsonl", "samples.reflect.jsonl", "samples.tool.jsonl"]);
     });
 
+    it("a re-export per agent replaces every agent's file: one without rows gets an empty file", async () => {
+        const out = path.join(dir, "reexport", "train.jsonl");
+        await exportJsonl({ input: samplesFile, output: out, shape: "alpaca" });
+        const planOnly = path.join(dir, "plan-only.arrow");
+        await writeTable(planOnly, "samples", [sample(0), sample(3)]);
+        const text = await capture({ file: planOnly, head: 0, exportTo: out, shape: "alpaca" });
+        expect(text).toContain(`exported 2 rows to ${withAgentSuffix(out, "plan")}`);
+        expect(text).toContain(`exported 0 rows to ${withAgentSuffix(out, "tool")}`);
+        expect(readJsonl(withAgentSuffix(out, "plan"))).toHaveLength(2);
+        expect(fs.readFileSync(withAgentSuffix(out, "tool"), "utf8")).toBe("");
+        expect(fs.readFileSync(withAgentSuffix(out, "reflect"), "utf8")).toBe("");
+
+        const empty = path.join(dir, "no-samples.arrow");
+        await writeTable(empty, "samples", []);
+        const none = await capture({ file: empty, head: 0, exportTo: out, shape: "alpaca" });
+        expect(none.match(/exported 0 rows to /g)).toHaveLength(3);
+        expect(readJsonl(withAgentSuffix(out, "plan"))).toEqual([]);
+    });
+
+    it("a .json export is one JSON array (what FastChat and Stanford Alpaca json.load)", async () => {
+        const out = path.join(dir, "json", "train.json");
+        await exportJsonl({ input: samplesFile, output: out, shape: "sharegpt" });
+        expect(JSON.parse(fs.readFileSync(withAgentSuffix(out, "tool"), "utf8"))).toEqual([1, 4].map((i) => ({
+            conversations: [{ from: "human", value: `prompt ${i} ✓` }, { from: "gpt", value: `answer ${i}` }]
+        })));
+        const all = path.join(dir, "json", "all.json");
+        await exportJsonl({ input: samplesFile, output: all });
+        expect(JSON.parse(fs.readFileSync(all, "utf8"))).toEqual(Array.from({ length: 7 }, (_, i) => sample(i)));
+        const empty = path.join(dir, "json", "empty.json");
+        await exportJsonl({ input: samplesFile, output: empty, agent: "boss" });
+        expect(JSON.parse(fs.readFileSync(empty, "utf8"))).toEqual([]);
+    });
+
+    it("--export refuses the input table (by inode) and any .arrow name, writing nothing", async () => {
+        const table = path.join(dir, "self.arrow");
+        fs.copyFileSync(samplesFile, table);
+        const before = fs.readFileSync(table);
+        const alias = path.join(dir, "self-alias.jsonl");
+        fs.symlinkSync(table, alias);
+        await expect(capture({ file: table, head: 0, exportTo: alias })).rejects.toThrow(`--export ${alias}: is the input table ${table}`);
+        await expect(capture({ file: table, head: 0, exportTo: table })).rejects.toThrow(/an \.arrow name would replace a table/);
+        await expect(capture({ file: table, exportTo: path.join(dir, "other.arrow") })).rejects.toThrow(/an \.arrow name/);
+        expect(fs.readFileSync(table)).toEqual(before);
+        expect(fs.existsSync(path.join(dir, "other.arrow"))).toBe(false);
+    });
+
+    it("--agent on a table that is not samples names --agent", async () => {
+        await expect(capture({ file: trajectoriesFile, agent: "plan" })).rejects.toThrow(/^--agent needs a samples table/);
+    });
+
     it("ShareGPT for one agent, printed", async () => {
         const lines = (await capture({ file: samplesFile, format: "jsonl", shape: "sharegpt", agent: "reflect" })).trim().split("\n");
         expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([2, 5].map((i) => ({
@@ -155,6 +206,27 @@ describe.skipIf(!built)("autoact inspect (built CLI)", () => {
         expect(code, stderr).toBe(0);
         expect(stdout).toContain(`exported 7 rows to ${out}`);
         expect(readJsonl(out)).toEqual(Array.from({ length: 7 }, (_, i) => sample(i)));
+    });
+
+    it("--export onto the input table: one line, exit 2, the table intact", () => {
+        const table = path.join(dir, "cli-self.arrow");
+        fs.copyFileSync(samplesFile, table);
+        const { code, stderr } = run("inspect", table, "--head", "0", "--export", table);
+        expect(code).toBe(2);
+        expect(stderr.trim().split("\n")).toHaveLength(1);
+        expect(fs.readFileSync(table)).toEqual(fs.readFileSync(samplesFile));
+    });
+
+    it("an interrupt mid-export leaves no temporary file and no half export", { timeout: 60_000 }, async () => {
+        const big = path.join(dir, "big-samples.arrow");
+        await writeTable(big, "samples", Array.from({ length: 60_000 }, (_, i) => sample(i)), { rowsPerBatch: 200 });
+        const outDir = path.join(dir, "interrupted");
+        fs.mkdirSync(outDir);
+        const temporaries = () => fs.readdirSync(outDir).filter((name) => name.endsWith(".tmp"));
+        const result = await runCliProcess(["inspect", big, "--head", "0", "--export", path.join(outDir, "out.jsonl"), "--shape", "alpaca"],
+            { interrupt: { when: () => temporaries().length > 0, signal: "SIGINT" } });
+        expect(result.code, result.stderr).toBe(130);
+        expect(fs.readdirSync(outDir)).toEqual([]);
     });
 
     it("a missing file: one line, exit 2", () => {

@@ -13,13 +13,13 @@ interface InspectArgs {
 
 export const inspectCommand: CommandModule<object, InspectArgs> = {
     command: "inspect <file>",
-    describe: "Print an Arrow table's schema, row count and rows; export it as JSONL (or alpaca / ShareGPT)",
+    describe: "Print an Arrow table's schema, row count and rows; export it as JSONL or JSON (or alpaca / ShareGPT)",
     builder: (yargs) => yargs
         .positional("file", { type: "string", demandOption: true, describe: "An .arrow file (any Arrow IPC file or stream)" })
         .option("head", { type: "number", describe: "Rows to print (default: 10 for table, all for jsonl/json)" })
         .option("format", { choices: inspectFormats, default: "table" as InspectFormat, describe: "Output format" })
-        .option("export", { type: "string", describe: "Also write every row to this JSONL file" })
-        .option("shape", { choices: exportShapes, describe: "samples tables: alpaca or ShareGPT records (with --export and no --agent: one file per agent, FILE.<agent>.jsonl)" })
+        .option("export", { type: "string", describe: "Also write every row to this file: JSON Lines, or one JSON array when it ends in .json (what FastChat and Stanford Alpaca json.load); never an .arrow file" })
+        .option("shape", { choices: exportShapes, describe: "samples tables: alpaca or ShareGPT records (with --export and no --agent: one file per agent, FILE.<agent>.jsonl or .json, empty for an agent without rows)" })
         .option("agent", { type: "string", describe: "samples tables: only this agent's rows (plan | tool | reflect)" })
         .example("$0 inspect runs/x/trajectories.arrow --head 3", "schema and the first 3 rows")
         .example("$0 inspect runs/x/samples.arrow --export out.jsonl --shape sharegpt", "out.plan.jsonl, out.tool.jsonl, out.reflect.jsonl") as never,
