@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import Database from "better-sqlite3";
 import { Corpus } from "../tools/corpus.js";
-import { importCorpus, type CorpusFormat } from "../tools/corpus-import.js";
+import { importCorpus, type CorpusFormat, type ImportCorpusResult } from "../tools/corpus-import.js";
 import { cachedSha256 } from "../util/file-hash.js";
 import { InputError } from "../util/errors.js";
 import { loadEvalExamples } from "./eval-data.js";
@@ -80,7 +80,8 @@ export async function ensureRunCorpus(context: StageContext): Promise<string> {
                     }
                 }
             });
-            context.log(`corpus: ${source.name} (${source.file}): ${result.pagesAdded} pages added (${result.totalPages} in all, ${result.pagesPerSecond.toFixed(0)} pages/s)`);
+            context.log(`corpus: ${source.name} (${source.file}): ${result.pagesAdded} pages added (${result.totalPages} in all, ${result.pagesPerSecond.toFixed(0)} pages/s)` +
+                `${describeSkipped(result)}`);
             imported.push({ name: source.name, file: source.file, format: result.format, sha256: await cachedSha256(source.file), pagesAdded: result.pagesAdded });
         }
         const corpus = Corpus.open(db);
@@ -102,6 +103,16 @@ export async function ensureRunCorpus(context: StageContext): Promise<string> {
             hint: "use a corpus apart from the eval set (e.g. data.corpus: [train-paragraphs]), or set data.allow_eval_overlap: true for a closed-book study"
         });
     return db;
+}
+
+/** What an import joined or left out, for the log: "" when nothing. */
+function describeSkipped(result: ImportCorpusResult): string {
+    const parts = [
+        result.joined > 0 ? `${result.joined} passages joined to their title's page` : "",
+        result.duplicates > 0 ? `${result.duplicates} duplicate titles skipped` : "",
+        result.emptyPages > 0 ? `${result.emptyPages} pages without text skipped` : ""
+    ].filter((part) => part !== "");
+    return parts.length === 0 ? "" : `; ${parts.join(", ")}`;
 }
 
 export function describeOverlap(overlap: EvalOverlap): string {

@@ -42,8 +42,10 @@ export interface ImportCorpusResult {
     records: number;
     /** Pages added to the database. */
     pagesAdded: number;
-    /** Pages skipped because their title was already present. */
+    /** Pages skipped because their title was already present (or, JSONL, their text already in its page). */
     duplicates: number;
+    /** JSONL records joined to an earlier record of this import with the same title (passages of one page). */
+    joined: number;
     /** Pages skipped because they have no text (a title alone answers no question). */
     emptyPages: number;
     /** Pages in the database after the import. */
@@ -90,8 +92,28 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         const insertPage = db.prepare("INSERT OR IGNORE INTO pages(title, key, text, sentences) VALUES (?, ?, ?, ?)");
         const insertText = db.prepare("INSERT INTO pages_fts(rowid, title, text) VALUES (?, ?, ?)");
         const insertTitle = db.prepare("INSERT INTO titles_fts(rowid, title) VALUES (?, ?)");
-        let added = 0, duplicates = 0, emptyPages = 0, records = 0;
-        const commit = db.transaction((pages: NewPage[]) => {
+        const pageByTitle = db.prepare("SELECT id, text, sentences FROM pages WHERE title = ?");
+        const updatePage = db.prepare("UPDATE pages SET text = ?, sentences = ? WHERE id = ?");
+        const deleteText = db.prepare("INSERT INTO pages_fts(pages_fts, rowid, title, text) VALUES ('delete', ?, ?, ?)");
+        // Pages from this id on are this import's: a JSONL record may join them, not older ones.
+        const firstNewId = ((db.prepare("SELECT max(id) AS id FROM pages").get() as { id: number | null }).id ?? 0) + 1;
+        let added = 0, duplicates = 0, joined = 0, emptyPages = 0, records = 0;
+        /**
+         * DPR-style JSONL corpora hold many passages per title: they become one page, passages
+         * in file order. A passage already in the page, or a page from an earlier import, is a
+         * duplicate. HotpotQA's questions share paragraphs, so their repeats stay duplicates.
+         */
+        const join = (page: NewPage): "joined" | "duplicate" => {
+            const row = pageByTitle.get(page.title) as { id: number; text: string; sentences: string } | undefined;
+            if (row == null || row.id < firstNewId || row.text.includes(page.text))
+                return "duplicate";
+            const text = `${row.text} ${page.text}`;
+            updatePage.run(text, JSON.stringify([...JSON.parse(row.sentences) as string[], ...page.sentences]), row.id);
+            deleteText.run(row.id, page.title, row.text);
+            insertText.run(row.id, page.title, text);
+            return "joined";
+        };
+        const commit = db.transaction((pages: NewPage[], joinSameTitle: boolean) => {
             for (const page of pages) {
                 if (page.text === "") {
                     emptyPages++;
@@ -99,7 +121,10 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
                 }
                 const info = insertPage.run(page.title, titleKey(page.title), page.text, JSON.stringify(page.sentences));
                 if (info.changes === 0) {
-                    duplicates++;
+                    if (joinSameTitle && join(page) === "joined")
+                        joined++;
+                    else
+                        duplicates++;
                     continue;
                 }
                 const id = info.lastInsertRowid;
@@ -126,14 +151,14 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
             else
                 batch.push(jsonlPage(file, record));
             if (batch.length >= batchSize) {
-                commit(batch);
+                commit(batch, resolved === "jsonl");
                 batch = [];
                 onProgress?.({ pages: added, records });
                 // Read-ahead input and synchronous SQLite never yield: let an interrupt in.
                 await new Promise((resolve) => setImmediate(resolve));
             }
         }
-        commit(batch);
+        commit(batch, resolved === "jsonl");
         onProgress?.({ pages: added, records });
         if (added === 0 && duplicates === 0 && !allowEmpty)
             throw new InputError(`${file}: no pages to import${emptyPages > 0 ? ` (${emptyPages} without text)` : ""}`);
@@ -146,7 +171,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         fs.renameSync(tmp, target);
         const seconds = (performance.now() - started) / 1000;
         return {
-            db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, emptyPages, totalPages,
+            db: target, format: resolved ?? "jsonl", records, pagesAdded: added, duplicates, joined, emptyPages, totalPages,
             seconds, pagesPerSecond: added / Math.max(seconds, 1e-9)
         };
     } catch (error) {

@@ -57,7 +57,7 @@ const importCommand: CommandModule<object, ImportArgs> = {
         });
         if (tty)
             process.stderr.write("\n");
-        process.stdout.write(`${result.db}: added ${result.pagesAdded} pages (skipped: ${result.duplicates} duplicate titles, ${result.emptyPages} without text) from ${result.records} ${result.format} records; ` +
+        process.stdout.write(`${result.db}: added ${result.pagesAdded} pages (${result.joined > 0 ? `${result.joined} passages joined to their title's page; ` : ""}skipped: ${result.duplicates} duplicate titles, ${result.emptyPages} without text) from ${result.records} ${result.format} records; ` +
             `${result.totalPages} pages in all; ${result.seconds.toFixed(2)} s, ${Math.round(result.pagesPerSecond)} pages/s\n`);
     }
 };
