@@ -5,6 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inspectTable } from "../../src/data/inspect.js";
 import { exportJsonl, withAgentSuffix } from "../../src/data/export.js";
+import { renderRows } from "../../src/data/render.js";
 import type { SampleRow, TrajectoryRow } from "../../src/data/schemas.js";
 import { writeTable } from "../../src/data/table-io.js";
 import { packageRoot } from "../../src/util/package.js";
@@ -173,6 +174,19 @@ describe("inspectTable", () => {
         await expect(capture({ file: trajectoriesFile, format: "jsonl", shape: "alpaca" })).rejects.toThrow(/--shape needs a samples table; .* holds the table "trajectories"/);
         await expect(capture({ file: samplesFile, format: "jsonl", shape: "alpaca" })).rejects.toThrow(/add --agent/);
         await expect(capture({ file: samplesFile, format: "jsonl", shape: "alpaca", agent: "boss" })).rejects.toThrow(/--agent must be one of plan, tool, reflect/);
+    });
+});
+
+describe("renderRows", () => {
+    it("shows control characters instead of sending them, counts CJK and emoji as two columns, tells null from \"null\"", () => {
+        const rows = [{ a: "red\u001b[31m\r\u009b", b: null }, { a: "東京🙂", b: "null" }, { a: "東京東京東京東京", b: "∅" }];
+        expect(renderRows(["a", "b"], rows, { maxCellWidth: 15 }).split("\n")).toEqual([
+            "a               │ b",
+            "────────────────┼─────",
+            "red␛[31m␍\\u009b │ ∅",
+            "東京🙂          │ null",
+            "東京東京東京東… │ \"∅\""
+        ]);
     });
 });
 
