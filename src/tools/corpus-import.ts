@@ -138,7 +138,7 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
         let batch: NewPage[] = [];
         const input = format === "scienceqa-problems" ? scienceqaRecords(file)
             : format === "wiki-abstracts" ? wikiAbstractRecords(file)
-            : readJsonRecords(file, { what: "corpus input file", allowEmpty });
+            : readJsonRecords(file, { what: "corpus input file", allowEmpty, objectHint: "for ScienceQA's problems.json use --format scienceqa-problems" });
         for await (const record of input) {
             records++;
             resolved ??= detectFormat(file, record);

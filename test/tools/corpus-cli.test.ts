@@ -46,6 +46,19 @@ describe.skipIf(!fs.existsSync(cli))("autoact corpus import (built CLI)", () => 
         expect(fs.readdirSync(tmp).filter((f) => f.includes("bad.sqlite"))).toEqual([]);
     });
 
+    it("a pretty-printed JSON object (ScienceQA's problems.json) or a binary file: one line that says what it is", async () => {
+        const problems = path.join(tmp, "problems.json");
+        fs.writeFileSync(problems, JSON.stringify({ 5890: { question: "Which is a mammal?", split: "train", solution: "A whale." } }, null, 4));
+        const object = await run("corpus", "import", problems, "--db", path.join(tmp, "p.sqlite"));
+        expect(object.exitCode).toBe(2);
+        expect(object.stderr.trim()).toBe(`autoact: ${problems}: a single JSON object, not JSONL or a JSON list (for ScienceQA's problems.json use --format scienceqa-problems)`);
+        const gzip = path.join(tmp, "pages.jsonl.gz");
+        fs.writeFileSync(gzip, Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x7b, 0x22, 0xff, 0x00, 0x0a]));
+        const binary = await run("corpus", "import", gzip, "--db", path.join(tmp, "p.sqlite"));
+        expect(binary.exitCode).toBe(2);
+        expect(binary.stderr.trim()).toBe(`autoact: ${gzip}: not a JSON file (binary content)`);
+    });
+
     it("an interrupt mid-import leaves no temporary database", { timeout: 60_000 }, async () => {
         const file = path.join(tmp, "many.jsonl");
         fs.writeFileSync(file, Array.from({ length: 40_000 }, (_, i) => JSON.stringify({ title: `Page ${i}`, text: `Page ${i} says ${i}.` })).join("\n"));

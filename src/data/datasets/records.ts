@@ -23,6 +23,8 @@ export async function* readJsonRecords(file: string, options: {
     what?: string;
     /** Yield nothing for an empty file (or `[]`) instead of throwing. Defaults to false. */
     allowEmpty?: boolean;
+    /** Said after "a single JSON object, not JSONL or a JSON list": what to use for one. Defaults to nothing. */
+    objectHint?: string;
 } = {}): AsyncGenerator<JsonRecord> {
     requireFile(file, options.what ?? "file");
     const allowEmpty = options.allowEmpty ?? false;
@@ -32,7 +34,20 @@ export async function* readJsonRecords(file: string, options: {
     if (shape === "array")
         yield* readJsonArray(file, allowEmpty);
     else
-        yield* readJsonLines(file, allowEmpty);
+        yield* readJsonLines(file, allowEmpty, options.objectHint);
+}
+
+/**
+ * JSON text holds no control bytes but tab, newline and CR (JSON escapes the others): any
+ * other byte below 0x20 means an Arrow, gzip or other binary file, whose bytes must not
+ * end up in a message.
+ */
+function isBinary(bytes: Uint8Array): boolean {
+    return bytes.some((b) => b < 0x20 && b !== 9 && b !== 10 && b !== 13);
+}
+
+function binaryError(file: string): InputError {
+    return new InputError(`${file}: not a JSON file (binary content)`);
 }
 
 /** Peeks at the first non-blank character. Empty files are an InputError unless `allowEmpty`. */
@@ -48,6 +63,8 @@ export async function detectRecordShape(file: string, allowEmpty = false): Promi
                     return "empty";
                 throw new InputError(`${file}: the file is empty`);
             }
+            if (isBinary(buffer.subarray(0, bytesRead)))
+                throw binaryError(file);
             const text = buffer.subarray(0, bytesRead).toString("utf8").replace(/^\uFEFF/, "");
             const first = /\S/.exec(text);
             if (first != null)
@@ -59,7 +76,7 @@ export async function detectRecordShape(file: string, allowEmpty = false): Promi
     }
 }
 
-async function* readJsonLines(file: string, allowEmpty: boolean): AsyncGenerator<JsonRecord> {
+async function* readJsonLines(file: string, allowEmpty: boolean, objectHint?: string): AsyncGenerator<JsonRecord> {
     const decoder = new StringDecoder("utf8");
     let pending = "";
     let line = 0;
@@ -71,6 +88,8 @@ async function* readJsonLines(file: string, allowEmpty: boolean): AsyncGenerator
         pending = lines.pop()!;
         for (const raw of lines) {
             line++;
+            if (count === 0 && opensMultilineObject(raw))
+                throw new InputError(`${file}: a single JSON object, not JSONL or a JSON list${objectHint == null ? "" : ` (${objectHint})`}`);
             const record = parseLine(file, raw, line);
             if (record !== undefined) {
                 count++;
@@ -89,6 +108,15 @@ async function* readJsonLines(file: string, allowEmpty: boolean): AsyncGenerator
     }
     if (count === 0 && !allowEmpty)
         throw new InputError(`${file}: no records (the file has only blank lines)`);
+}
+
+/**
+ * A first line such as `{` or `{"5890": {` opens a pretty-printed JSON object: no JSONL line
+ * ends that way, where a JSONL line cut short ends anywhere.
+ */
+function opensMultilineObject(raw: string): boolean {
+    const text = raw.replace(/^\uFEFF/, "").trim();
+    return text.startsWith("{") && /[{[,:]$/.test(text);
 }
 
 function parseLine(file: string, raw: string, line: number): JsonRecord | undefined {
@@ -209,7 +237,10 @@ function isBlank(c: number): boolean {
 /** Reads a whole small JSON file; errors name the file (and line when JSON.parse says where). */
 export function readJsonFile(file: string, what = "file"): unknown {
     requireFile(file, what);
-    const text = fs.readFileSync(file, "utf8").replace(/^\uFEFF/, "");
+    const bytes = fs.readFileSync(file);
+    if (isBinary(bytes.subarray(0, 64 * 1024)))
+        throw binaryError(file);
+    const text = bytes.toString("utf8").replace(/^\uFEFF/, "");
     if (text.trim().length === 0)
         throw new InputError(`${file}: the file is empty`);
     try {
