@@ -1,7 +1,7 @@
-import fs from "node:fs";
 import { InputError } from "../util/errors.js";
 import type { TaskPair } from "../agents/meta-agent.js";
 import { scienceqaImage } from "../data/datasets/loaders.js";
+import { readJsonFile } from "../data/datasets/records.js";
 
 /**
  * Reads a seeds file: a JSON list of `{"Question": ..., "Answer": ...}` (AutoAct's shape;
@@ -9,12 +9,8 @@ import { scienceqaImage } from "../data/datasets/loaders.js";
  * `Caption` and `Ocr`, with the options apart in `Options`, which go back into the question).
  */
 export function readSeeds(file: string): TaskPair[] {
-    let value: unknown;
-    try {
-        value = JSON.parse(fs.readFileSync(file, "utf8"));
-    } catch (error) {
-        throw new InputError(`${file}: not a JSON file of seed examples (${(error as Error).message})`);
-    }
+    // the shared reader: a BOM is skipped, a missing file or bad JSON said in one line
+    const value = readJsonFile(file, "seeds file");
     if (!Array.isArray(value) || value.length === 0)
         throw new InputError(`${file}: expected a non-empty JSON list of {"Question": ..., "Answer": ...}`);
     return value.map((item, i) => {

@@ -1,5 +1,5 @@
-import fs from "node:fs";
 import path from "node:path";
+import { readJsonRecords } from "../data/datasets/records.js";
 import { iterateAnyTable } from "../data/table-io.js";
 import { InputError } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
@@ -22,11 +22,8 @@ export async function loadTrainingRows(filePath: string): Promise<TrainingRow[]>
     const ext = path.extname(filePath).toLowerCase();
     if (ext === ".arrow" || ext === ".feather" || ext === ".ipc")
         return loadArrowRows(filePath);
-    const text = fs.readFileSync(filePath, "utf8");
-    if (ext === ".jsonl" || ext === ".ndjson")
-        return parseJsonl(filePath, text);
-    if (ext === ".json")
-        return parseJsonArray(filePath, text);
+    if (ext === ".jsonl" || ext === ".ndjson" || ext === ".json")
+        return loadJsonRows(filePath);
     throw new InputError(`${filePath}: unknown training data format (expected .arrow, .json or .jsonl)`);
 }
 
@@ -67,34 +64,15 @@ async function loadArrowRows(filePath: string): Promise<TrainingRow[]> {
     return rows;
 }
 
-function parseJsonl(filePath: string, text: string): TrainingRow[] {
+/**
+ * JSONL or one JSON array (what alpaca / ShareGPT `.json` files are), through the shared
+ * reader: a BOM, binary input and bad lines are reported as for every other JSON input.
+ */
+async function loadJsonRows(filePath: string): Promise<TrainingRow[]> {
     const rows: TrainingRow[] = [];
-    const lines = text.split("\n");
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i]!.trim();
-        if (line === "")
-            continue;
-        let value: unknown;
-        try {
-            value = JSON.parse(line);
-        } catch (error) {
-            throw new InputError(`${filePath}:${i + 1}: invalid JSON (${(error as Error).message})`);
-        }
-        rows.push(checkRow(value, `${filePath}:${i + 1}`));
-    }
+    for await (const record of readJsonRecords(filePath, { what: "training data" }))
+        rows.push(checkRow(record.value, `${filePath}:${record.line}`));
     return rows;
-}
-
-function parseJsonArray(filePath: string, text: string): TrainingRow[] {
-    let value: unknown;
-    try {
-        value = JSON.parse(text);
-    } catch (error) {
-        throw new InputError(`${filePath}: invalid JSON (${(error as Error).message})`);
-    }
-    if (!Array.isArray(value))
-        throw new InputError(`${filePath}: expected a JSON array of {input, output} objects`);
-    return value.map((item, i) => checkRow(item, `${filePath}: item ${i}`));
 }
 
 function checkRow(value: unknown, where: string): TrainingRow {

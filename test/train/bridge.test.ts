@@ -41,6 +41,15 @@ describe("training data", () => {
         expect(await loadTrainingRows(arrow)).toEqual([{ input: "in", output: "out", agent: "reflect" }]);
     });
 
+    it("reads JSON and JSONL written with a UTF-8 BOM (Windows editors, PowerShell) and an exported alpaca .json", async () => {
+        const json = path.join(dir, "bom.json");
+        fs.writeFileSync(json, `\uFEFF${JSON.stringify([{ instruction: "x", input: "", output: "y" }], null, 2)}`);
+        expect(await loadTrainingRows(json)).toEqual([{ input: "x", output: "y" }]);
+        const jsonl = path.join(dir, "bom.jsonl");
+        fs.writeFileSync(jsonl, `\uFEFF${JSON.stringify({ input: "a", output: "b" })}\n`);
+        expect(await loadTrainingRows(jsonl)).toEqual([{ input: "a", output: "b" }]);
+    });
+
     it("names the file and line of a bad row", async () => {
         const bad = path.join(dir, "bad.jsonl");
         fs.writeFileSync(bad, '{"input":"a","output":"b"}\n{"input":"a"}\n');
