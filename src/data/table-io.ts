@@ -277,6 +277,8 @@ async function openTable(filePath: string): Promise<OpenedTable> {
     try {
         if (bytes < 8)
             throw new Error(`${bytes} bytes is too short`);
+        if (await cutShortFile(handle, bytes))
+            throw new Error("truncated: it ends before the Arrow file footer; was its write cut short?");
         const reader = await (await RecordBatchReader.from(handle)).open();
         const schema = reader.schema as Schema | undefined;
         if (schema == null)
@@ -284,8 +286,28 @@ async function openTable(filePath: string): Promise<OpenedTable> {
         return { filePath, handle, reader, schema, bytes };
     } catch (error) {
         await handle.close().catch(() => undefined);
-        throw new InputError(`not a readable Arrow IPC file: ${filePath} (${oneLine(errorMessage(error))})`);
+        throw new InputError(`not a readable Arrow IPC file: ${filePath} (${arrowErrorCause(error)})`);
     }
+}
+
+/** An IPC file opens and ends with the magic "ARROW1": one that opens with it alone was cut short. */
+async function cutShortFile(handle: fs.promises.FileHandle, bytes: number): Promise<boolean> {
+    const head = Buffer.alloc(6);
+    const tail = Buffer.alloc(6);
+    await handle.read(head, 0, 6, 0);
+    await handle.read(tail, 0, 6, bytes - 6);
+    return head.toString("latin1") === "ARROW1" && tail.toString("latin1") !== "ARROW1";
+}
+
+/**
+ * arrow-js reading past the end of a cut stream fails inside itself ("Cannot read properties
+ * of null (reading 'fieldsLength')"): such errors say nothing to a user.
+ */
+function arrowErrorCause(error: unknown): string {
+    if (error instanceof TypeError || error instanceof RangeError)
+        return "truncated or not an Arrow IPC file";
+    const message = oneLine(errorMessage(error));
+    return /^Expected to read \d+ .*but only read \d+/.test(message) ? `truncated: ${message}` : message;
 }
 
 async function closeTable(table: OpenedTable): Promise<void> {
@@ -308,7 +330,7 @@ async function* batchesOf(table: OpenedTable): AsyncGenerator<RecordBatch> {
     } catch (error) {
         if (error instanceof InputError)
             throw error;
-        throw new InputError(`corrupt Arrow file: ${table.filePath} (${oneLine(errorMessage(error))})`);
+        throw new InputError(`corrupt Arrow file: ${table.filePath} (${arrowErrorCause(error)})`);
     }
 }
 

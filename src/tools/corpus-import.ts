@@ -71,6 +71,9 @@ export async function importCorpus(options: ImportCorpusOptions): Promise<Import
     if (!corpusFormats.includes(format))
         throw new InputError(`unknown corpus format "${format}" (expected ${corpusFormats.join(", ")})`);
     makeDirectory(path.dirname(path.resolve(target)));
+    // checked first: the rename onto it would fail only after the whole import
+    if (fs.statSync(target, { throwIfNoEntry: false })?.isDirectory())
+        throw new InputError(`corpus database ${target} is a folder; name a file in it (e.g. ${path.join(target, "corpus.sqlite")})`);
     const started = performance.now();
     const tmp = temporaryNameFor(target);
     let db: Database.Database | undefined;

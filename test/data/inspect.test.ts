@@ -260,6 +260,15 @@ describe.skipIf(!built)("autoact inspect (built CLI)", () => {
         expect(stderr).toContain(`not a readable Arrow IPC file: ${bogus}`);
     });
 
+    it("a truncated Arrow file: one line that says so, no arrow-js internals", () => {
+        const cut = path.join(dir, "cut.arrow");
+        const bytes = fs.readFileSync(trajectoriesFile);
+        fs.writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+        const { code, stderr } = run("inspect", cut);
+        expect(code).toBe(2);
+        expect(stderr).toBe(`autoact: not a readable Arrow IPC file: ${cut} (truncated: it ends before the Arrow file footer; was its write cut short?)\n`);
+    });
+
     it("a bad flag value: exit 2", () => {
         const { code, stderr } = run("inspect", samplesFile, "--format", "xml");
         expect(code).toBe(2);

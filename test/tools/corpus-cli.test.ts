@@ -59,6 +59,16 @@ describe.skipIf(!fs.existsSync(cli))("autoact corpus import (built CLI)", () => 
         expect(binary.stderr.trim()).toBe(`autoact: ${gzip}: not a JSON file (binary content)`);
     });
 
+    it("--db naming a folder: one line that names the folder, before any import", async () => {
+        const file = path.join(tmp, "one.jsonl");
+        fs.writeFileSync(file, JSON.stringify({ title: "A", text: "a." }));
+        const folder = path.join(tmp, "db-folder");
+        fs.mkdirSync(folder);
+        const result = await run("corpus", "import", file, "--db", folder);
+        expect(result.exitCode).toBe(2);
+        expect(result.stderr.trim()).toBe(`autoact: corpus database ${folder} is a folder; name a file in it (e.g. ${path.join(folder, "corpus.sqlite")})`);
+    });
+
     it("an interrupt mid-import leaves no temporary database", { timeout: 60_000 }, async () => {
         const file = path.join(tmp, "many.jsonl");
         fs.writeFileSync(file, Array.from({ length: 40_000 }, (_, i) => JSON.stringify({ title: `Page ${i}`, text: `Page ${i} says ${i}.` })).join("\n"));
