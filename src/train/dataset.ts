@@ -1,5 +1,5 @@
 import path from "node:path";
-import { readJsonRecords } from "../data/datasets/records.js";
+import { detectRecordShape, readJsonRecords } from "../data/datasets/records.js";
 import { iterateAnyTable } from "../data/table-io.js";
 import { InputError } from "../util/errors.js";
 import { requireFile } from "../util/fs.js";
@@ -69,8 +69,11 @@ async function loadArrowRows(filePath: string): Promise<TrainingRow[]> {
  * reader: a BOM, binary input and bad lines are reported as for every other JSON input.
  */
 async function loadJsonRows(filePath: string): Promise<TrainingRow[]> {
+    if (path.extname(filePath).toLowerCase() === ".json" && await detectRecordShape(filePath, true) === "jsonl")
+        throw new InputError(`${filePath}: expected a JSON array of {input, output} objects`);
     const rows: TrainingRow[] = [];
-    for await (const record of readJsonRecords(filePath, { what: "training data" }))
+    // an empty file is for the caller to report ("the dataset is empty")
+    for await (const record of readJsonRecords(filePath, { what: "training data", allowEmpty: true }))
         rows.push(checkRow(record.value, `${filePath}:${record.line}`));
     return rows;
 }

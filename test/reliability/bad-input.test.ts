@@ -196,7 +196,7 @@ const trainData = (name: string, text: string) => ["train", "--base", tinyModel,
 const datasetCases: Case[] = ([
     ["missing.json", null, /training data not found/],
     ["not-array.json", '{"input": "a", "output": "b"}', /expected a JSON array/],
-    ["invalid.json", "[{", /invalid JSON/],
+    ["invalid.json", "[{", /invalid.json:1: the JSON array is truncated/],
     ["bad-line.jsonl", '{"input": "a", "output": "b"}\n{nope\n', /bad-line\.jsonl:2: invalid JSON/],
     ["no-output.jsonl", '{"input": "a"}\n', /no-output\.jsonl:1: field "output" must be a string/],
     ["empty-output.jsonl", '{"input": "a", "output": ""}\n', /field "output" is empty/],
