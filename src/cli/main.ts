@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { runCli } from "./cli.js";
-import { trainerTakesInterrupts } from "../train/trainer.js";
+import { interruptSignals, trainerTakesInterrupts } from "../train/trainer.js";
 import { removeTemporariesInFlight } from "../util/fs.js";
 
 // An interrupt ends the command with one line, not silently. Exiting runs the exit hooks: the
@@ -8,13 +8,13 @@ import { removeTemporariesInFlight } from "../util/fs.js";
 // on disk; the temporary files being written (exports, corpus databases, downloads) are
 // removed, since exiting skips their writers' cleanup. A running trainer takes the signal
 // itself (it checkpoints, and its error is reported).
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
+for (const [signal, exitCode] of Object.entries(interruptSignals)) {
     process.on(signal, () => {
         if (trainerTakesInterrupts())
             return;
         removeTemporariesInFlight();
         process.stderr.write(`\nautoact: interrupted (${signal}); what finished is kept: run the same command again to continue a pipeline\n`);
-        process.exit(signal === "SIGINT" ? 130 : 143);
+        process.exit(exitCode);
     });
 }
 

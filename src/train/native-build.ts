@@ -213,9 +213,19 @@ async function configure(buildDir: string, source: string, backend: NativeBacken
     // Re-run CMake only when its arguments changed (CMake itself notices edited CMakeLists).
     const stampFile = path.join(buildDir, "autoact-configure.json");
     const generated = path.join(buildDir, tools.ninja ? "build.ninja" : "Makefile");
-    if (fs.existsSync(generated) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, "utf8") === JSON.stringify(args))
+    // A build folder configured for a checkout at another path (moved, or copied with it): CMake
+    // refuses a new source over its cache, and its build files name the old path.
+    const cache = path.join(buildDir, "CMakeCache.txt");
+    const cached = fs.existsSync(cache) ? fs.readFileSync(cache, "utf8") : "";
+    const cachedPath = (key: string) => new RegExp(`^${key}:INTERNAL=(.*)$`, "m").exec(cached)?.[1];
+    const moved = cached !== "" && (cachedPath("CMAKE_HOME_DIRECTORY") !== nativeDir || cachedPath("CMAKE_CACHEFILE_DIR") !== path.resolve(buildDir));
+    if (!moved && fs.existsSync(generated) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, "utf8") === JSON.stringify(args))
         return;
     onProgress({ phase: "configure", message: `configuring ${backend} build in ${buildDir}` });
+    if (moved) {
+        for (const stale of [cache, path.join(buildDir, "CMakeFiles")])
+            fs.rmSync(stale, { recursive: true, force: true });
+    }
     fs.mkdirSync(buildDir, { recursive: true });
     await run("cmake", args);
     writeFileAtomicSync(stampFile, JSON.stringify(args));

@@ -86,7 +86,7 @@ export interface TrainAdapterOptions extends TrainHyperParams {
     onLog?: (line: string) => void;
     /** Aborting sends SIGINT: the trainer checkpoints and stops. Defaults to none. */
     signal?: AbortSignal;
-    /** Forward the parent's SIGINT/SIGTERM to the trainer (so it checkpoints). Defaults to true. */
+    /** Forward the parent's interrupt signals (interruptSignals) to the trainer (so it checkpoints). Defaults to true. */
     forwardSignals?: boolean;
     /** Extra raw flags for autoact-train. Defaults to none. */
     extraArgs?: string[];
@@ -123,7 +123,14 @@ export function trainerArgs(options: TrainAdapterOptions): string[] {
 let forwarding = 0;
 
 /**
- * Whether a trainer is running that takes this process's SIGINT/SIGTERM (it checkpoints, then
+ * The signals that stop a command, with the exit code each ends it with: an interrupt, a
+ * termination, a hang-up (a closed terminal, a lost ssh session). A running trainer takes each
+ * (it checkpoints); otherwise the command stops with one line.
+ */
+export const interruptSignals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
+/**
+ * Whether a trainer is running that takes this process's interrupt signals (it checkpoints, then
  * `trainAdapter` throws an "interrupted" error): a command's own interrupt handling stands back.
  */
 export function trainerTakesInterrupts(): boolean {
@@ -154,8 +161,8 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     };
     const forward = options.forwardSignals ?? true;
     if (forward) {
-        process.on("SIGINT", onInterrupt);
-        process.on("SIGTERM", onInterrupt);
+        for (const signal of Object.keys(interruptSignals))
+            process.on(signal, onInterrupt);
         forwarding++;
     }
     options.signal?.addEventListener("abort", onInterrupt);
@@ -214,8 +221,8 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     }
     const result = await child;
     if (forward) {
-        process.off("SIGINT", onInterrupt);
-        process.off("SIGTERM", onInterrupt);
+        for (const signal of Object.keys(interruptSignals))
+            process.off(signal, onInterrupt);
         forwarding--;
     }
     options.signal?.removeEventListener("abort", onInterrupt);

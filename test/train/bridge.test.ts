@@ -192,6 +192,17 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         expect(curve.rows.every((r) => (r.lr as number) <= 0.00001)).toBe(true);
     });
 
+    it("a hang-up (a closed terminal) stops autoact train as an interrupt does: the trainer checkpoints, one line says so", async () => {
+        const data = path.join(dir, "hup.jsonl");
+        fs.writeFileSync(data, JSON.stringify({ input: "Once upon a time", output: "there was a cat.", agent: "plan" }));
+        const out = path.join(dir, "hup");
+        const hung = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", out, "--steps", "3000", "--ctx", "64", "--threads", String(THREADS)],
+            { interrupt: { when: /training plan/, signal: "SIGHUP" } });
+        expect(hung.code, hung.stderr).toBe(130);
+        expect(hung.stderr).toMatch(/training of .*plan\.gguf interrupted after step \d+; the checkpoint is saved/);
+        expect(fs.existsSync(path.join(out, "plan.gguf.ckpt"))).toBe(true);
+    });
+
     it("fits rows longer than --ctx as the pipeline does: the prompt cut on the left, the response whole; says how many", async () => {
         const story = "Once upon a time there was a little girl named Lily who loved to play in the park with her dog. ";
         const rows = [
