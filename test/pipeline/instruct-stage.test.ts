@@ -112,7 +112,7 @@ describe("the instruct stage on instruct-model replies", () => {
         expect(result.stats).toMatchObject({ eval_repeats: 1, seeds_in_eval: 1 });
         expect(logged).toContain("instruct: warning: 1 of the 2 seeds (seeds.json) are questions of the evaluation sets: the scores on them are not clean");
         // and the sets are an input of the stage: editing them makes it stale
-        expect(Object.keys(await instructStage.reads.data!(context))).toContain("eval.easy");
+        expect(Object.keys(await instructStage.reads.data!(context))).toContain("eval.easy.jsonl");
     });
 
     it("multiple choice: a task whose options cannot be read, or whose answer names none, is refused (it could never be answered right)", async () => {
