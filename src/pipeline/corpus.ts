@@ -130,9 +130,9 @@ function evalFiles(context: StageContext): Promise<unknown> {
 }
 
 /**
- * The corpus against the eval questions' context paragraphs: a paragraph is held when the
- * corpus has a page of its title whose text holds it (whitespace, Unicode forms, case and
- * punctuation aside: a whole article holds its first paragraph). A question counts as
+ * The corpus against the eval questions' context paragraphs: a paragraph is held when a page
+ * of its title, or of any title that has its first words in order, holds it (whitespace,
+ * Unicode forms, case and punctuation aside: a whole article holds its first paragraph). A question counts as
  * overlapping, and is refused, when the corpus holds at least half its paragraphs (the eval
  * file itself, or its context bundles, used as a corpus); its supporting paragraphs are
  * counted apart.
@@ -148,9 +148,13 @@ async function measureEvalOverlap(context: StageContext, corpus: Corpus): Promis
                 continue;
             overlap.measured++;
             const held = paragraphs.filter((p) => {
-                const page = corpus.getPage(p.title);
                 const text = plain(p.sentences.join(" "));
-                return page != null && text !== "" && plain(page.text).includes(text);
+                if (text === "")
+                    return false;
+                // under its title, else under any other (a corpus that renamed or re-keyed its pages)
+                const page = corpus.getPage(p.title);
+                return (page != null && plain(page.text).includes(text)) ||
+                    corpus.pagesWithPhrase(p.sentences.join(" ")).some((other) => plain(other.text).includes(text));
             });
             held.forEach((p) => heldTitles.add(p.title));
             const supports = new Set(supportingTitles(example.meta));

@@ -59,6 +59,7 @@ export class Corpus {
     private readonly trigramRanked: Database.Statement;
     private readonly trigramAny: Database.Statement;
     private readonly trigramCounts: Database.Statement;
+    private readonly phraseStatement: Database.Statement;
 
     private constructor(file: string, db: Database.Database) {
         this.file = file;
@@ -76,6 +77,8 @@ export class Corpus {
         this.trigramAny = db.prepare(`SELECT p.title AS title FROM titles_fts JOIN pages p ON p.id = titles_fts.rowid
             WHERE titles_fts MATCH ? LIMIT ?`);
         this.trigramCounts = db.prepare("SELECT term, doc FROM titles_vocab WHERE term = ?");
+        this.phraseStatement = db.prepare(`SELECT p.title AS title, p.text AS text, p.sentences AS sentences
+            FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid WHERE pages_fts MATCH ? LIMIT ?`);
     }
 
     /** Opens a corpus database read-only. Missing file or wrong layout: InputError. */
@@ -151,6 +154,17 @@ export class Corpus {
             .sort((a, b) => b.score - a.score || a.title.length - b.title.length)
             .slice(0, limit)
             .map((c) => c.title);
+    }
+
+    /**
+     * Pages whose text has the words of `passage` in its order from the start (its first
+     * `words` words as an FTS phrase), under whatever title: candidates for a copy of it.
+     */
+    pagesWithPhrase(passage: string, words = 12, limit = 20): CorpusPage[] {
+        const phrase = (passage.match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, words);
+        if (phrase.length === 0)
+            return [];
+        return (this.phraseStatement.all(`text : "${phrase.join(" ")}"`, limit) as PageRow[]).map(rowToPage);
     }
 
     /** BM25 search over titles (weighted 4x) and texts, best first. */

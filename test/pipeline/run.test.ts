@@ -312,6 +312,16 @@ describe("bad input through the CLI: one line, exit code 2, no table left behind
         expect(fs.readFileSync(path.join(runDir, "report.md"), "utf8")).toMatch(/Overlap with the evaluation sets: 4 of 8 eval questions .* allowed by data\.allow_eval_overlap/);
     });
 
+    it.skipIf(!haveShared)("a corpus holding the eval paragraphs under other titles is refused too", { timeout: 120_000 }, async () => {
+        const data = hotpotqaDataDir(4);
+        const renamed = fs.readFileSync(path.join(data, "easy.jsonl"), "utf8").trim().split("\n")
+            .flatMap((line) => (JSON.parse(line).context as [string, string[]][]).map(([title, sentences]) => JSON.stringify({ title: `${title} (wiki)`, text: sentences.join("") })));
+        fs.writeFileSync(path.join(data, "renamed.jsonl"), [...new Set(renamed)].join("\n") + "\n");
+        const refused = await runCliProcess(["run", path.join(packageRoot, "pipelines", "hotpotqa.yaml"), "--data", data, "--limit", "4", "--model", tinyModel,
+            "--run-dir", path.join(dir, "r6c"), "--set", "data.corpus=[renamed.jsonl]"]);
+        expectOneLineError(refused, /corpus renamed\.jsonl holds the paragraphs of 4 of 8 eval questions/);
+    });
+
     it.skipIf(!haveShared)("the overlap is measured again when an eval file changes, even to one of the same size", { timeout: 300_000 }, async () => {
         const data = hotpotqaDataDir(4);
         fs.copyFileSync(path.join(data, "easy.jsonl"), path.join(data, "copy.jsonl"));
