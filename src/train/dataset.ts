@@ -102,6 +102,18 @@ export interface FittedSamples {
 }
 
 /**
+ * A warning when the longest sample runs past the positions the base model was trained on
+ * (GGUF `<arch>.context_length`): training there is allowed (a context extension) but rarely
+ * meant; null when it fits or the model does not say.
+ */
+export function beyondModelContext(samples: readonly TokenizedSample[], modelContext: number | undefined): string | null {
+    const longest = samples.reduce((max, s) => Math.max(max, s.tokens.length), 0);
+    return modelContext != null && longest > modelContext
+        ? `the longest sample has ${longest} tokens, more than the ${modelContext} the base model was trained on: positions past it are trained too (lower the context to stay within it)`
+        : null;
+}
+
+/**
  * Fits samples into `context` tokens the way the original's trainer truncates: tokens are
  * cut from the left of the prompt, the response is kept whole (it is what is learned). A
  * leading `bos` token stays in front. A sample whose response cannot fit even with the whole

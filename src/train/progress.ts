@@ -43,6 +43,10 @@ export function createTrainProgress(stream: NodeJS.WriteStream = process.stderr,
                     `${fit.tooLong} left out (the response alone is longer)\n`);
             }
         },
+        warning(agent: string, warning: string) {
+            endLine();
+            stream.write(`${agent}: warning: ${warning}\n`);
+        },
         start(agent: string, start: TrainStart) {
             endLine();
             totalSteps = start.total_steps;

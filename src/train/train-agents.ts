@@ -9,7 +9,8 @@ import { InputError, UserError, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
 import { positiveInteger } from "../util/checks.js";
 import { checkGgufFile } from "../llm/gguf-check.js";
-import { agentsInRows, fitSamplesToContext, loadTrainingRows, rowsForAgent, tokenizeRows, type FittedSamples, type TrainingRow } from "./dataset.js";
+import { ggufContextLength } from "../gguf/reader.js";
+import { agentsInRows, beyondModelContext, fitSamplesToContext, loadTrainingRows, rowsForAgent, tokenizeRows, type FittedSamples, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
 import { writeTrainingSamples, type TokenizedSample } from "./samples-file.js";
 import { assertTrainOptions, resolveTrainOptions, type TrainHyperParams } from "./options.js";
@@ -42,6 +43,8 @@ export interface TrainAgentsOptions extends TrainHyperParams {
     onBuildProgress?: (progress: NativeBuildProgress) => void;
     /** How an agent's samples were fitted into the context (rows from `data`), before it trains. Defaults to none. */
     onFit?: (agent: string, fit: SampleFit) => void;
+    /** A warning about an agent's samples (longer than the base model's context, say). */
+    onWarning?: (agent: string, warning: string) => void;
     /** Training start, steps and lines of the trainer's log. Defaults to none. */
     onStart?: (agent: string, start: TrainStart) => void;
     onStep?: (agent: string, step: TrainStep) => void;
@@ -97,7 +100,7 @@ async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ 
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, backend = "cpu" } = options;
     const threads = positiveInteger(options.threads ?? defaultThreadCount(), "--threads");
-    await checkGgufFile(base, "base model");
+    const modelContext = ggufContextLength(await checkGgufFile(base, "base model"));
     assertTrainOptions(options);
     const { ctx } = resolveTrainOptions(options);
     const given = options.samples;
@@ -135,6 +138,9 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
         const samples = fitted.samples;
         const sampleFit: SampleFit = { samples: samples.length, truncated: fitted.truncated, tooLong: fitted.dropped };
         options.onFit?.(name, sampleFit);
+        const beyond = beyondModelContext(samples, modelContext);
+        if (beyond != null)
+            options.onWarning?.(name, beyond);
         const adapterPath = path.join(outDir, `${name}.gguf`);
         const [checkpoint, samplesFile] = trainingLeftovers(adapterPath) as [string, string];
         await writeTrainingSamples(samplesFile, samples);

@@ -203,6 +203,15 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         expect(fs.existsSync(path.join(out, "plan.gguf.ckpt"))).toBe(true);
     });
 
+    it("says so when a sample runs past the positions the base model was trained on", async () => {
+        const story = "Once upon a time there was a little girl named Lily who loved to play in the park with her dog. ";
+        const data = path.join(dir, "long.jsonl");
+        fs.writeFileSync(data, JSON.stringify({ input: story.repeat(100), output: "She smiled.", agent: "plan" }));
+        const run = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", path.join(dir, "long"), "--steps", "1", "--ctx", "4096", "--threads", String(THREADS)]);
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toMatch(/^plan: warning: the longest sample has \d+ tokens, more than the \d+ the base model was trained on/m);
+    });
+
     it("fits rows longer than --ctx as the pipeline does: the prompt cut on the left, the response whole; says how many", async () => {
         const story = "Once upon a time there was a little girl named Lily who loved to play in the park with her dog. ";
         const rows = [

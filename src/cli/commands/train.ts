@@ -71,6 +71,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
                 backend: args.backend as NativeBackend,
                 onBuildProgress: progress.build,
                 onFit: progress.fit,
+                onWarning: progress.warning,
                 onStart: progress.start,
                 onStep: progress.step
             });

@@ -156,6 +156,7 @@ async function trainJob(context: StageContext, job: Job, modelPath: string, onRa
         ...trainOptionsFromConfig(settings),
         threads: context.config.model.threads > 0 ? context.config.model.threads : undefined,
         onBuildProgress: (progress) => context.log(`native build: ${progress.phase} ${progress.message}`),
+        onWarning: (agent, warning) => context.log(`train: ${agent}: warning: ${warning}`),
         // the trainer counts the steps (epochs over packed batches); the bar starts when it says how many
         onStart: (_agent, start) => {
             context.progress.start(`train ${job.name}`, start.total_steps);
