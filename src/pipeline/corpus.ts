@@ -58,10 +58,16 @@ export async function ensureRunCorpus(context: StageContext): Promise<string> {
     const identity = hashValues(
         await Promise.all(sources.map(async ({ file, format }) => [file, format, await cachedSha256(file)])),
         await evalFiles(context));
+    // the database as this function left it: pages added to it by hand (autoact corpus import
+    // --db into the run) were never measured against the eval sets, so it is made again
+    const dbState = () => {
+        const stat = fs.statSync(db);
+        return `${stat.size}:${stat.mtimeMs}`;
+    };
     let record: CorpusRecord | null = null;
     if (fs.existsSync(db) && fs.existsSync(stamp)) {
-        const saved = JSON.parse(fs.readFileSync(stamp, "utf8")) as { identity: string; record: CorpusRecord };
-        if (saved.identity === identity)
+        const saved = JSON.parse(fs.readFileSync(stamp, "utf8")) as { identity: string; db?: string; record: CorpusRecord };
+        if (saved.identity === identity && saved.db === dbState())
             record = saved.record;
     }
     if (record == null) {
@@ -93,7 +99,7 @@ export async function ensureRunCorpus(context: StageContext): Promise<string> {
         }
     }
     record.allowed = context.config.data.allow_eval_overlap;
-    writeFileAtomicSync(stamp, JSON.stringify({ identity, record }) + "\n");
+    writeFileAtomicSync(stamp, JSON.stringify({ identity, db: dbState(), record }) + "\n");
     const manifest = context.runDir.readManifest(context.config.name);
     manifest.corpus = record;
     context.runDir.writeManifest(manifest);

@@ -144,6 +144,14 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
         // it (--data is saved into data.search), and its --limit.
         const continued = await runPipeline({ configFile: path.join(runDir, "config.yaml"), runDir, only: ["synth", "eval"], continueRun: true, ...silent });
         expect(continued.stages.filter((s) => s.status !== "skipped").map((s) => s.status)).toEqual(["up-to-date", "up-to-date"]);
+
+        // Pages put into the run's corpus by hand were never measured against the eval sets: the
+        // corpus is made again from data.corpus.
+        const pages = manifestOf(runDir).corpus.pages;
+        const added = await runCliProcess(["corpus", "import", path.join(options.dataDirs[0]!, "easy.jsonl"), "--db", path.join(runDir, "corpus.sqlite")]);
+        expect(added.code, added.stderr).toBe(0);
+        await runPipeline({ ...options, only: ["eval"] });
+        expect(manifestOf(runDir).corpus.pages).toBe(pages);
     });
 
     it("scienceqa: multiple-choice tasks with images run through every stage but train", { timeout: 900_000 }, async () => {
