@@ -92,10 +92,20 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
         // --force trains them again
         await runPipeline({ ...base, only: ["train"], progress: recording, force: true });
         expect([...progress.keys()]).toEqual(["train plan", "train tool", "train reflect"]);
+        // A trial on other settings puts the finished adapters aside; back on these, they come back untrained.
+        const trained3 = adapterBytes();
+        await runPipeline({ ...base, only: ["train"], set: [...base.set, "train.steps=2"] });
+        expect(adapterBytes()).not.toEqual(trained3);
+        progress.clear();
+        logged.length = 0;
+        await runPipeline({ ...base, only: ["train"], progress: recording, log: (line) => logged.push(line) });
+        expect([...progress.keys()]).toEqual([]);
+        expect(logged.filter((line) => /adapter back from previous\/train\//.test(line))).toHaveLength(3);
+        expect(adapterBytes()).toEqual(trained3);
 
         // A retrain on other settings stopped part-way leaves no adapter of the old settings, and eval
         // refuses to evaluate a train stage that did not finish.
-        const stopAtTool: ProgressReporter = { ...recording, start: (label) => { if (label === "train tool") throw new Error("stopped"); } };
+        const stopAtTool: ProgressReporter = { start: (label) => { if (label === "train tool") throw new Error("stopped"); }, advance: () => {}, done: () => {} };
         await expect(runPipeline({ ...base, only: ["train"], progress: stopAtTool, set: [...base.set, "train.rank=4"] })).rejects.toThrow(/stopped|autoact-train failed/);
         expect(["plan", "tool", "reflect"].filter((agent) => fs.existsSync(path.join(runDir, "adapters", `${agent}.gguf`)))).toEqual(["plan"]);
         expect((await readGgufInfo(path.join(runDir, "adapters", "plan.gguf"))).metadata["adapter.lora.alpha"]).toBeDefined();

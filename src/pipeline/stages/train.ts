@@ -84,12 +84,32 @@ export const trainStage: StageDefinition = {
         const modelHash = await cachedSha256(modelPath);
         const labelOf = (job: Job) => (job.outDir === outDir ? job.name : `unfiltered_${job.name}`);
         const keyOf = (job: Job) => hashValues(labelOf(job), modelHash, weightOptions, job.samples);
-        // Every adapter made from other inputs goes before any training: a run killed part-way
-        // leaves no adapter of the old settings beside the new ones for eval or deploy to take.
+        // Every adapter made from other inputs goes before any training, so that a run killed
+        // part-way leaves no adapter of the old settings beside the new ones for eval or deploy to
+        // take: a finished one aside (previous/train/), where it comes back from when its inputs
+        // do (a --limit trial costs no training), an unfinished one away. --force remakes all.
         for (const job of jobs) {
             const files = new AdapterFiles(job.outDir, job.name);
-            if (context.force === true || files.key() !== keyOf(job))
+            const aside = new AdapterFiles(path.join(context.runDir.file("previous/train"), path.relative(context.runDir.dir, job.outDir)), job.name);
+            const key = keyOf(job);
+            if (context.force === true) {
                 files.removeAll();
+                aside.removeAll();
+            } else if (files.key() !== key) {
+                // the one aside may be this key's, and the one here goes aside: swap through a third place
+                const back = aside.key() === key && aside.finished() ? new AdapterFiles(`${aside.dir}.back`, job.name) : null;
+                if (back != null)
+                    aside.moveTo(back);
+                if (files.finished())
+                    files.moveTo(aside);
+                else
+                    files.removeAll();
+                if (back != null) {
+                    back.moveTo(files);
+                    fs.rmSync(back.dir, { recursive: true, force: true });
+                    context.log(`train: ${labelOf(job)} adapter back from previous/train/ (made from these inputs by an earlier run)`);
+                }
+            }
         }
 
         const outputs: Record<string, number> = {};
@@ -209,5 +229,14 @@ class AdapterFiles {
     removeAll(): void {
         for (const file of [this.adapter, this.curve, this.keyFile, ...trainingLeftovers(this.adapter)])
             fs.rmSync(file, { force: true });
+    }
+
+    /** Moves a finished adapter, its curve and its key to `other` (replacing what was there). */
+    moveTo(other: AdapterFiles): void {
+        other.removeAll();
+        fs.mkdirSync(other.dir, { recursive: true });
+        for (const [from, to] of [[this.adapter, other.adapter], [this.curve, other.curve], [this.keyFile, other.keyFile]] as const)
+            fs.renameSync(from, to);
+        this.removeAll();
     }
 }
