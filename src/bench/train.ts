@@ -102,7 +102,9 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const chosen: TrainHyperParams = {
         rank: options.rank ?? trainBenchDefaults.rank, ctx: options.ctx ?? trainBenchDefaults.ctx, targets: (options.targets ?? [...trainBenchDefaults.targets]) as TrainHyperParams["targets"],
         batch: options.batch ?? trainBenchDefaults.batch, batchTokens: options.batchTokens, mixedPrecision: options.mixedPrecision,
-        recompute: options.recompute, steps
+        recompute: options.recompute, steps,
+        // no checkpoint write inside the timed steps (the PyTorch reference writes none)
+        checkpointEvery: 0
     };
     assertTrainOptions(chosen, (option) => `--${option.cli}`);
     const hyper = resolveTrainOptions(chosen);

@@ -80,6 +80,8 @@ export interface StageDefinition {
     description: string;
     reads: StageReads;
     writes: StageWrites;
+    /** What refuses the stage before anything of the run is touched (its outputs put aside, a corpus made). */
+    check?(context: StageContext): void;
     run(context: StageContext, inputHash: string): Promise<StageResult>;
 }
 

@@ -14,9 +14,16 @@ export const seedsInput: DataInputs = async (context) =>
 export const corpusInputs: DataInputs = async (context) => Object.fromEntries(await Promise.all(
     context.config.data.corpus.map(async (name) => [`corpus.${name}`, (await context.data.requireCorpus(name)).file])));
 
-/** The evaluation sets' files, by file name (a set's name and limit are config values: declared where they matter). */
+/**
+ * The evaluation sets' files, by file name (a set's name and limit are config values, declared
+ * where they matter), and by set name too where the name picks the questions (the split's ids
+ * in the dataset's official file).
+ */
 export const evalSetInputs: DataInputs = async (context) => Object.fromEntries(await Promise.all(
-    context.config.data.eval.map(async (set) => [`eval.${set.file}`, (await evalSetSource(context, set)).file])));
+    context.config.data.eval.map(async (set) => {
+        const source = await evalSetSource(context, set);
+        return [source.ids == null ? `eval.${set.file}` : `eval.${set.file}#${set.name}`, source.file];
+    })));
 
 /** Several inputs together (`when` false leaves one out). */
 export function dataInputs(...parts: (DataInputs | [DataInputs, (context: StageContext) => boolean])[]): DataInputs {

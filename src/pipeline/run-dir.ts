@@ -111,6 +111,13 @@ export class RunDir {
         writeFileAtomicSync(this.file("manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     }
 
+    /** Updates the manifest on disk. */
+    updateManifest(update: (manifest: Manifest) => Manifest): Manifest {
+        const manifest = update(this.readManifest());
+        this.writeManifest(manifest);
+        return manifest;
+    }
+
     /** Updates one stage's record in the manifest on disk. */
     updateStage(stage: StageName, update: (record: StageRecord | undefined) => StageRecord, pipeline?: string): StageRecord {
         const manifest = this.readManifest(pipeline);
@@ -126,6 +133,9 @@ export class RunDir {
      * when the inputs do (takeBack).
      */
     putAside(stage: StageName, record: StageRecord): void {
+        // outputs replaced since the stage wrote them (an import, a hand edit) are not its own
+        if (Object.entries(record.outputs).some(([name, output]) => output.sha256 != null && hashFileSync(this.file(name)) !== output.sha256))
+            return;
         const slot = this.previousDir(stage);
         fs.rmSync(slot, { recursive: true, force: true });
         for (const name of Object.keys(record.outputs)) {

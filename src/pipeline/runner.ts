@@ -134,12 +134,11 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
     writeFileAtomicSync(runDir.configFile, configToYaml(config));
 
     const manifest = runDir.readManifest(config.name);
-    // --limit is the run's, as --data is: a stage command without it keeps the run's limit
+    // --limit is the run's, as --data is: `autoact run` sets it, a stage command without --limit
+    // keeps it (a stage command's own --limit is for that command only)
     const limit = options.limit === undefined && options.continueRun === true ? manifest.limit ?? null : options.limit || null;
     if (options.limit === undefined && limit != null)
         log(`--limit ${limit}: the run's limit (--limit 0 lifts it)`);
-    manifest.limit = limit;
-    runDir.writeManifest(manifest);
     if (modelPath != null) {
         manifest.model = { source: modelSource, path: modelPath, sha256: await cachedSha256(modelPath), bytes: fs.statSync(modelPath).size };
         runDir.writeManifest(manifest);
@@ -163,9 +162,13 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
     try {
         checkEarlierTables(selected, context);
         checkImportedTables(selected, context, options.force ?? false);
+        for (const stage of selected)
+            definitions[stage].check?.(context);
         // A corpus that holds the eval set is refused before any model time is spent.
         if (config.data.corpus.length > 0 && selected.some((stage) => readsCorpus(stage, config)))
             await ensureRunCorpus(context);
+        if (options.continueRun !== true)
+            runDir.updateManifest((saved) => ({ ...saved, limit }));
         for (const stage of stageNames) {
             if (!selected.includes(stage)) {
                 outcomes.push({ stage, status: "skipped", seconds: 0 });
@@ -268,8 +271,6 @@ function checkImportedTables(selected: readonly StageName[], context: StageConte
             throw new InputError(`${overwritten.join(", ")} in ${context.runDir.dir} ${overwritten.length > 1 ? "were" : "was"} imported by autoact import; the ${stage} stage would replace ${overwritten.length > 1 ? "them" : "it"}: ` +
                 `run the stages after the imported tables${after ? ` (--from ${after})` : ""}, or give --force to replace ${overwritten.length > 1 ? "them" : "it"}`);
         }
-        manifest.imported!.tables = imported.filter((name) => !overwritten.includes(name));
-        context.runDir.writeManifest(manifest);
     }
 }
 
@@ -326,6 +327,12 @@ async function runStage(stage: StageDefinition, context: StageContext, modelHash
             seconds,
             stats: result.stats
         }));
+        // a table it wrote is no longer the imported one
+        runDir.updateManifest((manifest) => {
+            if (manifest.imported != null)
+                manifest.imported.tables = manifest.imported.tables.filter((name) => !(name in result.outputs));
+            return manifest;
+        });
         const written = Object.entries(result.outputs).map(([n, r]) => `${n}: ${r} rows`).join(", ");
         context.log(`${stage.name}: done in ${seconds.toFixed(1)}s${written === "" ? ", nothing written" : ` (${written})`}`);
         return { stage: stage.name, status: "ran", seconds, record };

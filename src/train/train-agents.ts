@@ -158,7 +158,10 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
         // the curve is written with each checkpoint, so that it stays the checkpoint's (one after another)
         let curveWrites = Promise.resolve();
         try {
-            const result = await trainAdapter({
+            // a finished adapter's last checkpoint (kept while the call's other agents trained) only
+            // serves to take it up as it was: a run on other settings trains it anew instead of refusing
+            const finishedBefore = resume && fs.existsSync(adapterPath) && fs.existsSync(checkpoint);
+            const train = (resumeIt: boolean) => trainAdapter({
                 ...options,
                 trainer: build.trainer,
                 base,
@@ -166,7 +169,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                 out: adapterPath,
                 agent: name,
                 checkpoint,
-                resume,
+                resume: resumeIt,
                 threads,
                 gpuLayers: options.gpuLayers ?? (backend === "cpu" ? 0 : -1),
                 onEvent: (event) => {
@@ -185,6 +188,12 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                     options.onStep?.(name, step);
                 },
                 onLog: (line) => options.onLog?.(name, line)
+            });
+            const result = await train(resume).catch((error: unknown) => {
+                if (!(finishedBefore && error instanceof InputError && error.message.includes("the checkpoint was made with")))
+                    throw error;
+                fs.rmSync(checkpoint, { force: true });
+                return train(false);
             });
             await curveWrites;
             await writeCurve();

@@ -144,6 +144,9 @@ describe.skipIf(!haveShared)("pipeline runs on the tiny real model", () => {
         // it (--data is saved into data.search), and its --limit.
         const continued = await runPipeline({ configFile: path.join(runDir, "config.yaml"), runDir, only: ["synth", "eval"], continueRun: true, ...silent });
         expect(continued.stages.filter((s) => s.status !== "skipped").map((s) => s.status)).toEqual(["up-to-date", "up-to-date"]);
+        // a stage command's own --limit is for that command: the run's stays
+        await runPipeline({ configFile: path.join(runDir, "config.yaml"), runDir, only: ["filter"], continueRun: true, limit: 1, ...silent });
+        expect(manifestOf(runDir).limit).toBe(2);
 
         // Pages put into the run's corpus by hand were never measured against the eval sets: the
         // corpus is made again from data.corpus.

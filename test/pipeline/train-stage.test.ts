@@ -110,6 +110,8 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
         expect(["plan", "tool", "reflect"].filter((agent) => fs.existsSync(path.join(runDir, "adapters", `${agent}.gguf`)))).toEqual(["plan"]);
         expect((await readGgufInfo(path.join(runDir, "adapters", "plan.gguf"))).metadata["adapter.lora.alpha"]).toBeDefined();
         await expect(runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4"] })).rejects.toThrow(/^the train stage failed in .*: run it to the end first/);
+        // methods that load no adapter do not wait for it
+        await runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4", "eval.methods=[react]"] });
         await runPipeline({ ...base, only: ["train"], set: [...base.set, "train.rank=4"] });
 
         const evaluated = await runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4"] });

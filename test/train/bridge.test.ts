@@ -178,6 +178,14 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
             expect(curve.rows.map((r) => r.step)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
         }
         expect(fs.readdirSync(out).sort()).toEqual(["plan.gguf", "tool.gguf", "train-plan.arrow", "train-tool.arrow"]);
+        // stopped at the second agent again, then run on other settings: the first is trained anew, not refused
+        const otherOut = path.join(dir, "stopped-other");
+        const argsOther = args.map((a) => (a === out ? otherOut : a));
+        expect((await runCliProcess(argsOther, { interrupt: { when: /training tool/, signal: "SIGINT" } })).code).toBe(130);
+        const changed = await runCliProcess([...argsOther, "--lr", "0.0002"]);
+        expect(changed.stderr).toMatch(/^training plan: .* 300 steps$/m);
+        // (the second, stopped part-way, is the one whose checkpoint asks for the same settings)
+        expect(changed.stderr).toMatch(/tool\.gguf\.ckpt: the checkpoint was made with lr=0\.0001, this run has lr=0\.0002/);
 
         // A run at another lr killed outright (the trainer checkpoints as its parent dies), then
         // resumed: its curve holds no row of the earlier run's.

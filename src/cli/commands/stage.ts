@@ -67,7 +67,7 @@ export function stageCommand(stage: StageName): CommandModule<object, StageArgs>
                 configFile,
                 only: [stage],
                 adapters,
-                continueRun: args.config == null,
+                continueRun: true,
                 ...options
             });
         }

@@ -45,7 +45,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         if (args["run-dir"] != null) {
             await runAndSummarize({
                 configFile: args.config ?? new RunDir(args["run-dir"]).requireConfig(), runDir: args["run-dir"], only: ["train"],
-                continueRun: args.config == null, limit: args.limit, force: args.force
+                continueRun: true, limit: args.limit, force: args.force
             });
             return;
         }

@@ -121,11 +121,15 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
             limit: true
         },
         writes: { files: (context) => context.config.data.eval.map((set) => `eval-${set.name}.arrow`) },
-        async run(context, inputHash) {
-            if (adapterOverride == null)
+        check(context) {
+            // only methods that load trained adapters need the train stage to have finished
+            const needsTrained = context.config.eval.methods.some((method) => evalMethodSpecs[method].adapters !== "none");
+            if (adapterOverride == null && needsTrained)
                 checkTrainFinished(context);
+            checkAblationAdapters(context, adaptersFor(context));
+        },
+        async run(context, inputHash) {
             const trained = adaptersFor(context);
-            checkAblationAdapters(context, trained);
             const started = performance.now();
             let generatedTokens = 0;
             const setup = await openTaskSetup(context);
