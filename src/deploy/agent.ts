@@ -7,7 +7,8 @@ import type { StageContext } from "../pipeline/context.js";
 import { DataLocator } from "../pipeline/data-locator.js";
 import { ModelSession } from "../pipeline/model-session.js";
 import { RunDir } from "../pipeline/run-dir.js";
-import { groupPolicy, runDirAdapters } from "../pipeline/stages/eval.js";
+import { groupPolicy } from "../pipeline/stages/eval.js";
+import { requireRunAdapters } from "./deploy.js";
 import { openTaskSetup } from "../pipeline/task-setup.js";
 import { resolveModelSource } from "../llm/model-source.js";
 import { ToolSession } from "../tools/index.js";
@@ -47,6 +48,8 @@ export async function askAgents(options: AskOptions): Promise<AskResult> {
     if (options.server != null && options.model != null)
         throw new InputError("give --server or --model, not both");
     const config = loadConfig(configFile).config;
+    // the run's sub-agents, all three: the base model in their place would not be the run's answer
+    const adapters = requireRunAdapters(runDir);
     if (options.server != null) {
         config.model.backend = "openai";
         config.model.endpoints = [options.server];
@@ -64,10 +67,9 @@ export async function askAgents(options: AskOptions): Promise<AskResult> {
     };
     const setup = await openTaskSetup(context);
     try {
-        const adapters = runDirAdapters(runDir);
         const agents = {} as SubAgents;
         for (const agent of subAgentNames)
-            agents[agent] = await session.agent(agent, adapters[agent] == null ? [] : [{ filePath: adapters[agent]! }]);
+            agents[agent] = await session.agent(agent, [{ filePath: adapters[agent] }]);
         const settings = config.eval;
         const policy = groupPolicy(config, agents, {
             temperature: settings.temperature, topP: settings.top_p, topK: settings.top_k, maxTokens: settings.max_tokens,

@@ -6,7 +6,7 @@ import { plainResponseMarker } from "../llm/prompt-format.js";
 import { servedAdapterName } from "../llm/served-adapter.js";
 import { loadConfig } from "../pipeline/config.js";
 import { RunDir } from "../pipeline/run-dir.js";
-import { runDirAdapters } from "../pipeline/stages/eval.js";
+import { runDirAdapters, type SubAgentAdapters } from "../pipeline/stages/eval.js";
 import { findNativeBuild } from "../train/native-build.js";
 import { InputError } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
@@ -51,6 +51,24 @@ export interface Deployment {
  * Ollama keep their own). `autoact agent
  * --server URL` then answers questions by group planning against the server.
  */
+/**
+ * The run's three sub-agents' adapters, or an InputError saying which are missing and why: a
+ * deployment or an answer from the base model in their place would not be the run's.
+ */
+export function requireRunAdapters(runDir: RunDir): Required<SubAgentAdapters> {
+    const manifest = runDir.readManifest();
+    const adapters = runDirAdapters(runDir);
+    const missing = subAgentNames.filter((agent) => adapters[agent] == null);
+    if (missing.length > 0) {
+        const train = manifest.stages.train;
+        const filter = manifest.stages.filter?.stats;
+        const why = train?.status !== "done" ? `run the train stage first (autoact train --run-dir ${runDir.dir})`
+            : `the train stage had no samples for them${filter?.trajectories != null ? ` (the filter kept ${filter.kept ?? 0} of ${filter.trajectories} trajectories)` : ""}: nothing to serve but the base model`;
+        throw new InputError(`${runDir.file("adapters")}: no adapter for ${missing.join(", ")}; ${why}`);
+    }
+    return adapters as Required<SubAgentAdapters>;
+}
+
 export async function writeDeployment(options: DeployOptions): Promise<Deployment> {
     const runDir = new RunDir(options.runDir);
     const config = loadConfig(runDir.requireConfig()).config;
@@ -58,14 +76,10 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
     const base = manifest.model?.path;
     if (base == null || !fs.existsSync(base))
         throw new InputError(`${runDir.file("manifest.json")}: the run's base model is unknown or gone (${base ?? "no model recorded"}); run a stage that loads it first`);
-    const adapters = runDirAdapters(runDir);
-    const missing = subAgentNames.filter((agent) => adapters[agent] == null);
-    if (missing.length > 0) {
-        const train = manifest.stages.train;
-        const filter = manifest.stages.filter?.stats;
-        const why = train?.status !== "done" ? `run the train stage first (autoact train --run-dir ${options.runDir})`
-            : `the train stage had no samples for them${filter?.trajectories != null ? ` (the filter kept ${filter.kept ?? 0} of ${filter.trajectories} trajectories)` : ""}: nothing to serve but the base model`;
-        throw new InputError(`${runDir.file("adapters")}: no adapter for ${missing.join(", ")}; ${why}`);
+    const adapters = requireRunAdapters(runDir);
+    for (const [name, value, low, high] of [["--port", options.port ?? 8080, 1, 65535], ["--parallel", options.parallel ?? config.model.parallel, 1, 4096]] as const) {
+        if (!Number.isInteger(value) || value < low || value > high)
+            throw new InputError(`${name} must be a whole number from ${low} to ${high}, got ${value}`);
     }
     const out = path.resolve(options.out ?? runDir.file("deploy"));
     const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? "llama-server";

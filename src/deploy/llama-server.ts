@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { RuntimeFailure } from "../util/errors.js";
+import { InputError, RuntimeFailure } from "../util/errors.js";
 
 export interface LlamaServerOptions {
     /** The llama-server executable (`autoact native build` builds one). */
@@ -24,9 +24,10 @@ export interface LlamaServerOptions {
 
 /**
  * llama-server's command line serving a base with the sub-agents' adapters: each adapter is
- * loaded once with scale 0 (`--lora-init-without-apply`), so a request without `lora` is the
- * base model and a request with `lora: [{id, scale: 1}]` is that sub-agent. `autoact deploy`
- * writes it; the remote backend's tests run it.
+ * loaded once at scale 0 (`--lora-scaled FILE:0,...`), so a request without `lora` is the base
+ * model (llama-server gives such a request every adapter at its load scale) and a request with
+ * `lora: [{id, scale: 1}]` is that sub-agent. `autoact deploy` writes it; the remote backend's
+ * tests run it.
  */
 export function llamaServerArgs(options: LlamaServerOptions): string[] {
     const parallel = options.parallel ?? 4;
@@ -41,11 +42,17 @@ export function llamaServerArgs(options: LlamaServerOptions): string[] {
     ];
     if (options.threads != null)
         args.push("--threads", String(options.threads), "--threads-batch", String(options.threads));
-    for (const adapter of options.adapters ?? [])
-        args.push("--lora", path.resolve(adapter));
-    if ((options.adapters ?? []).length > 0)
-        args.push("--lora-init-without-apply");
+    const adapters = (options.adapters ?? []).map((adapter) => path.resolve(adapter));
+    if (adapters.length > 0)
+        args.push("--lora-scaled", adapters.map((file) => csvItem(`${file}:0`)).join(","));
     return args;
+}
+
+/** One item of llama.cpp's comma-separated list (quoted when it holds a comma or a quote); a path with ":" cannot be one. */
+function csvItem(item: string): string {
+    if (item.split(":").length !== 2)
+        throw new InputError(`${item.slice(0, item.lastIndexOf(":"))}: llama-server cannot load an adapter whose path has ":" in it (it reads FILE:SCALE); move it`);
+    return /[",]/.test(item) ? `"${item.replace(/"/g, '""')}"` : item;
 }
 
 export interface RunningServer {

@@ -51,7 +51,7 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         const { llamaServer } = await nativeBuild();
         const deployment = await writeDeployment({ runDir, port, llamaServer });
         expect(deployment.command.slice(0, 3)).toEqual([llamaServer, "--model", stories260K]);
-        expect(deployment.command.filter((a) => a === "--lora")).toHaveLength(3);
+        expect(deployment.command[deployment.command.indexOf("--lora-scaled") + 1]!.split(",").map((item) => path.basename(item))).toEqual(["plan.gguf:0", "tool.gguf:0", "reflect.gguf:0"]);
         for (const agent of ["plan", "tool", "reflect"]) {
             const modelfile = fs.readFileSync(deployment.modelfiles[agent as "plan"], "utf8");
             expect(modelfile).toContain(`FROM ${stories260K}`);
@@ -73,6 +73,8 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         for (const folder of peftDirs)
             expect(fs.readdirSync(folder).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
         expect(fs.readFileSync(deployment.readme, "utf8")).toContain(`vllm serve HF_MODEL --enable-lora --max-loras 3 --max-lora-rank 8`);
+        await expect(writeDeployment({ runDir, port: 0, out: path.join(dir, "port0") })).rejects.toThrow("--port must be a whole number from 1 to 65535, got 0");
+        await expect(writeDeployment({ runDir, parallel: -2, out: path.join(dir, "parallel") })).rejects.toThrow("--parallel must be a whole number from 1 to 4096, got -2");
         const named = await writeDeployment({ runDir, out: path.join(dir, "named"), hfModel: "karpathy/tinyllamas" });
         expect("command" in named.vllm ? named.vllm.command.slice(0, 4) : named.vllm).toEqual(["vllm", "serve", "karpathy/tinyllamas", "--enable-lora"]);
         const namedConfig = JSON.parse(fs.readFileSync(path.join(dir, "named", "peft", "plan", "adapter_config.json"), "utf8"));
@@ -85,6 +87,16 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
                 await new Promise((resolve) => setTimeout(resolve, 200));
             const loaded = await (await fetch(`${url}/lora-adapters`)).json() as { id: number; path: string }[];
             expect(loaded.map((a) => path.basename(a.path))).toEqual(["plan.gguf", "tool.gguf", "reflect.gguf"]);
+            // a request that names no adapter (curl, another client) gets the base model, not the three summed
+            const firstTokenLogprob = async (lora?: { id: number; scale: number }[]) => {
+                const reply = await (await fetch(`${url}/completion`, { method: "POST", body: JSON.stringify({ prompt: "Once upon a time", n_predict: 1, n_probs: 1, temperature: 0, ...(lora ? { lora } : {}) }) })).json() as
+                    { completion_probabilities: { logprob: number }[] };
+                return reply.completion_probabilities[0]!.logprob;
+            };
+            const baseLogprob = await firstTokenLogprob([0, 1, 2].map((id) => ({ id, scale: 0 })));
+            // (batches of other shapes move the last digits: the adapters move more)
+            expect(Math.abs(await firstTokenLogprob() - baseLogprob)).toBeLessThan(1e-5);
+            expect(Math.abs(await firstTokenLogprob([0, 1, 2].map((id) => ({ id, scale: 1 }))) - baseLogprob)).toBeGreaterThan(1e-5);
 
             const proxy = await startFaultProxy(url);
             try {
@@ -128,6 +140,10 @@ describe.skipIf(!haveShared)("autoact deploy without adapters", () => {
             await expect(writeDeployment({ runDir: bare })).rejects.toThrow(`${path.join(bare, "adapters")}: no adapter for plan, tool, reflect; run the train stage first (autoact train --run-dir ${bare})`);
             manifest({ filter: stage({ trajectories: 7, kept: 0 }), train: stage({ plan_samples: 0 }) });
             await expect(writeDeployment({ runDir: bare })).rejects.toThrow("no adapter for plan, tool, reflect; the train stage had no samples for them (the filter kept 0 of 7 trajectories): nothing to serve but the base model");
+            // nor does autoact agent answer with the base model in the sub-agents' place
+            const asked = await runCliProcess(["agent", "--run-dir", bare, "--model", stories260K, "Where did Arno Schmidt work?"]);
+            expect(asked.code).toBe(2);
+            expect(asked.stderr.trim()).toMatch(/^autoact: .*adapters: no adapter for plan, tool, reflect; the train stage had no samples/);
         } finally {
             fs.rmSync(bare, { recursive: true, force: true });
         }
