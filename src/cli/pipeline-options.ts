@@ -16,7 +16,7 @@ export interface PipelineArgs {
 export function withPipelineOptions<T>(yargs: Argv<T>): Argv<T & PipelineArgs> {
     return yargs
         .option("model", { type: "string", describe: "GGUF file, hf: URI or preset name (overrides model.path)" })
-        .option("run-dir", { type: "string", describe: "Run directory (default: runs/<pipeline name>)" })
+        .option("run-dir", { type: "string", describe: "Run directory (autoact run, or a stage command with --config: default runs/<pipeline name>)" })
         .option("limit", { type: "number", describe: "Cap every stage's item count (tasks, trajectories, eval questions) for a quick trial (a stage command keeps the run's; 0 = none)" })
         .option("set", { type: "string", array: true, describe: "Override a config value: --set synth.max_steps=10 (repeatable)" })
         .option("data", { type: "string", array: true, describe: "Folder searched first for data files (repeatable)" })

@@ -64,7 +64,7 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
         for (const file of evalFiles)
             all.push({ set: file.replace(/^eval-|\.arrow$/g, ""), rows: await readTable(runDir.file(file), "eval") });
         lines.push("### Main table", "", "The paper's comparison: each method by level.", "");
-        lines.push(...mainTable(all, config.task), "");
+        lines.push(...mainTable(all, config.task, evalRecord?.stats?.adapters !== "none"), "");
         lines.push(`Division of labor: Finish's answer is written by the ${config.split.finish_by} agent (\`split.finish_by: ${config.split.finish_by}\`${config.split.finish_by === "tool" ? ", the paper's" : ""}), in training samples and group planning alike.`, "");
         for (const { set, rows } of all) {
             lines.push(`### ${set}`, "");
@@ -82,7 +82,7 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
  * level (F1 and EM for free-text tasks, `task.metric` first; accuracy for multiple choice) and, with several
  * levels, one for all of them, then the mean steps and the invalid-action rate over all levels.
  */
-export function mainTable(sets: { set: string; rows: EvalRow[] }[], task: Pick<PipelineConfig["task"], "kind" | "metric">): string[] {
+export function mainTable(sets: { set: string; rows: EvalRow[] }[], task: Pick<PipelineConfig["task"], "kind" | "metric">, trained = true): string[] {
     const rows = sets.flatMap(({ set, rows: setRows }) => setRows.map((row) => ({ row, level: row.level ?? set })));
     const levels = [...new Set(rows.map((r) => r.level))];
     const f1: [string, (r: EvalRow) => number] = ["F1", (r) => r.f1];
@@ -103,7 +103,9 @@ export function mainTable(sets: { set: string; rows: EvalRow[] }[], task: Pick<P
         const cells = groups.flatMap((level) => metrics.map(([, metric]) => pct(mean(mine.filter((r) => level == null || r.level === level).map((r) => metric(r.row))))));
         const steps = mean(mine.map((r) => r.row.steps));
         const invalid = mean(mine.map((r) => (r.row.steps === 0 ? 0 : r.row.invalid_actions / r.row.steps)));
-        out.push(`| ${evalMethodSpecs[method].label} | ${cells.join(" | ")} | ${fixed(steps)} | ${pct(invalid)} | ${mine.length} |`);
+        // a method meant to load trained adapters that ran without any is the base model: say so
+        const label = `${evalMethodSpecs[method].label}${!trained && evalMethodSpecs[method].adapters !== "none" ? " (no adapters: the base model)" : ""}`;
+        out.push(`| ${label} | ${cells.join(" | ")} | ${fixed(steps)} | ${pct(invalid)} | ${mine.length} |`);
     }
     return out;
 }
@@ -111,8 +113,8 @@ export function mainTable(sets: { set: string; rows: EvalRow[] }[], task: Pick<P
 /** One row per method and level (then overall): EM, F1, accuracy, steps, invalid actions, limits, speed. */
 export function evalTable(rows: EvalRow[]): string[] {
     const out = [
-        "| method | level | n | EM | F1 | accuracy | mean steps | invalid-action rate | step-limit rate | tokens/s | episode s (sum) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "| method | level | n | EM | F1 | accuracy | mean steps | invalid-action rate | step-limit rate | context-limit rate | tokens/s | episode s (sum) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     ];
     const methods = [...new Set(rows.map((r) => r.method))];
     for (const method of methods) {
@@ -125,7 +127,9 @@ export function evalTable(rows: EvalRow[]): string[] {
                 accuracy: (r) => r.correct,
                 steps: (r) => r.steps,
                 invalid: (r) => (r.steps === 0 ? 0 : r.invalid_actions / r.steps),
-                stepLimit: (r) => r.stop_reason === "step_limit"
+                stepLimit: (r) => r.stop_reason === "step_limit",
+                // episodes whose prompt outgrew the context: a low score may be this, not the method
+                contextLimit: (r) => r.stop_reason === "context_limit"
             }
         });
         for (const group of groups) {
@@ -133,7 +137,7 @@ export function evalTable(rows: EvalRow[]): string[] {
             const tokens = members.reduce((sum, r) => sum + r.generated_tokens, 0);
             const seconds = members.reduce((sum, r) => sum + r.time_ms, 0) / 1000;
             const m = group.means;
-            out.push(`| ${method} | ${group.group} | ${group.count} | ${pct(m.em)} | ${pct(m.f1)} | ${pct(m.accuracy)} | ${fixed(m.steps)} | ${pct(m.invalid)} | ${pct(m.stepLimit)} | ${seconds > 0 ? (tokens / seconds).toFixed(1) : ""} | ${seconds.toFixed(1)} |`);
+            out.push(`| ${method} | ${group.group} | ${group.count} | ${pct(m.em)} | ${pct(m.f1)} | ${pct(m.accuracy)} | ${fixed(m.steps)} | ${pct(m.invalid)} | ${pct(m.stepLimit)} | ${pct(m.contextLimit)} | ${seconds > 0 ? (tokens / seconds).toFixed(1) : ""} | ${seconds.toFixed(1)} |`);
         }
     }
     return out;

@@ -8,7 +8,7 @@ import { packageRoot } from "../../src/util/package.js";
 import { describe, expect, it } from "vitest";
 import { evalMethods, type EvalRow } from "../../src/data/schemas.js";
 import { evalMethodSpecs, needsAdapters, parseMethods } from "../../src/pipeline/eval-methods.js";
-import { mainTable, writeReport } from "../../src/pipeline/report.js";
+import { evalTable, mainTable, writeReport } from "../../src/pipeline/report.js";
 import { InputError } from "../../src/util/errors.js";
 
 describe("evaluation methods", () => {
@@ -42,6 +42,10 @@ describe("evaluation methods", () => {
             "| AutoAct (group planning) | 100.0 | 100.0 | 25.0 | 0.0 | 62.5 | 50.0 | 5.00 | 12.5 | 2 |"
         ]);
         expect(mainTable([{ set: "g", rows: [row("react", "1-4", 1, 1, 2, 0)] }], { kind: "multiple-choice", metric: "option" })[0]).toBe("| method | 1-4 accuracy | mean steps | invalid-action rate | n |");
+        // a method meant to load adapters that ran without any says so
+        expect(mainTable([{ set: "g", rows: [row("group", "easy", 1, 1, 2, 0)] }], { kind: "qa", metric: "f1" }, false)[2]).toMatch(/^\| AutoAct \(group planning\) \(no adapters: the base model\) \|/);
+        // episodes cut by the context are counted apart
+        expect(evalTable([{ ...row("react", "easy", 0, 0, 0, 0), stop_reason: "context_limit" }])).toContain("| react | overall | 1 | 0.0 | 0.0 | 0.0 | 0.00 | 0.0 | 0.0 | 100.0 | 1000.0 | 0.0 |");
         // the task's metric first
         expect(mainTable([{ set: "g", rows: [row("react", "easy", 1, 1, 2, 0)] }], { kind: "qa", metric: "em" })[0]).toBe("| method | easy EM | easy F1 | mean steps | invalid-action rate | n |");
     });

@@ -246,8 +246,9 @@ const report: CommandModule<object, ReportArgs> = {
     command: "report",
     describe: "Render bench/REPORT.md (tables and SVG charts) from the result files",
     builder: (yargs) => yargs
-        .option("in", { type: "string", default: path.relative(process.cwd(), defaultResultsDir) || ".", describe: "Folder of result JSON files" })
-        .option("out", { type: "string", default: path.join(path.dirname(path.relative(process.cwd(), defaultResultsDir)), "REPORT.md"), describe: "Markdown file (charts go in a report/ folder beside it)" }) as unknown as Argv<ReportArgs>,
+        // the package's own folders, shown as they are wherever the command runs from
+        .option("in", { type: "string", default: defaultResultsDir, describe: "Folder of result JSON files" })
+        .option("out", { type: "string", default: path.join(path.dirname(defaultResultsDir), "REPORT.md"), describe: "Markdown file (charts go in a report/ folder beside it)" }) as unknown as Argv<ReportArgs>,
     handler: async (args) => {
         const rendered = await renderBenchReport({ inDir: single(args.in, "in")!, out: single(args.out, "out")! });
         for (const problem of rendered.skipped)

@@ -22,7 +22,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
         .option("shape", { choices: exportShapes, describe: "samples tables: alpaca or ShareGPT records (with --export and no --agent: one file per agent, FILE.<agent>.jsonl or .json, empty for an agent without rows)" })
         .option("agent", { type: "string", describe: "samples tables: only this agent's rows (plan | tool | reflect)" })
         .example("$0 inspect runs/x/trajectories.arrow --head 3", "schema and the first 3 rows")
-        .example("$0 inspect runs/x/samples.arrow --export out.jsonl --shape sharegpt", "out.plan.jsonl, out.tool.jsonl, out.reflect.jsonl") as never,
+        .example("$0 inspect samples.arrow --shape sharegpt --export out.jsonl", "out.plan.jsonl, out.tool.jsonl, out.reflect.jsonl") as never,
     handler: async (args) => {
         // `autoact inspect ... | head` closes the pipe early: stop quietly.
         process.stdout.on("error", (error: NodeJS.ErrnoException) => {

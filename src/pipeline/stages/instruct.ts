@@ -41,6 +41,7 @@ export const instructStage: StageDefinition = {
         const settings = config.instruct;
         const seedsFile = await context.data.requireSeeds(config.data.seeds);
         const seeds = readSeeds(seedsFile);
+        context.log(`instruct: ${seeds.length} seeds from ${seedsFile}`);
         const target = limited(settings.target, context.limit);
         const maxRounds = context.limit == null
             ? settings.max_rounds
