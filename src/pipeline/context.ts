@@ -80,8 +80,11 @@ export interface StageDefinition {
     description: string;
     reads: StageReads;
     writes: StageWrites;
-    /** What refuses the stage before anything of the run is touched (its outputs put aside, a corpus made). */
-    check?(context: StageContext): void;
+    /**
+     * What refuses the stage before anything of the run is touched (its outputs put aside, a
+     * corpus made); `selected` are the stages this command runs (earlier ones run first).
+     */
+    check?(context: StageContext, selected: readonly StageName[]): void;
     run(context: StageContext, inputHash: string): Promise<StageResult>;
 }
 

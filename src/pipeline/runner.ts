@@ -163,7 +163,7 @@ async function runStages({ options, config, selected, modelSource, modelPath, ru
         checkEarlierTables(selected, context);
         checkImportedTables(selected, context, options.force ?? false);
         for (const stage of selected)
-            definitions[stage].check?.(context);
+            definitions[stage].check?.(context, selected);
         // A corpus that holds the eval set is refused before any model time is spent.
         if (config.data.corpus.length > 0 && selected.some((stage) => readsCorpus(stage, config)))
             await ensureRunCorpus(context);

@@ -137,6 +137,7 @@ describe("the instruct stage on instruct-model replies", () => {
         expect(model.remaining).toBe(15);
         expect(result.stats).toMatchObject({ generated: 0, rounds: 5 });
         expect(logged).toEqual([
+            `instruct: 2 seeds from ${path.join(context.data.dirs[0]!, "seeds.json")}`,
             "instruct: stopped after 5 of 20 rounds: the last 5 waves of 1 gave no new task",
             "instruct: warning: the meta-agent's answers gave 0 new tasks in 5 rounds (target 4); tasks.arrow holds only the 2 seeds"
         ]);

@@ -121,7 +121,10 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
             limit: true
         },
         writes: { files: (context) => context.config.data.eval.map((set) => `eval-${set.name}.arrow`) },
-        check(context) {
+        check(context, selected) {
+            // a train stage run by this command first finishes (or stops the run) before eval
+            if (selected.includes("train"))
+                return;
             // only methods that load trained adapters need the train stage to have finished
             const needsTrained = context.config.eval.methods.some((method) => evalMethodSpecs[method].adapters !== "none");
             if (adapterOverride == null && needsTrained)
@@ -130,6 +133,7 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
         },
         async run(context, inputHash) {
             const trained = adaptersFor(context);
+            checkAblationAdapters(context, trained);
             const started = performance.now();
             let generatedTokens = 0;
             const setup = await openTaskSetup(context);
