@@ -82,19 +82,32 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
             throw new InputError(`${name} must be a whole number from ${low} to ${high}, got ${value}`);
     }
     const out = path.resolve(options.out ?? runDir.file("deploy"));
+    const servedNames = {} as Record<SubAgentName, string>;
+    for (const agent of subAgentNames)
+        servedNames[agent] = await servedAdapterName(adapters[agent]!);
+    // llama-server loads the adapters under their content names too (a link, or a copy): a server
+    // started before a retrain serves other names, which the remote backend refuses
+    const served = path.join(out, "adapters");
+    fs.rmSync(served, { recursive: true, force: true });
+    fs.mkdirSync(served, { recursive: true });
+    const servedFiles = subAgentNames.map((agent) => {
+        const file = path.join(served, `${servedNames[agent]}.gguf`);
+        try {
+            fs.linkSync(adapters[agent]!, file);
+        } catch {
+            fs.copyFileSync(adapters[agent]!, file);
+        }
+        return file;
+    });
     const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? "llama-server";
     const command = [binary, ...llamaServerArgs({
-        binary, model: base, adapters: subAgentNames.map((agent) => adapters[agent]!), port: options.port ?? 8080,
+        binary, model: base, adapters: servedFiles, port: options.port ?? 8080,
         parallel: options.parallel ?? config.model.parallel, contextSize: config.model.context_size
     })];
-    fs.mkdirSync(out, { recursive: true });
     const script = path.join(out, "llama-server.sh");
     writeFileAtomicSync(script, `#!/bin/sh\n# The base model with the plan, tool and reflect adapters (none applied unless a request asks).\nexec ${command.map(shellQuote).join(" ")} "$@"\n`);
     fs.chmodSync(script, 0o755);
 
-    const servedNames = {} as Record<SubAgentName, string>;
-    for (const agent of subAgentNames)
-        servedNames[agent] = await servedAdapterName(adapters[agent]!);
     const modelfiles = {} as Record<SubAgentName, string>;
     for (const agent of subAgentNames) {
         const file = path.join(out, "ollama", agent, "Modelfile");

@@ -269,13 +269,25 @@ function takesStructuredOutputs(version: unknown): boolean {
 type AdapterSelector = { id: number } | { model: string };
 
 /**
- * How one endpoint is asked for an adapter. llama-server: the loaded adapter of the same file
- * name, and where that file is on this machine, the same file (every run's is plan.gguf, ...).
- * vLLM and Ollama: the model they list under the adapter's served name (its content's hash).
+ * How one endpoint is asked for an adapter. llama-server: the loaded adapter named by content as
+ * `autoact deploy` writes it (plan-<sha256[:12]>.gguf: only these very weights), else the one of
+ * the same file name and, where that file is on this machine, the same file (every run's is
+ * plan.gguf, ...). vLLM and Ollama: the model they list under the adapter's served name.
  */
 async function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): Promise<AdapterSelector> {
     const file = path.basename(adapter.filePath);
     if (endpoint.kind === "llama-server") {
+        if (fs.existsSync(adapter.filePath)) {
+            const served = `${await servedAdapterName(adapter.filePath)}.gguf`;
+            const byContent = endpoint.loras.find((lora) => path.basename(lora.path) === served);
+            if (byContent != null)
+                return { id: byContent.id };
+            // a server of deploy's with other content names serves other weights (a retrain since it started)
+            const stem = file.replace(/\.gguf$/i, "");
+            const stale = endpoint.loras.find((lora) => new RegExp(`^${stem}-[0-9a-f]{12}\\.gguf$`).test(path.basename(lora.path)));
+            if (stale != null)
+                throw new InputError(`remote model: ${endpoint.url} serves ${path.basename(stale.path)}, not ${served} (the weights of ${adapter.filePath} now): restart it with this run's deploy script (autoact deploy)`);
+        }
         const named = endpoint.loras.filter((lora) => path.basename(lora.path) === file);
         if (named.length === 0)
             throw new InputError(`remote model: ${endpoint.url} has no adapter ${file} loaded (start llama-server with --lora ${adapter.filePath}, see autoact deploy)`);

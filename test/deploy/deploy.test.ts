@@ -51,7 +51,9 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         const { llamaServer } = await nativeBuild();
         const deployment = await writeDeployment({ runDir, port, llamaServer });
         expect(deployment.command.slice(0, 3)).toEqual([llamaServer, "--model", stories260K]);
-        expect(deployment.command[deployment.command.indexOf("--lora-scaled") + 1]!.split(",").map((item) => path.basename(item))).toEqual(["plan.gguf:0", "tool.gguf:0", "reflect.gguf:0"]);
+        // llama-server loads them under their content names (plan-<sha256[:12]>.gguf), at scale 0
+        expect(deployment.command[deployment.command.indexOf("--lora-scaled") + 1]!.split(",").map((item) => path.basename(item)))
+            .toEqual(Object.values(deployment.servedNames).map((name) => `${name}.gguf:0`));
         for (const agent of ["plan", "tool", "reflect"]) {
             const modelfile = fs.readFileSync(deployment.modelfiles[agent as "plan"], "utf8");
             expect(modelfile).toContain(`FROM ${stories260K}`);
@@ -86,7 +88,7 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
             for (let i = 0; i < 300 && !(await fetch(`${url}/health`).then((r) => r.ok, () => false)); i++)
                 await new Promise((resolve) => setTimeout(resolve, 200));
             const loaded = await (await fetch(`${url}/lora-adapters`)).json() as { id: number; path: string }[];
-            expect(loaded.map((a) => path.basename(a.path))).toEqual(["plan.gguf", "tool.gguf", "reflect.gguf"]);
+            expect(loaded.map((a) => path.basename(a.path))).toEqual(Object.values(deployment.servedNames).map((name) => `${name}.gguf`));
             // a request that names no adapter (curl, another client) gets the base model, not the three summed
             const firstTokenLogprob = async (lora?: { id: number; scale: number }[]) => {
                 const reply = await (await fetch(`${url}/completion`, { method: "POST", body: JSON.stringify({ prompt: "Once upon a time", n_predict: 1, n_probs: 1, temperature: 0, ...(lora ? { lora } : {}) }) })).json() as
@@ -111,6 +113,19 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
                 expect(scales).toContain("[1,0,0]");
             } finally {
                 await proxy.close();
+            }
+            // A retrain since the server started: the run's plan.gguf is other weights now, which the
+            // server does not serve; refused, not answered with the old ones.
+            const plan = path.join(runDir, "adapters", "plan.gguf");
+            const saved = fs.readFileSync(plan);
+            fs.copyFileSync(path.join(runDir, "adapters", "tool.gguf"), `${plan}.new`);
+            fs.renameSync(`${plan}.new`, plan);
+            try {
+                const stale = await runCliProcess(["agent", "--run-dir", runDir, "--server", url, "Where did Arno Schmidt work?"]);
+                expect(stale.code).toBe(2);
+                expect(stale.stderr.trim()).toMatch(new RegExp(`serves ${deployment.servedNames.plan}\\.gguf, not plan-[0-9a-f]{12}\\.gguf .*restart it with this run's deploy script`));
+            } finally {
+                fs.writeFileSync(plan, saved);
             }
         } finally {
             server.kill("SIGKILL");
