@@ -28,10 +28,9 @@ function numberList(value: unknown, flag: string): number[] | undefined {
     });
 }
 
-function single<T>(value: T | T[] | undefined, flag: string): T | undefined {
-    if (Array.isArray(value))
-        throw new InputError(`--${flag} is given more than once`);
-    return value;
+/** A one-value flag's value (the CLI refuses one given twice before any command runs: cli.ts). */
+function single<T>(value: T | T[] | undefined, _flag: string): T | undefined {
+    return value as T | undefined;
 }
 
 async function save(result: BenchResult, out: string | undefined, dir: string | undefined): Promise<void> {
