@@ -3,7 +3,7 @@ import path from "node:path";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { sha256File } from "../util/fs.js";
 import type { RequestBackend } from "./generator.js";
-import { servedAdapterName } from "./served-adapter.js";
+import { isServedNameOf, servedAdapterName } from "./served-adapter.js";
 import type { AdapterSpec, GenerationRequest, GenerationResult, StopReason } from "./types.js";
 
 /** Servers the remote backend speaks to (all through the OpenAI-compatible `/v1/completions`). */
@@ -283,8 +283,7 @@ async function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): Promis
             if (byContent != null)
                 return { id: byContent.id };
             // a server of deploy's with other content names serves other weights (a retrain since it started)
-            const stem = file.replace(/\.gguf$/i, "");
-            const stale = endpoint.loras.find((lora) => new RegExp(`^${stem}-[0-9a-f]{12}\\.gguf$`).test(path.basename(lora.path)));
+            const stale = endpoint.loras.find((lora) => isServedNameOf(lora.path, adapter.filePath));
             if (stale != null)
                 throw new InputError(`remote model: ${endpoint.url} serves ${path.basename(stale.path)}, not ${served} (the weights of ${adapter.filePath} now): restart it with this run's deploy script (autoact deploy)`);
         }

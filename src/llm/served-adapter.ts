@@ -10,6 +10,15 @@ import { sha256File } from "../util/fs.js";
  * what it writes with this, and the remote backend asks for it.
  */
 export async function servedAdapterName(adapterFile: string): Promise<string> {
-    const stem = path.basename(adapterFile).replace(/\.gguf$/i, "");
-    return `${stem}-${(await sha256File(adapterFile)).slice(0, 12)}`;
+    return `${adapterStem(adapterFile)}-${(await sha256File(adapterFile)).slice(0, 12)}`;
+}
+
+/** Whether `name` (a served name, or its file name) is one of servedAdapterName's for `adapterFile`'s stem, of any content. */
+export function isServedNameOf(name: string, adapterFile: string): boolean {
+    const match = /^(.*)-[0-9a-f]{12}$/.exec(adapterStem(name));
+    return match?.[1] === adapterStem(adapterFile);
+}
+
+function adapterStem(file: string): string {
+    return path.basename(file).replace(/\.gguf$/i, "");
 }
