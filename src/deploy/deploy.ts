@@ -10,7 +10,7 @@ import { runDirAdapters, type SubAgentAdapters } from "../pipeline/stages/eval.j
 import { findNativeBuild } from "../train/native-build.js";
 import { InputError } from "../util/errors.js";
 import { writeFileAtomicSync } from "../util/fs.js";
-import { llamaServerArgs } from "./llama-server.js";
+import { llamaServerArgs, loadedUnapplied } from "./llama-server.js";
 import { peftArchitectures, writePeftAdapter } from "./peft.js";
 
 export interface DeployOptions {
@@ -37,6 +37,8 @@ export interface Deployment {
     servedNames: Record<SubAgentName, string>;
     /** An Ollama Modelfile per sub-agent (FROM the base, ADAPTER its adapter), to create under its served name. */
     modelfiles: Record<SubAgentName, string>;
+    /** Why Ollama will not serve them, where the base's architecture says so (see ollamaOwnEngine). */
+    ollamaWarning?: string;
     /** vLLM: a PEFT adapter folder per sub-agent and `vllm serve`'s command line, or why there are none. */
     vllm: { peft: Record<SubAgentName, string>; command: string[] } | { skipped: string };
     /** How to use them (README.md in the folder). */
@@ -105,7 +107,16 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         parallel: options.parallel ?? config.model.parallel, contextSize: config.model.context_size
     })];
     const script = path.join(out, "llama-server.sh");
-    writeFileAtomicSync(script, `#!/bin/sh\n# The base model with the plan, tool and reflect adapters (none applied unless a request asks).\nexec ${command.map(shellQuote).join(" ")} "$@"\n`);
+    // the script finds the adapters beside itself: a run directory moved with its deploy folder still serves
+    const besideScript = loadedUnapplied(servedFiles.map((file) => `$here/${path.relative(out, file)}`));
+    const scriptWords = command.map((word, i) => command[i - 1] === "--lora-scaled" ? `"${besideScript}"` : shellQuote(word));
+    writeFileAtomicSync(script, [
+        "#!/bin/sh",
+        "# The base model with the plan, tool and reflect adapters (none applied unless a request asks).",
+        `here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd) || exit 1`,
+        `exec ${scriptWords.join(" ")} "$@"`,
+        ""
+    ].join("\n"));
     fs.chmodSync(script, 0o755);
 
     const modelfiles = {} as Record<SubAgentName, string>;
@@ -129,8 +140,12 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         ].join("\n"));
         modelfiles[agent] = file;
     }
+    const arch = ggufArchitecture(await readGgufInfo(base));
+    const ollamaWarning = arch != null && ollamaOwnEngine.includes(arch)
+        ? `Ollama runs ${arch} on its own engine, which loads no LoRA adapters yet: the Modelfiles are created, then the first request fails ("loras are not yet implemented"); serve these with llama-server or vLLM`
+        : undefined;
     const vllm = await writeVllmAdapters({
-        base, adapters: adapters as Record<SubAgentName, string>, servedNames, dir: path.join(out, "peft"), contextSize: config.model.context_size, hfModel: options.hfModel
+        arch, adapters: adapters as Record<SubAgentName, string>, servedNames, dir: path.join(out, "peft"), contextSize: config.model.context_size, hfModel: options.hfModel, base
     });
     const readme = path.join(out, "README.md");
     writeFileAtomicSync(readme, [
@@ -143,6 +158,7 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         "",
         "Ollama (one model per sub-agent, named as autoact asks for them: the adapter's name and hash):",
         "",
+        ...ollamaWarning != null ? [`Warning: ${ollamaWarning}.`, ""] : [],
         ...subAgentNames.map((agent) => `    ollama create ${servedNames[agent]} -f ${modelfiles[agent]}`),
         `    autoact agent --run-dir ${runDir.dir} --server http://127.0.0.1:11434 "your question"`,
         "",
@@ -156,17 +172,23 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         `Prompts are formatted by autoact (${config.model.template} template${config.model.template === "plain" ? `, response marker ${JSON.stringify(plainResponseMarker)}` : ""}); the servers only complete them.`,
         ""
     ].join("\n"));
-    return { command, script, servedNames, modelfiles, vllm, readme };
+    return { command, script, servedNames, modelfiles, ollamaWarning, vllm, readme };
 }
+
+/**
+ * Architectures that Ollama runs on its own engine (its `OllamaEngineRequired` list), which takes
+ * `ollama create` with an ADAPTER and then fails the first request: "loras are not yet
+ * implemented" (Ollama 0.20-0.22: read in its source and in users' reports, not run here).
+ */
+const ollamaOwnEngine = ["qwen3", "qwen3moe", "gemma3", "gemma3n", "llama4", "mistral3", "olmo3", "gptoss"];
 
 /** vLLM's ranks of LoRA slots: `--max-lora-rank` takes one of these. */
 const vllmLoraRanks = [8, 16, 32, 64, 128, 256];
 
 async function writeVllmAdapters(o: {
-    base: string; adapters: Record<SubAgentName, string>; servedNames: Record<SubAgentName, string>; dir: string; contextSize: number; hfModel?: string;
+    base: string; arch: string | undefined; adapters: Record<SubAgentName, string>; servedNames: Record<SubAgentName, string>; dir: string; contextSize: number; hfModel?: string;
 }): Promise<Deployment["vllm"]> {
-    const { base, adapters, servedNames, dir, contextSize } = o;
-    const arch = ggufArchitecture(await readGgufInfo(base));
+    const { base, arch, adapters, servedNames, dir, contextSize } = o;
     if (arch == null || !peftArchitectures.includes(arch))
         return { skipped: `no PEFT adapters for the ${arch ?? "unknown"} architecture (the export knows ${peftArchitectures.join(" and ")})` };
     const peft = {} as Record<SubAgentName, string>;

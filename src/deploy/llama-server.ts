@@ -44,8 +44,13 @@ export function llamaServerArgs(options: LlamaServerOptions): string[] {
         args.push("--threads", String(options.threads), "--threads-batch", String(options.threads));
     const adapters = (options.adapters ?? []).map((adapter) => path.resolve(adapter));
     if (adapters.length > 0)
-        args.push("--lora-scaled", adapters.map((file) => csvItem(`${file}:0`)).join(","));
+        args.push("--lora-scaled", loadedUnapplied(adapters));
     return args;
+}
+
+/** `--lora-scaled`'s value loading each adapter at scale 0: requests apply theirs. */
+export function loadedUnapplied(adapters: string[]): string {
+    return adapters.map((file) => csvItem(`${file}:0`)).join(",");
 }
 
 /** One item of llama.cpp's comma-separated list (quoted when it holds a comma or a quote); a path with ":" cannot be one. */

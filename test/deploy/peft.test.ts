@@ -96,6 +96,25 @@ describe("PEFT export of a GGUF LoRA adapter", () => {
         expect(fs.existsSync(path.join(dir, "peft-refused"))).toBe(false);
     });
 
+    it("autoact deploy of a qwen3 run says that Ollama's engine for it loads no adapters; vLLM's folders are written", async () => {
+        const run = path.join(dir, "qwen3-run");
+        fs.mkdirSync(path.join(run, "adapters"), { recursive: true });
+        fs.writeFileSync(path.join(run, "config.yaml"), `name: qwen3-run\nmodel:\n  path: ${trained.qwen3!.base}\n`);
+        const now = new Date().toISOString();
+        fs.writeFileSync(path.join(run, "manifest.json"), JSON.stringify({
+            version: 1, pipeline: "qwen3-run", createdAt: now, updatedAt: now,
+            model: { source: trained.qwen3!.base, path: trained.qwen3!.base, sha256: "x", bytes: 1 },
+            stages: { train: { status: "done", inputHash: "x", outputs: {}, startedAt: now, stats: {} } }
+        }));
+        for (const agent of ["plan", "tool", "reflect"])
+            fs.copyFileSync(trained.qwen3!.adapter, path.join(run, "adapters", `${agent}.gguf`));
+        const deployed = await runCliProcess(["deploy", "--run-dir", run]);
+        expect(deployed.code, deployed.stderr).toBe(0);
+        expect(deployed.stderr).toContain("deploy: warning: Ollama runs qwen3 on its own engine, which loads no LoRA adapters yet");
+        expect(fs.readFileSync(path.join(run, "deploy", "README.md"), "utf8")).toContain("Warning: Ollama runs qwen3 on its own engine");
+        expect(deployed.stdout.split("\n").filter((line) => line.includes(`${path.sep}peft${path.sep}`))).toHaveLength(3);
+    });
+
     it("reads PEFT back into the same GGUF adapter (llama's q and k rows reordered again); rsLoRA's scale kept", async () => {
         for (const arch of ["llama", "qwen3"]) {
             const { base, adapter } = trained[arch]!;

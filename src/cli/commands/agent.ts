@@ -24,6 +24,10 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         for (const step of result.steps)
             process.stderr.write(`${step.index + 1}. ${step.thought} | ${step.action}[${step.argument}] | ${step.observation}\n`);
         process.stderr.write(`${result.ending}\n`);
-        process.stdout.write(`${result.finalAnswer ?? ""}\n`);
+        // no answer: nothing on stdout and status 1, so that a script can tell it from an empty answer
+        if (result.finalAnswer == null)
+            process.exitCode = 1;
+        else
+            process.stdout.write(`${result.finalAnswer}\n`);
     }
 };

@@ -24,6 +24,8 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
         .option("hf-model", { type: "string", describe: "The Hugging Face model the GGUF base was converted from, for vLLM's command (default: a placeholder, HF_MODEL)" }) as unknown as Argv<DeployArgs>,
     handler: async (args) => {
         const result = await writeDeployment({ runDir: args["run-dir"], out: args.out, port: args.port, parallel: args.parallel, llamaServer: args["llama-server"], hfModel: args["hf-model"] });
+        if (result.ollamaWarning != null)
+            process.stderr.write(`deploy: warning: ${result.ollamaWarning}\n`);
         const peft = "peft" in result.vllm ? Object.values(result.vllm.peft) : [];
         process.stdout.write([result.script, ...Object.values(result.modelfiles), ...peft, result.readme].join("\n") + "\n");
     }
