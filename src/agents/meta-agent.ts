@@ -1,4 +1,4 @@
-import { normalizeAnswer } from "../metrics/index.js";
+import { textKey } from "../metrics/index.js";
 import { toolNameKey } from "../tools/parse.js";
 
 /**
@@ -195,13 +195,13 @@ export class TaskDeduplicator {
 
     /** Marks a pair as seen without checking it (seeds, resumed batches). */
     remember(pair: TaskPair): void {
-        this.questions.add(normalizeAnswer(pair.question));
-        this.answers.add(normalizeAnswer(pair.answer));
+        this.questions.add(textKey(pair.question));
+        this.answers.add(textKey(pair.answer));
     }
 
     accept(pair: TaskPair): boolean {
-        const question = normalizeAnswer(pair.question);
-        const answer = normalizeAnswer(pair.answer);
+        const question = textKey(pair.question);
+        const answer = textKey(pair.answer);
         // the answer as written: a letter "A" normalizes to nothing (the article)
         if (question === "" || pair.answer.trim() === "" || this.questions.has(question))
             return false;

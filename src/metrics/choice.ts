@@ -1,4 +1,4 @@
-import { normalizeAnswer } from "./qa.js";
+import { textKey } from "./qa.js";
 
 const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
@@ -23,8 +23,8 @@ export function parseOption(prediction: string, choices: readonly string[]): num
     const verbatim = choices.map((choice) => choice.trim()).indexOf(text);
     if (verbatim >= 0 && choices.filter((choice) => choice.trim() === text).length === 1)
         return verbatim;
-    const normalized = normalizeAnswer(text);
-    const texts = choices.map((choice) => normalizeAnswer(choice));
+    const normalized = textKey(text);
+    const texts = choices.map((choice) => textKey(choice));
     // The option text exactly (wins over letters: an option may itself be "A").
     const exact = texts.indexOf(normalized);
     if (exact >= 0 && texts.lastIndexOf(normalized) === exact)
@@ -50,7 +50,7 @@ export function parseOption(prediction: string, choices: readonly string[]): num
     const lead = /^(?:(?:[Tt]he\s+)?(?:[Cc]orrect\s+)?(?:[Aa]nswer|ANSWER|[Oo]ption|[Cc]hoice)\s*(?:is\s*)?:?\s*)?(?:[([]([A-Za-z])[)\]]|([A-Z])(?=$|[.:)])|([a-z])(?=[.:)]))[.:)]?\s*([\s\S]*)$/.exec(text);
     if (lead != null) {
         const index = letterIndex((lead[1] ?? lead[2] ?? lead[3])!);
-        const rest = normalizeAnswer(lead[4] ?? "");
+        const rest = textKey(lead[4] ?? "");
         // After the letter: nothing, its own option text, or text that names no other option.
         // A second bracketed letter ("(A) or (B)") makes the reading ambiguous.
         const otherLetter = [...(lead[4] ?? "").matchAll(/\(([A-Za-z])\)/g)].some((m) => letterIndex(m[1]!) !== index);

@@ -4,10 +4,21 @@
  */
 export function normalizeAnswer(text: string): string {
     let s = text.toLowerCase();
-    // The official script removes string.punctuation (ASCII); Unicode punctuation goes too.
-    s = s.replace(/[\p{P}\p{S}]/gu, "");
-    s = s.replace(/\b(a|an|the)\b/g, " ");
+    // As the official script: Python's string.punctuation only (ASCII; a curly apostrophe stays,
+    // so scores are comparable with the paper's), and articles between Python's Unicode word
+    // boundaries (letters, digits, _), not JavaScript's ASCII \b (é would be a boundary)
+    s = s.replace(/[!-/:-@[-`{-~]/g, "");
+    s = s.replace(/(?<![\p{L}\p{N}_])(a|an|the)(?![\p{L}\p{N}_])/gu, " ");
     return s.split(/\s+/).filter((w) => w.length > 0).join(" ");
+}
+
+/**
+ * A looser key for "the same text" (a question of the evaluation sets, an answer or question
+ * seen before, an option's text): HotpotQA's normalization with Unicode punctuation and
+ * symbols gone too, so that a curly apostrophe or a guillemet does not make a text new.
+ */
+export function textKey(text: string): string {
+    return normalizeAnswer(text.replace(/[\p{P}\p{S}]/gu, ""));
 }
 
 /** Normalized exact match. */

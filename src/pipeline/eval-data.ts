@@ -1,5 +1,5 @@
 import { loadTasks, type TaskExample } from "../data/datasets/index.js";
-import { normalizeAnswer } from "../metrics/index.js";
+import { textKey } from "../metrics/index.js";
 import { InputError } from "../util/errors.js";
 import type { EvalSetConfig } from "./config-schema.js";
 import type { StageContext } from "./context.js";
@@ -42,6 +42,6 @@ export async function evalQuestionCheck(context: StageContext): Promise<(questio
     const keys = new Set<string>();
     for (const set of context.config.data.eval)
         for (const example of await loadEvalExamples(context, set))
-            keys.add(normalizeAnswer(example.question));
-    return (question) => keys.has(normalizeAnswer(question));
+            keys.add(textKey(example.question));
+    return (question) => keys.has(textKey(question));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { exactMatch, normalizeAnswer, scoreAnswer, tokenF1 } from "../../src/metrics/qa.js";
+import { exactMatch, normalizeAnswer, scoreAnswer, textKey, tokenF1 } from "../../src/metrics/qa.js";
 import { optionMatch, parseOption } from "../../src/metrics/choice.js";
 import { choicesFromQuestion } from "../../src/pipeline/task-setup.js";
 import { mean, meanByGroup } from "../../src/metrics/aggregate.js";
@@ -13,7 +13,15 @@ describe("HotpotQA normalization and exact match", () => {
         ["Annapolis, Maryland", "annapolis maryland"],
         ["U.S.", "us"],
         ["\"Yes\"", "yes"],
-        ["1,000", "1000"]
+        ["1,000", "1000"],
+        // as the official script (Python, checked there): ASCII punctuation only, Unicode word boundaries
+        ["Arthur’s Seat", "arthur’s seat"],
+        ["«Les Misérables»", "«les misérables»"],
+        ["éa b", "éa b"],
+        ["Café the Olé", "café olé"],
+        ["naïve a", "naïve"],
+        ["a—b", "—b"],
+        ["x_the", "xthe"]
     ])("%j -> %j", (input, expected) => {
         expect(normalizeAnswer(input)).toBe(expected);
     });
@@ -22,6 +30,10 @@ describe("HotpotQA normalization and exact match", () => {
         expect(exactMatch("the Badr Hari", "Badr Hari")).toBe(true);
         expect(exactMatch("Yes.", "yes")).toBe(true);
         expect(exactMatch("Badr", "Badr Hari")).toBe(false);
+        // the score is the official script's; "the same text" (eval questions, answers seen before) is looser
+        expect(exactMatch("Arthur’s Seat", "Arthur's Seat")).toBe(false);
+        expect(textKey("Arthur’s Seat")).toBe(textKey("Arthur's Seat"));
+        expect(textKey("«Les Misérables»?")).toBe("les misérables");
     });
 });
 
