@@ -87,7 +87,7 @@ export interface PipelineConfig {
         target: number;
         /** New examples asked for per round. */
         per_round: number;
-        /** Examples shown per round (seeds first, then already generated ones). */
+        /** Examples shown per round: seeds first, then already generated ones (AutoAct: 2 seeds and 3 generated). */
         shown: number;
         /** A random temperature is drawn from this range each round. */
         temperature: [number, number];
@@ -96,7 +96,7 @@ export interface PipelineConfig {
         mode: "seeds" | "grounded";
         /** Passages shown per grounded round. */
         passages: number;
-        /** Answers longer than this are dropped (AutoAct HotpotQA: 20); 0 = no limit. */
+        /** Answers longer than this are dropped (AutoAct HotpotQA: 19, it keeps those shorter than 20); 0 = no limit. */
         max_answer_chars: number;
         /** AutoAct keeps only new answers, a second yes/no too (false); true lets yes/no answers repeat. */
         repeat_yes_no: boolean;
@@ -129,8 +129,10 @@ export interface PipelineConfig {
         /** "correct": exact match (or option match); "f1": token F1 at least `min_f1`. */
         keep: "correct" | "f1";
         min_f1: number;
-        /** Keep at most this many (AutoAct: 200); 0 = all. */
+        /** Keep at most this many (AutoAct: 200), chosen at random from the right ones; 0 = all. */
         max: number;
+        /** Seed of that choice. */
+        seed: number;
     };
     split: {
         /**
@@ -169,12 +171,12 @@ export const defaultConfig: PipelineConfig = {
     instruct: {
         target: 800,
         per_round: 10,
-        shown: 4,
+        shown: 5,
         temperature: [0.1, 0.5],
         max_tokens: 768,
         mode: "seeds",
         passages: 2,
-        max_answer_chars: 20,
+        max_answer_chars: 19,
         repeat_yes_no: false,
         max_rounds: 400,
         seed: 1
@@ -194,7 +196,7 @@ export const defaultConfig: PipelineConfig = {
         batch_size: 16,
         seed: 1
     },
-    filter: { keep: "correct", min_f1: 1, max: 200 },
+    filter: { keep: "correct", min_f1: 1, max: 200, seed: 1 },
     split: { finish_by: "tool" },
     train: trainConfigDefaults(),
     eval: {
@@ -278,6 +280,7 @@ export const configIntegers: Record<string, number> = {
     "synth.batch_size": 1,
     "synth.seed": 0,
     "filter.max": 0,
+    "filter.seed": 0,
     "eval.max_steps": 1,
     "eval.top_k": 0,
     "eval.max_tokens": 1,

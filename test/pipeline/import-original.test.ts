@@ -188,6 +188,23 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(train).toMatchObject({ multi_samples: 142, multi_too_long: 0 });
         expect((await readGgufInfo(path.join(runDir, "adapters", "multi.gguf"))).metadata["general.type"]?.value).toBe("adapter");
         trainedRun = runDir;
+        // At most filter.max of the right ones, chosen at random (filter.seed), not the first synthesized, in their own order
+        const fewer = async (seed: number) => {
+            const copy = tmp();
+            fs.cpSync(runDir, copy, { recursive: true });
+            const refiltered = await runCliProcess(["filter", "--run-dir", copy, "--data", hotpotqaData, "--set", "filter.max=5", "--set", `filter.seed=${seed}`]);
+            expect(refiltered.code, refiltered.stderr).toBe(0);
+            const questions = (await readTable(path.join(copy, "filtered.arrow"), "filtered")).map((r) => r.question);
+            fs.rmSync(copy, { recursive: true, force: true });
+            return questions;
+        };
+        const right = filtered.map((r) => r.question);
+        const [chosen, again, otherSeed] = [await fewer(1), await fewer(1), await fewer(2)];
+        expect(chosen).toHaveLength(5);
+        expect(chosen).toEqual(right.filter((q) => chosen.includes(q)));
+        expect(chosen).not.toEqual(right.slice(0, 5));
+        expect(again).toEqual(chosen);
+        expect(otherSeed).not.toEqual(chosen);
         const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
         expect(report).toMatch(/plan_truncated=\d+/);
         expect(report).toContain(`Imported by \`autoact import\` from zjunlp/AutoAct's files (\`${fixture}\`): tasks.arrow, trajectories.arrow, tools.arrow`);

@@ -4,10 +4,13 @@ import type { StageDefinition } from "../context.js";
 import { choicesFromQuestion, scoreTaskAnswer } from "../task-setup.js";
 import { evalSetInputs } from "../data-inputs.js";
 import { evalQuestionCheck } from "../eval-data.js";
+import { SeededRandom } from "../../util/random.js";
 
 /**
  * Filtering: scores every trajectory's final answer against its task's answer (EM and F1
- * with HotpotQA's normalization, or option match) and keeps the right ones, up to `max`.
+ * with HotpotQA's normalization, or option match) and keeps the right ones, up to `max` of
+ * them chosen at random (as the original shuffles before it takes 200: the first ones
+ * synthesized would be the seeds' and the early rounds' tasks), in synthesis order.
  * A trajectory on a question of the evaluation sets is never kept, however it came (the
  * instruct stage holds them out; `autoact import` brings the original's trajectories, which
  * may be its evaluation runs).
@@ -33,7 +36,7 @@ export const filterStage: StageDefinition = {
         // only a trajectory that ended with Finish has an answer to judge
         const finished = scored.filter((row) => row.stop_reason === "finished" && !isEvalQuestion(row.question));
         const kept = finished.filter((row) => (settings.keep === "correct" ? row.correct : row.f1 >= settings.min_f1));
-        const limitedKept = settings.max > 0 ? kept.slice(0, settings.max) : kept;
+        const limitedKept = settings.max > 0 && kept.length > settings.max ? keepAtRandom(kept, settings.max, settings.seed) : kept;
         await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
         if (limitedKept.length === 0) {
             const rule = `keep: ${settings.keep}${settings.keep === "f1" ? ` >= ${settings.min_f1}` : ""}`;
@@ -54,3 +57,9 @@ export const filterStage: StageDefinition = {
         };
     }
 };
+
+/** `count` of `rows` chosen at random with `seed`, in their own order. */
+function keepAtRandom<T>(rows: readonly T[], count: number, seed: number): T[] {
+    const chosen = new Set(new SeededRandom(seed).sample(rows.map((_, i) => i), count));
+    return rows.filter((_, i) => chosen.has(i));
+}
