@@ -73,12 +73,13 @@ export interface EpisodeResult {
 export const observations = {
     reflect: (answer: string) => `Answer "${answer}" recorded. Check it: Reflect[right] if it is right, Reflect[wrong] if not.`,
     retry: "Then solve the question again and give the new answer with Finish.",
+    finished: "Episode finished.",
     reflectWithoutFinish: "Invalid action: Reflect must directly follow Finish.",
     badVerdict: "Invalid action: Reflect takes right or wrong.",
     emptyAnswer: "Invalid action: Finish takes the answer, as Finish[answer].",
     unreadable: "Invalid action: write one action as Name[argument].",
-    unknown: (name: string, names: readonly string[]) =>
-        `Invalid action: ${name} is not available. Use one of: ${[...names, "Finish", "Reflect"].join(", ")}.`
+    unknown: (name: string, names: readonly string[], reflection = true) =>
+        `Invalid action: ${name} is not available. Use one of: ${[...names, "Finish", ...(reflection ? ["Reflect"] : [])].join(", ")}.`
 };
 
 export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult> {
@@ -133,7 +134,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
         } else if (action === "Finish") {
             invalidInRow = 0;
             if (retrying || pendingAnswer != null || options.reflection === false) {
-                record("Episode finished.");
+                record(observations.finished);
                 return finish("finished", argument);
             }
             pendingAnswer = argument;
@@ -145,7 +146,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
                 if (invalid(observations.reflectWithoutFinish))
                     return finish("invalid", pendingAnswer);
             } else if (verdict === "right") {
-                record("Episode finished.");
+                record(observations.finished);
                 return finish("finished", pendingAnswer);
             } else if (verdict === "wrong") {
                 invalidInRow = 0;
@@ -156,7 +157,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeResult
                 return finish("invalid", pendingAnswer);
             }
         } else if (tool == null) {
-            if (invalid(observations.unknown(action, tools.names)))
+            if (invalid(observations.unknown(action, tools.names, options.reflection !== false)))
                 return finish("invalid", pendingAnswer);
         } else {
             invalidInRow = 0;

@@ -13,12 +13,25 @@ export interface Exemplar {
     steps?: readonly EpisodeStep[];
 }
 
-/** ReAct exemplars in the episode's own text, to follow the task header. */
-export function reactExemplars(exemplars: readonly Exemplar[]): string {
+/**
+ * ReAct exemplars in the episode's own text, to follow the task header; with `reflection`
+ * false (plain ReAct), without Reflect: the work, then Finish with the final answer.
+ */
+export function reactExemplars(exemplars: readonly Exemplar[], { reflection = true }: { reflection?: boolean } = {}): string {
     if (exemplars.length === 0)
         return "";
-    const blocks = exemplars.map((e) => renderHistory("", e.question, e.steps != null && e.steps.length > 0 ? e.steps : protocolSteps(e.answer)).trimStart());
+    const blocks = exemplars.map((e) => {
+        const steps = e.steps != null && e.steps.length > 0 ? e.steps : protocolSteps(e.answer);
+        return renderHistory("", e.question, reflection ? steps : withoutReflection(steps)).trimStart();
+    });
     return `Solved examples:\n${blocks.join("\n")}\nNow the question to solve.\n`;
+}
+
+/** A trajectory as plain ReAct would have it: its Finish and Reflect steps gone but the last Finish, which ends it. */
+function withoutReflection(steps: readonly EpisodeStep[]): EpisodeStep[] {
+    const last = steps.filter((s) => s.action === "Finish").at(-1);
+    const work = steps.filter((s) => s.action !== "Finish" && s.action !== "Reflect");
+    return last == null ? work : [...work, { ...last, observation: observations.finished }];
 }
 
 /** Chain-of-thought exemplars: the question, the reasoning (a trajectory's thoughts) and the answer line. */
@@ -32,6 +45,6 @@ export function chainOfThoughtExemplars(exemplars: readonly Exemplar[]): string 
 function protocolSteps(answer: string): EpisodeStep[] {
     return [
         { thought: "I know the answer to this question.", action: "Finish", argument: answer, observation: observations.reflect(answer) },
-        { thought: `${answer} answers what the question asks.`, action: "Reflect", argument: "right", observation: "Episode finished." }
+        { thought: `${answer} answers what the question asks.`, action: "Reflect", argument: "right", observation: observations.finished }
     ];
 }

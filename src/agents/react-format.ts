@@ -25,6 +25,8 @@ export interface TaskHeaderOptions {
     tools: ToolDoc[];
     /** "multiple-choice" tasks are told to finish with the option letter. */
     kind: "qa" | "multiple-choice";
+    /** Whether Reflect is one of the actions (AutoAct's protocol); false for plain ReAct. Defaults to true. */
+    reflection?: boolean;
 }
 
 export interface EpisodeStep {
@@ -35,7 +37,7 @@ export interface EpisodeStep {
 }
 
 /** Role, tools and protocol: the same header starts every prompt of every agent. */
-export function renderTaskHeader({ description, tools, kind }: TaskHeaderOptions): string {
+export function renderTaskHeader({ description, tools, kind, reflection = true }: TaskHeaderOptions): string {
     const lines = [
         "You are an agent that solves a task step by step, interleaving Thought, Action and Observation.",
         `Task: ${description.trim()}`,
@@ -46,7 +48,8 @@ export function renderTaskHeader({ description, tools, kind }: TaskHeaderOptions
     });
     const answer = kind === "multiple-choice" ? "the letter of the chosen option" : "a short answer";
     lines.push(`(${tools.length + 1}) Finish[answer]: gives ${answer} and ends the attempt.`);
-    lines.push(`(${tools.length + 2}) Reflect[right] or Reflect[wrong]: judges the answer just given; it must directly follow Finish. After Reflect[wrong], solve again and Finish once more.`);
+    if (reflection)
+        lines.push(`(${tools.length + 2}) Reflect[right] or Reflect[wrong]: judges the answer just given; it must directly follow Finish. After Reflect[wrong], solve again and Finish once more.`);
     lines.push("Write one Thought line, then one Action line.");
     return lines.join("\n") + "\n";
 }

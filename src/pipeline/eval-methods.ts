@@ -3,7 +3,8 @@ import { InputError } from "../util/errors.js";
 
 /**
  * The paper's comparison, one entry per evaluation method: what runs the episode and with
- * which adapters. The ablations remove one part of AutoAct each:
+ * which adapters. The ReAct baselines are plain ReAct (the base model, no Reflect: the
+ * first Finish ends the episode), as the paper's. The ablations remove one part of AutoAct each:
  * - ablate-finetune: group planning with no adapters (the three sub-agents are the base model);
  * - ablate-reflection: no reflect agent (the first Finish ends the episode);
  * - ablate-multi: one adapter trained on all samples, used by every sub-agent;
@@ -24,8 +25,8 @@ export interface EvalMethodSpec {
 export const evalMethodSpecs: Record<EvalMethod, EvalMethodSpec> = {
     "cot": { label: "CoT (zero-shot)", policy: "cot", fewShot: false, adapters: "none", reflection: false },
     "cot-fewshot": { label: "CoT (few-shot)", policy: "cot", fewShot: true, adapters: "none", reflection: false },
-    "react": { label: "ReAct (zero-shot)", policy: "react", fewShot: false, adapters: "none", reflection: true },
-    "react-fewshot": { label: "ReAct (few-shot)", policy: "react", fewShot: true, adapters: "none", reflection: true },
+    "react": { label: "ReAct (zero-shot)", policy: "react", fewShot: false, adapters: "none", reflection: false },
+    "react-fewshot": { label: "ReAct (few-shot)", policy: "react", fewShot: true, adapters: "none", reflection: false },
     "group": { label: "AutoAct (group planning)", policy: "group", fewShot: false, adapters: "trained", reflection: true },
     "ablate-finetune": { label: "AutoAct − fine-tuning", policy: "group", fewShot: false, adapters: "none", reflection: true },
     "ablate-reflection": { label: "AutoAct − reflection", policy: "group", fewShot: false, adapters: "trained", reflection: false },

@@ -63,7 +63,7 @@ export async function writeReport(runDir: RunDir, config: PipelineConfig): Promi
         const all: { set: string; rows: EvalRow[] }[] = [];
         for (const file of evalFiles)
             all.push({ set: file.replace(/^eval-|\.arrow$/g, ""), rows: await readTable(runDir.file(file), "eval") });
-        lines.push("### Main table", "", "The paper's comparison: each method by level.", "");
+        lines.push("### Main table", "", "The paper's comparison, each method by level: AutoAct, plain ReAct and CoT on the same base model, and the ablations (the paper's other rows, Chameleon, Reflexion, BOLAA and FireAct, are other systems and are not run here).", "");
         lines.push(...mainTable(all, config.task, evalRecord?.stats?.adapters !== "none"), "");
         lines.push(`Division of labor: Finish's answer is written by the ${config.split.finish_by} agent (\`split.finish_by: ${config.split.finish_by}\`${config.split.finish_by === "tool" ? ", the paper's" : ""}), in training samples and group planning alike.`, "");
         for (const { set, rows } of all) {

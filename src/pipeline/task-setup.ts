@@ -14,6 +14,8 @@ import { InputError } from "../util/errors.js";
  */
 export interface TaskSetup {
     header: string;
+    /** The header without Reflect, for plain ReAct (the baselines). */
+    plainHeader: string;
     selected: string[];
     library: ToolLibrary;
     runner: ToolRunner;
@@ -35,6 +37,7 @@ export async function openTaskSetup(context: StageContext, options: { withCorpus
     const library = createToolLibrary({ corpusDb: needsCorpus ? await ensureRunCorpus(context) : undefined });
     const tools = library.select(selected);
     const header = taskHeader(context.config, tools);
+    const plainHeader = taskHeader(context.config, tools, { reflection: false });
     const runner: ToolRunner = {
         names: tools.map((tool) => tool.name),
         resolve: (name) => {
@@ -43,11 +46,11 @@ export async function openTaskSetup(context: StageContext, options: { withCorpus
         },
         run: async (name, argument, session) => (await library.execute({ name, argument, complete: true }, session)).observation
     };
-    return { header, selected, library, runner, close: () => library.close() };
+    return { header, plainHeader, selected, library, runner, close: () => library.close() };
 }
 
-export function taskHeader(config: PipelineConfig, tools: { name: string; signature: string; description: string; example: string }[]): string {
-    return renderTaskHeader({ description: config.description, kind: config.task.kind, tools });
+export function taskHeader(config: PipelineConfig, tools: { name: string; signature: string; description: string; example: string }[], { reflection = true } = {}): string {
+    return renderTaskHeader({ description: config.description, kind: config.task.kind, tools, reflection });
 }
 
 export interface AnswerScore {

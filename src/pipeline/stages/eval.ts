@@ -175,7 +175,8 @@ export function createEvalStage(adapterOverride?: SubAgentAdapters): StageDefini
 }
 
 interface MethodExemplars {
-    react: string;
+    /** With AutoAct's Reflect step after Finish, and (plain ReAct) without. */
+    react: { reflection: string; plain: string };
     cot: string;
 }
 
@@ -187,7 +188,7 @@ const fewShot = (context: StageContext) => context.config.eval.methods.some((met
 
 async function seedExemplars(context: StageContext): Promise<MethodExemplars> {
     if (!fewShot(context))
-        return { react: "", cot: "" };
+        return { react: { reflection: "", plain: "" }, cot: "" };
     const seeds = readSeeds(await context.data.requireSeeds(context.config.data.seeds));
     const keptFile = context.runDir.file("filtered.arrow");
     const kept = fs.existsSync(keptFile) ? await readTable(keptFile, "filtered") : [];
@@ -196,7 +197,10 @@ async function seedExemplars(context: StageContext): Promise<MethodExemplars> {
         answer: seed.answer,
         steps: kept.find((row) => row.task_id === `seed-${i + 1}` && row.correct)?.steps
     }));
-    return { react: reactExemplars(exemplars), cot: chainOfThoughtExemplars(exemplars) };
+    return {
+        react: { reflection: reactExemplars(exemplars), plain: reactExemplars(exemplars, { reflection: false }) },
+        cot: chainOfThoughtExemplars(exemplars)
+    };
 }
 
 async function evaluateSet(
@@ -274,8 +278,12 @@ async function evaluateOne(
     } else {
         policy = new MetaAgentPolicy(await context.model.agent("meta"), sampling);
     }
+    // plain ReAct (the baselines) is not told of Reflect; group planning's agents were trained
+    // with it, and -reflection keeps their prompt, only ending at the first Finish
+    const plain = spec.policy === "react" && !spec.reflection;
+    const header = plain ? setup.plainHeader : setup.header;
     const result = await runEpisode({
-        header: spec.fewShot ? `${setup.header}\n${exemplars.react}` : setup.header,
+        header: spec.fewShot ? `${header}\n${plain ? exemplars.react.plain : exemplars.react.reflection}` : header,
         question: example.question,
         policy,
         tools: setup.runner,
