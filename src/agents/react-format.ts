@@ -54,6 +54,16 @@ export function renderTaskHeader({ description, tools, kind, reflection = true }
     return lines.join("\n") + "\n";
 }
 
+/**
+ * Characters of a prompt up to the end of its question line (the task header and the
+ * question), or 0 when it has none: what a prompt cut to fit a training context keeps, so
+ * that a sample loses its oldest steps, not the task it is about.
+ */
+export function taskAndQuestionLength(prompt: string): number {
+    const question = /(^|\n)Question:[^\n]*\n/.exec(prompt);
+    return question == null ? 0 : question.index + question[0].length;
+}
+
 /** Header, question and the finished steps (each with its observation). */
 export function renderHistory(header: string, question: string, steps: readonly EpisodeStep[]): string {
     let text = `${header}\nQuestion: ${question.trim()}\n`;

@@ -25,6 +25,8 @@ export interface TrainingSampleTokens {
     tokens: number[];
     /** 1 where the token is part of the response (its prediction is trained), else 0. */
     mask: number[];
+    /** Leading tokens a cut to fit a context leaves in place (the task and question); absent: none but BOS. */
+    keep?: number;
 }
 
 /** The response marker of the plain template, as in the original AutoAct training files. */
@@ -94,18 +96,27 @@ export function formatResponse(model: LlamaModel, formatter: PromptFormatter, ou
     return [...tokenizeText(model, output), ...formatter.endTokens];
 }
 
-/** One training sample: prompt tokens (mask 0) then response tokens (mask 1). */
+/**
+ * One training sample: prompt tokens (mask 0) then response tokens (mask 1). `keepChars`: the
+ * input's leading characters whose tokens a cut to fit a context must leave (`keep`, found as
+ * the tokens the prompt shares with the prompt of those characters alone).
+ */
 export function formatTrainingSample(
     model: LlamaModel,
     formatter: PromptFormatter,
-    sample: { input: string; output: string }
+    sample: { input: string; output: string },
+    keepChars = 0
 ): TrainingSampleTokens {
     const prompt = formatter.formatPrompt(sample.input);
     const response = formatResponse(model, formatter, sample.output);
-    return {
-        tokens: [...prompt, ...response],
-        mask: [...prompt.map(() => 0), ...response.map(() => 1)]
-    };
+    const tokens = { tokens: [...prompt, ...response], mask: [...prompt.map(() => 0), ...response.map(() => 1)] };
+    if (keepChars <= 0 || keepChars >= sample.input.length)
+        return tokens;
+    const head = formatter.formatPrompt(sample.input.slice(0, keepChars));
+    let keep = 0;
+    while (keep < head.length && keep < prompt.length && head[keep] === prompt[keep])
+        keep++;
+    return { ...tokens, keep };
 }
 
 function tokenizeText(model: LlamaModel, text: string): number[] {

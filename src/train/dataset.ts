@@ -99,6 +99,8 @@ export interface FittedSamples {
     truncated: number;
     /** Samples left out because their response alone does not fit (never silently). */
     dropped: number;
+    /** Of the truncated, those cut on the left of the prompt: no question line to keep, or the rest could not make room. */
+    leftCut: number;
 }
 
 /**
@@ -114,15 +116,18 @@ export function beyondModelContext(samples: readonly TokenizedSample[], modelCon
 }
 
 /**
- * Fits samples into `context` tokens the way the original's trainer truncates: tokens are
- * cut from the left of the prompt, the response is kept whole (it is what is learned). A
- * leading `bos` token stays in front. A sample whose response cannot fit even with the whole
+ * Fits samples into `context` tokens: prompt tokens are cut, the response is kept whole (it is
+ * what is learned). The cut starts after the sample's `keep` tokens (the task header and the
+ * question: the oldest steps go, as a long episode would otherwise be learned without knowing
+ * its task) or, where the rest cannot make room, after a leading `bos` (the left of the
+ * prompt goes, counted in `leftCut`). A sample whose response cannot fit even with the whole
  * prompt gone is left out and counted.
  */
 export function fitSamplesToContext(samples: readonly TokenizedSample[], context: number, bos: number | null = null): FittedSamples {
     const out: TokenizedSample[] = [];
     let truncated = 0;
     let dropped = 0;
+    let leftCut = 0;
     for (const sample of samples) {
         if (sample.tokens.length <= context) {
             out.push(sample);
@@ -130,19 +135,32 @@ export function fitSamplesToContext(samples: readonly TokenizedSample[], context
         }
         const promptLength = sample.mask.findIndex((m) => m !== 0);
         const responseStart = promptLength < 0 ? sample.tokens.length : promptLength;
-        const head = Math.min(bos != null && sample.tokens[0] === bos ? 1 : 0, responseStart);
+        const bosHead = Math.min(bos != null && sample.tokens[0] === bos ? 1 : 0, responseStart);
         const excess = sample.tokens.length - context;
         // Only prompt tokens after the head can go, and one prompt token must stay: the first
         // response token is predicted from it.
-        if (responseStart - head < excess || responseStart - excess < 1) {
+        const fits = (head: number) => responseStart - head >= excess && responseStart - excess >= 1;
+        const taskHead = Math.max(bosHead, Math.min(sample.keep ?? 0, responseStart));
+        const head = fits(taskHead) ? taskHead : fits(bosHead) ? bosHead : null;
+        if (head == null) {
             dropped++;
             continue;
         }
+        if (sample.keep == null || head < taskHead)
+            leftCut++;
         const cut = (values: number[]) => [...values.slice(0, head), ...values.slice(head + excess)];
-        out.push({ tokens: cut(sample.tokens), mask: cut(sample.mask) });
+        out.push({ tokens: cut(sample.tokens), mask: cut(sample.mask), ...sample.keep != null ? { keep: Math.min(sample.keep, head) } : {} });
         truncated++;
     }
-    return { samples: out, truncated, dropped };
+    return { samples: out, truncated, dropped, leftCut };
+}
+
+/** Where the samples cut to fit lost their tokens: their oldest steps after the question, or the left of the prompt. */
+export function cutWhere(fit: { truncated: number; leftCut: number }): string {
+    const afterQuestion = fit.truncated - fit.leftCut;
+    if (fit.leftCut === 0)
+        return "their oldest steps after the question";
+    return afterQuestion === 0 ? "on the left of the prompt" : `${afterQuestion} after the question, ${fit.leftCut} on the left of the prompt`;
 }
 
 /**

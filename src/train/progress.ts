@@ -1,6 +1,7 @@
 import type { NativeBuildProgress } from "./native-build.js";
 import type { TrainStart, TrainStep } from "./trainer.js";
 import type { SampleFit } from "./train-agents.js";
+import { cutWhere } from "./dataset.js";
 
 /**
  * Human progress for `autoact train` on stderr: a redrawn line on a terminal, a plain line
@@ -39,7 +40,7 @@ export function createTrainProgress(stream: NodeJS.WriteStream = process.stderr,
         fit(agent: string, fit: SampleFit) {
             if (fit.truncated + fit.tooLong > 0) {
                 endLine();
-                stream.write(`${agent}: ${fit.truncated} samples cut on the left to fit the context (responses whole), ` +
+                stream.write(`${agent}: ${fit.truncated} samples cut to fit the context (responses whole; ${cutWhere(fit)}), ` +
                     `${fit.tooLong} left out (the response alone is longer)\n`);
             }
         },

@@ -11,6 +11,8 @@ export interface TokenizedSample {
     tokens: number[];
     /** 1 where the token is part of the response, else 0; as long as `tokens`. */
     mask: number[];
+    /** Leading tokens a cut to fit the context leaves (the task and question; not in the file). */
+    keep?: number;
 }
 
 const MAGIC = "AATS";

@@ -9,6 +9,7 @@ import { InputError, UserError, errorMessage } from "../util/errors.js";
 import { makeDirectory } from "../util/fs.js";
 import { positiveInteger } from "../util/checks.js";
 import { checkGgufFile } from "../llm/gguf-check.js";
+import { taskAndQuestionLength } from "../agents/react-format.js";
 import { ggufContextLength } from "../gguf/reader.js";
 import { agentsInRows, beyondModelContext, fitSamplesToContext, loadTrainingRows, rowsForAgent, tokenizeRows, type FittedSamples, type TrainingRow } from "./dataset.js";
 import { ensureNativeBuild, type NativeBackend, type NativeBuildProgress } from "./native-build.js";
@@ -57,6 +58,8 @@ export interface TrainAgentsOptions extends TrainHyperParams {
 export interface SampleFit {
     samples: number;
     truncated: number;
+    /** Of the truncated, those cut on the left of the prompt (the question lost, or none to keep). */
+    leftCut: number;
     tooLong: number;
 }
 
@@ -115,7 +118,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
             const longest = given.reduce((max, s, i) => (s.tokens.length > given[max]!.tokens.length ? i : max), 0);
             if (given[longest]!.tokens.length > ctx)
                 throw new InputError(`agent ${name}: sample ${longest} has ${given[longest]!.tokens.length} tokens, more than the context length ${ctx} (raise --ctx)`);
-            return { samples: [...given], truncated: 0, dropped: 0 };
+            return { samples: [...given], truncated: 0, dropped: 0, leftCut: 0 };
         }
         const { samples, bos } = await tokenizeWithFormatter(base, agentRows, threads, options.template);
         const fitted = fitSamplesToContext(samples, ctx, bos);
@@ -136,7 +139,7 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
     const finished: string[] = [];
     for (const { name, fitted } of jobs) {
         const samples = fitted.samples;
-        const sampleFit: SampleFit = { samples: samples.length, truncated: fitted.truncated, tooLong: fitted.dropped };
+        const sampleFit: SampleFit = { samples: samples.length, truncated: fitted.truncated, leftCut: fitted.leftCut, tooLong: fitted.dropped };
         options.onFit?.(name, sampleFit);
         const beyond = beyondModelContext(samples, modelContext);
         if (beyond != null)
@@ -231,7 +234,7 @@ export async function tokenizeWithFormatter(base: string, rows: readonly Trainin
     }
     try {
         const formatter = createPromptFormatter(model, { template });
-        return { samples: tokenizeRows(rows, (row) => formatTrainingSample(model, formatter, row)), bos: model.tokens.bos };
+        return { samples: tokenizeRows(rows, (row) => formatTrainingSample(model, formatter, row, taskAndQuestionLength(row.input))), bos: model.tokens.bos };
     } finally {
         await model.dispose();
     }

@@ -2,6 +2,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engine.js";
 import { createPromptFormatter, fixedPreamble, formatResponse, formatTrainingSample, plainResponseMarker } from "../../src/llm/prompt-format.js";
+import { taskAndQuestionLength } from "../../src/agents/react-format.js";
 import type { Llama3_1ChatWrapper } from "node-llama-cpp";
 import { writeSyntheticModel } from "../../src/gguf/synth.js";
 import { tokenizeWithFormatter } from "../../src/train/index.js";
@@ -67,6 +68,20 @@ describe("prompt formatter", () => {
             expect(mask.slice(prompt.length).every((m) => m === 1)).toBe(true);
             expect(response.at(-1)).toBe(formatter.endTokens[0]);
             expect(model.detokenize(response.slice(0, -1))).toBe(sample.output);
+        });
+
+        it(`${which}: keep covers the task and question, not the steps after them`, () => {
+            const model = which === "plain" ? plainModel : chatModel;
+            const formatter = createPromptFormatter(model.model);
+            const input = "You solve tasks.\nQuestion: Who wrote Hamlet?\nThought: Look it up.\nAction: Search[Hamlet]\nObservation: A play.\nThought:";
+            const { tokens, keep } = formatTrainingSample(model.model, formatter, { input, output: " Shakespeare." }, taskAndQuestionLength(input));
+            const kept = model.model.detokenize(tokens.slice(0, keep!) as never, true);
+            expect(kept).toContain("You solve tasks.\nQuestion: Who wrote Hamlet?");
+            expect(kept).not.toContain("Look it up");
+            // and no more than a seam short of it (these models' tokens are about bytes)
+            expect(model.model.detokenize(tokens.slice(0, keep! + 12) as never, true)).toContain("Question: Who wrote Hamlet?\nThought");
+            // no question line: nothing to keep
+            expect(formatTrainingSample(model.model, formatter, sample, taskAndQuestionLength("Thought:")).keep).toBeUndefined();
         });
     }
 

@@ -123,6 +123,17 @@ describe.skipIf(!haveShared)("the pipeline's train stage", () => {
         // an ablation whose adapter the train stage did not make would run on the base model under its name: refused
         await expect(runPipeline({ ...base, only: ["eval"], set: [...base.set, "train.rank=4", "eval.methods=[group, ablate-multi]"] }))
             .rejects.toThrow(/^eval\.methods has ablate-multi, but .*adapters\/multi\.gguf was not trained .*--from split/);
+
+        // A sample longer than the context loses its oldest steps, not its task and question
+        const long = steps.map((step, i) => (i === 0 ? { ...step, observation: "Arno Schmidt cooked at the Waldorf for years. ".repeat(40) } : step));
+        const longSamples = divideTrajectory(await headerOf(runDir), question, long).map((s, i) => ({ id: `l-${i}`, trajectory_id: "l", ...s }));
+        await writeTable(path.join(runDir, "samples.arrow"), "samples", longSamples);
+        const cutLogged: string[] = [];
+        const cut = await runPipeline({ ...base, only: ["train"], log: (line) => cutLogged.push(line), set: [...base.set, "train.steps=1", "train.context=1536"] });
+        const cutStats = cut.stages.find((s) => s.stage === "train")!.record!.stats!;
+        expect(cutStats).toMatchObject({ plan_left_cut: 0, tool_left_cut: 0, reflect_left_cut: 0, plan_too_long: 0 });
+        expect(cutStats.plan_truncated).toBeGreaterThan(0);
+        expect(cutLogged).toContainEqual(expect.stringMatching(/^train: plan: \d+ samples cut to 1536 tokens \(responses whole; their oldest steps after the question\)/));
     });
 });
 

@@ -233,7 +233,7 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         const run = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "plan", "--out", out,
             "--steps", "2", "--ctx", "128", "--threads", String(THREADS)]);
         expect(run.code, run.stderr).toBe(0);
-        expect(run.stderr).toContain("plan: 1 samples cut on the left to fit the context (responses whole), 1 left out (the response alone is longer)");
+        expect(run.stderr).toContain("plan: 1 samples cut to fit the context (responses whole; on the left of the prompt), 1 left out (the response alone is longer)");
         expect(run.stderr).toMatch(/training plan: 2 samples/);
         expect(fs.existsSync(path.join(out, "plan.gguf"))).toBe(true);
 

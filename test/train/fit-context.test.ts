@@ -10,6 +10,7 @@ describe("fitting training samples into the context", () => {
     it("cuts prompt tokens on the left, keeps the response whole and the BOS in front", () => {
         const fitted = fitSamplesToContext([sample(10, 4), sample(3, 2)], 8, 0); // token 0 is the BOS
         expect(fitted.truncated).toBe(1);
+        expect(fitted.leftCut).toBe(1);
         expect(fitted.dropped).toBe(0);
         expect(fitted.samples[0]).toEqual({ tokens: [0, 7, 8, 9, 10, 11, 12, 13], mask: [0, 0, 0, 0, 1, 1, 1, 1] });
         expect(fitted.samples[1]).toEqual(sample(3, 2));
@@ -23,8 +24,20 @@ describe("fitting training samples into the context", () => {
 
     it("leaves out (and counts) a sample whose response alone does not fit", () => {
         const fitted = fitSamplesToContext([sample(5, 8), sample(2, 2)], 8, 0);
-        expect(fitted).toEqual({ samples: [sample(2, 2)], truncated: 0, dropped: 1 });
+        expect(fitted).toEqual({ samples: [sample(2, 2)], truncated: 0, dropped: 1, leftCut: 0 });
         // Exactly one prompt token left besides nothing else: fits.
         expect(fitSamplesToContext([sample(5, 7)], 8).samples[0]!.tokens).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);
+    });
+
+    it("keeps the task and question (keep) and cuts the oldest steps after them; on the left where the rest cannot make room", () => {
+        // BOS 0, task and question 1-3, steps 4-9, response 10-13
+        const withTask = { ...sample(10, 4), keep: 4 };
+        const fitted = fitSamplesToContext([withTask], 10, 0);
+        expect(fitted).toMatchObject({ truncated: 1, leftCut: 0, dropped: 0 });
+        expect(fitted.samples[0]).toEqual({ tokens: [0, 1, 2, 3, 8, 9, 10, 11, 12, 13], mask: [0, 0, 0, 0, 0, 0, 1, 1, 1, 1], keep: 4 });
+        // 6 tokens: the task and the response alone leave no room, so the left goes (and is counted)
+        const tight = fitSamplesToContext([withTask], 6, 0);
+        expect(tight).toMatchObject({ truncated: 1, leftCut: 1 });
+        expect(tight.samples[0]!.tokens).toEqual([0, 9, 10, 11, 12, 13]);
     });
 });

@@ -5,7 +5,8 @@ import type { SampleRow } from "../../data/schemas.js";
 import { readTable } from "../../data/table-io.js";
 import { formatTrainingSample } from "../../llm/prompt-format.js";
 import { trainAgents, trainOptionsFromConfig, trainingLeftovers, type TokenizedSample } from "../../train/index.js";
-import { fitSamplesToContext } from "../../train/dataset.js";
+import { cutWhere, fitSamplesToContext } from "../../train/dataset.js";
+import { taskAndQuestionLength } from "../../agents/react-format.js";
 import { writeFileAtomicSync } from "../../util/fs.js";
 import { cachedSha256 } from "../../util/file-hash.js";
 import { hashValues } from "../run-dir.js";
@@ -15,9 +16,10 @@ import { needsAdapters } from "../eval-methods.js";
 /**
  * LoRA training of the three sub-agents on the shared base model, through the native
  * trainer. Samples are tokenized with the run's prompt formatter (the one group planning
- * prompts with); a sample longer than the training context loses prompt tokens on the left
- * and keeps its whole response (counted per agent as `<agent>_truncated`; one whose response
- * alone does not fit is left out and counted as `<agent>_too_long`).
+ * prompts with); a sample longer than the training context loses its oldest steps after the
+ * task header and question and keeps its whole response (counted per agent as
+ * `<agent>_truncated`; `<agent>_left_cut` of them were cut on the left instead, the question lost or none there; one whose
+ * response alone does not fit is left out and counted as `<agent>_too_long`).
  * A sub-agent without samples gets no adapter and runs on the base model at evaluation.
  * For the ablations evaluated (eval.methods) it also trains one adapter on all samples
  * (adapters/multi.gguf, -multi) and the three on unfiltered trajectories
@@ -64,9 +66,9 @@ export const trainStage: StageDefinition = {
         // Tokenize everything first, then free the model: the trainer is its own process.
         const bos = model.model.tokens.bos;
         const fit = (name: string, source: SampleRow[], dir = outDir): Job => {
-            const tokenized = source.map((row) => formatTrainingSample(model.model, formatter, row));
+            const tokenized = source.map((row) => formatTrainingSample(model.model, formatter, row, taskAndQuestionLength(row.input)));
             const fitted = fitSamplesToContext(tokenized, settings.context, bos);
-            return { name, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, tooLong: fitted.dropped, outDir: dir };
+            return { name, samples: fitted.samples.slice(0, limited(fitted.samples.length, context.limit)), truncated: fitted.truncated, leftCut: fitted.leftCut, tooLong: fitted.dropped, outDir: dir };
         };
         const jobs: Job[] = subAgentNames.map((agent) => fit(agent, rows.filter((row) => row.agent === agent)));
         if (needsAdapters(methods, "multi"))
@@ -119,9 +121,10 @@ export const trainStage: StageDefinition = {
             const label = labelOf(job);
             stats[`${label}_samples`] = job.samples.length;
             stats[`${label}_truncated`] = job.truncated;
+            stats[`${label}_left_cut`] = job.leftCut;
             stats[`${label}_too_long`] = job.tooLong;
             if (job.truncated + job.tooLong > 0)
-                context.log(`train: ${label}: ${job.truncated} samples left-truncated to ${settings.context} tokens (responses whole), ${job.tooLong} left out (response longer than the context)`);
+                context.log(`train: ${label}: ${job.truncated} samples cut to ${settings.context} tokens (responses whole; ${cutWhere(job)}), ${job.tooLong} left out (response longer than the context)`);
             const files = new AdapterFiles(job.outDir, job.name);
             const key = keyOf(job);
             if (job.samples.length === 0) {
@@ -160,6 +163,8 @@ interface Job {
     name: string;
     samples: TokenizedSample[];
     truncated: number;
+    /** Of the truncated, those cut on the left of the prompt (the question lost, or none to keep). */
+    leftCut: number;
     tooLong: number;
     outDir: string;
 }
