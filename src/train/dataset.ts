@@ -158,6 +158,8 @@ export function fitSamplesToContext(samples: readonly TokenizedSample[], context
 /** Where the samples cut to fit lost their tokens: their oldest steps after the question, or the left of the prompt. */
 export function cutWhere(fit: { truncated: number; leftCut: number }): string {
     const afterQuestion = fit.truncated - fit.leftCut;
+    if (fit.truncated === 0)
+        return "none cut";
     if (fit.leftCut === 0)
         return "their oldest steps after the question";
     return afterQuestion === 0 ? "on the left of the prompt" : `${afterQuestion} after the question, ${fit.leftCut} on the left of the prompt`;

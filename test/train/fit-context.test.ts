@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fitSamplesToContext } from "../../src/train/dataset.js";
+import { cutWhere, fitSamplesToContext } from "../../src/train/dataset.js";
 
 const sample = (prompt: number, response: number) => ({
     tokens: Array.from({ length: prompt + response }, (_, i) => i),
@@ -39,5 +39,7 @@ describe("fitting training samples into the context", () => {
         const tight = fitSamplesToContext([withTask], 6, 0);
         expect(tight).toMatchObject({ truncated: 1, leftCut: 1 });
         expect(tight.samples[0]!.tokens).toEqual([0, 9, 10, 11, 12, 13]);
+        expect([cutWhere(fitted), cutWhere(tight), cutWhere({ truncated: 3, leftCut: 1 }), cutWhere({ truncated: 0, leftCut: 0 })])
+            .toEqual(["their oldest steps after the question", "on the left of the prompt", "2 after the question, 1 on the left of the prompt", "none cut"]);
     });
 });

@@ -18,8 +18,9 @@ import { needsAdapters } from "../eval-methods.js";
  * trainer. Samples are tokenized with the run's prompt formatter (the one group planning
  * prompts with); a sample longer than the training context loses its oldest steps after the
  * task header and question and keeps its whole response (counted per agent as
- * `<agent>_truncated`; `<agent>_left_cut` of them were cut on the left instead, the question lost or none there; one whose
- * response alone does not fit is left out and counted as `<agent>_too_long`).
+ * `<agent>_truncated`; `<agent>_left_cut` of them lost the left of the prompt instead, where
+ * the rest could not make room; one whose response alone does not fit is left out and
+ * counted as `<agent>_too_long`).
  * A sub-agent without samples gets no adapter and runs on the base model at evaluation.
  * For the ablations evaluated (eval.methods) it also trains one adapter on all samples
  * (adapters/multi.gguf, -multi) and the three on unfiltered trajectories
