@@ -129,7 +129,7 @@ export interface PipelineConfig {
         /** "correct": exact match (or option match); "f1": token F1 at least `min_f1`. */
         keep: "correct" | "f1";
         min_f1: number;
-        /** Keep at most this many (AutoAct: 200), chosen at random from the right ones; 0 = all. */
+        /** Keep at most this many (AutoAct: 200): the seeds' right ones, then others chosen at random; 0 = all. */
         max: number;
         /** Seed of that choice. */
         seed: number;

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { importOriginal, parseScratchpad } from "../../src/pipeline/import-original.js";
-import { readTable } from "../../src/data/table-io.js";
+import { readTable, writeTable } from "../../src/data/table-io.js";
 import { readGgufInfo } from "../../src/gguf/reader.js";
 import { choicesFromQuestion, scoreTaskAnswer } from "../../src/pipeline/task-setup.js";
 import { packageRoot } from "../../src/util/package.js";
@@ -190,9 +190,13 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect((await readGgufInfo(path.join(runDir, "adapters", "multi.gguf"))).metadata["general.type"]?.value).toBe("adapter");
         trainedRun = runDir;
         // At most filter.max of the right ones, chosen at random (filter.seed), not the first synthesized, in their own order
-        const fewer = async (seed: number) => {
+        const fewer = async (seed: number, seedTasks: string[] = []) => {
             const copy = tmp();
             fs.cpSync(runDir, copy, { recursive: true });
+            if (seedTasks.length > 0) {
+                const tasks = await readTable(path.join(copy, "tasks.arrow"), "tasks");
+                await writeTable(path.join(copy, "tasks.arrow"), "tasks", tasks.map((t) => (seedTasks.includes(t.id) ? { ...t, source: "seed" as const } : t)));
+            }
             const refiltered = await runCliProcess(["filter", "--run-dir", copy, "--data", hotpotqaData, "--set", "filter.max=5", "--set", `filter.seed=${seed}`]);
             expect(refiltered.code, refiltered.stderr).toBe(0);
             const questions = (await readTable(path.join(copy, "filtered.arrow"), "filtered")).map((r) => r.question);
@@ -206,6 +210,12 @@ describe.skipIf(!haveFixture)("autoact import of the original's files", () => {
         expect(chosen).not.toEqual(right.slice(0, 5));
         expect(again).toEqual(chosen);
         expect(otherSeed).not.toEqual(chosen);
+        // the seeds' right trajectories are kept first (the few-shot exemplars are made of them)
+        const lastTwo = filtered.slice(-2);
+        expect(lastTwo.every((r) => chosen.includes(r.question))).toBe(false); // else this would show nothing
+        const withSeeds = await fewer(1, lastTwo.map((r) => r.task_id));
+        expect(withSeeds).toHaveLength(5);
+        expect(withSeeds.slice(-2)).toEqual(lastTwo.map((r) => r.question));
         const report = fs.readFileSync(path.join(runDir, "report.md"), "utf8");
         expect(report).toMatch(/plan_truncated=\d+/);
         expect(report).toContain(`Imported by \`autoact import\` from zjunlp/AutoAct's files (\`${fixture}\`): tasks.arrow, trajectories.arrow, tools.arrow`);

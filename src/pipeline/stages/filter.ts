@@ -8,9 +8,10 @@ import { SeededRandom } from "../../util/random.js";
 
 /**
  * Filtering: scores every trajectory's final answer against its task's answer (EM and F1
- * with HotpotQA's normalization, or option match) and keeps the right ones, up to `max` of
- * them chosen at random (as the original shuffles before it takes 200: the first ones
- * synthesized would be the seeds' and the early rounds' tasks), in synthesis order.
+ * with HotpotQA's normalization, or option match) and keeps the right ones, up to `max`: the
+ * seeds' (the few-shot exemplars are made of them), then others chosen at random (as the
+ * original shuffles before it takes 200: the first ones synthesized would be the early
+ * rounds' tasks), in synthesis order.
  * A trajectory on a question of the evaluation sets is never kept, however it came (the
  * instruct stage holds them out; `autoact import` brings the original's trajectories, which
  * may be its evaluation runs).
@@ -36,7 +37,9 @@ export const filterStage: StageDefinition = {
         // only a trajectory that ended with Finish has an answer to judge
         const finished = scored.filter((row) => row.stop_reason === "finished" && !isEvalQuestion(row.question));
         const kept = finished.filter((row) => (settings.keep === "correct" ? row.correct : row.f1 >= settings.min_f1));
-        const limitedKept = settings.max > 0 && kept.length > settings.max ? keepAtRandom(kept, settings.max, settings.seed) : kept;
+        // the seeds' right trajectories first: the few-shot baselines' exemplars are made of them
+        const isSeed = (row: FilteredRow) => tasks.get(row.task_id)?.source === "seed";
+        const limitedKept = settings.max > 0 && kept.length > settings.max ? keepAtRandom(kept, settings.max, settings.seed, isSeed) : kept;
         await writeTable(context.runDir.file("filtered.arrow"), "filtered", limitedKept);
         if (limitedKept.length === 0) {
             const rule = `keep: ${settings.keep}${settings.keep === "f1" ? ` >= ${settings.min_f1}` : ""}`;
@@ -58,8 +61,11 @@ export const filterStage: StageDefinition = {
     }
 };
 
-/** `count` of `rows` chosen at random with `seed`, in their own order. */
-function keepAtRandom<T>(rows: readonly T[], count: number, seed: number): T[] {
-    const chosen = new Set(new SeededRandom(seed).sample(rows.map((_, i) => i), count));
+/** `count` of `rows`, the `first` ones and the rest chosen at random with `seed`, in their own order. */
+function keepAtRandom<T>(rows: readonly T[], count: number, seed: number, first: (row: T) => boolean): T[] {
+    const indices = rows.map((_, i) => i);
+    const given = indices.filter((i) => first(rows[i]!)).slice(0, count);
+    const others = indices.filter((i) => !first(rows[i]!));
+    const chosen = new Set([...given, ...new SeededRandom(seed).sample(others, count - given.length)]);
     return rows.filter((_, i) => chosen.has(i));
 }
