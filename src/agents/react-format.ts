@@ -55,13 +55,15 @@ export function renderTaskHeader({ description, tools, kind, reflection = true }
 }
 
 /**
- * Characters of a prompt up to the end of its question line (the task header and the
- * question), or 0 when it has none: what a prompt cut to fit a training context keeps, so
- * that a sample loses its oldest steps, not the task it is about.
+ * Characters of a prompt up to its first step (the task header and the question, all its lines:
+ * a multiple-choice question's options too), or 0 when it has no question followed by a step:
+ * what a prompt cut to fit a training context keeps, so that a sample loses its oldest steps,
+ * not the task it is about.
  */
 export function taskAndQuestionLength(prompt: string): number {
-    const question = /(^|\n)Question:[^\n]*\n/.exec(prompt);
-    return question == null ? 0 : question.index + question[0].length;
+    const question = /(^|\n)Question:/.exec(prompt);
+    const firstStep = question == null ? -1 : prompt.indexOf("\nThought:", question.index + question[0].length);
+    return firstStep < 0 ? 0 : firstStep + 1;
 }
 
 /** Header, question and the finished steps (each with its observation). */

@@ -73,15 +73,17 @@ describe("prompt formatter", () => {
         it(`${which}: keep covers the task and question, not the steps after them`, () => {
             const model = which === "plain" ? plainModel : chatModel;
             const formatter = createPromptFormatter(model.model);
-            const input = "You solve tasks.\nQuestion: Who wrote Hamlet?\nThought: Look it up.\nAction: Search[Hamlet]\nObservation: A play.\nThought:";
-            const { tokens, keep } = formatTrainingSample(model.model, formatter, { input, output: " Shakespeare." }, taskAndQuestionLength(input));
+            // a multiple-choice question: its options are part of it
+            const input = "You solve tasks.\nQuestion: Which is a mammal?\nOptions: (A) trout (B) whale\nThought: Look it up.\nAction: Search[whale]\nObservation: A mammal.\nThought:";
+            const { tokens, keep } = formatTrainingSample(model.model, formatter, { input, output: " B." }, taskAndQuestionLength(input));
             const kept = model.model.detokenize(tokens.slice(0, keep!) as never, true);
-            expect(kept).toContain("You solve tasks.\nQuestion: Who wrote Hamlet?");
+            expect(kept).toContain("You solve tasks.\nQuestion: Which is a mammal?\nOptions: (A) trout (B) whale");
             expect(kept).not.toContain("Look it up");
             // and no more than a seam short of it (these models' tokens are about bytes)
-            expect(model.model.detokenize(tokens.slice(0, keep! + 12) as never, true)).toContain("Question: Who wrote Hamlet?\nThought");
-            // no question line: nothing to keep
-            expect(formatTrainingSample(model.model, formatter, sample, taskAndQuestionLength("Thought:")).keep).toBeUndefined();
+            expect(model.model.detokenize(tokens.slice(0, keep! + 12) as never, true)).toContain("(B) whale\nThought");
+            // no question, or no step after it: nothing to keep
+            expect(taskAndQuestionLength("Once upon a time.\nThought:")).toBe(0);
+            expect(taskAndQuestionLength("Header\nQuestion: Who?\n")).toBe(0);
         });
     }
 

@@ -12,6 +12,7 @@ import { packageRoot } from "../../src/util/package.js";
 import { createToolLibrary } from "../../src/tools/index.js";
 import { loadConfig } from "../../src/pipeline/config.js";
 import { taskHeader } from "../../src/pipeline/task-setup.js";
+import { adapterKey } from "../../src/pipeline/stages/train.js";
 
 const tinyModel = path.resolve(packageRoot, "../shared/models/stories260K.gguf");
 const haveShared = fs.existsSync(tinyModel);
@@ -145,3 +146,13 @@ async function headerOf(runDir: string): Promise<string> {
     library.close();
     return taskHeader(loadConfig(path.join(runDir, "config.yaml")).config, selected);
 }
+
+describe("an adapter's key", () => {
+    it("is what the trainer reads of the samples, not how they were fitted", () => {
+        const sample = { tokens: [1, 5, 6, 7], mask: [0, 0, 1, 1] };
+        const key = adapterKey("plan", "model-sha", { rank: 8 }, [sample]);
+        expect(adapterKey("plan", "model-sha", { rank: 8 }, [{ ...sample, keep: 2 }])).toBe(key);
+        expect(adapterKey("plan", "model-sha", { rank: 8 }, [{ ...sample, tokens: [1, 5, 6, 8] }])).not.toBe(key);
+        expect(adapterKey("plan", "model-sha", { rank: 4 }, [sample])).not.toBe(key);
+    });
+});

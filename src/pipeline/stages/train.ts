@@ -86,7 +86,7 @@ export const trainStage: StageDefinition = {
         const { checkpointEvery: _cadence, ...weightOptions } = trainOptionsFromConfig(settings);
         const modelHash = await cachedSha256(modelPath);
         const labelOf = (job: Job) => (job.outDir === outDir ? job.name : `unfiltered_${job.name}`);
-        const keyOf = (job: Job) => hashValues(labelOf(job), modelHash, weightOptions, job.samples);
+        const keyOf = (job: Job) => adapterKey(labelOf(job), modelHash, weightOptions, job.samples);
         // Every adapter made from other inputs goes before any training, so that a run killed
         // part-way leaves no adapter of the old settings beside the new ones for eval or deploy to
         // take: a finished one aside (previous/train/), where it comes back from when its inputs
@@ -157,6 +157,15 @@ function jobNames(context: StageContext): { dir: string; name: string }[] {
         ...(needsAdapters(methods, "multi") ? [{ dir: "adapters", name: "multi" }] : []),
         ...(needsAdapters(methods, "unfiltered") ? subAgentNames.map((name) => ({ dir: "adapters/unfiltered", name })) : [])
     ];
+}
+
+/**
+ * What an adapter's weights are made of: its name, the base model, the options that change
+ * weights and what the trainer reads of its samples (their tokens and masks, not how they were
+ * fitted: `keep` is not read).
+ */
+export function adapterKey(label: string, modelHash: string, weightOptions: object, samples: readonly TokenizedSample[]): string {
+    return hashValues(label, modelHash, weightOptions, samples.map(({ tokens, mask }) => ({ tokens, mask })));
 }
 
 interface Job {
