@@ -107,9 +107,12 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         parallel: options.parallel ?? config.model.parallel, contextSize: config.model.context_size
     })];
     const script = path.join(out, "llama-server.sh");
-    // the script finds the adapters beside itself: a run directory moved with its deploy folder still serves
+    // the script finds the adapters beside itself: a run directory moved with its deploy folder
+    // still serves (not where the folder's path has a comma or a quote: llama-server splits its
+    // list at commas, and only the written path can be quoted for it)
     const besideScript = loadedUnapplied(servedFiles.map((file) => `$here/${path.relative(out, file)}`));
-    const scriptWords = command.map((word, i) => command[i - 1] === "--lora-scaled" ? `"${besideScript}"` : shellQuote(word));
+    const relocatable = !/[",]/.test(out);
+    const scriptWords = command.map((word, i) => (relocatable && command[i - 1] === "--lora-scaled" ? `"${besideScript}"` : shellQuote(word)));
     writeFileAtomicSync(script, [
         "#!/bin/sh",
         "# The base model with the plan, tool and reflect adapters (none applied unless a request asks).",

@@ -99,6 +99,13 @@ describe.skipIf(!haveShared)("autoact deploy and autoact agent", () => {
         expect("command" in named.vllm ? named.vllm.command.slice(0, 4) : named.vllm).toEqual(["vllm", "serve", "karpathy/tinyllamas", "--enable-lora"]);
         const namedConfig = JSON.parse(fs.readFileSync(path.join(dir, "named", "peft", "plan", "adapter_config.json"), "utf8"));
         expect(namedConfig.base_model_name_or_path).toBe("karpathy/tinyllamas");
+        // the script names the adapters beside itself, but where the folder's path has a comma
+        // (llama-server splits its list there): the written path, quoted for llama-server
+        expect(fs.readFileSync(deployment.script, "utf8")).toContain(`--lora-scaled "$here/adapters/${deployment.servedNames.plan}.gguf:0,`);
+        const comma = await writeDeployment({ runDir, out: path.join(dir, "a,b"), port, llamaServer });
+        const commaScript = fs.readFileSync(comma.script, "utf8");
+        expect(commaScript).not.toContain("$here/adapters");
+        expect(commaScript).toContain(`'"${path.join(dir, "a,b", "adapters", deployment.servedNames.plan)}.gguf:0",`);
         // The script as written, with one slot thread (tests share 2 cores), from the run directory
         // moved elsewhere: it finds the adapters beside itself.
         const moved = `${runDir}-moved`;
