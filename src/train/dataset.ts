@@ -99,7 +99,7 @@ export interface FittedSamples {
     truncated: number;
     /** Samples left out because their response alone does not fit (never silently). */
     dropped: number;
-    /** Of the truncated, those cut on the left of the prompt: no question line to keep, or the rest could not make room. */
+    /** Of the truncated, those cut on the left of the prompt: no question (followed by a step) to keep, or the rest could not make room. */
     leftCut: number;
 }
 
