@@ -179,10 +179,12 @@ function jsonPairs(text: string): TaskPair[] {
 }
 
 /**
- * Keeps a pair only when its normalized question is new and, for free-text tasks, its
- * normalized answer is new too and not longer than `maxAnswerChars` (0 = no limit).
- * AutoAct keeps only new answers, so a second "yes" or "no" is rejected as well; with
- * `repeatYesNo` yes/no answers may repeat (more yes/no questions, less variety).
+ * Keeps a pair only when its normalized question is new, its normalized answer is new too and
+ * the answer is not longer than `maxAnswerChars` (0 = no limit). AutoAct keeps only new answers,
+ * so a second "yes" or "no" is rejected as well; with `repeatYesNo` yes/no answers may repeat
+ * (more yes/no questions, less variety). `answerText` says what an answer is: a multiple-choice
+ * task's is the text of the option its letter names (AutoAct's ScienceQA keeps one task per
+ * correct option's first word), so "B" twice is two answers when the options differ.
  */
 export class TaskDeduplicator {
     private readonly questions = new Set<string>();
@@ -191,17 +193,22 @@ export class TaskDeduplicator {
     heldOutRepeats = 0;
 
     /** `heldOut`: questions no task may repeat (the evaluation sets': a task that copies one would train on the test). */
-    constructor(private readonly options: { uniqueAnswers: boolean; maxAnswerChars: number; repeatYesNo?: boolean; heldOut?: (question: string) => boolean }) {}
+    constructor(private readonly options: {
+        maxAnswerChars: number;
+        repeatYesNo?: boolean;
+        heldOut?: (question: string) => boolean;
+        answerText?: (pair: TaskPair) => string;
+    }) {}
 
     /** Marks a pair as seen without checking it (seeds, resumed batches). */
     remember(pair: TaskPair): void {
         this.questions.add(textKey(pair.question));
-        this.answers.add(textKey(pair.answer));
+        this.answers.add(this.answerKey(pair));
     }
 
     accept(pair: TaskPair): boolean {
         const question = textKey(pair.question);
-        const answer = textKey(pair.answer);
+        const answer = this.answerKey(pair);
         // the answer as written: a letter "A" normalizes to nothing (the article)
         if (question === "" || pair.answer.trim() === "" || this.questions.has(question))
             return false;
@@ -212,10 +219,14 @@ export class TaskDeduplicator {
         if (this.options.maxAnswerChars > 0 && pair.answer.length > this.options.maxAnswerChars)
             return false;
         const yesNo = answer === "yes" || answer === "no";
-        if (this.options.uniqueAnswers && this.answers.has(answer) && !(yesNo && this.options.repeatYesNo === true))
+        if (this.answers.has(answer) && !(yesNo && this.options.repeatYesNo === true))
             return false;
         this.remember(pair);
         return true;
+    }
+
+    private answerKey(pair: TaskPair): string {
+        return textKey(this.options.answerText?.(pair) ?? pair.answer);
     }
 }
 

@@ -98,7 +98,7 @@ export interface PipelineConfig {
         passages: number;
         /** Answers longer than this are dropped (AutoAct HotpotQA: 19, it keeps those shorter than 20); 0 = no limit. */
         max_answer_chars: number;
-        /** AutoAct keeps only new answers, a second yes/no too (false); true lets yes/no answers repeat. */
+        /** AutoAct keeps only new answers (multiple choice: the named option's text), a second yes/no too (false); true lets yes/no answers repeat. */
         repeat_yes_no: boolean;
         /** Give up after this many rounds without reaching the target. */
         max_rounds: number;

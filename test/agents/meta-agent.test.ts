@@ -90,10 +90,10 @@ describe("self-instruct parsing", () => {
     });
 
     it("rejects a second yes/no answer like the original, unless repeats are allowed", () => {
-        const original = new TaskDeduplicator({ uniqueAnswers: true, maxAnswerChars: 20 });
+        const original = new TaskDeduplicator({ maxAnswerChars: 20 });
         expect(original.accept({ question: "Is water wet?", answer: "yes" })).toBe(true);
         expect(original.accept({ question: "Is fire hot?", answer: "Yes" })).toBe(false);
-        const repeating = new TaskDeduplicator({ uniqueAnswers: true, maxAnswerChars: 20, repeatYesNo: true });
+        const repeating = new TaskDeduplicator({ maxAnswerChars: 20, repeatYesNo: true });
         expect(repeating.accept({ question: "Is water wet?", answer: "yes" })).toBe(true);
         expect(repeating.accept({ question: "Is fire hot?", answer: "Yes" })).toBe(true);
         expect(repeating.accept({ question: "Is ice cold?", answer: "Paris" })).toBe(true);
@@ -101,7 +101,7 @@ describe("self-instruct parsing", () => {
     });
 
     it("de-duplicates normalized questions and answers, keeps yes/no when allowed, applies the length rule", () => {
-        const dedup = new TaskDeduplicator({ uniqueAnswers: true, maxAnswerChars: 20, repeatYesNo: true });
+        const dedup = new TaskDeduplicator({ maxAnswerChars: 20, repeatYesNo: true });
         dedup.remember({ question: "Seed question?", answer: "Paris" });
         expect(dedup.accept({ question: "seed   QUESTION", answer: "Rome" })).toBe(false);
         expect(dedup.accept({ question: "Capital of France?", answer: "the Paris" })).toBe(false);

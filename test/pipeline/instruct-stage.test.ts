@@ -129,6 +129,26 @@ describe("the instruct stage on instruct-model replies", () => {
         expect(result.stats).toMatchObject({ unscorable: 2 });
     });
 
+    it("multiple choice: a task is new only if its right option's text is (AutoAct's ScienceQA), whatever the letter", async () => {
+        const reply = [
+            // the seed's answer is "salmon" (A): the same text under another letter repeats it
+            "Question: Which of these lives in water?\nOptions: (A) cat (B) salmon", "Answer: B",
+            "Question: Which of these can fly?\nOptions: (A) owl (B) cat", "Answer: A",
+            "Question: Which of these is a bird?\nOptions: (A) bat (B) owl", "Answer: (B) owl",
+            "Question: Which of these is made of metal?\nOptions: (A) wood (B) copper", "Answer: B"
+        ].join("\n");
+        const dir = tmp();
+        fs.writeFileSync(path.join(dir, "seeds.json"), JSON.stringify([
+            { Question: "Which of these is a fish?\nOptions: (A) salmon (B) dolphin", Answer: "A" }
+        ]));
+        const context = contextFor(new RecordedModel("meta", [reply]), dir, ["task.kind=multiple-choice", "task.metric=option", "instruct.target=4", "instruct.per_round=4", "instruct.max_rounds=1"]);
+        await instructStage.run(context, "recorded-option-texts");
+        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+        expect(tasks.filter((t) => t.source === "generated").map((t) => t.question.split("\n")[0])).toEqual([
+            "Which of these can fly?", "Which of these is made of metal?"
+        ]);
+    });
+
     it("gives up after five waves in a row that add no task, instead of running every round", async () => {
         const model = new RecordedModel("meta", Array.from({ length: 20 }, () => "Once upon a time, there was a little girl named Lily."));
         const logged: string[] = [];

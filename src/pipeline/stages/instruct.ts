@@ -47,23 +47,19 @@ export const instructStage: StageDefinition = {
             ? settings.max_rounds
             : Math.min(settings.max_rounds, Math.max(2, 2 * Math.ceil(target / settings.per_round)));
         const isEvalQuestion = await evalQuestionCheck(context);
+        const multipleChoice = config.task.kind === "multiple-choice";
         const dedup = new TaskDeduplicator({
-            uniqueAnswers: config.task.kind === "qa",
             maxAnswerChars: settings.max_answer_chars,
             repeatYesNo: settings.repeat_yes_no,
-            heldOut: isEvalQuestion
+            heldOut: isEvalQuestion,
+            answerText: multipleChoice ? (pair) => chosenOption(pair) ?? pair.answer : undefined
         });
         seeds.forEach((seed) => dedup.remember(seed));
         const seedsInEval = seeds.filter((seed) => isEvalQuestion(seed.question)).length;
         // A multiple-choice task whose options cannot be read, or whose answer names none of
         // them, can never be answered right: the filter would keep none of its trajectories.
         let unscorable = 0;
-        const scorable = (pair: TaskPair) => {
-            if (config.task.kind !== "multiple-choice")
-                return true;
-            const choices = choicesFromQuestion(pair.question);
-            return choices != null && parseOption(pair.answer, choices) !== undefined;
-        };
+        const scorable = (pair: TaskPair) => !multipleChoice || chosenOption(pair) !== undefined;
         if (seedsInEval > 0)
             context.log(`instruct: warning: ${seedsInEval} of the ${seeds.length} seeds (${config.data.seeds}) are questions of the evaluation sets: the scores on them are not clean`);
 
@@ -158,6 +154,13 @@ export const instructStage: StageDefinition = {
         };
     }
 };
+
+/** The text of the option a multiple-choice answer names, if the question's options can be read and it names one. */
+function chosenOption(pair: TaskPair): string | undefined {
+    const choices = choicesFromQuestion(pair.question);
+    const index = choices == null ? undefined : parseOption(pair.answer, choices);
+    return index === undefined ? undefined : choices![index];
+}
 
 function taskRow(id: string, pair: TaskPair, source: TaskRow["source"], round: number, passages: Passage[]): TaskRow {
     return {
