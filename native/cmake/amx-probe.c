@@ -1,7 +1,8 @@
 /* Configures an AMX tile the way ggml's AMX kernels do and loads it once: exit 0 where that
- * works. GCC 12 at -O3 drops the stores of the tile sizes before ldtilecfg (only the palette
- * byte survives), so ggml's first tile load dies with SIGILL on a CPU with AMX; CMakeLists.txt
- * builds without AMX where this probe does not run. */
+ * works. GCC 12's RTL dead-store elimination drops the stores of the tile sizes before ldtilecfg
+ * (only the palette byte survives), so ggml's first tile load dies with SIGILL on a CPU with
+ * AMX; CMakeLists.txt then builds with -fno-dse where that makes this probe run, else without
+ * AMX. */
 #include <stdint.h>
 #include <string.h>
 #if defined(__AMX_TILE__) && defined(__linux__)
