@@ -217,7 +217,8 @@ int write_grad_dump(const std::string & path, trainer_graph & tg, double loss) {
         }
         fclose(f);
     });
-    json_line().str("event", "grad_dump").str("path", path).num("loss", loss).raw("dropout_masks", trainer_dropout_masks_json(tg)).emit();
+    json_line().str("event", "grad_dump").str("path", path).num("loss", loss).integer("repacked_weights", tg.wt.from_file)
+        .raw("dropout_masks", trainer_dropout_masks_json(tg)).emit();
     return 0;
 }
 
@@ -265,7 +266,15 @@ int run(int argc, char ** argv) {
     // ---- the base model ----
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers    = p.n_gpu_layers;
-    mparams.use_extra_bufts = false; // the backward pass reads the weights in their plain layout
+    // input gradients through the frozen weights: the fast matmul kernels, in 16 bits when mixed;
+    // on the CPU through transposed copies made once (a GPU has no room for a second model)
+    const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
+    const bool out_prod = p.frozen_backward == "out_prod"; // upstream's backward: F32
+    const bool cached = !out_prod && (p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu));
+    // Only the copies read a weight otherwise, so the forward pass may take weights that llama.cpp
+    // repacks for the CPU's own kernels (AMX tiles: 3x a Q8_0 forward pass where the CPU has them);
+    // the copies of those are made from the file (pass.cpp).
+    mparams.use_extra_bufts = cached;
     llama_model * model = llama_model_load_from_file(p.base.c_str(), mparams);
     if (!model) {
         throw input_error(p.base + ": llama.cpp cannot load this model (rerun with --verbose for its log)");
@@ -362,13 +371,9 @@ int run(int argc, char ** argv) {
     trainer_graph tg;
     tg.reuse = !p.no_graph_reuse;
     tg.loss_gradient_forward = p.loss_gradient == "forward";
-    // input gradients through the frozen weights: the fast matmul kernels, in 16 bits when mixed;
-    // on the CPU through transposed copies made once (a GPU has no room for a second model)
-    const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
-    const bool out_prod = p.frozen_backward == "out_prod"; // upstream's backward: F32
     const ggml_type grad_type = out_prod ? GGML_TYPE_F32 : frozen_grad_type(p, on_gpu);
     const bool mixed  = grad_type != GGML_TYPE_F32;
-    const bool cached = p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu);
+    tg.base_file = p.base;
     trainer_frozen_backward(tg, out_prod ? -1 : grad_type, cached, cparams.n_threads, p.backward_slice);
     // `on` with a CPU's native BF16: the forward matmuls through F32/F16 weights too (the loss then
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
@@ -551,6 +556,7 @@ int run(int argc, char ** argv) {
         .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
         .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("weight_copy_bytes", tg.wt.bytes)
+        .integer("repacked_weights", tg.wt.from_file)
         .integer("train_graph_nodes", tg.train_graph_nodes).raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);

@@ -7,16 +7,19 @@
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml-autoact.h"
+#include "gguf.h"
 #include "llama.h"
 
 #include <algorithm>
 #include <cfloat>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <cmath>
 #include <map>
 #include <new>
 #include <unordered_set>
+#include <vector>
 
 namespace {
 
@@ -199,7 +202,48 @@ void forward_in_copies(trainer_graph & tg, ggml_cgraph * graph) {
     }
 }
 
-// Allocates the new weight copies in host memory and computes them once.
+// The bytes of a weight as its file stores them, for one that llama.cpp repacked on loading.
+class base_file_reader {
+  public:
+    explicit base_file_reader(const std::string & path) : path_(path) {}
+    ~base_file_reader() {
+        if (gguf_) {
+            gguf_free(gguf_);
+        }
+        if (file_) {
+            std::fclose(file_);
+        }
+    }
+
+    void read(const ggml_tensor * w, std::vector<uint8_t> & out) {
+        if (!gguf_) {
+            gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ nullptr };
+            gguf_ = gguf_init_from_file(path_.c_str(), params);
+            file_ = std::fopen(path_.c_str(), "rb");
+            if (!gguf_ || !file_) {
+                throw runtime_failure(path_ + ": cannot read the base model's weights again (rerun with --frozen-backward matmul)");
+            }
+        }
+        const int64_t id = gguf_find_tensor(gguf_, w->name);
+        if (id < 0 || gguf_get_tensor_type(gguf_, id) != w->type || gguf_get_tensor_size(gguf_, id) != ggml_nbytes(w)) {
+            throw runtime_failure(string_format("%s: %s is not in this file as loaded (a split model?): rerun with --frozen-backward matmul",
+                    path_.c_str(), w->name));
+        }
+        out.resize(ggml_nbytes(w));
+        const size_t at = gguf_get_data_offset(gguf_) + gguf_get_tensor_offset(gguf_, id);
+        if (fseeko(file_, (off_t) at, SEEK_SET) != 0 || std::fread(out.data(), 1, out.size(), file_) != out.size()) {
+            throw runtime_failure(string_format("%s: cannot read %s", path_.c_str(), w->name));
+        }
+    }
+
+  private:
+    std::string    path_;
+    gguf_context * gguf_ = nullptr;
+    std::FILE *    file_ = nullptr;
+};
+
+// Allocates the new weight copies in host memory and computes them once, a weight at a time (a
+// repacked weight's file bytes are read for it alone: one weight in memory twice at most).
 void materialize_weight_copies(trainer_graph & tg) {
     auto & wt = tg.wt;
     if (wt.pending.empty()) {
@@ -212,23 +256,32 @@ void materialize_weight_copies(trainer_graph & tg) {
     wt.buffers.push_back(buf);
     wt.bytes += (int64_t) ggml_backend_buffer_get_size(buf);
 
-    ggml_init_params params = { (4 * wt.pending.size() + 8) * ggml_tensor_overhead() + ggml_graph_overhead_custom(4 * wt.pending.size() + 8, false), nullptr, true };
-    ggml_context * ctx = ggml_init(params);
-    ggml_cgraph * g = ggml_new_graph_custom(ctx, 4 * wt.pending.size() + 8, false);
+    ggml_backend * cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    ggml_backend_cpu_set_n_threads(cpu, wt.n_threads);
+    ggml_gallocr * alloc = ggml_gallocr_new(ggml_backend_cpu_buffer_type());
+    base_file_reader file(tg.base_file);
+    std::vector<uint8_t> bytes;
+    bool ok = true;
     for (auto & c : wt.pending) {
+        ggml_init_params params = { 8 * ggml_tensor_overhead() + ggml_graph_overhead_custom(8, false), nullptr, true };
+        ggml_context * ctx = ggml_init(params);
+        ggml_cgraph * g = ggml_new_graph_custom(ctx, 8, false);
         ggml_tensor * src = const_cast<ggml_tensor *>(c.w);
+        if (!ggml_backend_buffer_is_host(src->buffer)) {
+            file.read(src, bytes);
+            wt.from_file++;
+            src = ggml_new_tensor(ctx, c.w->type, GGML_MAX_DIMS, c.w->ne);
+            src->data = bytes.data(); // host memory the allocator leaves alone
+        }
         if (ggml_is_quantized(src->type)) {
             src = ggml_cast(ctx, src, GGML_TYPE_F32);
         }
         ggml_build_forward_expand(g, ggml_cpy(ctx, c.transposed ? ggml_transpose(ctx, src) : src, c.copy));
+        ok = ok && ggml_gallocr_alloc_graph(alloc, g) && ggml_backend_graph_compute(cpu, g) == GGML_STATUS_SUCCESS;
+        ggml_free(ctx);
     }
-    ggml_backend * cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-    ggml_backend_cpu_set_n_threads(cpu, wt.n_threads);
-    ggml_gallocr * alloc = ggml_gallocr_new(ggml_backend_cpu_buffer_type());
-    const bool ok = ggml_gallocr_alloc_graph(alloc, g) && ggml_backend_graph_compute(cpu, g) == GGML_STATUS_SUCCESS;
     ggml_gallocr_free(alloc);
     ggml_backend_free(cpu);
-    ggml_free(ctx);
     wt.pending.clear();
     if (!ok) {
         throw runtime_failure("cannot compute the transposed weights");

@@ -53,7 +53,10 @@ struct trainer_graph {
     int64_t train_graph_nodes = 0; // nodes of the last training graph (one kernel launch each on a GPU)
 
     // copies of the frozen weights in host memory, made once: transposed for their input gradients
-    // (trainer_frozen_backward with `cache`), and as they are for the forward matmuls (forward_copies)
+    // (trainer_frozen_backward with `cache`), and as they are for the forward matmuls (forward_copies).
+    // A weight llama.cpp repacked for the CPU's own kernels (AMX tiles, interleaved blocks) is not
+    // in its file layout: its copy is made from the bytes in `base_file`, the base GGUF.
+    std::string base_file;
     struct {
         int            type = 0;        // ggml_type of the copies
         int            n_threads = 1;
@@ -64,6 +67,7 @@ struct trainer_graph {
         std::vector<copy> pending;
         std::vector<ggml_backend_buffer *> buffers;
         int64_t        bytes = 0;
+        int64_t        from_file = 0; // weights llama.cpp repacked, their copies made from base_file
     } wt;
 };
 

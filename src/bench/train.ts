@@ -155,6 +155,8 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const buffers = Object.entries(trained.done.compute_buffer_bytes ?? {});
     if (buffers.length > 0)
         notes.push(`the trainer's compute buffers (activations and temporaries of its largest graph): ${buffers.map(([name, bytes]) => `${name} ${(bytes / 2 ** 20).toFixed(1)} MiB`).join(", ")}.`);
+    if ((trained.done.repacked_weights ?? 0) > 0)
+        notes.push(`the trainer's forward pass read ${trained.done.repacked_weights} frozen weights repacked for this CPU's own kernels (AMX tiles or interleaved blocks, as llama-bench's), their transposed copies made from the file.`);
     if (options.profile === true) {
         progress("autoact-train --profile: one more run, every node timed one at a time");
         const profiled = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: ["--profile"] });

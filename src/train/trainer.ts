@@ -32,6 +32,8 @@ export interface TrainDone {
     n_params: number;
     /** The scheduler's compute buffer of each backend (activations and temporaries), by name. */
     compute_buffer_bytes?: Record<string, number>;
+    /** Frozen weights llama.cpp repacked for the CPU's own kernels (AMX tiles, interleaved blocks) for the forward pass. */
+    repacked_weights?: number;
 }
 
 export interface TrainStart {
