@@ -114,7 +114,8 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         // the loss (with its gradient) a chunk of 31 output rows at a time (10,000 / the 320 entries of the
         // vocabulary): the step's ~60 rows in two chunks
         const sliced = await gradDump("q4k-sliced", [...args, "--frozen-backward", "matmul", "--mixed-precision", "off", "--backward-slice", "10000"], q4k, q4kData);
-        expect(cached.loss).toBe(reference.loss);
+        // the repacked weights' kernels may sum a row in another order than the plain ones
+        expect(Math.abs(cached.loss - reference.loss)).toBeLessThan(1e-5);
         expect(relMaxDiff(reference.grads, cached.grads)).toBeLessThan(1e-4);
         expect(relMaxDiff(reference.grads, perPass.grads)).toBeLessThan(1e-4);
         expect(sliced.loss).toBe(perPass.loss);
