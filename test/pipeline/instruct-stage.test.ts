@@ -42,6 +42,14 @@ function seedsDir(): string {
     return dir;
 }
 
+/** One round of a multiple-choice task from one recorded reply: the stage's result and the generated tasks. */
+async function runMultipleChoice(reply: string, dataDir: string) {
+    const context = contextFor(new RecordedModel("meta", [reply]), dataDir, ["task.kind=multiple-choice", "task.metric=option", "instruct.target=4", "instruct.per_round=4", "instruct.max_rounds=1"]);
+    const result = await instructStage.run(context, "recorded-choices");
+    const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
+    return { result, generated: tasks.filter((t) => t.source === "generated") };
+}
+
 describe("the instruct stage on instruct-model replies", () => {
     it("seeds mode: accepts new pairs in the shapes models write; rejects repeats, a second yes and long answers", async () => {
         const replies = [
@@ -122,10 +130,8 @@ describe("the instruct stage on instruct-model replies", () => {
             "Question: Which of these conducts electricity? Options: (A) wood (B) copper", "Answer: (C) iron",
             "Question: Which of these is a bird? Options: (A) bat (B) owl", "Answer: owl"
         ].join("\n");
-        const context = contextFor(new RecordedModel("meta", [reply]), seedsDir(), ["task.kind=multiple-choice", "task.metric=option", "instruct.target=4", "instruct.per_round=4", "instruct.max_rounds=1"]);
-        const result = await instructStage.run(context, "recorded-choices");
-        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
-        expect(tasks.filter((t) => t.source === "generated").map((t) => t.answer)).toEqual(["A", "owl"]);
+        const { result, generated } = await runMultipleChoice(reply, seedsDir());
+        expect(generated.map((t) => t.answer)).toEqual(["A", "owl"]);
         expect(result.stats).toMatchObject({ unscorable: 2 });
     });
 
@@ -141,10 +147,8 @@ describe("the instruct stage on instruct-model replies", () => {
         fs.writeFileSync(path.join(dir, "seeds.json"), JSON.stringify([
             { Question: "Which of these is a fish?\nOptions: (A) salmon (B) dolphin", Answer: "A" }
         ]));
-        const context = contextFor(new RecordedModel("meta", [reply]), dir, ["task.kind=multiple-choice", "task.metric=option", "instruct.target=4", "instruct.per_round=4", "instruct.max_rounds=1"]);
-        await instructStage.run(context, "recorded-option-texts");
-        const tasks = await readTable(context.runDir.file("tasks.arrow"), "tasks");
-        expect(tasks.filter((t) => t.source === "generated").map((t) => t.question.split("\n")[0])).toEqual([
+        const { generated } = await runMultipleChoice(reply, dir);
+        expect(generated.map((t) => t.question.split("\n")[0])).toEqual([
             "Which of these can fly?", "Which of these is made of metal?"
         ]);
     });
