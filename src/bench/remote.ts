@@ -88,7 +88,7 @@ export async function benchRemote(options: RemoteBenchOptions): Promise<RemoteBe
         throw new InputError(`--model ${options.model}: bench remote needs a trained model (random weights write bytes that are not UTF-8, which llama-server refuses with HTTP 500); give a GGUF file`);
     const progress = options.onProgress ?? (() => {});
     const modelFile = await resolveBenchModel(options.model);
-    const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? (await ensureNativeBuild()).llamaServer;
+    const binary = options.llamaServer ?? findNativeBuild("cpu", ["llamaServer"])?.llamaServer ?? (await ensureNativeBuild()).llamaServer;
     progress(`starting llama-server (${o.parallel} slots, ${o.threads} threads)`);
     const server = await startLlamaServer({ binary, model: modelFile, parallel: o.parallel, contextSize: o.prompt + o.tg + 16, threads: o.threads, readyTimeoutMs: 300_000 });
     let engine: Engine | undefined;

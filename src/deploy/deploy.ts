@@ -101,7 +101,7 @@ export async function writeDeployment(options: DeployOptions): Promise<Deploymen
         }
         return file;
     });
-    const binary = options.llamaServer ?? findNativeBuild()?.llamaServer ?? "llama-server";
+    const binary = options.llamaServer ?? findNativeBuild("cpu", ["llamaServer"])?.llamaServer ?? "llama-server";
     const command = [binary, ...llamaServerArgs({
         binary, model: base, adapters: servedFiles, port: options.port ?? 8080,
         parallel: options.parallel ?? config.model.parallel, contextSize: config.model.context_size

@@ -45,6 +45,8 @@ export interface NativeBuild {
     llamaBench: string;
     /** llama.cpp's llama-server, from the same source. */
     llamaServer: string;
+    /** The CPU's BF16 matmul kernels against a double-precision reference (native/check). */
+    matmulCheck: string;
     /** The CMake build folder of this backend. */
     buildDir: string;
     /** llama.cpp tag of the bundle. */
@@ -90,7 +92,7 @@ export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promi
         throw new RuntimeFailure(`native build failed in ${buildDir} (exit ${result.exitCode}): ${lastLines(String(result.all ?? ""), 15)}`);
 
     const build: NativeBuild = { ...binaries(path.join(buildDir, "bin")), buildDir, llamaTag, seconds: (performance.now() - started) / 1000 };
-    for (const file of [build.trainer, build.llamaBench, build.llamaServer]) {
+    for (const file of nativeTargets.map((t) => build[t.field])) {
         if (!fs.existsSync(file))
             throw new RuntimeFailure(`native build finished but ${file} is missing`);
     }
@@ -102,7 +104,8 @@ export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promi
 const nativeTargets = [
     { target: "autoact-train", field: "trainer" },
     { target: "llama-bench", field: "llamaBench" },
-    { target: "llama-server", field: "llamaServer" }
+    { target: "llama-server", field: "llamaServer" },
+    { target: "autoact-matmul-check", field: "matmulCheck" }
 ] as const;
 
 type Binaries = Pick<NativeBuild, (typeof nativeTargets)[number]["field"]>;

@@ -12,7 +12,7 @@ interface BuildArgs {
 
 const build: CommandModule<object, BuildArgs> = {
     command: "build",
-    describe: "Build the LoRA trainer, llama-bench and llama-server from node-llama-cpp's llama.cpp source (incremental)",
+    describe: "Build the LoRA trainer, llama-bench, llama-server and the matmul kernels' check from node-llama-cpp's llama.cpp source (incremental)",
     builder: (yargs) => yargs
         .option("backend", { type: "string", default: "cpu", describe: `${nativeBackends.join(" | ")}` })
         .option("jobs", { type: "number", describe: "Parallel compile jobs (default: the physical cores this process may use)" })
@@ -23,7 +23,7 @@ const build: CommandModule<object, BuildArgs> = {
         const progress = createTrainProgress();
         const result = await ensureNativeBuild({ backend: args.backend as NativeBackend, jobs: args.jobs, force: args.force, onProgress: progress.build });
         progress.done();
-        process.stdout.write(`${JSON.stringify({ trainer: result.trainer, llamaBench: result.llamaBench, llamaServer: result.llamaServer, buildDir: result.buildDir, llamaTag: result.llamaTag, seconds: Number(result.seconds.toFixed(2)) })}\n`);
+        process.stdout.write(`${JSON.stringify({ ...result, seconds: Number(result.seconds.toFixed(2)) })}\n`);
     }
 };
 
