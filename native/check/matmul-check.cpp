@@ -82,10 +82,11 @@ int main(int argc, char ** argv) {
         }
     }
     // whole blocks of 32, a last block of B's rows cut short, fewer rows than a block (the
-    // vector kernels'), a row count that is not a whole block, and inner lengths of one and many tiles
+    // vector kernels'), a row count that is not a whole block, inner lengths of one and many
+    // tiles, and of more than one chunk of K (2048), a short block among them
     const shape shapes[] = {
         { 32, 32, 32 }, { 64, 256, 768 }, { 96, 33, 64 }, { 64, 47, 96 }, { 128, 100, 256 },
-        { 32, 7, 64 }, { 48, 64, 64 }, { 768, 256, 128 }, { 64, 64, 40 },
+        { 32, 7, 64 }, { 48, 64, 64 }, { 768, 256, 128 }, { 64, 64, 40 }, { 32, 40, 4160 }, { 64, 96, 4096 },
     };
     bool ok = true;
     uint32_t seed = 1;

@@ -7,7 +7,7 @@ describe("the CPU's BF16 matmul kernels (the input gradients' and the BF16 forwa
         const { matmulCheck } = await nativeBuild();
         const result = await execa(matmulCheck, [], { reject: false });
         const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { max_rel_error: number; ok: boolean });
-        expect(cases).toHaveLength(27);
+        expect(cases).toHaveLength(33);
         for (const c of cases)
             expect(c.max_rel_error, JSON.stringify(c)).toBeLessThanOrEqual(1e-5);
         expect(result.exitCode).toBe(0);
