@@ -1,7 +1,9 @@
-// autoact-matmul-check: the CPU's BF16 matmuls (ggml_mul_mat of a BF16 matrix and F32 values, as
-// the trainer's input gradients through its BF16 weight copies run) against a reference in double
-// precision, over shapes that take each kernel's whole and partial blocks and several thread
-// counts. One JSON line per case; exit 0 when every result is within the tolerance, 1 otherwise.
+// autoact-matmul-check: the CPU kernels of the trainer's own products against a reference in
+// double precision, over shapes that take each kernel's whole and partial blocks and several
+// thread counts: the BF16 matmuls (ggml_mul_mat of a BF16 matrix and F32 values, as the input
+// gradients through the BF16 weight copies run) and the F32 out_prod of the LoRA weights'
+// gradients (few result rows: register blocks; else ggml's own loop). One JSON line per case;
+// exit 0 when every result is within the tolerance, 1 otherwise.
 //
 //   autoact-matmul-check [--tolerance 1e-5]
 //
@@ -69,6 +71,64 @@ double check(const shape & s, int n_threads, uint32_t seed) {
     return worst;
 }
 
+struct out_prod_shape {
+    int64_t cols;       // dst's row length (the LoRA input or output width)
+    int64_t rows;       // dst's rows (the rank)
+    int64_t k;          // the inner length (tokens)
+    int64_t batch_a;    // src0's third dimension, broadcast over ...
+    int64_t batch_b;    // ... src1's (and dst's)
+    bool    transposed; // src1 a transposed view (its elements k apart)
+};
+
+// dst = out_prod(a [cols, k, batch_a], b [rows, k, batch_b]): dst[c, r, z] = sum over i of
+// a[c, i, z / (batch_b / batch_a)] * b[r, i, z]; the largest error relative to the sums' magnitude.
+double check_out_prod(const out_prod_shape & s, int n_threads, uint32_t seed) {
+    const size_t floats = (size_t) (s.cols * s.k * s.batch_a + s.rows * s.k * s.batch_b + s.cols * s.rows * s.batch_b);
+    ggml_init_params params = { floats * sizeof(float) + 16 * 1024 * 1024, nullptr, false };
+    ggml_context * ctx = ggml_init(params);
+    ggml_tensor * a = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, s.cols, s.k, s.batch_a);
+    ggml_tensor * b = s.transposed ? ggml_transpose(ctx, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, s.k, s.rows, s.batch_b))
+                                   : ggml_new_tensor_3d(ctx, GGML_TYPE_F32, s.rows, s.k, s.batch_b);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (ggml_tensor * t : { a, b }) {
+        for (int64_t z = 0; z < t->ne[2]; ++z) {
+            for (int64_t i = 0; i < t->ne[1]; ++i) {
+                for (int64_t c = 0; c < t->ne[0]; ++c) {
+                    *(float *) ((char *) t->data + c * t->nb[0] + i * t->nb[1] + z * t->nb[2]) = normal(rng);
+                }
+            }
+        }
+    }
+    ggml_tensor * y = ggml_out_prod(ctx, a, b); // [cols, rows, batch_b]
+    ggml_cgraph * graph = ggml_new_graph(ctx);
+    ggml_build_forward_expand(graph, y);
+    if (ggml_graph_compute_with_ctx(ctx, graph, n_threads) != GGML_STATUS_SUCCESS) {
+        ggml_free(ctx);
+        return INFINITY;
+    }
+    const auto at = [](const ggml_tensor * t, int64_t c, int64_t i, int64_t z) {
+        return (double) *(const float *) ((const char *) t->data + c * t->nb[0] + i * t->nb[1] + z * t->nb[2]);
+    };
+    double worst = 0.0;
+    for (int64_t z = 0; z < s.batch_b; ++z) {
+        for (int64_t r = 0; r < s.rows; ++r) {
+            for (int64_t c = 0; c < s.cols; ++c) {
+                double sum = 0.0;
+                double magnitude = 0.0;
+                for (int64_t i = 0; i < s.k; ++i) {
+                    const double p = at(a, c, i, z / (s.batch_b / s.batch_a)) * at(b, r, i, z);
+                    sum += p;
+                    magnitude += std::fabs(p);
+                }
+                worst = std::fmax(worst, std::fabs(at(y, c, r, z) - sum) / (magnitude + 1e-30));
+            }
+        }
+    }
+    ggml_free(ctx);
+    return worst;
+}
+
 } // namespace
 
 int main(int argc, char ** argv) {
@@ -88,6 +148,14 @@ int main(int argc, char ** argv) {
         { 32, 32, 32 }, { 64, 256, 768 }, { 96, 33, 64 }, { 64, 47, 96 }, { 128, 100, 256 },
         { 32, 7, 64 }, { 48, 64, 64 }, { 768, 256, 128 }, { 64, 64, 40 }, { 32, 40, 4160 }, { 64, 96, 4096 },
     };
+    // the trainer's LoRA shapes (rank 8, widths of whole column blocks), a rank that leaves single
+    // rows, the most rows the register blocks take and one more (ggml's loop), a width that is no
+    // whole block (ggml's loop), a transposed src1 and src0 broadcast over a batch
+    const out_prod_shape out_prod_shapes[] = {
+        { 768, 8, 256, 1, 1, false }, { 2048, 8, 192, 1, 1, false }, { 256, 7, 37, 1, 1, false },
+        { 128, 16, 64, 1, 1, false }, { 128, 17, 64, 1, 1, false }, { 100, 8, 40, 1, 1, false },
+        { 256, 8, 33, 1, 1, true }, { 128, 5, 20, 2, 4, false },
+    };
     bool ok = true;
     uint32_t seed = 1;
     for (const shape & s : shapes) {
@@ -95,8 +163,19 @@ int main(int argc, char ** argv) {
             const double err = check(s, n_threads, seed++);
             const bool pass = err <= tolerance;
             ok = ok && pass;
-            std::printf("{\"m\":%lld,\"n\":%lld,\"k\":%lld,\"threads\":%d,\"max_rel_error\":%.3g,\"ok\":%s}\n",
+            std::printf("{\"op\":\"mul_mat_bf16\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"threads\":%d,\"max_rel_error\":%.3g,\"ok\":%s}\n",
                     (long long) s.m, (long long) s.n, (long long) s.k, n_threads, err, pass ? "true" : "false");
+        }
+    }
+    for (const out_prod_shape & s : out_prod_shapes) {
+        for (int n_threads : { 1, 3 }) {
+            const double err = check_out_prod(s, n_threads, seed++);
+            const bool pass = err <= tolerance;
+            ok = ok && pass;
+            std::printf("{\"op\":\"out_prod_f32\",\"cols\":%lld,\"rows\":%lld,\"k\":%lld,\"batch\":[%lld,%lld],\"transposed\":%s,\"threads\":%d,"
+                        "\"max_rel_error\":%.3g,\"ok\":%s}\n",
+                    (long long) s.cols, (long long) s.rows, (long long) s.k, (long long) s.batch_a, (long long) s.batch_b,
+                    s.transposed ? "true" : "false", n_threads, err, pass ? "true" : "false");
         }
     }
     return ok ? 0 : 1;

@@ -2,12 +2,14 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { BUILD_TIMEOUT_MS, nativeBuild } from "./helpers.js";
 
-describe("the CPU's BF16 matmul kernels (the input gradients' and the BF16 forward copies')", () => {
-    it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS)", async () => {
+describe("the CPU kernels of the trainer's products: BF16 matmuls (input gradients, BF16 forward copies) and the LoRA factors' F32 out_prod", () => {
+    it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS; out_prod's register blocks and ggml's loop)", async () => {
         const { matmulCheck } = await nativeBuild();
         const result = await execa(matmulCheck, [], { reject: false });
-        const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { max_rel_error: number; ok: boolean });
-        expect(cases).toHaveLength(33);
+        const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { op: string; max_rel_error: number; ok: boolean });
+        expect(cases.filter((c) => c.op === "mul_mat_bf16")).toHaveLength(33);
+        expect(cases.filter((c) => c.op === "out_prod_f32")).toHaveLength(16);
+        expect(cases).toHaveLength(49);
         for (const c of cases)
             expect(c.max_rel_error, JSON.stringify(c)).toBeLessThanOrEqual(1e-5);
         expect(result.exitCode).toBe(0);
