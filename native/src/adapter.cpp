@@ -29,6 +29,27 @@ bool ends_with(const std::string & s, const std::string & suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// "autoact weights <16 hex digits>": FNV-1a of the tensors' names, shapes and values. llama-server
+// reports an adapter's task name as it read it at load time (GET /lora-adapters), so a client can
+// tell a server that loaded this file before a retrain rewrote it from one serving these weights.
+std::string lora_weights_id(const lora_adapter & a) {
+    uint64_t h = 1469598103934665603ull;
+    const auto mix = [&h](const void * data, size_t n) {
+        for (size_t i = 0; i < n; ++i) {
+            h ^= ((const uint8_t *) data)[i];
+            h *= 1099511628211ull;
+        }
+    };
+    for (const auto & t : a.tensors) {
+        mix(t.name.data(), t.name.size() + 1);
+        mix(&t.ne0, sizeof(t.ne0));
+        mix(&t.ne1, sizeof(t.ne1));
+        mix(t.value.data(), t.value.size() * sizeof(float));
+    }
+    mix(&a.alpha, sizeof(a.alpha));
+    return string_format("autoact weights %016llx", (unsigned long long) h);
+}
+
 } // namespace
 
 base_info base_info_read(const std::string & path) {
@@ -181,6 +202,7 @@ void lora_write(const std::string & path, const lora_adapter & a, const std::map
     gguf_set_val_str(g.get(), "general.architecture", a.arch.c_str());
     gguf_set_val_str(g.get(), "adapter.type", "lora");
     gguf_set_val_f32(g.get(), "adapter.lora.alpha", a.alpha);
+    gguf_set_val_str(g.get(), "adapter.lora.task_name", lora_weights_id(a).c_str());
     for (const auto & [key, value] : meta) {
         gguf_set_val_str(g.get(), key.c_str(), value.c_str());
     }

@@ -3,7 +3,7 @@ import path from "node:path";
 import { InputError, RuntimeFailure, errorMessage } from "../util/errors.js";
 import { sha256File } from "../util/fs.js";
 import type { RequestBackend } from "./generator.js";
-import { isServedNameOf, servedAdapterName } from "./served-adapter.js";
+import { adapterWeightsId, isServedNameOf, servedAdapterName } from "./served-adapter.js";
 import type { AdapterSpec, GenerationRequest, GenerationResult, StopReason } from "./types.js";
 
 /** Servers the remote backend speaks to (all through the OpenAI-compatible `/v1/completions`). */
@@ -41,8 +41,8 @@ interface Endpoint {
     model?: string;
     /** The models the server lists (GET /v1/models). */
     listed: string[];
-    /** llama-server: the adapters it loaded (GET /lora-adapters), their ids and paths. */
-    loras: { id: number; path: string }[];
+    /** llama-server: the adapters it loaded (GET /lora-adapters), their ids, paths and task names (read at load time). */
+    loras: { id: number; path: string; task_name?: string }[];
     /** How each of the backend's adapters is asked for here, by file: llama-server's id, or a model name. */
     selectors: Map<string, AdapterSelector>;
     /** vLLM: whether it takes `structured_outputs` (0.10.2 on; 0.12 dropped the guided_* fields). */
@@ -244,7 +244,7 @@ async function describeEndpoint(url: string, settings: ReturnType<typeof checkRe
     const model = settings.servedName || (kind === "llama-server" || bases.length === 1 ? String(bases[0]!.id) : undefined);
     const loras: Endpoint["loras"] = [];
     if (kind === "llama-server") {
-        const list = await get("/lora-adapters") as { id: number; path: string }[];
+        const list = await get("/lora-adapters") as Endpoint["loras"];
         loras.push(...(Array.isArray(list) ? list : []));
     }
     return {
@@ -272,7 +272,9 @@ type AdapterSelector = { id: number } | { model: string };
  * How one endpoint is asked for an adapter. llama-server: the loaded adapter named by content as
  * `autoact deploy` writes it (plan-<sha256[:12]>.gguf: only these very weights), else the one of
  * the same file name and, where that file is on this machine, the same file (every run's is
- * plan.gguf, ...). vLLM and Ollama: the model they list under the adapter's served name.
+ * plan.gguf, ...), loaded with the weights it holds now (the weights' id the trainer writes as
+ * the task name, which the server read at load time). vLLM and Ollama: the model they list under
+ * the adapter's served name.
  */
 async function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): Promise<AdapterSelector> {
     const file = path.basename(adapter.filePath);
@@ -291,12 +293,23 @@ async function adapterSelector(endpoint: Endpoint, adapter: AdapterSpec): Promis
         if (named.length === 0)
             throw new InputError(`remote model: ${endpoint.url} has no adapter ${file} loaded (start llama-server with --lora ${adapter.filePath}, see autoact deploy)`);
         const ours = await sha256File(adapter.filePath);
+        // the weights' id the server read when it loaded the file; another than the file's now is a
+        // retrain since (the same path, other weights)
+        const weights = await adapterWeightsId(adapter.filePath);
+        const loadedOther = (lora: Endpoint["loras"][number]) => weights != null && lora.task_name != null && lora.task_name !== "" && lora.task_name !== weights;
         const elsewhere = named.find((lora) => !path.isAbsolute(lora.path) || !fs.existsSync(lora.path));
         for (const lora of named)
-            if (lora !== elsewhere && await sha256File(lora.path) === ours)
+            if (lora !== elsewhere && await sha256File(lora.path) === ours) {
+                if (loadedOther(lora))
+                    throw new InputError(`remote model: ${endpoint.url} loaded ${lora.path} before it was rewritten (it serves "${lora.task_name}", the file holds "${weights}" now): restart llama-server`);
                 return { id: lora.id };
-        if (elsewhere != null)
-            return { id: elsewhere.id }; // a file on the server's machine: its name is all there is to go by
+            }
+        if (elsewhere != null) {
+            // a file on the server's machine: its name and weights' id are all there is to go by
+            if (loadedOther(elsewhere))
+                throw new InputError(`remote model: ${endpoint.url} serves other weights as ${elsewhere.path} ("${elsewhere.task_name}", ${adapter.filePath} holds "${weights}"): start llama-server with this run's adapters (autoact deploy)`);
+            return { id: elsewhere.id };
+        }
         throw new InputError(`remote model: ${endpoint.url} serves ${named[0]!.path}, not ${adapter.filePath} (another run's ${file}): start llama-server with this run's adapters (autoact deploy)`);
     }
     if (endpoint.kind === "vllm" || endpoint.kind === "ollama") {

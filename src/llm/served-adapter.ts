@@ -1,4 +1,5 @@
 import path from "node:path";
+import { metadataValue, readGgufInfo } from "../gguf/reader.js";
 import { sha256File } from "../util/fs.js";
 
 /**
@@ -17,6 +18,17 @@ export async function servedAdapterName(adapterFile: string): Promise<string> {
 export function isServedNameOf(name: string, adapterFile: string): boolean {
     const match = /^(.*)-[0-9a-f]{12}$/.exec(adapterStem(name));
     return match?.[1] === adapterStem(adapterFile);
+}
+
+/**
+ * The id of an adapter's weights that autoact-train writes as its task name
+ * (`adapter.lora.task_name`, "autoact weights <hash>"); null for an adapter without one.
+ * llama-server reports the task name it read when it loaded the file (GET /lora-adapters), so a
+ * server that loaded this path before a retrain rewrote it reports another id.
+ */
+export async function adapterWeightsId(adapterFile: string): Promise<string | null> {
+    const value = metadataValue(await readGgufInfo(adapterFile), "adapter.lora.task_name");
+    return typeof value === "string" && value !== "" ? value : null;
 }
 
 function adapterStem(file: string): string {

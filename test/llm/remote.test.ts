@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RunningServer } from "../../src/deploy/llama-server.js";
 import { createEngine, type Engine, type LoadedModel } from "../../src/llm/engine.js";
 import { createPromptFormatter } from "../../src/llm/prompt-format.js";
-import { servedAdapterName } from "../../src/llm/served-adapter.js";
+import { adapterWeightsId, servedAdapterName } from "../../src/llm/served-adapter.js";
 import { RuntimeFailure } from "../../src/util/errors.js";
 import { BUILD_TIMEOUT_MS, THREADS, hasStories, stories260K } from "../train/helpers.js";
 import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
@@ -123,6 +123,22 @@ describe.skipIf(!hasStories)("remote backend on a real llama-server", () => {
         const copy = await vocab.createRemoteGenerator({ endpoints: [server.url], concurrency: 1, ...fast, adapters: [{ filePath: otherRun }] });
         expect((await copy.complete(request)).text).toBe(outputs.plan);
         await copy.dispose();
+        // a retrain under the running server: the same path, other weights (written and renamed,
+        // as the trainer writes); the server reports the weights' id it read at load time
+        const planId = await adapterWeightsId(adapters.plan);
+        const toolId = await adapterWeightsId(adapters.tool);
+        expect(planId).toMatch(/^autoact weights [0-9a-f]{16}$/);
+        expect(toolId).not.toBe(planId);
+        const original = path.join(dir, "plan-before.gguf");
+        fs.copyFileSync(adapters.plan, original);
+        fs.copyFileSync(adapters.tool, `${adapters.plan}.tmp`);
+        fs.renameSync(`${adapters.plan}.tmp`, adapters.plan);
+        try {
+            await expect(vocab.createRemoteGenerator({ endpoints: [server.url], ...fast, adapters: [{ filePath: adapters.plan }] }))
+                .rejects.toThrow(`remote model: ${server.url} loaded ${adapters.plan} before it was rewritten (it serves "${planId}", the file holds "${toolId}" now): restart llama-server`);
+        } finally {
+            fs.renameSync(original, adapters.plan);
+        }
     });
 
     it("passes GBNF grammars and JSON schemas to llama-server", async () => {
