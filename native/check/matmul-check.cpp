@@ -2,13 +2,16 @@
 // double precision, over shapes that take each kernel's whole and partial blocks and several
 // thread counts: the BF16 matmuls (ggml_mul_mat of a BF16 matrix and F32 values, as the input
 // gradients through the BF16 weight copies run) and the F32 out_prod of the LoRA weights'
-// gradients (few result rows: register blocks; else ggml's own loop). One JSON line per case;
+// gradients (few result rows: register blocks; else ggml's own loop), and the F32 sine that draws
+// the LoRA dropout masks (vector code where the CPU has AVX2, else sinf). One JSON line per case;
 // exit 0 when every result is within the tolerance, 1 otherwise.
 //
 //   autoact-matmul-check [--tolerance 1e-5]
 //
 // The tolerance is relative to the sum of the products' magnitudes: ggml rounds the F32 operand to
 // BF16 as the kernels do, so the products are exact and only the order of the F32 sums differs.
+// The sine's absolute error against the double-precision sine of the same input is held to 2.5e-7
+// (2 ulp of 1) whatever --tolerance says.
 #include "ggml.h"
 #include "ggml-cpu.h"
 
@@ -21,6 +24,13 @@
 #include <vector>
 
 namespace {
+
+// Computes y on the CPU backend with n_threads threads.
+bool compute(ggml_context * ctx, ggml_tensor * y, int n_threads) {
+    ggml_cgraph * graph = ggml_new_graph(ctx);
+    ggml_build_forward_expand(graph, y);
+    return ggml_graph_compute_with_ctx(ctx, graph, n_threads) == GGML_STATUS_SUCCESS;
+}
 
 struct shape {
     int64_t m; // rows of the BF16 matrix (outputs per column)
@@ -46,9 +56,7 @@ double check(const shape & s, int n_threads, uint32_t seed) {
         xd[i] = normal(rng);
     }
     ggml_tensor * y = ggml_mul_mat(ctx, w, x); // [m, n]
-    ggml_cgraph * graph = ggml_new_graph(ctx);
-    ggml_build_forward_expand(graph, y);
-    if (ggml_graph_compute_with_ctx(ctx, graph, n_threads) != GGML_STATUS_SUCCESS) {
+    if (!compute(ctx, y, n_threads)) {
         ggml_free(ctx);
         return INFINITY;
     }
@@ -101,9 +109,7 @@ double check_out_prod(const out_prod_shape & s, int n_threads, uint32_t seed) {
         }
     }
     ggml_tensor * y = ggml_out_prod(ctx, a, b); // [cols, rows, batch_b]
-    ggml_cgraph * graph = ggml_new_graph(ctx);
-    ggml_build_forward_expand(graph, y);
-    if (ggml_graph_compute_with_ctx(ctx, graph, n_threads) != GGML_STATUS_SUCCESS) {
+    if (!compute(ctx, y, n_threads)) {
         ggml_free(ctx);
         return INFINITY;
     }
@@ -123,6 +129,34 @@ double check_out_prod(const out_prod_shape & s, int n_threads, uint32_t seed) {
                 }
                 worst = std::fmax(worst, std::fabs(at(y, c, r, z) - sum) / (magnitude + 1e-30));
             }
+        }
+    }
+    ggml_free(ctx);
+    return worst;
+}
+
+// The largest absolute error of ggml_sin over `values` against the double-precision sine (NaN
+// where both are NaN counts as equal; a NaN on one side only as infinitely wrong).
+double check_sin(const std::vector<float> & values, int n_threads) {
+    ggml_init_params params = { values.size() * sizeof(float) * 2 + 16 * 1024 * 1024, nullptr, false };
+    ggml_context * ctx = ggml_init(params);
+    // rows of 1001 values where the count allows (threads take rows; each row ends in a partial vector)
+    const int64_t row = values.size() % 1001 == 0 ? 1001 : (int64_t) values.size();
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, row, (int64_t) values.size() / row);
+    std::memcpy(x->data, values.data(), values.size() * sizeof(float));
+    ggml_tensor * y = ggml_sin(ctx, x);
+    if (!compute(ctx, y, n_threads)) {
+        ggml_free(ctx);
+        return INFINITY;
+    }
+    double worst = 0.0;
+    for (size_t i = 0; i < values.size(); ++i) {
+        const double want = std::sin((double) values[i]);
+        const double got = ((const float *) y->data)[i];
+        if (std::isnan(want) || std::isnan(got)) {
+            worst = std::isnan(want) && std::isnan(got) ? worst : INFINITY;
+        } else {
+            worst = std::fmax(worst, std::fabs(got - want));
         }
     }
     ggml_free(ctx);
@@ -176,6 +210,31 @@ int main(int argc, char ** argv) {
                         "\"max_rel_error\":%.3g,\"ok\":%s}\n",
                     (long long) s.cols, (long long) s.rows, (long long) s.k, (long long) s.batch_a, (long long) s.batch_b,
                     s.transposed ? "true" : "false", n_threads, err, pass ? "true" : "false");
+        }
+    }
+    // the dropout masks' arguments ([-pi, pi]), the vector code's whole range, and values it hands
+    // to sinf (past 8192, infinities, NaN) among ordinary ones
+    std::mt19937 rng(seed);
+    std::vector<float> dropout_range(100100), vector_range(100100);
+    std::uniform_real_distribution<float> within_pi(-3.14159265f, 3.14159265f), within_8192(-8192.0f, 8192.0f);
+    for (float & v : dropout_range) {
+        v = within_pi(rng);
+    }
+    for (float & v : vector_range) {
+        v = within_8192(rng);
+    }
+    std::vector<float> special = { 0.0f, -0.0f, 1e-30f, -1e-30f, 3.14159265f, -3.14159265f, 1.57079633f, 9.42477796f,
+                                   8191.9f, -8192.0f, 8192.5f, -1e5f, 1e30f, INFINITY, -INFINITY, NAN, 0.5f, -2.5f, 100.0f };
+    const std::pair<const char *, const std::vector<float> *> sin_cases[] = {
+        { "dropout", &dropout_range }, { "to_8192", &vector_range }, { "special", &special },
+    };
+    for (const auto & [name, values] : sin_cases) {
+        for (int n_threads : { 1, 3 }) {
+            const double err = check_sin(*values, n_threads);
+            const bool pass = err <= 2.5e-7;
+            ok = ok && pass;
+            std::printf("{\"op\":\"sin_f32\",\"values\":\"%s\",\"n\":%zu,\"threads\":%d,\"max_abs_error\":%.3g,\"ok\":%s}\n",
+                    name, values->size(), n_threads, err, pass ? "true" : "false");
         }
     }
     return ok ? 0 : 1;
