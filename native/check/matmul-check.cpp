@@ -2,16 +2,17 @@
 // double precision, over shapes that take each kernel's whole and partial blocks and several
 // thread counts: the BF16 matmuls (ggml_mul_mat of a BF16 matrix and F32 values, as the input
 // gradients through the BF16 weight copies run) and the F32 out_prod of the LoRA weights'
-// gradients (few result rows: register blocks; else ggml's own loop), and the F32 sine that draws
-// the LoRA dropout masks (vector code where the CPU has AVX2, else sinf). One JSON line per case;
-// exit 0 when every result is within the tolerance, 1 otherwise.
+// gradients (few result rows: register blocks; else ggml's own loop), the F32 sine that draws
+// the LoRA dropout masks (vector code where the CPU has AVX2, else sinf), and the F32 softmax whose
+// rows' maximum is taken in vectors (attention's rows, the loss's vocabulary). One JSON line per
+// case; exit 0 when every result is within the tolerance, 1 otherwise.
 //
 //   autoact-matmul-check [--tolerance 1e-5]
 //
 // The tolerance is relative to the sum of the products' magnitudes: ggml rounds the F32 operand to
 // BF16 as the kernels do, so the products are exact and only the order of the F32 sums differs.
 // The sine's absolute error against the double-precision sine of the same input is held to 2.5e-7
-// (2 ulp of 1) whatever --tolerance says.
+// (2 ulp of 1) and the softmax's to 1e-6, whatever --tolerance says.
 #include "ggml.h"
 #include "ggml-cpu.h"
 
@@ -163,6 +164,55 @@ double check_sin(const std::vector<float> & values, int n_threads) {
     return worst;
 }
 
+// The largest absolute error of ggml_soft_max over rows of `len` values against a double-precision
+// softmax. A row's values span [-150, 0] but for a peak at a random place (in rows masked as
+// causal attention's, among the values left): 100 there and values in [95, 100] at the next
+// places, which share the probability. A row's largest value taken from elsewhere overflows the
+// exponentials (e^100 is beyond F32), one too large underflows them all.
+double check_soft_max(int64_t len, int64_t rows, bool masked, int n_threads, uint32_t seed) {
+    ggml_init_params params = { (size_t) (len * rows) * sizeof(float) * 2 + 16 * 1024 * 1024, nullptr, false };
+    ggml_context * ctx = ggml_init(params);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, len, rows);
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> value(-150.0f, 0.0f);
+    auto * xd = (float *) x->data;
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t kept = masked ? r * len / rows + 1 : len;
+        for (int64_t i = 0; i < len; ++i) {
+            xd[r * len + i] = i < kept ? value(rng) : -INFINITY;
+        }
+        const int64_t peak = std::uniform_int_distribution<int64_t>(0, kept - 1)(rng);
+        std::uniform_real_distribution<float> high(95.0f, 100.0f);
+        for (int64_t i = peak + 1; i < std::min(kept, peak + 5); ++i) {
+            xd[r * len + i] = high(rng);
+        }
+        xd[r * len + peak] = 100.0f;
+    }
+    ggml_tensor * y = ggml_soft_max(ctx, x);
+    if (!compute(ctx, y, n_threads)) {
+        ggml_free(ctx);
+        return INFINITY;
+    }
+    double worst = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+        double max = -INFINITY;
+        for (int64_t i = 0; i < len; ++i) {
+            max = std::fmax(max, (double) xd[r * len + i]);
+        }
+        double sum = 0.0;
+        for (int64_t i = 0; i < len; ++i) {
+            sum += std::exp((double) xd[r * len + i] - max);
+        }
+        for (int64_t i = 0; i < len; ++i) {
+            const double want = std::exp((double) xd[r * len + i] - max) / sum;
+            const double got = ((const float *) y->data)[r * len + i];
+            worst = std::isnan(got) ? INFINITY : std::fmax(worst, std::fabs(got - want));
+        }
+    }
+    ggml_free(ctx);
+    return worst;
+}
+
 } // namespace
 
 int main(int argc, char ** argv) {
@@ -235,6 +285,19 @@ int main(int argc, char ** argv) {
             ok = ok && pass;
             std::printf("{\"op\":\"sin_f32\",\"values\":\"%s\",\"n\":%zu,\"threads\":%d,\"max_abs_error\":%.3g,\"ok\":%s}\n",
                     name, values->size(), n_threads, err, pass ? "true" : "false");
+        }
+    }
+    // attention's rows (256, some half masked), a vocabulary's (the loss), and rows shorter than
+    // the vector code's blocks or with a partial last block
+    struct soft_max_case { int64_t len; int64_t rows; bool masked; };
+    const soft_max_case soft_max_cases[] = { { 256, 12, false }, { 256, 12, true }, { 16384, 4, false }, { 37, 5, false }, { 5, 3, false } };
+    for (const soft_max_case & c : soft_max_cases) {
+        for (int n_threads : { 1, 3 }) {
+            const double err = check_soft_max(c.len, c.rows, c.masked, n_threads, seed++);
+            const bool pass = err <= 1e-6;
+            ok = ok && pass;
+            std::printf("{\"op\":\"soft_max_f32\",\"len\":%lld,\"rows\":%lld,\"masked\":%s,\"threads\":%d,\"max_abs_error\":%.3g,\"ok\":%s}\n",
+                    (long long) c.len, (long long) c.rows, c.masked ? "true" : "false", n_threads, err, pass ? "true" : "false");
         }
     }
     return ok ? 0 : 1;
