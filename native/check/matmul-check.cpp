@@ -3,14 +3,16 @@
 // thread counts: the BF16 matmuls (ggml_mul_mat of a BF16 matrix and F32 values, as the input
 // gradients through the BF16 weight copies run) and the F32 out_prod of the LoRA weights'
 // gradients (few result rows: register blocks; else ggml's own loop), the F32 sine that draws
-// the LoRA dropout masks (vector code where the CPU has AVX2, else sinf), and the F32 softmax whose
-// rows' maximum is taken in vectors (attention's rows, the loss's vocabulary). One JSON line per
-// case; exit 0 when every result is within the tolerance, 1 otherwise.
+// the LoRA dropout masks (vector code where the CPU has AVX2, else sinf), the F32 softmax whose
+// rows' maximum is taken in vectors (attention's rows, the loss's vocabulary), and RMS_NORM and its
+// backward, whose sums are. One JSON line per case; exit 0 when every result is within the
+// tolerance, 1 otherwise.
 //
 //   autoact-matmul-check [--tolerance 1e-5]
 //
 // The tolerance is relative to the sum of the products' magnitudes: ggml rounds the F32 operand to
 // BF16 as the kernels do, so the products are exact and only the order of the F32 sums differs.
+// For RMS_NORM it is relative to the row's largest result.
 // The sine's absolute error against the double-precision sine of the same input is held to 2.5e-7
 // (2 ulp of 1) and the softmax's to 1e-6, whatever --tolerance says.
 #include "ggml.h"
@@ -213,6 +215,53 @@ double check_soft_max(int64_t len, int64_t rows, bool masked, int n_threads, uin
     return worst;
 }
 
+// The largest error of ggml_rms_norm (y = x / sqrt(mean(x^2) + eps)) and of its backward
+// (dx = r dy - r^3 (x . dy) x / n, r = 1 / sqrt(mean(x^2) + eps)) over rows of `len` values,
+// relative to the row's largest magnitude of the result, against double precision.
+double check_rms_norm(int64_t len, int64_t rows, int n_threads, uint32_t seed) {
+    const float eps = 1e-5f;
+    ggml_init_params params = { (size_t) (len * rows) * sizeof(float) * 4 + 16 * 1024 * 1024, nullptr, false };
+    ggml_context * ctx = ggml_init(params);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, len, rows);
+    ggml_tensor * dy = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, len, rows);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (ggml_tensor * t : { x, dy }) {
+        for (int64_t i = 0; i < len * rows; ++i) {
+            ((float *) t->data)[i] = normal(rng);
+        }
+    }
+    ggml_tensor * y = ggml_rms_norm(ctx, x, eps);
+    ggml_tensor * dx = ggml_rms_norm_back(ctx, dy, x, eps); // the gradient first, as ggml's backward pass calls it
+    if (!compute(ctx, y, n_threads) || !compute(ctx, dx, n_threads)) {
+        ggml_free(ctx);
+        return INFINITY;
+    }
+    double worst = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+        const float * xr = (const float *) x->data + r * len;
+        const float * gr = (const float *) dy->data + r * len;
+        double xx = 0.0, xg = 0.0;
+        for (int64_t i = 0; i < len; ++i) {
+            xx += (double) xr[i] * xr[i];
+            xg += (double) xr[i] * gr[i];
+        }
+        const double rr = 1.0 / std::sqrt(xx / (double) len + eps);
+        double y_max = 0.0, dx_max = 0.0, y_err = 0.0, dx_err = 0.0;
+        for (int64_t i = 0; i < len; ++i) {
+            const double want_y = xr[i] * rr;
+            const double want_dx = rr * gr[i] - rr * rr * rr * xg * xr[i] / (double) len;
+            y_max = std::fmax(y_max, std::fabs(want_y));
+            dx_max = std::fmax(dx_max, std::fabs(want_dx));
+            y_err = std::fmax(y_err, std::fabs(((const float *) y->data)[r * len + i] - want_y));
+            dx_err = std::fmax(dx_err, std::fabs(((const float *) dx->data)[r * len + i] - want_dx));
+        }
+        worst = std::fmax(worst, std::fmax(y_err / y_max, dx_err / dx_max));
+    }
+    ggml_free(ctx);
+    return worst;
+}
+
 } // namespace
 
 int main(int argc, char ** argv) {
@@ -298,6 +347,18 @@ int main(int argc, char ** argv) {
             ok = ok && pass;
             std::printf("{\"op\":\"soft_max_f32\",\"len\":%lld,\"rows\":%lld,\"masked\":%s,\"threads\":%d,\"max_abs_error\":%.3g,\"ok\":%s}\n",
                     (long long) c.len, (long long) c.rows, c.masked ? "true" : "false", n_threads, err, pass ? "true" : "false");
+        }
+    }
+    // RMS_NORM and its backward: a model's width (768), a row shorter than a vector, a partial block
+    struct rms_norm_case { int64_t len; int64_t rows; };
+    const rms_norm_case rms_norm_cases[] = { { 768, 16 }, { 2048, 4 }, { 7, 5 }, { 100, 9 } };
+    for (const rms_norm_case & c : rms_norm_cases) {
+        for (int n_threads : { 1, 3 }) {
+            const double err = check_rms_norm(c.len, c.rows, n_threads, seed++);
+            const bool pass = err <= tolerance;
+            ok = ok && pass;
+            std::printf("{\"op\":\"rms_norm_f32\",\"len\":%lld,\"rows\":%lld,\"threads\":%d,\"max_rel_error\":%.3g,\"ok\":%s}\n",
+                    (long long) c.len, (long long) c.rows, n_threads, err, pass ? "true" : "false");
         }
     }
     return ok ? 0 : 1;

@@ -2,8 +2,8 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { BUILD_TIMEOUT_MS, nativeBuild } from "./helpers.js";
 
-describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradients, BF16 forward copies), the LoRA factors' F32 out_prod, the dropout masks' sine, the softmax's row maximum", () => {
-    it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS; out_prod's register blocks and ggml's loop; the sine in AVX2 vectors, else sinf; softmax rows whose maximum taken wrong would overflow)", async () => {
+describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradients, BF16 forward copies), the LoRA factors' F32 out_prod, the dropout masks' sine, the softmax's row maximum, RMS_NORM's sums", () => {
+    it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS; out_prod's register blocks and ggml's loop; the sine in AVX2 vectors, else sinf; softmax rows whose maximum taken wrong would overflow; RMS_NORM and its backward)", async () => {
         const { matmulCheck } = await nativeBuild();
         const result = await execa(matmulCheck, [], { reject: false });
         const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { op: string; max_rel_error?: number; max_abs_error?: number; ok: boolean });
@@ -11,7 +11,8 @@ describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradient
         expect(cases.filter((c) => c.op === "out_prod_f32")).toHaveLength(16);
         expect(cases.filter((c) => c.op === "sin_f32")).toHaveLength(6);
         expect(cases.filter((c) => c.op === "soft_max_f32")).toHaveLength(10);
-        expect(cases).toHaveLength(65);
+        expect(cases.filter((c) => c.op === "rms_norm_f32")).toHaveLength(8);
+        expect(cases).toHaveLength(73);
         for (const c of cases)
             if (c.op === "sin_f32")
                 expect(c.max_abs_error, JSON.stringify(c)).toBeLessThanOrEqual(2.5e-7);
