@@ -45,8 +45,8 @@ export interface NativeBuild {
     llamaBench: string;
     /** llama.cpp's llama-server, from the same source. */
     llamaServer: string;
-    /** The CPU's BF16 matmul kernels against a double-precision reference (native/check). */
-    matmulCheck: string;
+    /** The CPU kernels autoact's patches change, against a double-precision reference (native/check). */
+    kernelCheck: string;
     /** The CMake build folder of this backend. */
     buildDir: string;
     /** llama.cpp tag of the bundle. */
@@ -105,7 +105,7 @@ const nativeTargets = [
     { target: "autoact-train", field: "trainer" },
     { target: "llama-bench", field: "llamaBench" },
     { target: "llama-server", field: "llamaServer" },
-    { target: "autoact-matmul-check", field: "matmulCheck" }
+    { target: "autoact-kernel-check", field: "kernelCheck" }
 ] as const;
 
 type Binaries = Pick<NativeBuild, (typeof nativeTargets)[number]["field"]>;

@@ -1,20 +1,20 @@
-// autoact-matmul-check: the CPU kernels of the trainer's own products against a reference in
+// autoact-kernel-check: the CPU kernels that autoact's patches change, against a reference in
 // double precision, over shapes that take each kernel's whole and partial blocks and several
 // thread counts: the BF16 matmuls (ggml_mul_mat of a BF16 matrix and F32 values, as the input
-// gradients through the BF16 weight copies run) and the F32 out_prod of the LoRA weights'
-// gradients (few result rows: register blocks; else ggml's own loop), the F32 sine that draws
-// the LoRA dropout masks (vector code where the CPU has AVX2, else sinf), the F32 softmax whose
-// rows' maximum is taken in vectors (attention's rows, the loss's vocabulary), and RMS_NORM and its
+// gradients through the BF16 weight copies run), the F32 out_prod of the LoRA weights' gradients
+// (few result rows: register blocks; else ggml's own loop), the F32 sine that draws the LoRA
+// dropout masks (vector code where the CPU has AVX2, else sinf), the F32 softmax whose rows'
+// maximum is taken in vectors (attention's rows, the loss's vocabulary), and RMS_NORM and its
 // backward, whose sums are. One JSON line per case; exit 0 when every result is within the
 // tolerance, 1 otherwise.
 //
-//   autoact-matmul-check [--tolerance 1e-5]
+//   autoact-kernel-check [--tolerance 1e-5]
 //
 // The tolerance is relative to the sum of the products' magnitudes: ggml rounds the F32 operand to
 // BF16 as the kernels do, so the products are exact and only the order of the F32 sums differs.
-// For RMS_NORM it is relative to the row's largest result.
-// The sine's absolute error against the double-precision sine of the same input is held to 2.5e-7
-// (2 ulp of 1) and the softmax's to 1e-6, whatever --tolerance says.
+// For RMS_NORM it is relative to the row's largest result. The sine's absolute error against the
+// double-precision sine of the same input is held to 2.5e-7 (2 ulp of 1) and the softmax's to
+// 1e-6, whatever --tolerance says.
 #include "ggml.h"
 #include "ggml-cpu.h"
 
@@ -270,7 +270,7 @@ int main(int argc, char ** argv) {
         if (std::strcmp(argv[i], "--tolerance") == 0 && i + 1 < argc) {
             tolerance = std::atof(argv[++i]);
         } else {
-            std::fprintf(stderr, "autoact-matmul-check: unknown argument %s (usage: autoact-matmul-check [--tolerance 1e-5])\n", argv[i]);
+            std::fprintf(stderr, "autoact-kernel-check: unknown argument %s (usage: autoact-kernel-check [--tolerance 1e-5])\n", argv[i]);
             return 2;
         }
     }

@@ -4,8 +4,8 @@ import { BUILD_TIMEOUT_MS, nativeBuild } from "./helpers.js";
 
 describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradients, BF16 forward copies), the LoRA factors' F32 out_prod, the dropout masks' sine, the softmax's row maximum, RMS_NORM's sums", () => {
     it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS; out_prod's register blocks and ggml's loop; the sine in AVX2 vectors, else sinf; softmax rows whose maximum taken wrong would overflow; RMS_NORM and its backward)", async () => {
-        const { matmulCheck } = await nativeBuild();
-        const result = await execa(matmulCheck, [], { reject: false });
+        const { kernelCheck } = await nativeBuild();
+        const result = await execa(kernelCheck, [], { reject: false });
         const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { op: string; max_rel_error?: number; max_abs_error?: number; ok: boolean });
         expect(cases.filter((c) => c.op === "mul_mat_bf16")).toHaveLength(33);
         expect(cases.filter((c) => c.op === "out_prod_f32")).toHaveLength(16);
@@ -22,8 +22,8 @@ describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradient
                 expect(c.max_rel_error, JSON.stringify(c)).toBeLessThanOrEqual(1e-5);
         expect(result.exitCode).toBe(0);
 
-        const bad = await execa(matmulCheck, ["--threads", "2"], { reject: false });
+        const bad = await execa(kernelCheck, ["--threads", "2"], { reject: false });
         expect(bad.exitCode).toBe(2);
-        expect(bad.stderr.trim()).toBe("autoact-matmul-check: unknown argument --threads (usage: autoact-matmul-check [--tolerance 1e-5])");
+        expect(bad.stderr.trim()).toBe("autoact-kernel-check: unknown argument --threads (usage: autoact-kernel-check [--tolerance 1e-5])");
     }, BUILD_TIMEOUT_MS);
 });
