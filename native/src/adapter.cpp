@@ -33,20 +33,14 @@ bool ends_with(const std::string & s, const std::string & suffix) {
 // reports an adapter's task name as it read it at load time (GET /lora-adapters), so a client can
 // tell a server that loaded this file before a retrain rewrote it from one serving these weights.
 std::string lora_weights_id(const lora_adapter & a) {
-    uint64_t h = 1469598103934665603ull;
-    const auto mix = [&h](const void * data, size_t n) {
-        for (size_t i = 0; i < n; ++i) {
-            h ^= ((const uint8_t *) data)[i];
-            h *= 1099511628211ull;
-        }
-    };
+    uint64_t h = fnv1a_basis;
     for (const auto & t : a.tensors) {
-        mix(t.name.data(), t.name.size() + 1);
-        mix(&t.ne0, sizeof(t.ne0));
-        mix(&t.ne1, sizeof(t.ne1));
-        mix(t.value.data(), t.value.size() * sizeof(float));
+        h = fnv1a(t.name.data(), t.name.size() + 1, h);
+        h = fnv1a(&t.ne0, sizeof(t.ne0), h);
+        h = fnv1a(&t.ne1, sizeof(t.ne1), h);
+        h = fnv1a(t.value.data(), t.value.size() * sizeof(float), h);
     }
-    mix(&a.alpha, sizeof(a.alpha));
+    h = fnv1a(&a.alpha, sizeof(a.alpha), h);
     return string_format("autoact weights %016llx", (unsigned long long) h);
 }
 

@@ -79,27 +79,27 @@ uint64_t peak_rss_bytes() {
 #endif
 }
 
+uint64_t fnv1a(const void * data, size_t n, uint64_t h) {
+    for (size_t i = 0; i < n; ++i) {
+        h ^= ((const uint8_t *) data)[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
 uint64_t file_fnv1a(const std::string & path) {
     std::ifstream in(path, std::ios::binary);
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = fnv1a_basis;
     std::vector<char> buf(1 << 16);
     while (in) {
         in.read(buf.data(), (std::streamsize) buf.size());
-        for (std::streamsize i = 0; i < in.gcount(); ++i) {
-            h ^= (uint8_t) buf[i];
-            h *= 1099511628211ull;
-        }
+        h = fnv1a(buf.data(), (size_t) in.gcount(), h);
     }
     return h;
 }
 
 uint64_t string_fnv1a(const std::string & s) {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char c : s) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return fnv1a(s.data(), s.size());
 }
 
 bool file_exists(const std::string & path) {

@@ -43,7 +43,10 @@ private:
 // Peak resident set size of this process in bytes (0 where unknown).
 uint64_t peak_rss_bytes();
 
-// 64-bit FNV-1a of a file's bytes: identifies the dataset a checkpoint was made with.
+// 64-bit FNV-1a: of n bytes, continuing from h (the offset basis to start); of a file's bytes
+// (identifies the dataset a checkpoint was made with); of a string.
+constexpr uint64_t fnv1a_basis = 1469598103934665603ull;
+uint64_t fnv1a(const void * data, size_t n, uint64_t h = fnv1a_basis);
 uint64_t file_fnv1a(const std::string & path);
 uint64_t string_fnv1a(const std::string & s);
 
