@@ -1,4 +1,5 @@
 #include "adapter.h"
+#include "args.h"
 #include "common.h"
 #include "dataset.h"
 
@@ -224,4 +225,32 @@ int64_t lora_n_params(const lora_adapter & a) {
         n += t.ne0 * t.ne1;
     }
     return n;
+}
+
+std::vector<std::string> lora_targets(const lora_adapter & a) {
+    std::vector<std::string> found;
+    for (const auto & t : a.tensors) {
+        // blk.<i>.<module>.weight.lora_a
+        const size_t first = t.name.find('.'), second = first == std::string::npos ? first : t.name.find('.', first + 1);
+        const size_t weight = t.name.rfind(".weight.");
+        if (t.name.rfind("blk.", 0) != 0 || second == std::string::npos || weight == std::string::npos || weight <= second) {
+            continue;
+        }
+        const std::string module = t.name.substr(second + 1, weight - second - 1);
+        if (std::find(found.begin(), found.end(), module) == found.end()) {
+            found.push_back(module);
+        }
+    }
+    std::vector<std::string> out;
+    for (const auto & m : k_target_modules) {
+        if (std::find(found.begin(), found.end(), m) != found.end()) {
+            out.push_back(m);
+        }
+    }
+    for (const auto & m : found) {
+        if (std::find(out.begin(), out.end(), m) == out.end()) {
+            out.push_back(m);
+        }
+    }
+    return out;
 }

@@ -49,3 +49,6 @@ void lora_write(const std::string & path, const lora_adapter & adapter, const st
 
 // Number of trainable parameters.
 int64_t lora_n_params(const lora_adapter & adapter);
+
+// The modules the adapter adapts (blk.<i>.<module>.weight), in --targets' order, others after.
+std::vector<std::string> lora_targets(const lora_adapter & adapter);

@@ -204,6 +204,7 @@ bool train_params_parse(int argc, char ** argv, train_params & params) {
             value = argv[++i];
         }
         f.set(params, value);
+        params.given.insert(f.name);
     }
     if (params.base.empty()) {
         throw input_error("--base is required");
@@ -221,13 +222,8 @@ bool train_params_parse(int argc, char ** argv, train_params & params) {
 }
 
 std::string train_params_json(const train_params & p) {
-    std::string targets = "[";
-    for (size_t i = 0; i < p.targets.size(); ++i) {
-        targets += (i ? "," : "") + json_line::quote(p.targets[i]);
-    }
-    targets += "]";
     json_line j;
-    j.str("agent", p.agent).raw("targets", targets).integer("rank", p.rank).num("alpha", p.alpha).num("lora_dropout", p.lora_dropout)
+    j.str("agent", p.agent).strings("targets", p.targets).integer("rank", p.rank).num("alpha", p.alpha).num("lora_dropout", p.lora_dropout)
      .num("lr", p.lr).str("schedule", p.schedule).integer("warmup", p.warmup).num("warmup_ratio", p.warmup_ratio)
      .num("beta1", p.beta1).num("beta2", p.beta2).num("eps", p.eps).num("weight_decay", p.weight_decay)
      .num("grad_clip", p.grad_clip).integer("ctx", p.ctx).integer("batch", p.batch)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,8 @@ struct train_params {
     std::string grad_dump;          // write the first step's loss and gradients to this file and exit
     bool    verbose        = false; // llama.cpp's own logs on stderr
     bool    profile        = false; // time every node of the training passes after the first step
+
+    std::set<std::string> given; // the flags the command line set, by name ("--rank")
 };
 
 // Parses argv; throws input_error naming the flag on a bad one. Returns false after --help.

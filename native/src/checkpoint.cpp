@@ -69,8 +69,12 @@ lora_adapter checkpoint_load(const std::string & path, const base_info & base, c
     if (arch != base.arch) {
         throw input_error(path + ": the checkpoint is for architecture '" + arch + "', the base model is '" + base.arch + "'");
     }
+    // settings that joined the structure later, as a checkpoint written before them has them
+    const std::map<std::string, std::string> added_later = { { "start", "fresh" } };
     for (const auto & [key, value] : structure) {
-        const std::string stored = gguf_get_val_str(g.get(), find((k_prefix + key).c_str(), GGUF_TYPE_STRING));
+        const auto later = added_later.find(key);
+        const bool absent = later != added_later.end() && gguf_find_key(g.get(), (k_prefix + key).c_str()) < 0;
+        const std::string stored = absent ? later->second : gguf_get_val_str(g.get(), find((k_prefix + key).c_str(), GGUF_TYPE_STRING));
         if (stored != value) {
             // a hash says nothing to a reader: say what it is of
             const bool hashed = key.size() > 6 && key.compare(key.size() - 6, 6, "_fnv1a") == 0;

@@ -55,6 +55,16 @@ json_line & json_line::boolean(const char * k, bool value) { key(k); body += val
 json_line & json_line::null(const char * k) { key(k); body += "null"; return *this; }
 json_line & json_line::raw(const char * k, const std::string & json) { key(k); body += json; return *this; }
 
+json_line & json_line::strings(const char * k, const std::vector<std::string> & values) {
+    key(k);
+    body += "[";
+    for (size_t i = 0; i < values.size(); ++i) {
+        body += (i ? "," : "") + quote(values[i]);
+    }
+    body += "]";
+    return *this;
+}
+
 json_line & json_line::num(const char * k, double value) {
     key(k);
     body += std::isfinite(value) ? string_format("%.9g", value) : "null";

@@ -30,6 +30,7 @@ public:
     json_line & boolean(const char * key, bool value);
     json_line & null(const char * key);
     json_line & raw(const char * key, const std::string & json); // already-encoded JSON
+    json_line & strings(const char * key, const std::vector<std::string> & values); // a list of strings
     std::string text() const { return "{" + body + "}"; }
     void emit() const; // writes and flushes stdout
 

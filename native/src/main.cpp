@@ -23,6 +23,7 @@
 #include "ggml-cpu.h"
 #include "llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -76,6 +77,42 @@ double lr_at(const train_params & p, int64_t step, int64_t total) {
     return p.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
+// A given adapter brings its own rank, alpha and targets: they are what trains, and what the new
+// adapter's autoact.train_config records. A flag given that says otherwise is an error, not a wish.
+void take_adapter_shape(train_params & p, const lora_adapter & a) {
+    const std::vector<std::string> targets = lora_targets(a);
+    auto sorted = [](std::vector<std::string> v) {
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    auto join = [](const std::vector<std::string> & v) {
+        std::string out;
+        for (const auto & s : v) {
+            out += (out.empty() ? "" : ",") + s;
+        }
+        return out;
+    };
+    const struct {
+        const char * flag;
+        bool         same;
+        std::string  given, adapters;
+    } shape[] = {
+        { "--rank", p.rank == a.rank, std::to_string(p.rank), std::to_string(a.rank) },
+        { "--alpha", p.alpha == a.alpha, string_format("%g", p.alpha), string_format("%g", a.alpha) },
+        { "--targets", sorted(p.targets) == sorted(targets), join(p.targets), join(targets) },
+    };
+    for (const auto & s : shape) {
+        if (p.given.count(s.flag) && !s.same) {
+            throw input_error(string_format("%s %s: the adapter %s (--adapter-in) has %s %s, and an adapter trains with its own "
+                                            "rank, alpha and targets (leave %s out)", s.flag, s.given.c_str(), p.adapter_in.c_str(),
+                                            s.flag + 2, s.adapters.c_str(), s.flag));
+        }
+    }
+    p.rank    = a.rank;
+    p.alpha   = a.alpha;
+    p.targets = targets;
+}
+
 // The settings a resumed run must share with the checkpoint, or its result would differ.
 std::map<std::string, std::string> run_structure(const train_params & p, const lora_adapter & a, const dataset & ds, int64_t total_steps) {
     std::string targets;
@@ -101,6 +138,7 @@ std::map<std::string, std::string> run_structure(const train_params & p, const l
         { "batch_tokens", std::to_string(p.batch_tokens) },
         { "lora_dropout", string_format("%g", p.lora_dropout) },
         { "frozen_backward", p.frozen_backward + "/" + p.mixed_precision },
+        { "start", p.adapter_in.empty() ? "fresh" : string_format("adapter %016llx", (unsigned long long) file_fnv1a(p.adapter_in)) },
     };
 }
 
@@ -254,6 +292,7 @@ int run(int argc, char ** argv) {
     lora_adapter adapter;
     if (!p.adapter_in.empty()) {
         adapter = lora_read(p.adapter_in, base);
+        take_adapter_shape(p, adapter);
     } else {
         adapter = lora_create(base, p.targets, p.rank, p.alpha, p.seed, p.grad_check > 0 ? 1.0f : 0.0f);
     }
@@ -401,6 +440,7 @@ int run(int argc, char ** argv) {
     json_line().str("event", "start").integer("n_train", n_train).integer("n_eval", (int64_t) ds.eval.size())
         .integer("n_skipped", ds.n_skipped).integer("n_params", n_params).integer("total_steps", total_steps)
         .integer("start_step", ckpt.step).integer("steps_per_epoch", steps_per_epoch).str("arch", base.arch)
+        .integer("rank", adapter.rank).num("alpha", adapter.alpha).strings("targets", p.targets)
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity).integer("attention_block", shape.block)
         .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed)
         .str("input_grad_type", ggml_type_name(grad_type)).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute).emit();

@@ -29,6 +29,8 @@ interface TrainOptionBase {
     /** autoact-train's flag. */
     flag: string;
     help: string;
+    /** Part of the adapter's shape: an adapter trained further (adapterIn) brings its own value. */
+    fromAdapter?: true;
 }
 
 interface NumberOption extends TrainOptionBase {
@@ -56,10 +58,10 @@ const MAX_INT = 2 ** 30;
 
 export const trainOptions = [
     // adapter
-    { key: "rank", cli: "rank", config: "rank", flag: "--rank", kind: "int", default: 8, min: 1, max: 4096, help: "LoRA rank" },
-    { key: "alpha", cli: "alpha", config: "alpha", flag: "--alpha", kind: "float", default: 16, min: 1e-6, max: 1e6, help: "LoRA alpha (the update is scaled by alpha/rank)" },
+    { key: "rank", cli: "rank", config: "rank", flag: "--rank", kind: "int", default: 8, min: 1, max: 4096, fromAdapter: true, help: "LoRA rank" },
+    { key: "alpha", cli: "alpha", config: "alpha", flag: "--alpha", kind: "float", default: 16, min: 1e-6, max: 1e6, fromAdapter: true, help: "LoRA alpha (the update is scaled by alpha/rank)" },
     { key: "loraDropout", cli: "lora-dropout", config: "lora_dropout", flag: "--lora-dropout", kind: "float", default: 0.05, min: 0, max: 0.9, help: "Dropout on the LoRA branch's input" },
-    { key: "targets", cli: "targets", config: "targets", flag: "--targets", kind: "list", default: ["attn_q", "attn_v"], choices: targetModules, help: "Target modules" },
+    { key: "targets", cli: "targets", config: "targets", flag: "--targets", kind: "list", default: ["attn_q", "attn_v"], choices: targetModules, fromAdapter: true, help: "Target modules" },
     // optimizer (AdamW) and schedule
     { key: "lr", cli: "lr", config: "lr", flag: "--lr", kind: "float", default: 1e-4, min: 0, max: 1, help: "Peak learning rate" },
     { key: "schedule", cli: "schedule", config: "schedule", flag: "--schedule", kind: "choice", default: "cosine", choices: learningRateSchedules, help: "Learning-rate schedule after the warm-up" },
@@ -169,10 +171,16 @@ export function assertTrainOptions(values: TrainHyperParams, name: (option: Trai
         throw new InputError(problems.join("; "));
 }
 
-/** autoact-train's flags for every option (given or default). */
-export function trainOptionArgs(values: TrainHyperParams): string[] {
+/**
+ * autoact-train's flags for every option (given or default). Training an adapter further
+ * (`adapterIn`), its shape (rank, alpha, targets) is its own: those flags only where given, for
+ * the trainer to refuse any that differ.
+ */
+export function trainOptionArgs(values: TrainHyperParams, adapterIn?: string): string[] {
     const resolved = resolveTrainOptions(values) as Record<string, unknown>;
     return rows.flatMap((option) => {
+        if (adapterIn != null && option.fromAdapter && (values as Record<string, unknown>)[option.key] === undefined)
+            return [];
         const value = resolved[option.key];
         return [option.flag, Array.isArray(value) ? value.join(",") : String(value)];
     });
@@ -212,7 +220,10 @@ export function trainConfigChecks(prefix: string): Record<string, (value: unknow
 
 export interface TrainCliOption {
     type: "number" | "string";
-    default: number | string;
+    /** Absent for the adapter's shape: unset unless given, as an --adapter-in brings its own. */
+    default?: number | string;
+    /** The default as --help shows it, where yargs does not set it. */
+    defaultDescription?: string;
     describe: string;
 }
 
@@ -222,9 +233,10 @@ export function trainCliOptions(): Record<string, TrainCliOption> {
         const range = option.kind === "choice" ? `: ${option.choices.join(" | ")}`
             : option.kind === "list" ? `, comma-separated: ${option.choices.join(",")}`
                 : option.max <= 4096 ? ` (${option.min} to ${option.max})` : "";
+        const value = option.kind === "list" ? option.default.join(",") : option.default;
         return [option.cli, {
             type: option.kind === "int" || option.kind === "float" ? "number" : "string",
-            default: option.kind === "list" ? option.default.join(",") : option.default,
+            ...(option.fromAdapter ? { defaultDescription: `${value}; an --adapter-in's own` } : { default: value }),
             describe: `${option.help}${range}`
         }];
     }));

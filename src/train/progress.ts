@@ -51,7 +51,7 @@ export function createTrainProgress(stream: NodeJS.WriteStream = process.stderr,
         start(agent: string, start: TrainStart) {
             endLine();
             totalSteps = start.total_steps;
-            stream.write(`training ${agent}: ${start.n_train} samples (${start.n_eval} held out), ${start.n_params} LoRA parameters, ` +
+            stream.write(`training ${agent}: ${start.n_train} samples (${start.n_eval} held out), ${start.n_params} LoRA parameters (rank ${start.rank}, alpha ${start.alpha}, ${start.targets.join(",")}), ` +
                 `${start.total_steps} steps${start.start_step > 0 ? `, resuming after step ${start.start_step}` : ""}\n`);
         },
         step(agent: string, s: TrainStep) {

@@ -32,6 +32,8 @@ export interface TrainAgentsOptions extends TrainHyperParams {
     agent: string;
     /** Output folder: <agent>.gguf and train-<agent>.arrow. */
     outDir: string;
+    /** An adapter GGUF that every agent's training starts from instead of a fresh one (its rank, alpha and targets kept). Defaults to none. */
+    adapterIn?: string;
     /** Continue from a checkpoint left by an interrupted run. Defaults to true. */
     resume?: boolean;
     /** CPU threads. Defaults to the physical core count. */
@@ -104,6 +106,8 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
     const { base, data, agent, outDir, resume = true, backend = "cpu" } = options;
     const threads = positiveInteger(options.threads ?? defaultThreadCount(), "--threads");
     const modelContext = ggufContextLength(await checkGgufFile(base, "base model"));
+    if (options.adapterIn != null)
+        await checkGgufFile(options.adapterIn, "--adapter-in adapter");
     assertTrainOptions(options);
     const { ctx } = resolveTrainOptions(options);
     const given = options.samples;

@@ -45,6 +45,10 @@ export interface TrainStart {
     start_step: number;
     steps_per_epoch: number;
     arch: string;
+    /** The adapter's shape: the options', or a given adapter's (adapterIn). */
+    rank: number;
+    alpha: number;
+    targets: string[];
     threads: number;
     /** Tokens of one packed micro-batch. */
     batch_tokens: number;
@@ -72,6 +76,8 @@ export interface TrainAdapterOptions extends TrainHyperParams {
     out: string;
     /** Sub-agent name recorded in the adapter. Defaults to "default". */
     agent?: string;
+    /** An adapter GGUF to train further instead of a fresh one: its rank, alpha and targets are kept. Defaults to none. */
+    adapterIn?: string;
     /** Checkpoint file. Defaults to `<out>.ckpt`. */
     checkpoint?: string;
     /** Continue from the checkpoint when it exists. Defaults to false. */
@@ -113,7 +119,8 @@ export function trainerArgs(options: TrainAdapterOptions): string[] {
     };
     add("--agent", options.agent);
     add("--checkpoint", options.checkpoint);
-    args.push(...trainOptionArgs(options));
+    add("--adapter-in", options.adapterIn);
+    args.push(...trainOptionArgs(options, options.adapterIn));
     add("--threads", options.threads);
     add("--n-gpu-layers", options.gpuLayers);
     if (options.resume)

@@ -3,7 +3,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readAnyTable, writeTable } from "../../src/data/table-io.js";
-import { metadataValue, readGgufInfo } from "../../src/gguf/reader.js";
+import { metadataValue, readGgufInfo, readTensorValues } from "../../src/gguf/reader.js";
 import {
     decodeTrainingSamples, encodeTrainingSamples, ensureNativeBuild, loadTrainingRows, rowsForAgent, trainAdapter, trainerArgs, trainOptions
 } from "../../src/train/index.js";
@@ -65,6 +65,11 @@ describe("training data", () => {
         expect(args.join(" ")).toContain("--rank 4 ");
         expect(args.join(" ")).toContain("--targets attn_q,ffn_up ");
         expect(args.slice(-3)).toEqual(["--threads", "1", "--resume"]);
+        // an adapter trained further keeps its shape: only the shape flags given go to the trainer (it refuses a contradiction)
+        const further = trainerArgs({ trainer: "t", base: "b.gguf", samplesFile: "s.bin", out: "o.gguf", adapterIn: "in.gguf", alpha: 8 }).join(" ");
+        expect(further).toContain("--adapter-in in.gguf ");
+        expect(further).toContain("--alpha 8 ");
+        expect(further).not.toMatch(/--rank|--targets/);
         await expect(trainAdapter({ trainer: process.execPath, base: "b", samplesFile: "s", out: "o", rank: 0, loraDropout: 2 }))
             .rejects.toThrow(new InputError("rank must be a whole number from 1 to 4096, got 0; loraDropout must be a number from 0 to 0.9, got 2"));
     });
@@ -159,6 +164,37 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         const bad = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "reflect", "--out", out]);
         expect(bad.code).toBe(2);
         expect(bad.stderr).toMatch(/no rows for agent "reflect"/);
+    });
+
+    it("--adapter-in trains an adapter further: its rank, alpha and targets kept, a flag that contradicts them refused", async () => {
+        const data = path.join(dir, "further.jsonl");
+        fs.writeFileSync(data, JSON.stringify({ input: "Once upon a time", output: "there was a cat.", agent: "plan" }));
+        const first = path.join(dir, "first");
+        const common = ["train", "--base", stories260K, "--data", data, "--agent", "plan", "--ctx", "64", "--threads", String(THREADS)];
+        const trained = await runCliProcess([...common, "--out", first, "--steps", "3", "--rank", "4", "--alpha", "8", "--targets", "attn_k", "--lr", "0.01"]);
+        expect(trained.code, trained.stderr).toBe(0);
+        const given = path.join(first, "plan.gguf");
+        const further = path.join(dir, "further");
+        // lr 0: the adapter written is the one given, value for value (a fresh one's lora_b would be zeros)
+        const run = await runCliProcess([...common, "--out", further, "--adapter-in", given, "--steps", "1", "--lr", "0"]);
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toMatch(/rank 4, alpha 8, attn_k\)/);
+        const [before, after] = [await readGgufInfo(given), await readGgufInfo(path.join(further, "plan.gguf"))];
+        expect(after.tensors.map((t) => t.name)).toEqual(before.tensors.map((t) => t.name));
+        for (const t of before.tensors) {
+            const values = await readTensorValues(before, t.name);
+            expect(await readTensorValues(after, t.name)).toEqual(values);
+            if (t.name.endsWith(".lora_b"))
+                expect(values.some((v) => v !== 0), t.name).toBe(true);
+        }
+        expect(JSON.parse(String(metadataValue(after, "autoact.train_config")))).toMatchObject({ rank: 4, alpha: 8, targets: ["attn_k"] });
+
+        const contradicted = await runCliProcess([...common, "--out", further, "--adapter-in", given, "--rank", "8", "--no-resume"]);
+        expect(contradicted.code).toBe(2);
+        expect(contradicted.stderr).toMatch(/--rank 8: the adapter .*plan\.gguf \(--adapter-in\) has rank 4/);
+        const missing = await runCliProcess([...common, "--out", further, "--adapter-in", path.join(dir, "nope.gguf")]);
+        expect(missing.code).toBe(2);
+        expect(missing.stderr).toMatch(/--adapter-in adapter file not found: .*nope\.gguf/);
     });
 
     it("--agent all stopped at its second agent, run again, takes the first up at its last step (not again); the curves are whole and the first losses told", async () => {

@@ -7,7 +7,7 @@ import { trainCommand } from "../../src/cli/commands/train.js";
 import { loadConfig } from "../../src/pipeline/config.js";
 import { defaultConfig } from "../../src/pipeline/config-schema.js";
 import {
-    trainerArgs, trainOptions, trainOptionsFromCli, trainOptionsFromConfig, type TrainHyperParams, type TrainOptionSpec
+    resolveTrainOptions, trainerArgs, trainOptions, trainOptionsFromCli, trainOptionsFromConfig, type TrainHyperParams, type TrainOptionSpec
 } from "../../src/train/index.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "autoact-train-options-"));
@@ -81,9 +81,12 @@ describe("the trainer's options table", () => {
         const args = trainerArgs({ ...files, ...values });
         for (const option of rows)
             expect(flagValue(args, option.flag), `--${option.cli} -> ${option.flag}`).toBe(otherValue(option).flag);
-        // the defaults yargs fills in are the table's
+        // the defaults yargs fills in, and those the trainer gets for the adapter's shape (unset on
+        // the command line, as an --adapter-in brings its own), are the table's
         const defaults = await (trainCommand.builder as (y: Argv) => Argv)(yargs([])).parseAsync([]) as Record<string, unknown>;
-        expect(trainOptionsFromCli(defaults).values).toEqual(trainOptionsFromConfig(defaultConfig.train));
+        const unset = trainOptionsFromCli(defaults).values;
+        expect(rows.filter((o) => o.fromAdapter && (unset as Record<string, unknown>)[o.key] !== undefined)).toEqual([]);
+        expect(resolveTrainOptions(unset)).toEqual(trainOptionsFromConfig(defaultConfig.train));
     });
 
     it("gives the pipeline config one key per option, with the table's default, that reaches the argv", () => {

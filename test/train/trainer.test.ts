@@ -185,6 +185,27 @@ describe("Done-when 7: bad input fails clearly, non-zero, with no adapter", () =
         expect(init.exitCode, init.stderr).toBe(0);
         await expectInputError(["--base", base, "--data", data, "--adapter-in", foreign], /architecture 'qwen2' does not match the base model's 'llama'/);
     });
+    it("an --adapter-in with a rank, alpha or targets of its own; a checkpoint of a run that started elsewhere", async () => {
+        const given = path.join(dir, "rank4.gguf");
+        const init = await runTrainer(["--base", base, "--out", given, "--init-only", "--rank", "4", "--alpha", "8", "--targets", "attn_k,ffn_up"]);
+        expect(init.exitCode, init.stderr).toBe(0);
+        await expectInputError(["--base", base, "--data", data, "--adapter-in", given, "--rank", "8"], /--rank 8: the adapter .*rank4\.gguf \(--adapter-in\) has rank 4/);
+        await expectInputError(["--base", base, "--data", data, "--adapter-in", given, "--alpha", "16"], /has alpha 8,/);
+        await expectInputError(["--base", base, "--data", data, "--adapter-in", given, "--targets", "attn_k"], /has targets attn_k,ffn_up,/);
+        // the same values, in another order, are no contradiction; unnamed ones come from the adapter
+        const out = path.join(dir, "further.gguf");
+        const run = await runTrainer(["--base", base, "--data", data, "--adapter-in", given, "--targets", "ffn_up,attn_k", "--rank", "4",
+            "--out", out, "--steps", "1", "--ctx", "64", "--checkpoint-every", "1"]);
+        expect(run.exitCode, run.stderr).toBe(0);
+        expect(run.events.find((e) => e.event === "start")).toMatchObject({ rank: 4, alpha: 8, targets: ["attn_k", "ffn_up"] });
+        const config = JSON.parse(String(metadataValue(await readGgufInfo(out), "autoact.train_config")));
+        expect(config).toMatchObject({ rank: 4, alpha: 8, targets: ["attn_k", "ffn_up"] });
+        // its checkpoint resumes only a run that starts from the same adapter
+        const fresh = await runTrainer(["--base", base, "--data", data, "--out", out, "--steps", "1", "--ctx", "64", "--rank", "4",
+            "--alpha", "8", "--targets", "attn_k,ffn_up", "--resume"]);
+        expect(fresh.exitCode).toBe(2);
+        expect(fresh.stderr).toMatch(/the checkpoint was made with start=adapter [0-9a-f]{16}, this run has start=fresh/);
+    });
     it("an empty dataset", async () => {
         await expectInputError(["--base", base, "--data", await samplesFile(dir, [], "empty.bin")], /the dataset is empty/);
     });

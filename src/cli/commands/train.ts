@@ -18,6 +18,7 @@ interface TrainArgs {
     agent?: string;
     template: PromptTemplate;
     out?: string;
+    "adapter-in"?: string;
     resume: boolean;
     threads?: number;
     backend: string;
@@ -37,12 +38,15 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option("agent", { type: "string", describe: "plan | tool | reflect | all (each agent in the data)" })
         .option("template", { type: "string", choices: promptTemplates, default: "auto", describe: "Prompt template the samples are formatted with: the one the agents will be asked with (a run's model.template)" })
         .option("out", { type: "string", describe: "Output folder: <agent>.gguf and train-<agent>.arrow" })
+        .option("adapter-in", { type: "string", describe: "Train this adapter GGUF further instead of a fresh one (an earlier run's, or `autoact model from-peft`'s): its rank, alpha and targets are kept; with --agent all, every agent starts from it" })
         .options(trainCliOptions())
         .option("resume", { type: "boolean", default: true, describe: "Continue from a checkpoint left by an interrupted run (--no-resume starts over)" })
         .option("threads", sharedOptions.threads)
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         if (args["run-dir"] != null) {
+            if (args["adapter-in"] != null)
+                throw new InputError("--adapter-in trains on its own (--base --data --agent --out), not a run's train stage (--run-dir)");
             await runAndSummarize({
                 configFile: args.config ?? new RunDir(args["run-dir"]).requireConfig(), runDir: args["run-dir"], only: ["train"],
                 continueRun: true, limit: args.limit, force: args.force
@@ -65,6 +69,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
                 agent: args.agent!,
                 template: args.template,
                 outDir: args.out!,
+                adapterIn: args["adapter-in"],
                 ...values,
                 resume: args.resume,
                 threads: args.threads,
