@@ -58,6 +58,7 @@ struct train_params {
     std::string mixed_precision = "auto"; // auto | on | off: 16-bit input gradients through frozen weights (frozen_grad_type)
     std::string recompute = "auto";       // auto | on | off: recompute each layer's activations in the backward pass
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
+    int32_t memory_available_mib = 0;     // memory planned with; 0 = the machine's available memory
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
     std::string loss_gradient = "forward"; // forward | backward: where the loss's gradient is computed (tests)
     int32_t backward_slice = 8 * 1024 * 1024; // elements of a slice of a large frozen weight's input gradient

@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "dataset.h"
+#include "memory.h"
 #include "optimizer.h"
 #include "pack.h"
 #include "pass.h"
@@ -32,6 +33,7 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #endif
 
 namespace {
@@ -75,6 +77,37 @@ double lr_at(const train_params & p, int64_t step, int64_t total) {
         return p.lr * (1.0 - progress);
     }
     return p.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+// Memory besides the model and the weight copies that --frozen-backward auto leaves free for the
+// activations and the rest of a pass (a 100M model's at 256 tokens: 0.2 GB).
+constexpr uint64_t k_activation_reserve = 1ull << 30;
+
+// The bytes of the copies --frozen-backward cached makes once (an upper bound: the first layer's
+// Q, K and V need none): every 2-D weight of the blocks and the output layer (the embeddings where
+// they are tied) transposed in the input gradients' type, with BF16 forward copies the F32/F16
+// ones again.
+uint64_t weight_copy_bytes(const base_info & base, ggml_type type, bool forward_copies) {
+    const std::string output = base.tensor_ne.count("output.weight") ? "output.weight" : "token_embd.weight";
+    uint64_t bytes = 0;
+    for (const auto & [name, ne] : base.tensor_ne) {
+        if ((name.rfind("blk.", 0) != 0 && name != output) || ne.size() < 2 || ne[1] < 2) {
+            continue; // norms and biases: no matmul
+        }
+        uint64_t n = 1;
+        for (const int64_t d : ne) {
+            n *= (uint64_t) d;
+        }
+        const int wtype = base.tensor_type.at(name);
+        const bool forward_too = forward_copies && (wtype == GGML_TYPE_F32 || wtype == GGML_TYPE_F16);
+        bytes += n * ggml_type_size(type) * (forward_too ? 2 : 1);
+    }
+    return bytes;
+}
+
+uint64_t file_size_bytes(const std::string & path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 ? (uint64_t) st.st_size : 0;
 }
 
 // A given adapter brings its own rank, alpha and targets: they are what trains, and what the new
@@ -309,7 +342,24 @@ int run(int argc, char ** argv) {
     // on the CPU through transposed copies made once (a GPU has no room for a second model)
     const bool on_gpu = p.n_gpu_layers != 0 && ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
     const bool out_prod = p.frozen_backward == "out_prod"; // upstream's backward: F32
-    const bool cached = !out_prod && (p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu));
+    const ggml_type grad_type = out_prod ? GGML_TYPE_F32 : frozen_grad_type(p, on_gpu);
+    const bool forward_copies = p.mixed_precision == "on" && grad_type == GGML_TYPE_BF16;
+    bool cached = !out_prod && (p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu));
+    const uint64_t memory_available = p.memory_available_mib > 0 ? (uint64_t) p.memory_available_mib << 20 : available_memory_bytes();
+    if (cached && p.frozen_backward == "auto" && memory_available > 0) {
+        // the copies would be the largest allocation (2 bytes a weight in BF16 against a Q4_K's
+        // 0.56): where they, the model and room for the activations exceed what the machine has,
+        // the copies are made in each pass instead, at about half the speed, far less memory
+        const uint64_t copies = weight_copy_bytes(base, grad_type, forward_copies);
+        const uint64_t model_bytes = file_size_bytes(p.base);
+        if (model_bytes + copies + k_activation_reserve > memory_available) {
+            cached = false;
+            json_line().str("event", "notice").str("message", string_format(
+                "the frozen weights' transposed copies (%.2f GiB) with the model (%.2f GiB) would not fit in the %.2f GiB of memory "
+                "available: the copies are made in each pass instead (--frozen-backward matmul: about half the speed, far less memory)",
+                copies / 1073741824.0, model_bytes / 1073741824.0, memory_available / 1073741824.0)).emit();
+        }
+    }
     // Only the copies read a weight otherwise, so the forward pass may take weights that llama.cpp
     // repacks for the CPU's own kernels (AMX tiles: 3x a Q8_0 forward pass where the CPU has them);
     // the copies of those are made from the file (pass.cpp).
@@ -410,13 +460,12 @@ int run(int argc, char ** argv) {
     trainer_graph tg;
     tg.reuse = !p.no_graph_reuse;
     tg.loss_gradient_forward = p.loss_gradient == "forward";
-    const ggml_type grad_type = out_prod ? GGML_TYPE_F32 : frozen_grad_type(p, on_gpu);
     const bool mixed  = grad_type != GGML_TYPE_F32;
     tg.base_file = p.base;
     trainer_frozen_backward(tg, out_prod ? -1 : grad_type, cached, cparams.n_threads, p.backward_slice);
     // `on` with a CPU's native BF16: the forward matmuls through F32/F16 weights too (the loss then
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
-    tg.forward_copies = p.mixed_precision == "on" && grad_type == GGML_TYPE_BF16;
+    tg.forward_copies = forward_copies;
     tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
     tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
@@ -443,7 +492,8 @@ int run(int argc, char ** argv) {
         .integer("rank", adapter.rank).num("alpha", adapter.alpha).strings("targets", p.targets)
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity).integer("attention_block", shape.block)
         .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed)
-        .str("input_grad_type", ggml_type_name(grad_type)).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute).emit();
+        .str("input_grad_type", ggml_type_name(grad_type)).str("frozen_backward", out_prod ? "out_prod" : cached ? "cached" : "matmul")
+        .integer("memory_available_bytes", (int64_t) memory_available).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute).emit();
 
     // one shape for every training micro-batch of the run: the most output rows any of them has
     auto step_samples = [&](int64_t step) {

@@ -189,6 +189,8 @@ export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedA
                     }
                     if (event.event === "checkpoint")
                         curveWrites = curveWrites.then(writeCurve);
+                    if (event.event === "notice")
+                        options.onWarning?.(name, String(event.message));
                 },
                 onStep: (step) => {
                     curve.push(step);

@@ -63,6 +63,10 @@ export interface TrainStart {
     forward_bf16: boolean;
     /** Whether the backward pass recomputes each layer's activations. */
     recompute: boolean;
+    /** How the input gradients through the frozen weights run: copies made once ("cached"), in each pass ("matmul"), or "out_prod". */
+    frozen_backward: "cached" | "matmul" | "out_prod";
+    /** The memory the trainer planned with (0: unknown). */
+    memory_available_bytes: number;
 }
 
 export interface TrainAdapterOptions extends TrainHyperParams {

@@ -208,6 +208,28 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(done.compute_buffer_bytes.CPU).toBeLessThan(0.4 * vocab * tokens * 4);
     });
 
+    it("--frozen-backward auto makes the weight copies once where they fit the memory available, else in each pass with a notice", async () => {
+        const run = async (name: string, args: string[]) => {
+            const out = path.join(dir, `${name}.grads`);
+            const r = await runTrainer(["--base", base, "--data", data, "--out", path.join(dir, `${name}.gguf`), "--ctx", "64",
+                "--mixed-precision", "off", "--grad-dump", out, ...args]);
+            expect(r.exitCode, r.stderr).toBe(0);
+            return { dump: readGradDump(out), start: r.events.find((e) => e.event === "start")!, notices: r.events.filter((e) => e.event === "notice") };
+        };
+        const roomy = await run("auto-roomy", []);
+        expect(roomy.start).toMatchObject({ frozen_backward: "cached" });
+        expect(roomy.notices).toEqual([]);
+        if (process.platform === "linux")
+            expect(Number(roomy.start.memory_available_bytes)).toBeGreaterThan(2 ** 26); // read from /proc/meminfo and the cgroups
+        const tight = await run("auto-tight", ["--memory-available", "1"]);
+        expect(tight.start).toMatchObject({ frozen_backward: "matmul", memory_available_bytes: 2 ** 20 });
+        expect(tight.notices.map((n) => n.message)).toEqual([expect.stringMatching(
+            /^the frozen weights' transposed copies \(.* GiB\) with the model \(.* GiB\) would not fit in the 0\.00 GiB of memory available: the copies are made in each pass instead/)]);
+        expect(relMaxDiff(roomy.dump.grads, tight.dump.grads)).toBeLessThan(1e-4);
+        // a choice the user made stands
+        expect((await run("cached-tight", ["--memory-available", "1", "--frozen-backward", "cached"])).start).toMatchObject({ frozen_backward: "cached" });
+    });
+
     it("a training graph beyond the memory is one line and exit 1, not a crash (under a 1 GB address-space limit)", async () => {
         const model = path.join(dir, "vocab-64k.gguf");
         await writeSyntheticModel({ arch: "llama", nEmbd: 64, layers: 1, heads: 4, ff: 128, ctx: 256, vocab: 65536, out: model });

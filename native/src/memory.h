@@ -1,0 +1,9 @@
+// How much memory the machine can still give this process: the trainer plans its weight copies with it.
+#pragma once
+
+#include <cstdint>
+
+// Bytes this process can still take (0 where unknown): Linux's MemAvailable, or less where a
+// cgroup (a container, a systemd slice) limits this process to less; macOS's free, inactive and
+// purgeable pages.
+uint64_t available_memory_bytes();
