@@ -167,6 +167,7 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     let done: TrainDone | null = null;
     let errorEvent: { kind?: string; message?: string } | null = null;
     let interruptedAt: number | null = null;
+    let checkpointAt: number | null = null;
     const stderrTail: string[] = [];
 
     const onInterrupt = () => {
@@ -221,6 +222,8 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
                     errorEvent = event as { kind?: string; message?: string };
                 else if (event.event === "interrupted")
                     interruptedAt = Number(event.step);
+                else if (event.event === "checkpoint")
+                    checkpointAt = Number(event.step);
             }),
             readLines(child.stderr, (line) => {
                 stderrTail.push(line);
@@ -247,6 +250,13 @@ export async function trainAdapter(options: TrainAdapterOptions): Promise<TrainA
     }
     if (exitCode === 2)
         throw new InputError(message);
+    if (result.signal === "SIGKILL" && errorEvent == null) {
+        // nothing in the trainer says why: on Linux it is most often the kernel's out-of-memory killer
+        const kept = checkpointAt != null ? `its checkpoint of step ${checkpointAt} is kept: run the same command again to continue from it`
+            : "no checkpoint was written yet";
+        throw new RuntimeFailure(`autoact-train was killed (SIGKILL) after step ${curve.at(-1)?.step ?? 0}, most often by the kernel for want of memory ` +
+            `(lower --batch-tokens or --ctx, or use --recompute on); ${kept}`);
+    }
     if (exitCode !== 0 || done == null)
         throw new RuntimeFailure(`autoact-train failed (exit ${exitCode}${result.signal ? `, ${result.signal}` : ""}): ${message}`);
     // Reading the trainer's output failed while the trainer itself succeeded: that error, not a masked one.

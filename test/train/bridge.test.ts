@@ -131,6 +131,27 @@ describe("trainAdapter", () => {
         expect(result.done.steps).toBe(400);
         expect(fs.existsSync(out)).toBe(true);
     });
+
+    it("a trainer killed without a word (SIGKILL: the out-of-memory killer) is one line that says what most likely happened and what is kept", async () => {
+        const { trainer } = await nativeBuild();
+        const base = await tinyModel(dir);
+        const data = await samplesFile(dir, Array.from({ length: 3 }, (_, s) => ({ tokens: [40 + s, 41, 42, 43, 44, 45], mask: [0, 0, 0, 1, 1, 1] })));
+        // the real trainer, its pid written first (exec keeps it), so that the test can kill it as the kernel would
+        const pidFile = path.join(dir, "pid");
+        const wrapper = path.join(dir, "trainer.sh");
+        fs.writeFileSync(wrapper, `#!/bin/sh\necho $$ > '${pidFile}'\nexec '${trainer}' "$@"\n`, { mode: 0o755 });
+        const out = path.join(dir, "killed.gguf");
+        const killed = trainAdapter({
+            trainer: wrapper, base, samplesFile: data, out, steps: 400, threads: THREADS, ctx: 32, checkpointEvery: 1, forwardSignals: false,
+            onStep: (step) => {
+                if (step.step === 3)
+                    process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
+            }
+        });
+        await expect(killed).rejects.toThrow(/^autoact-train was killed \(SIGKILL\) after step [3-9]\d*, most often by the kernel for want of memory \(lower --batch-tokens or --ctx, or use --recompute on\); its checkpoint of step [2-9]\d* is kept: run the same command again to continue from it$/);
+        expect(fs.existsSync(`${out}.ckpt`)).toBe(true);
+        expect(fs.existsSync(out)).toBe(false);
+    });
 });
 
 describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", () => {
