@@ -65,6 +65,8 @@ base_info base_info_read(const std::string & path) {
     if (info.name.empty()) {
         info.name = path.substr(path.find_last_of('/') + 1);
     }
+    const int64_t split_id = gguf_find_key(g.get(), "split.count");
+    info.split = split_id >= 0 && gguf_get_kv_type(g.get(), split_id) == GGUF_TYPE_UINT16 && gguf_get_val_u16(g.get(), split_id) > 1;
     for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); ++i) {
         const int64_t * ne = gguf_get_tensor_ne(g.get(), i);
         info.tensor_ne[gguf_get_tensor_name(g.get(), i)] = { ne[0], ne[1], ne[2], ne[3] };

@@ -16,6 +16,7 @@ struct base_info {
     std::string name; // the base's general.name, else its file name: recorded in adapters it trains
     std::map<std::string, std::vector<int64_t>> tensor_ne; // name -> ne
     std::map<std::string, int>                  tensor_type; // name -> ggml_type
+    bool split = false; // the first of several files (split.count > 1): these tensors are its own only
 };
 
 base_info base_info_read(const std::string & path);

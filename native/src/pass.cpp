@@ -21,6 +21,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace {
 
 struct pass_call {
@@ -178,6 +183,64 @@ ggml_tensor * weight_copy(trainer_graph & tg, const ggml_tensor * w, bool transp
     ggml_format_name(t, transposed ? "autoact_wt.%s" : "autoact_w16.%s", w->name);
     of[w] = t;
     wt.pending.push_back({ w, t, transposed });
+    return t;
+}
+
+// Maps tg.base_file read-only and reads its tensor index, once.
+void map_base_file(trainer_graph & tg) {
+    auto & m = tg.mapped;
+    const int fd = open(tg.base_file.c_str(), O_RDONLY);
+    struct stat st {};
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        throw runtime_failure(tg.base_file + ": cannot open the base model again to read its weights");
+    }
+    void * addr = mmap(nullptr, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd); // the mapping keeps the file
+    gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ nullptr };
+    m.gguf = gguf_init_from_file(tg.base_file.c_str(), params);
+    if (addr == MAP_FAILED || !m.gguf) {
+        throw runtime_failure(tg.base_file + ": cannot map the base model to read its weights");
+    }
+    m.addr = addr;
+    m.size = (size_t) st.st_size;
+    ggml_init_params ctx_params = { 4096 * ggml_tensor_overhead(), nullptr, true };
+    m.ctx = ggml_init(ctx_params);
+    m.buf = ggml_backend_cpu_buffer_from_ptr(m.addr, m.size);
+    ggml_backend_buffer_set_usage(m.buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+}
+
+// ggml asks for a frozen weight in its file layout while it builds the backward pass (per pass):
+// for one llama.cpp repacked for the CPU's own kernels, the same tensor in the mapped base file.
+// A weight not in that file (a split model's) is an error the build reports, never a misread.
+ggml_tensor * plain_source(const ggml_tensor * w, void * ud) {
+    auto & tg = *static_cast<trainer_graph *>(ud);
+    if (!is_model_weight(w) || ggml_backend_buffer_is_host(w->buffer)) {
+        return nullptr; // readable as it is
+    }
+    auto & m = tg.mapped;
+    const auto it = m.of.find(w);
+    if (it != m.of.end()) {
+        return it->second;
+    }
+    if (!m.addr) {
+        map_base_file(tg);
+    }
+    const int64_t id = gguf_find_tensor(m.gguf, w->name);
+    const size_t at = id < 0 ? 0 : gguf_get_data_offset(m.gguf) + gguf_get_tensor_offset(m.gguf, id);
+    if (id < 0 || gguf_get_tensor_type(m.gguf, id) != w->type || gguf_get_tensor_size(m.gguf, id) != ggml_nbytes(w) ||
+            at + ggml_nbytes(w) > m.size) {
+        tg.build_error = string_format("%s: %s is not in this file as loaded (a split model?): rerun with --frozen-backward out_prod",
+                tg.base_file.c_str(), w->name);
+        return nullptr;
+    }
+    ggml_tensor * t = ggml_new_tensor(m.ctx, w->type, GGML_MAX_DIMS, w->ne);
+    ggml_format_name(t, "autoact_file.%s", w->name);
+    ggml_backend_tensor_alloc(m.buf, t, (char *) m.addr + at);
+    m.of[w] = t;
+    tg.wt.from_file++;
     return t;
 }
 
@@ -390,6 +453,9 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         }
         const int n_forward = ggml_graph_n_nodes(graph);
         ggml_build_backward_expand(tg.last.meta, graph, accs.data());
+        if (!tg.build_error.empty()) {
+            return nullptr; // a source of a frozen weight failed (plain_source)
+        }
         tg.last.objective_grad = ggml_graph_get_grad_acc(graph, loss.objective);
         if (tg.recompute) {
             graph = recompute_activations(tg.last.meta, graph, n_forward);
@@ -495,10 +561,19 @@ void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_thr
     tg.wt.type = type;
     tg.wt.n_threads = n_threads;
     ggml_autoact_set_frozen_grad_type((ggml_type) type, cache ? transposed_source : nullptr, &tg);
+    ggml_autoact_set_frozen_grad_plain_source(cache ? nullptr : plain_source, &tg);
 }
 
 void trainer_graph_free(trainer_graph & tg) {
     ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
+    ggml_autoact_set_frozen_grad_plain_source(nullptr, nullptr);
+    if (tg.mapped.addr) {
+        ggml_backend_buffer_free(tg.mapped.buf);
+        ggml_free(tg.mapped.ctx);
+        gguf_free(tg.mapped.gguf);
+        munmap(tg.mapped.addr, tg.mapped.size);
+    }
+    tg.mapped = {};
     for (ggml_backend_buffer * b : tg.wt.buffers) {
         ggml_backend_buffer_free(b);
     }

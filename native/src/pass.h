@@ -18,6 +18,7 @@ struct ggml_backend_buffer;
 struct ggml_context;
 struct ggml_cgraph;
 struct ggml_tensor;
+struct gguf_context;
 
 struct trainer_graph {
     llama_context *       lctx = nullptr;
@@ -69,12 +70,24 @@ struct trainer_graph {
         int64_t        bytes = 0;
         int64_t        from_file = 0; // weights llama.cpp repacked, their copies made from base_file
     } wt;
+
+    // per pass (no `cache`): base_file mapped read-only, so that a repacked weight's copy in each
+    // pass reads the file's bytes (page cache the kernel may drop and read again, not memory of ours)
+    struct {
+        void *                addr = nullptr;
+        size_t                size = 0;
+        gguf_context *        gguf = nullptr;
+        ggml_context *        ctx = nullptr;
+        ggml_backend_buffer * buf = nullptr;
+        std::map<const ggml_tensor *, ggml_tensor *> of;
+    } mapped;
 };
 
 // Input gradients through the frozen weights: matmuls of transposed copies in `type` (F32, or
 // F16 / BF16 with mixed precision), the copies made once and kept (`cache`, CPU) or made in every
-// pass (GPU: no memory for a second copy of the model); or upstream's OUT_PROD (`type` < 0). In
-// a pass, a weight of more than 2 x `slice_elements` is transposed a slice of rows at a time.
+// pass (GPU: no memory for a second copy of the model; a CPU short of memory: a repacked weight's
+// from the mapped base file); or upstream's OUT_PROD (`type` < 0). In a pass, a weight of more
+// than 2 x `slice_elements` is transposed a slice of rows at a time.
 void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements);
 
 // Marks the adapter's tensors trainable and allocates one gradient accumulator per tensor,
