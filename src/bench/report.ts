@@ -166,14 +166,15 @@ export async function renderBenchReport(options: BenchReportOptions): Promise<Be
     md.push("autoact-train (LoRA on a frozen base, llama.cpp's graphs): tokens/s of each optimizer step after the first (`batch` samples of `ctx` tokens per step; runs before the packed trainer trained one sample per step), peak RSS as the trainer reports it (its process's maxRSS) and peak VRAM as nvidia-smi reports it for the trainer's process (CUDA context and pools included; the PyTorch reference's own figure in the result JSON is torch.cuda.max_memory_allocated, tensors only, so not comparable). " +
         "In the same run: llama-bench pp<ctx> of the same file, threads and backend (the forward pass alone; train / pp is the share of it training reaches), " +
         "and with `--compare-torch` a PyTorch LoRA of the same shape (`bench/reference/torch_lora.py`: random frozen weights, same rank, alpha, targets, ctx and threads; bf16 on a GPU, f32 on a CPU unless `--torch-dtype` says otherwise). " +
-        "Input grads: the type of the input gradients through the frozen weights (`--mixed-precision`), and whether the forward matmuls ran on BF16 copies. " +
+        "Input grads: the type of the input gradients through the frozen weights (`--mixed-precision`), whether the forward matmuls ran on BF16 copies, and (per pass) where the transposed copies of the weights for the input gradients were made in each pass rather than once (`--frozen-backward`). " +
         "GFLOP/s counts about 4 x parameters FLOPs per token (forward plus the input-gradient pass).", "");
     md.push(table(["machine", "backend", "model", "type", "input grads", "params", "rank", "ctx", "batch", "threads", "tokens/s", "GFLOP/s", "pp llama-bench", "train / pp", "PyTorch", "train / PyTorch", "peak RSS", "peak VRAM", "load", "result"],
         train.map(({ file, result: r }) => {
             const t = r.tests[0]!;
             const flops = Number(r.settings.flops_per_token ?? 4 * r.fingerprint.model.params);
             const torch = r.torch?.tests[0];
-            const grads = r.settings.input_grad_type == null ? "-" : `${String(r.settings.input_grad_type)}${r.settings.forward_bf16 === true ? " (forward bf16)" : ""}`;
+            const grads = r.settings.input_grad_type == null ? "-"
+                : `${String(r.settings.input_grad_type)}${r.settings.forward_bf16 === true ? " (forward bf16)" : ""}${r.settings.frozen_backward === "matmul" ? " (per pass)" : ""}`;
             return [r.fingerprint.machine, r.fingerprint.backend, modelLabel(r), r.fingerprint.model.type, grads, params(r.fingerprint.model.params),
                 String(r.settings.rank ?? "-"), String(r.settings.ctx ?? "-"), String(r.settings.batch ?? 1), String(r.fingerprint.threads), ts(t), (t.mean * flops / 1e9).toFixed(1),
                 ts(reference(r).find(isPp)), ratio(r.ratio_train_to_pp ?? null), torch == null ? "-" : `${ts(torch)} (${r.torch!.dtype})`, ratio(r.ratio_torch ?? null),

@@ -68,6 +68,8 @@ export interface TrainBenchOptions {
     python?: string;
     /** The autoact-train executable. Defaults to the native build of the backend (built when missing). */
     trainer?: string;
+    /** More flags for autoact-train, for an A/B of its own choices (`--frozen-backward matmul`). Defaults to none. */
+    trainerArgs?: string[];
     /** The llama-bench executable. Defaults to the native build of the backend. */
     llamaBench?: string;
     /** Seed of the token ids. */
@@ -115,6 +117,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     const gpu = await nvidiaGpu();
     const backend: NativeBackend = gpuChoice === "auto" ? (gpu != null ? "cuda" : "cpu") : gpuChoice;
     const { trainer, llamaBench } = await nativeTools(backend, options, progress);
+    const trainerArgs = options.trainerArgs ?? [];
 
     const timestamp = new Date().toISOString();
     load.measuring();
@@ -128,7 +131,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
     for (let round = 1; round <= rounds; round++) {
         if (rounds > 1)
             progress(`round ${round} of ${rounds}`);
-        const trained = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress });
+        const trained = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: trainerArgs });
         progress(`llama-bench pp${hyper.ctx}: the forward pass of the same file, ${threads} threads, ${reps} reps`);
         const forward = await runLlamaBench({
             binary: llamaBench, model: modelFile, threads, pp: hyper.ctx, tg: 0, reps, batchSize: hyper.ctx,
@@ -159,7 +162,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         notes.push(`the trainer's forward pass read ${trained.done.repacked_weights} frozen weights repacked for this CPU's own kernels (AMX tiles or interleaved blocks, as llama-bench's), their transposed copies made from the file.`);
     if (options.profile === true) {
         progress("autoact-train --profile: one more run, every node timed one at a time");
-        const profiled = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: ["--profile"] });
+        const profiled = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: [...trainerArgs, "--profile"] });
         if (profiled.profile != null)
             notes.push(`profile (autoact-train --profile, node by node, ${profiled.profile.passes} passes, ${profiled.profile.ms_per_pass.toFixed(1)} ms per pass): ` +
                 profiled.profile.top.slice(0, 15).map((n) => `${(100 * n.share).toFixed(1)}% ${n.node}`).join("; "));
@@ -180,7 +183,7 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         fingerprint: await collectFingerprint({ threads, backend, build: "source Release (autoact native build)", modelFile, llamaCppCommit: forward.commit }),
         settings: {
             gpu: gpuChoice, threads, rank: hyper.rank, alpha: hyper.alpha, lora_dropout: hyper.loraDropout, ctx: hyper.ctx, targets: hyper.targets,
-            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, micro_batch_tokens: trained.start?.batch_tokens ?? null, attention_block: trained.start?.attention_block ?? null, mixed_precision: hyper.mixedPrecision, input_grad_type: trained.start?.input_grad_type ?? null, forward_bf16: trained.start?.forward_bf16 ?? null, recompute: trained.start?.recompute ?? null, trainer, llama_bench: llamaBench,
+            steps, rounds, batch: hyper.batch, batch_tokens: hyper.batchTokens, micro_batch_tokens: trained.start?.batch_tokens ?? null, attention_block: trained.start?.attention_block ?? null, mixed_precision: hyper.mixedPrecision, input_grad_type: trained.start?.input_grad_type ?? null, forward_bf16: trained.start?.forward_bf16 ?? null, recompute: trained.start?.recompute ?? null, frozen_backward: trained.start?.frozen_backward ?? null, trainer, trainer_args: trainerArgs, llama_bench: llamaBench,
             lora_params: trained.done.n_params, prompt_share: PROMPT_SHARE, flops_per_token: 4 * params,
             trainer_tokens_per_s: trained.done.tokens_per_s, first_loss: trained.done.first_loss, last_loss: trained.done.loss,
             n_train: trained.start?.n_train ?? null, compare_torch: options.compareTorch === true

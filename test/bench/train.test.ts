@@ -132,8 +132,10 @@ describe("bench train beside llama-bench and PyTorch", () => {
         const progress: string[] = [];
         const result = await benchTrain({
             model, gpu: "cpu", threads: 1, ctx: 32, steps: 2, batch: 1, rank: 4, reps: 1, compareTorch: true, python: path.join(dir, "no-python"),
-            trainer: build.trainer, llamaBench: build.llamaBench, command: "test", onProgress: (m) => progress.push(m)
+            trainer: build.trainer, llamaBench: build.llamaBench, trainerArgs: ["--frozen-backward", "matmul"], command: "test", onProgress: (m) => progress.push(m)
         });
+        // the trainer's own flags reach it and the result says what it ran
+        expect(result.settings).toMatchObject({ trainer_args: ["--frozen-backward", "matmul"], frozen_backward: "matmul" });
         expect(progress.filter((m) => m.includes("PyTorch"))).toEqual([
             `PyTorch reference skipped: no Python here imports torch (tried ${path.join(dir, "no-python")}; on Debian: apt-get install python3-torch)`
         ]);

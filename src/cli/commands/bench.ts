@@ -163,6 +163,7 @@ interface TrainArgs {
     profile: boolean;
     python?: string;
     trainer?: string;
+    "trainer-args"?: string;
     "llama-bench"?: string;
     out?: string;
     "results-dir"?: string;
@@ -191,6 +192,7 @@ const train: CommandModule<object, TrainArgs> = {
         .option("profile", { type: "boolean", default: false, describe: "After the timed runs, one more with autoact-train --profile (node by node): where a training pass spends its time, in the result's notes" })
         .option("python", { type: "string", describe: "Python with torch for --compare-torch (default: python3, then /usr/bin/python3)" })
         .option("trainer", { type: "string", describe: "autoact-train executable (default: the native build's)" })
+        .option("trainer-args", { type: "string", describe: "More flags for autoact-train, space-separated, recorded in the result: an A/B of its own choices (--trainer-args=\"--frozen-backward matmul\", with the =)" })
         .option("llama-bench", sharedOptions.llamaBench)
         .option("out", { type: "string", describe: "Result JSON file (default: bench/results/<date>-<machine>-<model>-train.json)" })
         .option("results-dir", sharedOptions.resultsDir) as unknown as Argv<TrainArgs>,
@@ -216,6 +218,7 @@ const train: CommandModule<object, TrainArgs> = {
             profile: args.profile,
             python: single(args.python, "python"),
             trainer: single(args.trainer, "trainer"),
+            trainerArgs: single(args["trainer-args"], "trainer-args")?.split(/\s+/).filter((a) => a !== ""),
             llamaBench: single(args["llama-bench"], "llama-bench"),
             command: commandLine(),
             onProgress: progress
