@@ -468,6 +468,9 @@ int run(int argc, char ** argv) {
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
     tg.forward_copies = forward_copies;
     tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
+    tg.recompute_if_short = p.recompute == "auto" && !on_gpu;
+    tg.memory_available   = memory_available;
+    tg.memory_held        = file_size_bytes(p.base); // the weights, repacked or mapped
     tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
     trainer_graph_init(tg, lctx, adapter, n_vocab);
@@ -648,7 +651,7 @@ int run(int argc, char ** argv) {
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
         .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("weight_copy_bytes", tg.wt.bytes)
         .integer("repacked_weights", tg.wt.from_file)
-        .integer("train_graph_nodes", tg.train_graph_nodes).raw("compute_buffer_bytes", buffers.text()).emit();
+        .integer("train_graph_nodes", tg.train_graph_nodes).boolean("recompute", tg.recompute).raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);
     trainer_graph_free(tg);

@@ -595,6 +595,26 @@ void trainer_grads_zero(trainer_graph & tg) {
     ggml_backend_buffer_clear(tg.grad_buf, 0);
 }
 
+// A newly built graph, measured before it is allocated: a training graph whose compute buffers
+// would not fit beside the model and the weight copies is declined while recomputation may
+// still be turned on (trainer_pass then builds it with recomputed activations).
+bool pass_fits(void * ud, size_t compute_bytes) {
+    const pass_call & call = *static_cast<pass_call *>(ud);
+    const trainer_graph & tg = *call.tg;
+    if (!call.backward || tg.recompute || !tg.recompute_if_short || tg.memory_available == 0) {
+        return true;
+    }
+    if (tg.memory_held + (uint64_t) tg.wt.bytes + compute_bytes <= tg.memory_available) {
+        return true;
+    }
+    json_line().str("event", "notice").str("message", string_format(
+        "a training pass's activations (%.2f GiB) with the model and the weight copies (%.2f GiB) would not fit in the %.2f GiB of "
+        "memory available: each layer's activations are recomputed in the backward pass instead (--recompute on: about one more "
+        "forward pass of time)", compute_bytes / 1073741824.0, (tg.memory_held + (uint64_t) tg.wt.bytes) / 1073741824.0,
+        tg.memory_available / 1073741824.0)).emit();
+    return false;
+}
+
 double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
     // dropout only in training passes; it changes the graph, as `backward` does
     llama_autoact_set_lora_dropout(tg.lctx, backward ? tg.dropout : 0.0f);
@@ -605,7 +625,7 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
 
     const bool same_shape = tg.reuse && tg.last.graph && tg.last.backward == backward &&
         tg.last.n_tokens == (int32_t) mb.tokens.size() && tg.last.n_outputs == (int32_t) mb.labels.size();
-    llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr };
+    llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr, pass_fits };
     const llama_autoact_batch batch = { mb.tokens.data(), mb.pos.data(), mb.seq.data(), mb.outputs.data(), (int32_t) mb.tokens.size() };
     int32_t rc = 0;
     bool host_memory = false; // the CPU backend allocates its work buffer with new[] when it computes
@@ -616,6 +636,11 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
     }
     if (rc != 0 && !tg.build_error.empty()) {
         throw input_error(tg.build_error);
+    }
+    if (rc == LLAMA_AUTOACT_PASS_DECLINED) {
+        tg.recompute = true;     // pass_fits said why
+        tg.last.graph = nullptr; // built, never allocated: not to be reused
+        return trainer_pass(tg, mb, backward);
     }
     if (rc == LLAMA_AUTOACT_PASS_ALLOC_FAILED || host_memory) {
         throw runtime_failure(string_format("out of memory: the %s graph of a %zu-token micro-batch does not fit (%s); lower --batch-tokens%s",

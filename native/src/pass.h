@@ -34,6 +34,11 @@ struct trainer_graph {
     bool                  loss_gradient_forward = true; // false: the whole loss through ggml's backward pass (tests)
     bool                  forward_copies = false; // training passes' forward matmuls through F32/F16 weights on copies in wt.type
     bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
+    // --recompute auto on a CPU: recomputation turns on where a training graph's compute buffers
+    // would not fit in memory_available beside memory_held (the model) and the weight copies
+    bool                  recompute_if_short = false;
+    uint64_t              memory_available = 0; // bytes; 0: unknown
+    uint64_t              memory_held = 0;
 
     // the graph of the last pass, kept while the next pass has the same shape
     struct {
