@@ -30,10 +30,10 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #endif
 
 namespace {

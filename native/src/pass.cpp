@@ -186,23 +186,24 @@ ggml_tensor * weight_copy(trainer_graph & tg, const ggml_tensor * w, bool transp
     return t;
 }
 
-// Maps tg.base_file read-only and reads its tensor index, once.
-void map_base_file(trainer_graph & tg) {
+// Maps tg.base_file read-only and reads its tensor index, once; false where it cannot. (Called
+// from ggml's backward pass, which is C: nothing may throw through it.)
+bool map_base_file(trainer_graph & tg) {
     auto & m = tg.mapped;
     const int fd = open(tg.base_file.c_str(), O_RDONLY);
     struct stat st {};
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        throw runtime_failure(tg.base_file + ": cannot open the base model again to read its weights");
+    void * addr = fd >= 0 && fstat(fd, &st) == 0 ? mmap(nullptr, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    if (fd >= 0) {
+        close(fd); // the mapping keeps the file
     }
-    void * addr = mmap(nullptr, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd); // the mapping keeps the file
+    if (addr == MAP_FAILED) {
+        return false;
+    }
     gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ nullptr };
     m.gguf = gguf_init_from_file(tg.base_file.c_str(), params);
-    if (addr == MAP_FAILED || !m.gguf) {
-        throw runtime_failure(tg.base_file + ": cannot map the base model to read its weights");
+    if (!m.gguf) {
+        munmap(addr, (size_t) st.st_size);
+        return false;
     }
     m.addr = addr;
     m.size = (size_t) st.st_size;
@@ -210,6 +211,7 @@ void map_base_file(trainer_graph & tg) {
     m.ctx = ggml_init(ctx_params);
     m.buf = ggml_backend_cpu_buffer_from_ptr(m.addr, m.size);
     ggml_backend_buffer_set_usage(m.buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    return true;
 }
 
 // ggml asks for a frozen weight in its file layout while it builds the backward pass (per pass):
@@ -225,8 +227,9 @@ ggml_tensor * plain_source(const ggml_tensor * w, void * ud) {
     if (it != m.of.end()) {
         return it->second;
     }
-    if (!m.addr) {
-        map_base_file(tg);
+    if (!m.addr && !map_base_file(tg)) {
+        tg.build_error = tg.base_file + ": cannot map the base model again to read its weights (rerun with --frozen-backward cached)";
+        return nullptr;
     }
     const int64_t id = gguf_find_tensor(m.gguf, w->name);
     const size_t at = id < 0 ? 0 : gguf_get_data_offset(m.gguf) + gguf_get_tensor_offset(m.gguf, id);
