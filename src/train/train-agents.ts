@@ -38,6 +38,8 @@ export interface TrainAgentsOptions extends TrainHyperParams {
     resume?: boolean;
     /** CPU threads. Defaults to the physical core count. */
     threads?: number;
+    /** MiB of memory the trainer plans with (weight copies once or per pass, activations kept or recomputed). Defaults to what the machine has free. */
+    memoryAvailableMib?: number;
     /** Native backend to build and train with. Defaults to "cpu". */
     backend?: NativeBackend;
     /** Layers offloaded to the GPU (GPU backends). Defaults to 0 on cpu, all (-1) otherwise. */
@@ -105,6 +107,8 @@ async function rowsPerAgent(data: string | undefined, agent: string): Promise<{ 
 export async function trainAgents(options: TrainAgentsOptions): Promise<TrainedAgent[]> {
     const { base, data, agent, outDir, resume = true, backend = "cpu" } = options;
     const threads = positiveInteger(options.threads ?? defaultThreadCount(), "--threads");
+    if (options.memoryAvailableMib != null)
+        positiveInteger(options.memoryAvailableMib, "--memory-available");
     const modelContext = ggufContextLength(await checkGgufFile(base, "base model"));
     if (options.adapterIn != null)
         await checkGgufFile(options.adapterIn, "--adapter-in adapter");

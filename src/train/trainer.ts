@@ -92,6 +92,8 @@ export interface TrainAdapterOptions extends TrainHyperParams {
     threads?: number;
     /** Layers offloaded to a GPU backend (-1 = all). Defaults to 0. */
     gpuLayers?: number;
+    /** MiB of memory the trainer plans its weight copies and activations with. Defaults to what the machine has free at start. */
+    memoryAvailableMib?: number;
     /** Each JSON event line as it arrives. Defaults to none. */
     onEvent?: (event: { event: string } & Record<string, unknown>) => void;
     /** Each step line. Defaults to none. */
@@ -129,6 +131,7 @@ export function trainerArgs(options: TrainAdapterOptions): string[] {
     args.push(...trainOptionArgs(options, options.adapterIn));
     add("--threads", options.threads);
     add("--n-gpu-layers", options.gpuLayers);
+    add("--memory-available", options.memoryAvailableMib);
     if (options.resume)
         args.push("--resume");
     args.push(...(options.extraArgs ?? []));

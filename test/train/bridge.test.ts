@@ -218,6 +218,19 @@ describe.skipIf(!hasStories)("autoact train (CLI, end to end on stories260K)", (
         expect(missing.stderr).toMatch(/--adapter-in adapter file not found: .*nope\.gguf/);
     });
 
+    it("--memory-available: the trainer's choices for a machine short of memory reach the user as warnings", async () => {
+        const data = path.join(dir, "short.jsonl");
+        fs.writeFileSync(data, JSON.stringify({ input: "Once upon a time", output: "there was a cat.", agent: "plan" }));
+        // the machine's memory taken as 1 MiB
+        const short = await runCliProcess(["train", "--base", stories260K, "--data", data, "--agent", "plan", "--ctx", "64",
+            "--threads", String(THREADS), "--out", path.join(dir, "short"), "--steps", "1", "--memory-available", "1"]);
+        expect(short.code, short.stderr).toBe(0);
+        expect(short.stderr).toMatch(/plan: warning: the frozen weights' transposed copies .* would not fit in the 0\.00 GiB of memory available/);
+        const inRun = await runCliProcess(["train", "--run-dir", dir, "--memory-available", "100"]);
+        expect(inRun.code).toBe(2);
+        expect(inRun.stderr).toMatch(/--memory-available: for training on its own/);
+    });
+
     it("--agent all stopped at its second agent, run again, takes the first up at its last step (not again); the curves are whole and the first losses told", async () => {
         const data = path.join(dir, "two.jsonl");
         fs.writeFileSync(data, [{ input: "Once upon a time", output: "there was a cat.", agent: "plan" }, { input: "Lily saw", output: "a big tree.", agent: "tool" }]

@@ -21,6 +21,7 @@ interface TrainArgs {
     "adapter-in"?: string;
     resume: boolean;
     threads?: number;
+    "memory-available"?: number;
     backend: string;
     [trainOption: string]: unknown;
 }
@@ -42,11 +43,13 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .options(trainCliOptions())
         .option("resume", { type: "boolean", default: true, describe: "Continue from a checkpoint left by an interrupted run (--no-resume starts over)" })
         .option("threads", sharedOptions.threads)
+        .option("memory-available", { type: "number", describe: "MiB of memory the trainer plans with: on a CPU it keeps the weights' copies and every layer's activations only where they fit, else makes the copies in each pass and recomputes (default: what the machine has free at start)" })
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         if (args["run-dir"] != null) {
-            if (args["adapter-in"] != null)
-                throw new InputError("--adapter-in trains on its own (--base --data --agent --out), not a run's train stage (--run-dir)");
+            const alone = (["adapter-in", "memory-available"] as const).filter((flag) => args[flag] != null);
+            if (alone.length > 0)
+                throw new InputError(`${alone.map((flag) => `--${flag}`).join(" and ")}: for training on its own (--base --data --agent --out), not a run's train stage (--run-dir)`);
             await runAndSummarize({
                 configFile: args.config ?? new RunDir(args["run-dir"]).requireConfig(), runDir: args["run-dir"], only: ["train"],
                 continueRun: true, limit: args.limit, force: args.force
@@ -73,6 +76,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
                 ...values,
                 resume: args.resume,
                 threads: args.threads,
+                memoryAvailableMib: args["memory-available"],
                 backend: args.backend as NativeBackend,
                 onBuildProgress: progress.build,
                 onFit: progress.fit,
