@@ -69,14 +69,6 @@ std::vector<std::string> split_list(const std::string & v) {
     return out;
 }
 
-std::string join(const std::vector<std::string> & v) {
-    std::string out;
-    for (const auto & s : v) {
-        out += (out.empty() ? "" : ",") + s;
-    }
-    return out;
-}
-
 #define FLAG_STR(NAME, FIELD, HELP) \
     flag{NAME, HELP, [](const train_params & p) { return p.FIELD; }, [](train_params & p, const std::string & v) { p.FIELD = v; }}
 #define FLAG_INT(NAME, FIELD, LO, HI, HELP) \
@@ -102,16 +94,16 @@ const std::vector<flag> & flags() {
         FLAG_STR("--adapter-in", adapter_in, "start from this adapter GGUF instead of a fresh one"),
         FLAG_STR("--agent", agent, "sub-agent name recorded in the adapter (autoact.agent)"),
         flag{"--targets", "comma-separated target modules",
-             [](const train_params & p) { return join(p.targets); },
+             [](const train_params & p) { return join_list(p.targets); },
              [](train_params & p, const std::string & v) {
                  p.targets = split_list(v);
                  if (p.targets.empty()) {
-                     throw input_error("--targets: name at least one of " + join(k_target_modules));
+                     throw input_error("--targets: name at least one of " + join_list(k_target_modules));
                  }
                  for (size_t i = 0; i < p.targets.size(); ++i) {
                      const auto & t = p.targets[i];
                      if (std::find(k_target_modules.begin(), k_target_modules.end(), t) == k_target_modules.end()) {
-                         throw input_error("--targets: unknown target module '" + t + "' (known: " + join(k_target_modules) + ")");
+                         throw input_error("--targets: unknown target module '" + t + "' (known: " + join_list(k_target_modules) + ")");
                      }
                      if (std::find(p.targets.begin(), p.targets.begin() + i, t) != p.targets.begin() + i) {
                          throw input_error("--targets: '" + t + "' is named twice");

@@ -117,6 +117,19 @@ bool file_exists(const std::string & path) {
     return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+uint64_t file_size(const std::string & path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 ? (uint64_t) st.st_size : 0;
+}
+
+std::string join_list(const std::vector<std::string> & items) {
+    std::string out;
+    for (const auto & s : items) {
+        out += (out.empty() ? "" : ",") + s;
+    }
+    return out;
+}
+
 void write_atomically(const std::string & path, const std::function<void(const std::string &)> & write) {
     const std::string tmp = path + string_format(".%d.tmp", (int) getpid());
     try {

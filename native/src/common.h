@@ -55,6 +55,10 @@ uint64_t string_fnv1a(const std::string & s);
 double now_s();
 
 bool file_exists(const std::string & path);
+uint64_t file_size(const std::string & path); // 0 where it cannot be read
+
+// "a,b,c"
+std::string join_list(const std::vector<std::string> & items);
 
 // Writes with `write(tmp)` to a temporary name beside `path`, then renames it over `path`.
 void write_atomically(const std::string & path, const std::function<void(const std::string &)> & write);

@@ -30,7 +30,6 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
-#include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -105,11 +104,6 @@ uint64_t weight_copy_bytes(const base_info & base, ggml_type type, bool forward_
     return bytes;
 }
 
-uint64_t file_size_bytes(const std::string & path) {
-    struct stat st {};
-    return stat(path.c_str(), &st) == 0 ? (uint64_t) st.st_size : 0;
-}
-
 // A given adapter brings its own rank, alpha and targets: they are what trains, and what the new
 // adapter's autoact.train_config records. A flag given that says otherwise is an error, not a wish.
 void take_adapter_shape(train_params & p, const lora_adapter & a) {
@@ -118,13 +112,6 @@ void take_adapter_shape(train_params & p, const lora_adapter & a) {
         std::sort(v.begin(), v.end());
         return v;
     };
-    auto join = [](const std::vector<std::string> & v) {
-        std::string out;
-        for (const auto & s : v) {
-            out += (out.empty() ? "" : ",") + s;
-        }
-        return out;
-    };
     const struct {
         const char * flag;
         bool         same;
@@ -132,7 +119,7 @@ void take_adapter_shape(train_params & p, const lora_adapter & a) {
     } shape[] = {
         { "--rank", p.rank == a.rank, std::to_string(p.rank), std::to_string(a.rank) },
         { "--alpha", p.alpha == a.alpha, string_format("%g", p.alpha), string_format("%g", a.alpha) },
-        { "--targets", sorted(p.targets) == sorted(targets), join(p.targets), join(targets) },
+        { "--targets", sorted(p.targets) == sorted(targets), join_list(p.targets), join_list(targets) },
     };
     for (const auto & s : shape) {
         if (p.given.count(s.flag) && !s.same) {
@@ -346,12 +333,12 @@ int run(int argc, char ** argv) {
     const bool forward_copies = p.mixed_precision == "on" && grad_type == GGML_TYPE_BF16;
     bool cached = !out_prod && (p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu));
     const uint64_t memory_available = p.memory_available_mib > 0 ? (uint64_t) p.memory_available_mib << 20 : available_memory_bytes();
+    const uint64_t model_bytes = file_size(p.base); // the weights, repacked or mapped: held all along
     if (cached && p.frozen_backward == "auto" && memory_available > 0) {
         // the copies would be the largest allocation (2 bytes a weight in BF16 against a Q4_K's
         // 0.56): where they, the model and room for the activations exceed what the machine has,
         // the copies are made in each pass instead (about 0.8x the speed on a CPU, from the mapped file)
         const uint64_t copies = weight_copy_bytes(base, grad_type, forward_copies);
-        const uint64_t model_bytes = file_size_bytes(p.base);
         if (model_bytes + copies + k_activation_reserve > memory_available) {
             cached = false;
             json_line().str("event", "notice").str("message", string_format(
@@ -470,7 +457,7 @@ int run(int argc, char ** argv) {
     tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
     tg.recompute_if_short = p.recompute == "auto" && !on_gpu;
     tg.memory_available   = memory_available;
-    tg.memory_held        = file_size_bytes(p.base); // the weights, repacked or mapped
+    tg.memory_held        = model_bytes;
     tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
     tg.dropout = p.grad_check > 0 ? 0.0f : p.lora_dropout; // finite differences need a fixed function
     trainer_graph_init(tg, lctx, adapter, n_vocab);

@@ -602,11 +602,7 @@ void trainer_grads_zero(trainer_graph & tg) {
 // would not fit beside the model and the weight copies is declined while recomputation may
 // still be turned on (trainer_pass then builds it with recomputed activations).
 bool pass_fits(void * ud, size_t compute_bytes) {
-    const pass_call & call = *static_cast<pass_call *>(ud);
-    const trainer_graph & tg = *call.tg;
-    if (!call.backward || tg.recompute || !tg.recompute_if_short || tg.memory_available == 0) {
-        return true;
-    }
+    const trainer_graph & tg = *static_cast<pass_call *>(ud)->tg;
     if (tg.memory_held + (uint64_t) tg.wt.bytes + compute_bytes <= tg.memory_available) {
         return true;
     }
@@ -628,7 +624,10 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
 
     const bool same_shape = tg.reuse && tg.last.graph && tg.last.backward == backward &&
         tg.last.n_tokens == (int32_t) mb.tokens.size() && tg.last.n_outputs == (int32_t) mb.labels.size();
-    llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr, pass_fits };
+    // measured before allocation only where a training graph could be declined (an extra
+    // measure of each build otherwise)
+    const bool may_decline = backward && !tg.recompute && tg.recompute_if_short && tg.memory_available > 0;
+    llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr, may_decline ? pass_fits : nullptr };
     const llama_autoact_batch batch = { mb.tokens.data(), mb.pos.data(), mb.seq.data(), mb.outputs.data(), (int32_t) mb.tokens.size() };
     int32_t rc = 0;
     bool host_memory = false; // the CPU backend allocates its work buffer with new[] when it computes
