@@ -6,9 +6,17 @@
 
 #ifdef __APPLE__
 #include <mach/mach.h>
+#else
+#include <sys/resource.h>
+#include <unistd.h>
 #endif
 
 namespace {
+
+// The least of the bounds that are known (0: unknown).
+uint64_t least_known(uint64_t a, uint64_t b) {
+    return a == 0 ? b : b == 0 ? a : std::min(a, b);
+}
 
 // A number from a one-line file (cgroup limits); 0 where absent or unlimited ("max", or v1's ~2^63).
 uint64_t read_limit(const std::string & path) {
@@ -36,7 +44,7 @@ uint64_t cgroup_headroom() {
             if (limit > 0) {
                 const uint64_t usage = read_limit(root + r + "/" + usage_file);
                 const uint64_t room  = limit > usage ? limit - usage : 1;
-                least = least == 0 ? room : std::min(least, room);
+                least = least_known(least, room);
             }
             if (r.empty()) {
                 break;
@@ -62,6 +70,22 @@ uint64_t cgroup_headroom() {
     return least;
 }
 
+#ifndef __APPLE__
+// What an address-space limit (ulimit -v) leaves this process: the limit less the address space
+// it holds now; 0 where there is no limit. Beyond it allocations fail, whatever the memory free.
+uint64_t address_space_headroom() {
+    rlimit lim {};
+    if (getrlimit(RLIMIT_AS, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+        return 0;
+    }
+    std::ifstream statm("/proc/self/statm");
+    uint64_t pages = 0;
+    statm >> pages; // the first field: the address space's size in pages
+    const uint64_t held = pages * (uint64_t) sysconf(_SC_PAGESIZE);
+    return (uint64_t) lim.rlim_cur > held ? (uint64_t) lim.rlim_cur - held : 1;
+}
+#endif
+
 } // namespace
 
 uint64_t available_memory_bytes() {
@@ -85,7 +109,6 @@ uint64_t available_memory_bytes() {
             break;
         }
     }
-    const uint64_t cgroup = cgroup_headroom();
-    return available == 0 ? cgroup : cgroup == 0 ? available : std::min(available, cgroup);
+    return least_known(least_known(available, cgroup_headroom()), address_space_headroom());
 #endif
 }

@@ -4,6 +4,6 @@
 #include <cstdint>
 
 // Bytes this process can still take (0 where unknown): Linux's MemAvailable, or less where a
-// cgroup (a container, a systemd slice) limits this process to less; macOS's free, inactive and
-// purgeable pages.
+// cgroup (a container, a systemd slice) or an address-space limit (ulimit -v) leaves this process
+// less; macOS's free, inactive and purgeable pages.
 uint64_t available_memory_bytes();

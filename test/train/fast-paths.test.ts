@@ -243,7 +243,7 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect((await run("cached-tight", ["--memory-available", "1", "--frozen-backward", "cached"])).start).toMatchObject({ frozen_backward: "cached" });
     });
 
-    it("a training graph beyond the memory is one line and exit 1, not a crash (under a 1 GB address-space limit)", async () => {
+    it("under a 1 GB address-space limit the trainer plans with what it leaves, and a training graph beyond it is one line and exit 1, not a crash", async () => {
         const model = path.join(dir, "vocab-64k.gguf");
         await writeSyntheticModel({ arch: "llama", nEmbd: 64, layers: 1, heads: 4, ff: 128, ctx: 256, vocab: 65536, out: model });
         const long = await samplesFile(dir, Array.from({ length: 16 }, (_, s) => {
@@ -256,14 +256,20 @@ describe("the trainer's fast paths agree with the plain ones", () => {
             { addressSpaceKb: 1_000_000 });
         const fits = await limited(256); // the limit leaves room for the trainer itself (it needs 0.5-0.7 GB)
         expect(fits.exitCode, fits.stderr).toBe(0);
+        // the memory planned with is what the limit leaves, less the address space already held
+        const planned = Number(fits.events.find((e) => e.event === "start")!.memory_available_bytes);
+        expect(planned).toBeLessThan(1_000_000 * 1024);
+        expect(planned).toBeGreaterThan(0);
         // 2048 tokens: the graph fits, the CPU backend's work buffer (new[] as it computes) does not;
-        // 4096: the graph's compute buffer does not fit (ggml's scheduler reports it, patch 0011)
-        for (const [tokens, where] of [[2048, "its work buffer in host memory"], [4096, "its size is in the log above"]] as const) {
+        // 4096: the graph's compute buffer does not fit, so it is built again with recomputed
+        // activations (patch 0021), and that one does not fit either (ggml's scheduler reports it, patch 0011)
+        for (const [tokens, where, advice] of [[2048, "its work buffer in host memory", " or use --recompute on"], [4096, "its size is in the log above", ""]] as const) {
             const tooLarge = await limited(tokens);
             expect(tooLarge.exitCode, tooLarge.stderr).toBe(1);
             expect(tooLarge.stderr.trim().split("\n").at(-1)).toBe(
-                `autoact-train: out of memory: the training graph of a ${tokens}-token micro-batch does not fit (${where}); lower --batch-tokens or use --recompute on`);
+                `autoact-train: out of memory: the training graph of a ${tokens}-token micro-batch does not fit (${where}); lower --batch-tokens${advice}`);
             expect(tooLarge.events.at(-1)).toMatchObject({ event: "error", kind: "runtime" });
+            expect(tooLarge.events.some((e) => e.event === "notice" && /activations .* are recomputed/.test(String(e.message)))).toBe(tokens === 4096);
         }
     });
 
