@@ -143,7 +143,7 @@ const std::vector<flag> & flags() {
         FLAG_INT("--memory-available", memory_available_mib, 0, 1 << 30, "MiB of memory the trainer plans with (--frozen-backward auto); 0 = what the machine has available at start (MemAvailable, or a cgroup's limit or ulimit -v where lower)"),
         FLAG_SWITCH("--no-graph-reuse", no_graph_reuse, "build a fresh graph for every micro-batch (tests)"),
         FLAG_CHOICE("--loss-gradient", loss_gradient, "forward | backward: the loss's gradient computed in the forward pass, a chunk of rows at a time, or the whole loss through ggml's backward pass (what a model whose logits are not a plain matmul gets; tests compare the two)", "forward", "backward"),
-        FLAG_INT("--backward-slice", backward_slice, 1, 1 << 30, "a frozen weight of more than this many elements gets its input gradient (matmul backward) in equal slices of rows of at most this many, and the loss takes as many output rows at a time as keep their logits within twice it (less memory; tests set it small)"),
+        FLAG_INT("--backward-slice", backward_slice, 1, 1 << 30, "a frozen weight of more than this many elements gets its input gradient (matmul backward) in equal slices of rows of about this many (whole blocks of 32 rows), and the loss takes as many output rows at a time as keep their logits within twice it (less memory; tests set it small)"),
         FLAG_SWITCH("--init-only", init_only, "write the freshly initialized adapter to --out and exit"),
         FLAG_INT("--grad-check", grad_check, 0, 1 << 20, "compare N gradient entries with central differences and exit"),
         FLAG_FLOAT("--grad-check-eps", grad_check_eps, 1e-8, 1.0, "finite-difference step of --grad-check"),
