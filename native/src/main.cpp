@@ -276,7 +276,7 @@ int write_grad_dump(const std::string & path, trainer_graph & tg, double loss) {
         fclose(f);
     });
     json_line().str("event", "grad_dump").str("path", path).num("loss", loss).integer("repacked_weights", tg.wt.from_file)
-        .raw("dropout_masks", trainer_dropout_masks_json(tg)).emit();
+        .integer("weight_file_bytes", tg.mapped.bytes).raw("dropout_masks", trainer_dropout_masks_json(tg)).emit();
     return 0;
 }
 
@@ -637,7 +637,7 @@ int run(int argc, char ** argv) {
         .num("train_s", train_s).integer("tokens", ckpt.tokens + tokens_here)
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
         .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("weight_copy_bytes", tg.wt.bytes)
-        .integer("repacked_weights", tg.wt.from_file)
+        .integer("repacked_weights", tg.wt.from_file).integer("weight_file_bytes", tg.mapped.bytes)
         .integer("train_graph_nodes", tg.train_graph_nodes).boolean("recompute", tg.recompute).raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);

@@ -243,6 +243,7 @@ ggml_tensor * plain_source(const ggml_tensor * w, void * ud) {
     ggml_format_name(t, "autoact_file.%s", w->name);
     ggml_backend_tensor_alloc(m.buf, t, (char *) m.addr + at);
     m.of[w] = t;
+    m.bytes += (int64_t) ggml_nbytes(w);
     tg.wt.from_file++;
     return t;
 }
@@ -600,16 +601,19 @@ void trainer_grads_zero(trainer_graph & tg) {
 
 // A newly built graph, measured before it is allocated: a training graph whose compute buffers
 // would not fit beside the model and the weight copies is declined while recomputation may
-// still be turned on (trainer_pass then builds it with recomputed activations).
+// still be turned on (trainer_pass then builds it with recomputed activations). Copies made in
+// each pass from the mapped file count its pages: every pass reads them again, so they stay in
+// memory beside the repacked weights (a 7B Q4_K: 3.5 GiB twice).
 bool pass_fits(void * ud, size_t compute_bytes) {
     const trainer_graph & tg = *static_cast<pass_call *>(ud)->tg;
-    if (tg.memory_held + (uint64_t) tg.wt.bytes + compute_bytes <= tg.memory_available) {
+    const uint64_t held = tg.memory_held + (uint64_t) tg.wt.bytes + (uint64_t) tg.mapped.bytes;
+    if (held + compute_bytes <= tg.memory_available) {
         return true;
     }
     json_line().str("event", "notice").str("message", string_format(
-        "a training pass's activations (%.2f GiB) with the model and the weight copies (%.2f GiB) would not fit in the %.2f GiB of "
-        "memory available: each layer's activations are recomputed in the backward pass instead (--recompute on: about one more "
-        "forward pass of time)", compute_bytes / 1073741824.0, (tg.memory_held + (uint64_t) tg.wt.bytes) / 1073741824.0,
+        "a training pass's activations (%.2f GiB) with the model and the weight copies or the file pages they are made from (%.2f GiB) "
+        "would not fit in the %.2f GiB of memory available: each layer's activations are recomputed in the backward pass instead "
+        "(--recompute on: about one more forward pass of time)", compute_bytes / 1073741824.0, held / 1073741824.0,
         tg.memory_available / 1073741824.0)).emit();
     return false;
 }

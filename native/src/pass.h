@@ -35,7 +35,8 @@ struct trainer_graph {
     bool                  forward_copies = false; // training passes' forward matmuls through F32/F16 weights on copies in wt.type
     bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
     // --recompute auto on a CPU: recomputation turns on where a training graph's compute buffers
-    // would not fit in memory_available beside memory_held (the model) and the weight copies
+    // would not fit in memory_available beside memory_held (the model) and the weight copies, or
+    // the file's pages the copies made in each pass read
     bool                  recompute_if_short = false;
     uint64_t              memory_available = 0; // bytes; 0: unknown
     uint64_t              memory_held = 0;
@@ -85,6 +86,7 @@ struct trainer_graph {
         ggml_context *        ctx = nullptr;
         ggml_backend_buffer * buf = nullptr;
         std::map<const ggml_tensor *, ggml_tensor *> of;
+        int64_t               bytes = 0; // of the weights read from it: pages each pass reads again
     } mapped;
 };
 
