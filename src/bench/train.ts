@@ -160,6 +160,11 @@ export async function benchTrain(options: TrainBenchOptions): Promise<BenchResul
         notes.push(`the trainer's compute buffers (activations and temporaries of its largest graph): ${buffers.map(([name, bytes]) => `${name} ${(bytes / 2 ** 20).toFixed(1)} MiB`).join(", ")}.`);
     if ((trained.done.repacked_weights ?? 0) > 0)
         notes.push(`the trainer's forward pass read ${trained.done.repacked_weights} frozen weights repacked for this CPU's own kernels (AMX tiles or interleaved blocks, as llama-bench's), their transposed copies made from the file.`);
+    const fileBytes = trained.done.weight_file_bytes ?? 0;
+    if (fileBytes > 0)
+        notes.push(`peak RSS counts the ${(fileBytes / 2 ** 30).toFixed(2)} GiB of the base file that the copies made in each pass read twice: mapped by llama.cpp (which read them to repack) and by the trainer, the same pages of memory.`);
+    // the trainer's own choices for the memory it had (copies in each pass, recomputed activations)
+    notes.push(...new Set(played.flatMap((r) => r.trained.notices).map((message) => `autoact-train: ${message}`)));
     if (options.profile === true) {
         progress("autoact-train --profile: one more run, every node timed one at a time");
         const profiled = await runTrainerBench({ trainer, modelFile, vocab: ggufVocabSize(info), hyper, threads, backend, seed, progress, extraArgs: [...trainerArgs, "--profile"] });
@@ -219,6 +224,8 @@ interface TrainerBench {
     start: TrainStart | undefined;
     /** The trainer's --profile line, when it was asked for. */
     profile: TrainProfile | undefined;
+    /** What the trainer chose for the memory it had (its `notice` lines). */
+    notices: string[];
 }
 
 /** autoact-train --profile's JSON line (native/README.md). */
@@ -269,6 +276,7 @@ async function runTrainerBench(o: {
             done,
             start,
             profile: events.find((e) => e.event === "profile") as unknown as TrainProfile | undefined,
+            notices: events.filter((e) => e.event === "notice").map((e) => String(e.message)),
             test: {
                 name: `train-r${o.hyper.rank}-ctx${ctx}`, engine: "autoact-train", pp: ctx, tg: 0, parallel: 1, lora_adapters: 1,
                 reps: rates.length, samples: rates, mean: mean(rates), stddev: stddev(rates), unit: "tokens/s",

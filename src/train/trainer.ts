@@ -34,6 +34,8 @@ export interface TrainDone {
     compute_buffer_bytes?: Record<string, number>;
     /** Frozen weights llama.cpp repacked for the CPU's own kernels (AMX tiles, interleaved blocks) for the forward pass. */
     repacked_weights?: number;
+    /** Bytes of the base file that the weight copies made in each pass read again (their pages stay in memory). */
+    weight_file_bytes?: number;
     /** Whether the backward pass recomputed activations in the end (auto turns it on where the memory is short). */
     recompute?: boolean;
 }

@@ -145,4 +145,16 @@ describe("bench train beside llama-bench and PyTorch", () => {
         expect(result.notes.some((n) => n.startsWith("PyTorch reference skipped"))).toBe(true);
         expect(validateBenchResult(JSON.parse(JSON.stringify(result)))).toEqual([]);
     });
+
+    it("records what the trainer chose for the memory it had, once for all rounds", async () => {
+        const model = await makeTinyModel(dir);
+        const result = await benchTrain({
+            model, gpu: "cpu", threads: 1, ctx: 32, steps: 2, batch: 1, rank: 4, reps: 1, rounds: 2,
+            trainer: build.trainer, llamaBench: build.llamaBench, trainerArgs: ["--memory-available", "1"], command: "test"
+        });
+        expect(result.settings).toMatchObject({ frozen_backward: "matmul" });
+        expect(result.notes.filter((n) => n.startsWith("autoact-train: the frozen weights' transposed copies"))).toEqual([
+            expect.stringMatching(/would not fit in the 0\.00 GiB of memory available: the copies are made in each pass instead/)
+        ]);
+    });
 });
