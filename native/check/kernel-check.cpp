@@ -5,7 +5,7 @@
 // (few result rows: register blocks; else ggml's own loop), the F32 sine that draws the LoRA
 // dropout masks (vector code where the CPU has AVX2, else sinf), the F32 softmax whose rows'
 // maximum is taken in vectors (attention's rows, the loss's vocabulary), and RMS_NORM and its
-// backward, whose sums are. One JSON line per case; exit 0 when every result is within the
+// backward, whose sums are, and transposed copies (bits moved, in register blocks). One JSON line per case; exit 0 when every result is within the
 // tolerance, 1 otherwise.
 //
 //   autoact-kernel-check [--tolerance 1e-5]
@@ -262,6 +262,36 @@ double check_rms_norm(int64_t len, int64_t rows, int n_threads, uint32_t seed) {
     return worst;
 }
 
+// Entries of a transposed copy (ggml_cont of ggml_transpose, as the backward pass and the frozen
+// weights' copies make them) that differ from the source's in any bit: the copy moves bits only.
+int64_t check_transpose(ggml_type type, int64_t rows, int64_t cols, int n_threads, uint32_t seed) {
+    const size_t elt = ggml_type_size(type);
+    ggml_init_params params = { (size_t) (rows * cols) * elt * 2 + 1024 * 1024, nullptr, false };
+    ggml_context * ctx = ggml_init(params);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, type, cols, rows);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t i = 0; i < rows * cols; ++i) {
+        const float v = normal(rng);
+        if (type == GGML_TYPE_F32) {
+            ((float *) x->data)[i] = v;
+        } else if (type == GGML_TYPE_F16) {
+            ((ggml_fp16_t *) x->data)[i] = ggml_fp32_to_fp16(v);
+        } else {
+            ((ggml_bf16_t *) x->data)[i] = ggml_fp32_to_bf16(v);
+        }
+    }
+    ggml_tensor * y = ggml_cont(ctx, ggml_transpose(ctx, x)); // cols rows of rows entries
+    int64_t wrong = compute(ctx, y, n_threads) ? 0 : rows * cols;
+    for (int64_t r = 0; wrong == 0 && r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) {
+            wrong += std::memcmp((const char *) x->data + (r * cols + c) * elt, (const char *) y->data + (c * rows + r) * elt, elt) != 0;
+        }
+    }
+    ggml_free(ctx);
+    return wrong;
+}
+
 } // namespace
 
 int main(int argc, char ** argv) {
@@ -359,6 +389,20 @@ int main(int argc, char ** argv) {
             ok = ok && pass;
             std::printf("{\"op\":\"rms_norm_f32\",\"len\":%lld,\"rows\":%lld,\"threads\":%d,\"max_rel_error\":%.3g,\"ok\":%s}\n",
                     (long long) c.len, (long long) c.rows, n_threads, err, pass ? "true" : "false");
+        }
+    }
+    // transposed copies: whole 8 x 8 register blocks and 32 x 32 tiles, edges of each, fewer rows
+    // than a block, and a 7B feed-forward slice's shape (4,096 x 1,856 rows of a Q4_K weight)
+    struct transpose_case { int64_t rows; int64_t cols; };
+    const transpose_case transpose_cases[] = { { 8, 8 }, { 32, 32 }, { 37, 45 }, { 5, 100 }, { 64, 1835 }, { 4096, 1856 } };
+    for (ggml_type type : { GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16 }) {
+        for (const transpose_case & c : transpose_cases) {
+            for (int n_threads : { 1, 3 }) {
+                const int64_t wrong = check_transpose(type, c.rows, c.cols, n_threads, seed++);
+                ok = ok && wrong == 0;
+                std::printf("{\"op\":\"transpose_%s\",\"rows\":%lld,\"cols\":%lld,\"threads\":%d,\"entries_wrong\":%lld,\"ok\":%s}\n",
+                        ggml_type_name(type), (long long) c.rows, (long long) c.cols, n_threads, (long long) wrong, wrong == 0 ? "true" : "false");
+            }
         }
     }
     return ok ? 0 : 1;

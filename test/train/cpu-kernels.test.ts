@@ -2,19 +2,23 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { BUILD_TIMEOUT_MS, nativeBuild } from "./helpers.js";
 
-describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradients, BF16 forward copies), the LoRA factors' F32 out_prod, the dropout masks' sine, the softmax's row maximum, RMS_NORM's sums", () => {
-    it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS; out_prod's register blocks and ggml's loop; the sine in AVX2 vectors, else sinf; softmax rows whose maximum taken wrong would overflow; RMS_NORM and its backward)", async () => {
+describe("the CPU kernels of the trainer's patches: BF16 matmuls (input gradients, BF16 forward copies), the LoRA factors' F32 out_prod, the dropout masks' sine, the softmax's row maximum, RMS_NORM's sums, transposed copies", () => {
+    it("match a double-precision reference in whole and partial blocks on 1-3 threads (AMX tiles where the CPU has AMX-BF16, else tinyBLAS; out_prod's register blocks and ggml's loop; the sine in AVX2 vectors, else sinf; softmax rows whose maximum taken wrong would overflow; RMS_NORM and its backward; F32, F16 and BF16 transposed copies bit for bit)", async () => {
         const { kernelCheck } = await nativeBuild();
         const result = await execa(kernelCheck, [], { reject: false });
-        const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { op: string; max_rel_error?: number; max_abs_error?: number; ok: boolean });
+        const cases = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as { op: string; max_rel_error?: number; max_abs_error?: number; entries_wrong?: number; ok: boolean });
         expect(cases.filter((c) => c.op === "mul_mat_bf16")).toHaveLength(33);
         expect(cases.filter((c) => c.op === "out_prod_f32")).toHaveLength(16);
         expect(cases.filter((c) => c.op === "sin_f32")).toHaveLength(6);
         expect(cases.filter((c) => c.op === "soft_max_f32")).toHaveLength(10);
         expect(cases.filter((c) => c.op === "rms_norm_f32")).toHaveLength(8);
-        expect(cases).toHaveLength(73);
+        for (const type of ["f32", "f16", "bf16"])
+            expect(cases.filter((c) => c.op === `transpose_${type}`)).toHaveLength(12);
+        expect(cases).toHaveLength(109);
         for (const c of cases)
-            if (c.op === "sin_f32")
+            if (c.op.startsWith("transpose_"))
+                expect(c.entries_wrong, JSON.stringify(c)).toBe(0);
+            else if (c.op === "sin_f32")
                 expect(c.max_abs_error, JSON.stringify(c)).toBeLessThanOrEqual(2.5e-7);
             else if (c.op === "soft_max_f32")
                 expect(c.max_abs_error, JSON.stringify(c)).toBeLessThanOrEqual(1e-6);
