@@ -186,6 +186,21 @@ ggml_tensor * weight_copy(trainer_graph & tg, const ggml_tensor * w, bool transp
     return t;
 }
 
+// Where the base file stores weight w as llama.cpp loaded it (the same type and size), or false:
+// the one test of both ways a repacked weight's copy reads the file (once, or in each pass).
+bool offset_in_file(const gguf_context * g, const ggml_tensor * w, size_t & at) {
+    const int64_t id = gguf_find_tensor(g, w->name);
+    if (id < 0 || gguf_get_tensor_type(g, id) != w->type || gguf_get_tensor_size(g, id) != ggml_nbytes(w)) {
+        return false;
+    }
+    at = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, id);
+    return true;
+}
+
+std::string not_in_file(const std::string & path, const ggml_tensor * w, const char * instead) {
+    return string_format("%s: %s is not in this file as loaded (a split model?): rerun with --frozen-backward %s", path.c_str(), w->name, instead);
+}
+
 // Maps tg.base_file read-only and reads its tensor index, once; false where it cannot. (Called
 // from ggml's backward pass, which is C: nothing may throw through it.)
 bool map_base_file(trainer_graph & tg) {
@@ -231,12 +246,9 @@ ggml_tensor * plain_source(const ggml_tensor * w, void * ud) {
         tg.build_error = tg.base_file + ": cannot map the base model again to read its weights (rerun with --frozen-backward cached)";
         return nullptr;
     }
-    const int64_t id = gguf_find_tensor(m.gguf, w->name);
-    const size_t at = id < 0 ? 0 : gguf_get_data_offset(m.gguf) + gguf_get_tensor_offset(m.gguf, id);
-    if (id < 0 || gguf_get_tensor_type(m.gguf, id) != w->type || gguf_get_tensor_size(m.gguf, id) != ggml_nbytes(w) ||
-            at + ggml_nbytes(w) > m.size) {
-        tg.build_error = string_format("%s: %s is not in this file as loaded (a split model?): rerun with --frozen-backward out_prod",
-                tg.base_file.c_str(), w->name);
+    size_t at = 0;
+    if (!offset_in_file(m.gguf, w, at) || at + ggml_nbytes(w) > m.size) {
+        tg.build_error = not_in_file(tg.base_file, w, "out_prod");
         return nullptr;
     }
     ggml_tensor * t = ggml_new_tensor(m.ctx, w->type, GGML_MAX_DIMS, w->ne);
@@ -291,13 +303,11 @@ class base_file_reader {
                 throw runtime_failure(path_ + ": cannot read the base model's weights again (rerun with --frozen-backward matmul)");
             }
         }
-        const int64_t id = gguf_find_tensor(gguf_, w->name);
-        if (id < 0 || gguf_get_tensor_type(gguf_, id) != w->type || gguf_get_tensor_size(gguf_, id) != ggml_nbytes(w)) {
-            throw runtime_failure(string_format("%s: %s is not in this file as loaded (a split model?): rerun with --frozen-backward matmul",
-                    path_.c_str(), w->name));
+        size_t at = 0;
+        if (!offset_in_file(gguf_, w, at)) {
+            throw runtime_failure(not_in_file(path_, w, "matmul"));
         }
         out.resize(ggml_nbytes(w));
-        const size_t at = gguf_get_data_offset(gguf_) + gguf_get_tensor_offset(gguf_, id);
         if (fseeko(file_, (off_t) at, SEEK_SET) != 0 || std::fread(out.data(), 1, out.size(), file_) != out.size()) {
             throw runtime_failure(string_format("%s: cannot read %s", path_.c_str(), w->name));
         }

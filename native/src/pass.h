@@ -78,7 +78,7 @@ struct trainer_graph {
     } wt;
 
     // per pass (no `cache`): base_file mapped read-only, so that a repacked weight's copy in each
-    // pass reads the file's bytes (page cache the kernel may drop and read again, not memory of ours)
+    // pass reads the file's bytes (page cache, read again in every pass: pass_fits counts it)
     struct {
         void *                addr = nullptr;
         size_t                size = 0;
