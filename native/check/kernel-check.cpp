@@ -5,8 +5,9 @@
 // (few result rows: register blocks; else ggml's own loop), the F32 sine that draws the LoRA
 // dropout masks (vector code where the CPU has AVX2, else sinf), the F32 softmax whose rows'
 // maximum is taken in vectors (attention's rows, the loss's vocabulary), and RMS_NORM and its
-// backward, whose sums are, and transposed copies (bits moved, in register blocks). One JSON line per case; exit 0 when every result is within the
-// tolerance, 1 otherwise.
+// backward, whose sums are, and transposed copies (bits moved, in register blocks), and the frozen
+// weights' copies made in one step (dequantized, transposed and converted: the bits of ggml's
+// ops). One JSON line per case; exit 0 when every result is within the tolerance, 1 otherwise.
 //
 //   autoact-kernel-check [--tolerance 1e-5]
 //
@@ -292,6 +293,45 @@ int64_t check_transpose(ggml_type type, int64_t rows, int64_t cols, int n_thread
     return wrong;
 }
 
+// Entries of a frozen weight's transposed copy made in one step by the CPU's own op
+// (ggml_autoact_cpu_transposed_copy, a slice of rows `r0..r0 + rows` of the weight) that differ in
+// any bit from the copy made of ggml's ops: dequantized (or converted) to F32, converted to `to`,
+// transposed.
+int64_t check_transposed_copy(ggml_type type, ggml_type to, int64_t k, int64_t rows, int64_t r0, int n_threads, uint32_t seed) {
+    const int64_t all = r0 + rows + 3; // rows after the slice too
+    ggml_init_params params = { (size_t) (all * k) * 16 + 4 * 1024 * 1024, nullptr, false };
+    ggml_context * ctx = ggml_init(params);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> values((size_t) (all * k));
+    // an F32 weight's values take in NaNs, infinities, subnormals and halfway cases of BF16 and F16 too
+    const uint32_t special[] = { 0x7fc00000, 0xffc00001, 0x7f800001, 0x7fbfffff, 0x7f800000, 0xff800000, 0x80000000, 0x00000001,
+                                 0x807fffff, 0x7f7fffff, 0x3f808000, 0x3f818000, 0x3f80ffff, 0x477ff000, 0x33000000 };
+    for (float & v : values) {
+        v = normal(rng);
+        if (type == GGML_TYPE_F32 && rng() % 7 == 0) {
+            std::memcpy(&v, &special[rng() % (sizeof(special) / sizeof(special[0]))], sizeof(v));
+        }
+    }
+    ggml_tensor * w = ggml_new_tensor_2d(ctx, type, k, all);
+    if (type == GGML_TYPE_F32) {
+        std::memcpy(w->data, values.data(), values.size() * sizeof(float));
+    } else {
+        ggml_quantize_chunk(type, values.data(), w->data, 0, all, k, nullptr);
+    }
+    ggml_tensor * slice = ggml_view_2d(ctx, w, k, rows, w->nb[1], (size_t) r0 * w->nb[1]);
+    ggml_tensor * as_f32 = ggml_cast(ctx, slice, GGML_TYPE_F32);
+    ggml_tensor * expected = ggml_cont(ctx, ggml_transpose(ctx, to == GGML_TYPE_F32 ? as_f32 : ggml_cast(ctx, as_f32, to)));
+    ggml_tensor * y = ggml_custom_4d(ctx, to, rows, k, 1, 1, &slice, 1, ggml_autoact_cpu_transposed_copy, GGML_N_TASKS_MAX, nullptr);
+    const bool computed = compute(ctx, expected, 1) && compute(ctx, y, n_threads);
+    int64_t wrong = computed ? 0 : rows * k;
+    for (int64_t i = 0; computed && i < rows * k; ++i) {
+        wrong += std::memcmp((const char *) expected->data + i * ggml_type_size(to), (const char *) y->data + i * ggml_type_size(to), ggml_type_size(to)) != 0;
+    }
+    ggml_free(ctx);
+    return wrong;
+}
+
 } // namespace
 
 int main(int argc, char ** argv) {
@@ -402,6 +442,23 @@ int main(int argc, char ** argv) {
                 ok = ok && wrong == 0;
                 std::printf("{\"op\":\"transpose_%s\",\"rows\":%lld,\"cols\":%lld,\"threads\":%d,\"entries_wrong\":%lld,\"ok\":%s}\n",
                         ggml_type_name(type), (long long) c.rows, (long long) c.cols, n_threads, (long long) wrong, wrong == 0 ? "true" : "false");
+            }
+        }
+    }
+    // frozen weights' copies made in one step: block types of 256 and 32 columns and plain ones,
+    // fewer rows than a tile, edges of tiles and of the threads' column ranges, slices of rows
+    struct copy_case { ggml_type type; int64_t k; int64_t rows; int64_t r0; };
+    const copy_case copy_cases[] = { { GGML_TYPE_Q4_K, 256, 40, 0 }, { GGML_TYPE_Q4_K, 768, 5, 7 }, { GGML_TYPE_Q8_0, 96, 33, 2 },
+                                     { GGML_TYPE_Q8_0, 4096, 64, 64 }, { GGML_TYPE_F16, 45, 37, 1 }, { GGML_TYPE_BF16, 64, 100, 0 },
+                                     { GGML_TYPE_Q4_K, 512, 96, 32 }, { GGML_TYPE_F32, 37, 45, 3 } };
+    for (const copy_case & c : copy_cases) {
+        for (ggml_type to : { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32 }) {
+            for (int n_threads : { 1, 3 }) {
+                const int64_t wrong = check_transposed_copy(c.type, to, c.k, c.rows, c.r0, n_threads, seed++);
+                ok = ok && wrong == 0;
+                std::printf("{\"op\":\"transposed_copy_%s_to_%s\",\"k\":%lld,\"rows\":%lld,\"threads\":%d,\"entries_wrong\":%lld,\"ok\":%s}\n",
+                        ggml_type_name(c.type), ggml_type_name(to), (long long) c.k, (long long) c.rows, n_threads, (long long) wrong,
+                        wrong == 0 ? "true" : "false");
             }
         }
     }

@@ -337,14 +337,14 @@ int run(int argc, char ** argv) {
     if (cached && p.frozen_backward == "auto" && memory_available > 0) {
         // the copies would be the largest allocation (2 bytes a weight in BF16 against a Q4_K's
         // 0.56): where they, the model and room for the activations exceed what the machine has,
-        // the copies are made in each pass instead, from the mapped file (0.7-0.8x the speed on this
+        // the copies are made in each pass instead, from the mapped file (about 0.8x the speed on this
         // AMX CPU, a 100M and a 7B)
         const uint64_t copies = weight_copy_bytes(base, grad_type, forward_copies);
         if (model_bytes + copies + k_activation_reserve > memory_available) {
             cached = false;
             json_line().str("event", "notice").str("message", string_format(
                 "the frozen weights' transposed copies (%.2f GiB) with the model (%.2f GiB) would not fit in the %.2f GiB of memory "
-                "available: the copies are made in each pass instead (--frozen-backward matmul: about 0.7-0.8x the speed, without the copies' memory)",
+                "available: the copies are made in each pass instead (--frozen-backward matmul: about 0.8x the speed, without the copies' memory)",
                 copies / 1073741824.0, model_bytes / 1073741824.0, memory_available / 1073741824.0)).emit();
         }
     }
@@ -451,7 +451,7 @@ int run(int argc, char ** argv) {
     tg.loss_gradient_forward = p.loss_gradient == "forward";
     const bool mixed  = grad_type != GGML_TYPE_F32;
     tg.base_file = p.base;
-    trainer_frozen_backward(tg, out_prod ? -1 : grad_type, cached, cparams.n_threads, p.backward_slice);
+    trainer_frozen_backward(tg, out_prod ? -1 : grad_type, cached, !on_gpu, cparams.n_threads, p.backward_slice);
     // `on` with a CPU's native BF16: the forward matmuls through F32/F16 weights too (the loss then
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
     tg.forward_copies = forward_copies;

@@ -350,10 +350,18 @@ void materialize_weight_copies(trainer_graph & tg) {
             src = ggml_new_tensor(ctx, c.w->type, GGML_MAX_DIMS, c.w->ne);
             src->data = bytes.data(); // host memory the allocator leaves alone
         }
-        if (ggml_is_quantized(src->type)) {
-            src = ggml_cast(ctx, src, GGML_TYPE_F32);
+        if (c.transposed && ggml_is_matrix(src)) {
+            // the CPU's own op, as the copies made in each pass make theirs: its result is the copy
+            ggml_tensor * copy = ggml_custom_4d(ctx, c.copy->type, c.copy->ne[0], c.copy->ne[1], 1, 1, &src, 1,
+                    ggml_autoact_cpu_transposed_copy, GGML_N_TASKS_MAX, nullptr);
+            copy->data = c.copy->data; // allocated: the allocator leaves it alone
+            ggml_build_forward_expand(g, copy);
+        } else {
+            if (ggml_is_quantized(src->type)) {
+                src = ggml_cast(ctx, src, GGML_TYPE_F32);
+            }
+            ggml_build_forward_expand(g, ggml_cpy(ctx, c.transposed ? ggml_transpose(ctx, src) : src, c.copy));
         }
-        ggml_build_forward_expand(g, ggml_cpy(ctx, c.transposed ? ggml_transpose(ctx, src) : src, c.copy));
         ok = ok && ggml_gallocr_alloc_graph(alloc, g) && ggml_backend_graph_compute(cpu, g) == GGML_STATUS_SUCCESS;
         ggml_free(ctx);
     }
@@ -564,8 +572,9 @@ void trainer_graph_init(trainer_graph & tg, llama_context * lctx, lora_adapter &
     trainer_grads_zero(tg);
 }
 
-void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements) {
+void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, bool on_cpu, int n_threads, int64_t slice_elements) {
     ggml_autoact_set_frozen_grad_slice(slice_elements);
+    ggml_autoact_set_frozen_grad_copy_op(on_cpu && type >= 0 ? ggml_autoact_cpu_transposed_copy : nullptr);
     tg.slice_elements = slice_elements;
     tg.sliced = type >= 0 && !cache;
     if (type < 0) {
@@ -581,6 +590,7 @@ void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_thr
 void trainer_graph_free(trainer_graph & tg) {
     ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
     ggml_autoact_set_frozen_grad_plain_source(nullptr, nullptr);
+    ggml_autoact_set_frozen_grad_copy_op(nullptr);
     if (tg.mapped.addr) {
         ggml_backend_buffer_free(tg.mapped.buf);
         ggml_free(tg.mapped.ctx);

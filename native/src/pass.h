@@ -94,8 +94,10 @@ struct trainer_graph {
 // F16 / BF16 with mixed precision), the copies made once and kept (`cache`, CPU) or made in every
 // pass (GPU: no memory for a second copy of the model; a CPU short of memory: a repacked weight's
 // from the mapped base file); or upstream's OUT_PROD (`type` < 0). In a pass, a weight of more
-// than 2 x `slice_elements` is transposed a slice of rows at a time.
-void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, int n_threads, int64_t slice_elements);
+// than 2 x `slice_elements` is transposed a slice of rows at a time. `on_cpu`: the passes run on
+// the CPU, whose own op makes a copy in one step (dequantized, transposed and converted a tile at
+// a time).
+void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, bool on_cpu, int n_threads, int64_t slice_elements);
 
 // Marks the adapter's tensors trainable and allocates one gradient accumulator per tensor,
 // beside it (same buffer type).
