@@ -20,6 +20,7 @@
 #include "ggml-cpu.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -297,7 +298,7 @@ int64_t check_transpose(ggml_type type, int64_t rows, int64_t cols, int n_thread
 // (ggml_autoact_cpu_transposed_copy, a slice of rows `r0..r0 + rows` of the weight) that differ in
 // any bit from the copy made of ggml's ops: dequantized (or converted) to F32, converted to `to`,
 // transposed.
-int64_t check_transposed_copy(ggml_type type, ggml_type to, int64_t k, int64_t rows, int64_t r0, int n_threads, uint32_t seed) {
+int64_t check_transposed_copy(ggml_type type, ggml_type to, int64_t k, int64_t rows, int64_t r0, bool line_aligned, int n_threads, uint32_t seed) {
     const int64_t all = r0 + rows + 3; // rows after the slice too
     ggml_init_params params = { (size_t) (all * k) * 16 + 4 * 1024 * 1024, nullptr, false };
     ggml_context * ctx = ggml_init(params);
@@ -323,6 +324,11 @@ int64_t check_transposed_copy(ggml_type type, ggml_type to, int64_t k, int64_t r
     ggml_tensor * as_f32 = ggml_cast(ctx, slice, GGML_TYPE_F32);
     ggml_tensor * expected = ggml_cont(ctx, ggml_transpose(ctx, to == GGML_TYPE_F32 ? as_f32 : ggml_cast(ctx, as_f32, to)));
     ggml_tensor * y = ggml_custom_4d(ctx, to, rows, k, 1, 1, &slice, 1, ggml_autoact_cpu_transposed_copy, GGML_N_TASKS_MAX, nullptr);
+    // the copy where a backend's buffer puts it, on a cache line (stored past the cache where its
+    // rows allow), or 16 bytes past one
+    std::vector<char> storage(ggml_nbytes(y) + 128);
+    char * line = storage.data() + (64 - (uintptr_t) storage.data() % 64) % 64;
+    y->data = line + (line_aligned ? 0 : 16);
     const bool computed = compute(ctx, expected, 1) && compute(ctx, y, n_threads);
     int64_t wrong = computed ? 0 : rows * k;
     for (int64_t i = 0; computed && i < rows * k; ++i) {
@@ -453,12 +459,14 @@ int main(int argc, char ** argv) {
                                      { GGML_TYPE_Q4_K, 512, 96, 32 }, { GGML_TYPE_F32, 37, 45, 3 } };
     for (const copy_case & c : copy_cases) {
         for (ggml_type to : { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32 }) {
-            for (int n_threads : { 1, 3 }) {
-                const int64_t wrong = check_transposed_copy(c.type, to, c.k, c.rows, c.r0, n_threads, seed++);
-                ok = ok && wrong == 0;
-                std::printf("{\"op\":\"transposed_copy_%s_to_%s\",\"k\":%lld,\"rows\":%lld,\"threads\":%d,\"entries_wrong\":%lld,\"ok\":%s}\n",
-                        ggml_type_name(c.type), ggml_type_name(to), (long long) c.k, (long long) c.rows, n_threads, (long long) wrong,
-                        wrong == 0 ? "true" : "false");
+            for (bool line_aligned : { true, false }) {
+                for (int n_threads : { 1, 3 }) {
+                    const int64_t wrong = check_transposed_copy(c.type, to, c.k, c.rows, c.r0, line_aligned, n_threads, seed++);
+                    ok = ok && wrong == 0;
+                    std::printf("{\"op\":\"transposed_copy_%s_to_%s\",\"k\":%lld,\"rows\":%lld,\"line_aligned\":%s,\"threads\":%d,"
+                            "\"entries_wrong\":%lld,\"ok\":%s}\n", ggml_type_name(c.type), ggml_type_name(to), (long long) c.k,
+                            (long long) c.rows, line_aligned ? "true" : "false", n_threads, (long long) wrong, wrong == 0 ? "true" : "false");
+                }
             }
         }
     }
