@@ -320,6 +320,14 @@ int64_t check_transposed_copy(ggml_type type, ggml_type to, int64_t k, int64_t r
     } else {
         ggml_quantize_chunk(type, values.data(), w->data, 0, all, k, nullptr);
     }
+    if (type == GGML_TYPE_F16) { // and an F16 weight's: signalling and quiet NaNs, infinities, subnormals, the largest
+        const uint16_t special16[] = { 0x7c01, 0x7e00, 0xfe01, 0x7dff, 0x7c00, 0xfc00, 0x8000, 0x0001, 0x83ff, 0x7bff, 0x0400 };
+        for (int64_t i = 0; i < all * k; ++i) {
+            if (rng() % 7 == 0) {
+                ((uint16_t *) w->data)[i] = special16[rng() % (sizeof(special16) / sizeof(special16[0]))];
+            }
+        }
+    }
     ggml_tensor * slice = ggml_view_2d(ctx, w, k, rows, w->nb[1], (size_t) r0 * w->nb[1]);
     ggml_tensor * as_f32 = ggml_cast(ctx, slice, GGML_TYPE_F32);
     ggml_tensor * expected = ggml_cont(ctx, ggml_transpose(ctx, to == GGML_TYPE_F32 ? as_f32 : ggml_cast(ctx, as_f32, to)));
@@ -456,7 +464,8 @@ int main(int argc, char ** argv) {
     struct copy_case { ggml_type type; int64_t k; int64_t rows; int64_t r0; };
     const copy_case copy_cases[] = { { GGML_TYPE_Q4_K, 256, 40, 0 }, { GGML_TYPE_Q4_K, 768, 5, 7 }, { GGML_TYPE_Q8_0, 96, 33, 2 },
                                      { GGML_TYPE_Q8_0, 4096, 64, 64 }, { GGML_TYPE_F16, 45, 37, 1 }, { GGML_TYPE_BF16, 64, 100, 0 },
-                                     { GGML_TYPE_Q4_K, 512, 96, 32 }, { GGML_TYPE_F32, 37, 45, 3 } };
+                                     { GGML_TYPE_Q4_K, 512, 96, 32 }, { GGML_TYPE_F32, 37, 45, 3 }, { GGML_TYPE_Q6_K, 256, 40, 0 },
+                                     { GGML_TYPE_Q6_K, 768, 37, 5 }, { GGML_TYPE_F16, 72, 64, 0 } };
     for (const copy_case & c : copy_cases) {
         for (ggml_type to : { GGML_TYPE_BF16, GGML_TYPE_F16, GGML_TYPE_F32 }) {
             for (bool line_aligned : { true, false }) {
