@@ -78,10 +78,6 @@ double lr_at(const train_params & p, int64_t step, int64_t total) {
     return p.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
-// Memory besides the model and the weight copies that --frozen-backward auto leaves free for the
-// activations and the rest of a pass (a 100M model's at 256 tokens: 0.2 GB).
-constexpr uint64_t k_activation_reserve = 1ull << 30;
-
 // The bytes of the copies --frozen-backward cached makes once (an upper bound: the first layer's
 // Q, K and V need none): every 2-D weight of the blocks and the output layer (the embeddings where
 // they are tied) transposed in the input gradients' type, with BF16 forward copies the F32/F16
@@ -102,6 +98,44 @@ uint64_t weight_copy_bytes(const base_info & base, ggml_type type, bool forward_
         bytes += n * ggml_type_size(type) * (forward_too ? 2 : 1);
     }
     return bytes;
+}
+
+// The ways a training pass may hold its memory that the options leave, the fastest first: the
+// copies made once, else in each pass (about 0.85-1x the speed, from the mapped file), then the
+// same with each layer's activations recomputed (about one more forward pass). The first is the
+// one tried; a training graph measured too large for the memory takes the next (pass_fits).
+std::vector<trainer_graph::memory_plan> memory_plans(const train_params & p, const base_info & base, bool on_gpu, ggml_type grad_type,
+        bool forward_copies, uint64_t model_bytes, uint64_t memory_available) {
+    std::vector<bool> once; // the copies' ways
+    if (p.frozen_backward == "out_prod" || p.frozen_backward == "matmul" || (p.frozen_backward == "auto" && on_gpu)) {
+        once = { false }; // a GPU has no room for a second model
+    } else if (p.frozen_backward == "cached") {
+        once = { true };
+    } else {
+        // the copies would be the largest allocation (2 bytes a weight in BF16 against a Q4_K's
+        // 0.56): where they and the model alone exceed what the machine has, only in each pass
+        const uint64_t copies = weight_copy_bytes(base, grad_type, forward_copies);
+        if (memory_available > 0 && model_bytes + copies > memory_available) {
+            once = { false };
+            json_line().str("event", "notice").str("message", string_format(
+                "the frozen weights' transposed copies (%.2f GiB) with the model (%.2f GiB) would not fit in the %.2f GiB of memory "
+                "available: the copies are made in each pass instead (--frozen-backward matmul: about 0.85-1x the speed, without the copies' memory)",
+                copies / 1073741824.0, model_bytes / 1073741824.0, memory_available / 1073741824.0)).emit();
+        } else {
+            // a split model's weights are repacked only with the copies made once (its other files
+            // are not mapped for copies in each pass): that way stands
+            once = base.split ? std::vector<bool>{ true } : std::vector<bool>{ true, false };
+        }
+    }
+    const std::vector<bool> recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu) ? std::vector<bool>{ true }
+                                      : p.recompute == "off" ? std::vector<bool>{ false } : std::vector<bool>{ false, true };
+    std::vector<trainer_graph::memory_plan> plans;
+    for (const bool r : recompute) {
+        for (const bool c : once) {
+            plans.push_back({ c, r });
+        }
+    }
+    return plans;
 }
 
 // A given adapter brings its own rank, alpha and targets: they are what trains, and what the new
@@ -331,23 +365,10 @@ int run(int argc, char ** argv) {
     const bool out_prod = p.frozen_backward == "out_prod"; // upstream's backward: F32
     const ggml_type grad_type = out_prod ? GGML_TYPE_F32 : frozen_grad_type(p, on_gpu);
     const bool forward_copies = p.mixed_precision == "on" && grad_type == GGML_TYPE_BF16;
-    bool cached = !out_prod && (p.frozen_backward == "cached" || (p.frozen_backward == "auto" && !on_gpu));
     const uint64_t memory_available = p.memory_available_mib > 0 ? (uint64_t) p.memory_available_mib << 20 : available_memory_bytes();
     const uint64_t model_bytes = file_size(p.base); // the weights, repacked or mapped: held all along
-    if (cached && p.frozen_backward == "auto" && memory_available > 0) {
-        // the copies would be the largest allocation (2 bytes a weight in BF16 against a Q4_K's
-        // 0.56): where they, the model and room for the activations exceed what the machine has,
-        // the copies are made in each pass instead, from the mapped file (about 0.8x the speed on this
-        // AMX CPU, a 100M and a 7B)
-        const uint64_t copies = weight_copy_bytes(base, grad_type, forward_copies);
-        if (model_bytes + copies + k_activation_reserve > memory_available) {
-            cached = false;
-            json_line().str("event", "notice").str("message", string_format(
-                "the frozen weights' transposed copies (%.2f GiB) with the model (%.2f GiB) would not fit in the %.2f GiB of memory "
-                "available: the copies are made in each pass instead (--frozen-backward matmul: about 0.8x the speed, without the copies' memory)",
-                copies / 1073741824.0, model_bytes / 1073741824.0, memory_available / 1073741824.0)).emit();
-        }
-    }
+    const std::vector<trainer_graph::memory_plan> plans = memory_plans(p, base, on_gpu, grad_type, forward_copies, model_bytes, memory_available);
+    const bool cached = plans.front().cached;
     // Only the copies read a weight otherwise, so the forward pass may take weights that llama.cpp
     // repacks for the CPU's own kernels (AMX tiles: 3x a Q8_0 forward pass where the CPU has them);
     // the copies of those are made from the file (pass.cpp), once or in each pass (from the file
@@ -455,8 +476,8 @@ int run(int argc, char ** argv) {
     // `on` with a CPU's native BF16: the forward matmuls through F32/F16 weights too (the loss then
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
     tg.forward_copies = forward_copies;
-    tg.recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu);
-    tg.recompute_if_short = p.recompute == "auto" && !on_gpu;
+    tg.recompute = plans.front().recompute;
+    tg.fallbacks.assign(plans.begin() + 1, plans.end());
     tg.memory_available   = memory_available;
     tg.memory_held        = model_bytes;
     tg.keep_dropout_masks = !p.grad_dump.empty(); // the dump reports them
@@ -639,7 +660,8 @@ int run(int argc, char ** argv) {
         .integer("peak_rss_bytes", (int64_t) peak_rss_bytes()).integer("n_params", n_params)
         .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("weight_copy_bytes", tg.wt.bytes)
         .integer("repacked_weights", tg.wt.from_file).integer("weight_file_bytes", tg.mapped.bytes)
-        .integer("train_graph_nodes", tg.train_graph_nodes).boolean("recompute", tg.recompute).raw("compute_buffer_bytes", buffers.text()).emit();
+        .integer("train_graph_nodes", tg.train_graph_nodes).str("frozen_backward", out_prod ? "out_prod" : tg.cached ? "cached" : "matmul")
+        .boolean("recompute", tg.recompute).raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);
     trainer_graph_free(tg);

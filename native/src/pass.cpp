@@ -165,8 +165,8 @@ bool is_model_weight(const ggml_tensor * w) {
 }
 
 // A copy of a frozen model weight in the copies' type, transposed (its input gradient) or not (the
-// forward pass's matmuls), made once: created here, filled at the end of the build
-// (materialize_weight_copies).
+// forward pass's matmuls), made once: created here, allocated at the end of the build
+// (allocate_weight_copies) and computed before the first pass (compute_weight_copies).
 ggml_tensor * weight_copy(trainer_graph & tg, const ggml_tensor * w, bool transposed) {
     auto & wt = tg.wt;
     if (!wt.ctx) {
@@ -319,11 +319,11 @@ class base_file_reader {
     std::FILE *    file_ = nullptr;
 };
 
-// Allocates the new weight copies in host memory and computes them once, a weight at a time (a
-// repacked weight's file bytes are read for it alone: one weight in memory twice at most).
-void materialize_weight_copies(trainer_graph & tg) {
+// Allocates the new weight copies in host memory, as the graph that reads them is built: a
+// buffer not yet written takes no memory, and pass_fits counts it with the graph.
+void allocate_weight_copies(trainer_graph & tg) {
     auto & wt = tg.wt;
-    if (wt.pending.empty()) {
+    if (wt.pending.empty() || wt.pending.back().copy->buffer) {
         return;
     }
     ggml_backend_buffer * buf = ggml_backend_alloc_ctx_tensors_from_buft(wt.ctx, ggml_backend_cpu_buffer_type());
@@ -332,7 +332,15 @@ void materialize_weight_copies(trainer_graph & tg) {
     }
     wt.buffers.push_back(buf);
     wt.bytes += (int64_t) ggml_backend_buffer_get_size(buf);
+}
 
+// Computes the allocated copies once, before the first pass that reads them, a weight at a time (a
+// repacked weight's file bytes are read for it alone: one weight in memory twice at most).
+void compute_weight_copies(trainer_graph & tg) {
+    auto & wt = tg.wt;
+    if (wt.pending.empty()) {
+        return;
+    }
     ggml_backend * cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
     ggml_backend_cpu_set_n_threads(cpu, wt.n_threads);
     ggml_gallocr * alloc = ggml_gallocr_new(ggml_backend_cpu_buffer_type());
@@ -489,7 +497,7 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
         if (tg.forward_copies) {
             forward_in_copies(tg, graph);
         }
-        materialize_weight_copies(tg);
+        allocate_weight_copies(tg);
         tg.train_graph_nodes = ggml_graph_n_nodes(graph);
     }
     const size_t n_tensors = graph_tensors(graph);
@@ -520,6 +528,7 @@ void pass_set_inputs(void * ud) {
     auto & call = *static_cast<pass_call *>(ud);
     trainer_graph & tg = *call.tg;
     const micro_batch & mb = *call.mb;
+    compute_weight_copies(tg); // the graph fitted and is allocated: the copies it reads, once
     // each label as a flat index into its chunk's [V, n] probabilities (or targets)
     std::vector<int32_t> flat(mb.labels.size());
     for (size_t o = 0; o < mb.labels.size(); ++o) {
@@ -576,21 +585,20 @@ void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, bool on_c
     ggml_autoact_set_frozen_grad_slice(slice_elements);
     ggml_autoact_set_frozen_grad_copy_op(on_cpu && type >= 0 ? ggml_autoact_cpu_transposed_copy : nullptr);
     tg.slice_elements = slice_elements;
-    tg.sliced = type >= 0 && !cache;
     if (type < 0) {
+        tg.sliced = tg.cached = false;
         ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
         return;
     }
     tg.wt.type = type;
     tg.wt.n_threads = n_threads;
-    ggml_autoact_set_frozen_grad_type((ggml_type) type, cache ? transposed_source : nullptr, &tg);
-    ggml_autoact_set_frozen_grad_plain_source(cache ? nullptr : plain_source, &tg);
+    trainer_weight_copies(tg, cache);
 }
 
-void trainer_graph_free(trainer_graph & tg) {
-    ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
-    ggml_autoact_set_frozen_grad_plain_source(nullptr, nullptr);
-    ggml_autoact_set_frozen_grad_copy_op(nullptr);
+namespace {
+
+// The copies made so far (once) and the base file mapped for the copies made in each pass.
+void drop_weight_copies(trainer_graph & tg) {
     if (tg.mapped.addr) {
         ggml_backend_buffer_free(tg.mapped.buf);
         ggml_free(tg.mapped.ctx);
@@ -604,6 +612,27 @@ void trainer_graph_free(trainer_graph & tg) {
     if (tg.wt.ctx) {
         ggml_free(tg.wt.ctx);
     }
+    const int type = tg.wt.type, n_threads = tg.wt.n_threads;
+    tg.wt = {};
+    tg.wt.type = type;
+    tg.wt.n_threads = n_threads;
+}
+
+} // namespace
+
+void trainer_weight_copies(trainer_graph & tg, bool cache) {
+    drop_weight_copies(tg);
+    tg.cached = cache;
+    tg.sliced = !cache;
+    ggml_autoact_set_frozen_grad_type((ggml_type) tg.wt.type, cache ? transposed_source : nullptr, &tg);
+    ggml_autoact_set_frozen_grad_plain_source(cache ? nullptr : plain_source, &tg);
+}
+
+void trainer_graph_free(trainer_graph & tg) {
+    ggml_autoact_set_frozen_grad_type(GGML_TYPE_COUNT, nullptr, nullptr);
+    ggml_autoact_set_frozen_grad_plain_source(nullptr, nullptr);
+    ggml_autoact_set_frozen_grad_copy_op(nullptr);
+    drop_weight_copies(tg);
     tg.wt = {};
     if (tg.last.meta) {
         ggml_free(tg.last.meta);
@@ -619,22 +648,32 @@ void trainer_grads_zero(trainer_graph & tg) {
     ggml_backend_buffer_clear(tg.grad_buf, 0);
 }
 
-// A newly built graph, measured before it is allocated: a training graph whose compute buffers
-// would not fit beside the model and the weight copies is declined while recomputation may
-// still be turned on (trainer_pass then builds it with recomputed activations). Copies made in
-// each pass from the mapped file count its pages: every pass reads them again, so they stay in
-// memory beside the repacked weights (a 7B Q4_K: 3.5 GiB twice).
+// A newly built graph, measured before it is allocated (the copies made once are allocated but
+// not yet written): a training graph whose compute buffers would not fit beside the model and the
+// weight copies is declined while another way remains (trainer_pass then builds it that way).
+// Copies made in each pass from the mapped file count its pages: every pass reads them again, so
+// they stay in memory beside the repacked weights (a 7B Q4_K: 3.5 GiB twice).
 bool pass_fits(void * ud, size_t compute_bytes) {
     const trainer_graph & tg = *static_cast<pass_call *>(ud)->tg;
     const uint64_t held = tg.memory_held + (uint64_t) tg.wt.bytes + (uint64_t) tg.mapped.bytes;
     if (held + compute_bytes <= tg.memory_available) {
         return true;
     }
+    const trainer_graph::memory_plan next = tg.fallbacks.front();
+    std::string instead;
+    if (next.recompute != tg.recompute) {
+        instead = "each layer's activations are recomputed in the backward pass instead (--recompute on: about one more forward pass of time)";
+        if (next.cached != tg.cached) {
+            instead += next.cached ? ", with the frozen weights' copies made once" : ", with the frozen weights' copies made in each pass";
+        }
+    } else {
+        instead = next.cached ? "the frozen weights' copies are made once instead"
+                              : "the frozen weights' copies are made in each pass instead (--frozen-backward matmul: about 0.85-1x the speed)";
+    }
     json_line().str("event", "notice").str("message", string_format(
         "a training pass's activations (%.2f GiB) with the model and the weight copies or the file pages they are made from (%.2f GiB) "
-        "would not fit in the %.2f GiB of memory available: each layer's activations are recomputed in the backward pass instead "
-        "(--recompute on: about one more forward pass of time)", compute_bytes / 1073741824.0, held / 1073741824.0,
-        tg.memory_available / 1073741824.0)).emit();
+        "would not fit in the %.2f GiB of memory available: %s", compute_bytes / 1073741824.0, held / 1073741824.0,
+        tg.memory_available / 1073741824.0, instead.c_str())).emit();
     return false;
 }
 
@@ -650,7 +689,7 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
         tg.last.n_tokens == (int32_t) mb.tokens.size() && tg.last.n_outputs == (int32_t) mb.labels.size();
     // measured before allocation only where a training graph could be declined (an extra
     // measure of each build otherwise)
-    const bool may_decline = backward && !tg.recompute && tg.recompute_if_short && tg.memory_available > 0;
+    const bool may_decline = backward && !tg.fallbacks.empty() && tg.memory_available > 0;
     llama_autoact_pass pass = { pass_build, pass_set_inputs, &call, same_shape ? tg.last.graph : nullptr, may_decline ? pass_fits : nullptr };
     const llama_autoact_batch batch = { mb.tokens.data(), mb.pos.data(), mb.seq.data(), mb.outputs.data(), (int32_t) mb.tokens.size() };
     int32_t rc = 0;
@@ -663,9 +702,14 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
     if (rc != 0 && !tg.build_error.empty()) {
         throw input_error(tg.build_error);
     }
-    if (rc == LLAMA_AUTOACT_PASS_DECLINED) {
-        tg.recompute = true;     // pass_fits said why
+    if (rc == LLAMA_AUTOACT_PASS_DECLINED) { // pass_fits said why: the next way
+        const trainer_graph::memory_plan next = tg.fallbacks.front();
+        tg.fallbacks.erase(tg.fallbacks.begin());
         tg.last.graph = nullptr; // built, never allocated: not to be reused
+        if (next.cached != tg.cached) {
+            trainer_weight_copies(tg, next.cached);
+        }
+        tg.recompute = next.recompute;
         return trainer_pass(tg, mb, backward);
     }
     if (rc == LLAMA_AUTOACT_PASS_ALLOC_FAILED || host_memory) {

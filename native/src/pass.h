@@ -34,10 +34,14 @@ struct trainer_graph {
     bool                  loss_gradient_forward = true; // false: the whole loss through ggml's backward pass (tests)
     bool                  forward_copies = false; // training passes' forward matmuls through F32/F16 weights on copies in wt.type
     bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
-    // --recompute auto on a CPU: recomputation turns on where a training graph's compute buffers
+    bool                  cached = false; // the frozen weights' transposed copies made once (else in each pass)
+    // How a training pass may hold its memory: copies made once or in each pass, activations kept
+    // or recomputed. `fallbacks`: after the way in use, the others the options leave (--frozen-backward
+    // auto, --recompute auto on a CPU), the fastest first. A training graph whose compute buffers
     // would not fit in memory_available beside memory_held (the model) and the weight copies, or
-    // the file's pages the copies made in each pass read
-    bool                  recompute_if_short = false;
+    // the file's pages the copies made in each pass read, is built again the next way (pass_fits).
+    struct memory_plan { bool cached; bool recompute; };
+    std::vector<memory_plan> fallbacks;
     uint64_t              memory_available = 0; // bytes; 0: unknown
     uint64_t              memory_held = 0;
 
@@ -98,6 +102,9 @@ struct trainer_graph {
 // the CPU, whose own op makes a copy in one step (dequantized, transposed and converted a tile at
 // a time).
 void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, bool on_cpu, int n_threads, int64_t slice_elements);
+// The frozen weights' transposed copies made once (`cache`) or in each pass from now on: copies
+// made so far and the mapped file are dropped where the way changes.
+void trainer_weight_copies(trainer_graph & tg, bool cache);
 
 // Marks the adapter's tensors trainable and allocates one gradient accumulator per tensor,
 // beside it (same buffer type).

@@ -36,6 +36,8 @@ export interface TrainDone {
     repacked_weights?: number;
     /** Bytes of the base file that the weight copies made in each pass read again (their pages stay in memory). */
     weight_file_bytes?: number;
+    /** How the input gradients through the frozen weights ran in the end: auto makes the copies in each pass where a training graph measured beside copies made once would not fit. */
+    frozen_backward?: "cached" | "matmul" | "out_prod";
     /** Whether the backward pass recomputed activations in the end (auto turns it on where the memory is short). */
     recompute?: boolean;
 }
@@ -67,7 +69,7 @@ export interface TrainStart {
     forward_bf16: boolean;
     /** Whether the backward pass recomputes each layer's activations. */
     recompute: boolean;
-    /** How the input gradients through the frozen weights run: copies made once ("cached"), in each pass ("matmul"), or "out_prod". */
+    /** How the input gradients through the frozen weights run at first: copies made once ("cached"), in each pass ("matmul"), or "out_prod" (the done line says how they ran in the end). */
     frozen_backward: "cached" | "matmul" | "out_prod";
     /** The memory the trainer planned with (0: unknown). */
     memory_available_bytes: number;

@@ -23,6 +23,14 @@ function mixedSamples(count: number, vocabFrom = 40): TokenizedSample[] {
     });
 }
 
+/** Samples of a full 256-token context each, the response from the 17th token on: a large training graph. */
+function fullContextSamples(count: number): TokenizedSample[] {
+    return Array.from({ length: count }, (_, s) => {
+        const tokens = Array.from({ length: 256 }, (_, i) => 40 + ((s * 13 + i * 5) % 300));
+        return { tokens, mask: tokens.map((_, i) => (i >= 16 ? 1 : 0)) };
+    });
+}
+
 describe("the trainer's fast paths agree with the plain ones", () => {
     let dir: string;
     let base: string;
@@ -225,7 +233,8 @@ describe("the trainer's fast paths agree with the plain ones", () => {
             const r = await runTrainer(["--base", base, "--data", data, "--out", path.join(dir, `${name}.gguf`), "--ctx", "64",
                 "--batch", "8", "--batch-tokens", "256", "--mixed-precision", "off", "--grad-dump", out, ...args]);
             expect(r.exitCode, r.stderr).toBe(0);
-            return { dump: readGradDump(out), start: r.events.find((e) => e.event === "start")!, notices: r.events.filter((e) => e.event === "notice") };
+            return { dump: readGradDump(out), start: r.events.find((e) => e.event === "start")!,
+                notices: r.events.filter((e) => e.event === "notice") };
         };
         const roomy = await run("auto-roomy", []);
         expect(roomy.start).toMatchObject({ frozen_backward: "cached" });
@@ -233,11 +242,14 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         if (process.platform === "linux")
             expect(Number(roomy.start.memory_available_bytes)).toBeGreaterThan(2 ** 26); // read from /proc/meminfo and the cgroups
         const tight = await run("auto-tight", ["--memory-available", "1"]);
-        expect(tight.start).toMatchObject({ frozen_backward: "matmul", memory_available_bytes: 2 ** 20 });
+        // the model and its copies alone fit in 1 MiB: the copies are planned once, and the training
+        // graph, measured before it is allocated (patch 0021), is declined and built again each way in turn
+        expect(tight.start).toMatchObject({ frozen_backward: "cached", memory_available_bytes: 2 ** 20 });
+        const graphNotice = /^a training pass's activations \(.* GiB\) with the model and the weight copies or the file pages they are made from \(.* GiB\) would not fit in the 0\.00 GiB of memory available: /;
         expect(tight.notices.map((n) => n.message)).toEqual([
-            expect.stringMatching(/^the frozen weights' transposed copies \(.* GiB\) with the model \(.* GiB\) would not fit in the 0\.00 GiB of memory available: the copies are made in each pass instead/),
-            // the training graph is measured before it is allocated, declined and built again (patch 0021)
-            expect.stringMatching(/^a training pass's activations \(.* GiB\) with the model and the weight copies or the file pages they are made from \(.* GiB\) would not fit in the 0\.00 GiB of memory available: each layer's activations are recomputed/)
+            expect.stringMatching(new RegExp(graphNotice.source + "the frozen weights' copies are made in each pass instead")),
+            expect.stringMatching(new RegExp(graphNotice.source + "each layer's activations are recomputed in the backward pass instead .*, with the frozen weights' copies made once$")),
+            expect.stringMatching(new RegExp(graphNotice.source + "the frozen weights' copies are made in each pass instead"))
         ]);
         expect(relMaxDiff(roomy.dump.grads, tight.dump.grads)).toBeLessThan(1e-4);
         // a whole run takes the losses of the choices the notices name, made by hand
@@ -245,19 +257,63 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         const auto = await runTrainer([...common, "--out", path.join(dir, "auto-run.gguf"), "--memory-available", "1"]);
         const byHand = await runTrainer([...common, "--out", path.join(dir, "hand-run.gguf"), "--frozen-backward", "matmul", "--recompute", "on"]);
         expect(auto.exitCode, auto.stderr).toBe(0);
-        expect(auto.events.find((e) => e.event === "done")).toMatchObject({ recompute: true, weight_copy_bytes: 0 });
+        expect(auto.events.find((e) => e.event === "done")).toMatchObject({ frozen_backward: "matmul", recompute: true, weight_copy_bytes: 0 });
         expect(stepLosses(auto)).toEqual(stepLosses(byHand));
         // a choice the user made stands
         expect((await run("cached-tight", ["--memory-available", "1", "--frozen-backward", "cached"])).start).toMatchObject({ frozen_backward: "cached" });
     });
 
+    it("on a CPU, auto decides the copies and the activations by the training graph's measure: copies made once where they fit beside it, else in each pass before any recomputing", async () => {
+        // weights of some MiB (the option's unit): 4 layers 512 wide in F32, copies in F32
+        const model = path.join(dir, "plans-512.gguf");
+        await writeSyntheticModel({ arch: "llama", nEmbd: 512, layers: 4, heads: 8, ff: 1024, ctx: 256, vocab: 512, out: model });
+        const long = await samplesFile(dir, fullContextSamples(8), "plans.bin");
+        const train = async (name: string, args: string[]) => {
+            const r = await runTrainer(["--base", model, "--data", long, "--out", path.join(dir, `${name}.gguf`), "--ctx", "256", "--batch", "8",
+                "--batch-tokens", "2048", "--steps", "2", "--mixed-precision", "off", ...args]);
+            expect(r.exitCode, r.stderr).toBe(0);
+            const done = r.events.find((e) => e.event === "done")!;
+            return { done, losses: stepLosses(r), notices: r.events.filter((e) => e.event === "notice").map((e) => e.message as string),
+                // what pass_fits weighs: the model, the copies or the file pages they are made from, the compute buffer
+                bytes: fs.statSync(model).size + Number(done.weight_copy_bytes) + Number(done.weight_file_bytes) + Number(done.compute_buffer_bytes.CPU) };
+        };
+        // the four ways, each chosen by hand
+        const once = await train("plans-once", ["--frozen-backward", "cached", "--recompute", "off"]);
+        const perPass = await train("plans-per-pass", ["--frozen-backward", "matmul", "--recompute", "off"]);
+        const onceRecomputed = await train("plans-once-recomputed", ["--frozen-backward", "cached", "--recompute", "on"]);
+        const MiB = 2 ** 20;
+        // the copies outweigh what making them in each pass adds to a pass, and the activations
+        // kept outweigh the copies: each way below has a range of memory where it is auto's first that fits
+        expect(once.bytes).toBeGreaterThan(perPass.bytes + 4 * MiB);
+        expect(perPass.bytes).toBeGreaterThan(onceRecomputed.bytes + 4 * MiB);
+        const auto = (bytes: number) => train(`plans-auto-${bytes}`, ["--memory-available", String(Math.ceil(bytes / MiB) + 1)]);
+        const roomy = await auto(once.bytes); // the 1 GiB set aside before would have sent this one to copies in each pass
+        expect(roomy.notices).toEqual([]);
+        expect(roomy.losses).toEqual(once.losses);
+        const middle = await auto(perPass.bytes);
+        expect(middle.done).toMatchObject({ frozen_backward: "matmul", recompute: false });
+        expect(middle.notices).toEqual([expect.stringMatching(/would not fit in the .* GiB of memory available: the frozen weights' copies are made in each pass instead/)]);
+        expect(middle.losses).toEqual(perPass.losses);
+        const tight = await auto(onceRecomputed.bytes);
+        expect(tight.done).toMatchObject({ frozen_backward: "cached", recompute: true });
+        expect(tight.notices).toEqual([
+            expect.stringMatching(/: the frozen weights' copies are made in each pass instead/),
+            expect.stringMatching(/: each layer's activations are recomputed in the backward pass instead .*, with the frozen weights' copies made once$/)
+        ]);
+        expect(tight.losses).toEqual(onceRecomputed.losses);
+        // the model and its copies alone over the memory: the copies in each pass from the start, said before loading
+        const short = await train("plans-short", ["--memory-available", String(Math.floor(fs.statSync(model).size / MiB) + 1)]);
+        expect(short.done).toMatchObject({ frozen_backward: "matmul", recompute: true });
+        expect(short.notices).toEqual([
+            expect.stringMatching(/^the frozen weights' transposed copies \(.* GiB\) with the model \(.* GiB\) would not fit in the .* GiB of memory available: the copies are made in each pass instead/),
+            expect.stringMatching(/: each layer's activations are recomputed in the backward pass instead \(--recompute on: about one more forward pass of time\)$/)
+        ]);
+    });
+
     it("under a 1 GB address-space limit the trainer plans with what it leaves, and a training graph beyond it is one line and exit 1, not a crash", async () => {
         const model = path.join(dir, "vocab-64k.gguf");
         await writeSyntheticModel({ arch: "llama", nEmbd: 64, layers: 1, heads: 4, ff: 128, ctx: 256, vocab: 65536, out: model });
-        const long = await samplesFile(dir, Array.from({ length: 16 }, (_, s) => {
-            const tokens = Array.from({ length: 256 }, (_, i) => 40 + ((s * 13 + i * 5) % 300));
-            return { tokens, mask: tokens.map((_, i) => (i >= 16 ? 1 : 0)) };
-        }), "long.bin");
+        const long = await samplesFile(dir, fullContextSamples(16), "long.bin");
         // --backward-slice 2^30: the whole micro-batch's logits at once (0.54 GB at 2048 tokens)
         const limited = (batchTokens: number) => runTrainer(["--base", model, "--data", long, "--out", path.join(dir, `vocab-64k-${batchTokens}.gguf`),
             "--ctx", "256", "--batch", String(batchTokens / 256), "--batch-tokens", String(batchTokens), "--steps", "1", "--backward-slice", String(2 ** 30)],
