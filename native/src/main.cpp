@@ -101,7 +101,7 @@ uint64_t weight_copy_bytes(const base_info & base, ggml_type type, bool forward_
 }
 
 // The ways a training pass may hold its memory that the options leave, the fastest first: the
-// copies made once, else in each pass (about 0.85-1x the speed, from the mapped file), then the
+// copies made once, else in each pass (k_copies_in_each_pass_cost, from the mapped file), then the
 // same with each layer's activations recomputed (about one more forward pass). The first is the
 // one tried; a training graph measured too large for the memory takes the next (pass_fits).
 std::vector<trainer_graph::memory_plan> memory_plans(const train_params & p, const base_info & base, bool on_gpu, ggml_type grad_type,
@@ -119,8 +119,8 @@ std::vector<trainer_graph::memory_plan> memory_plans(const train_params & p, con
             once = { false };
             json_line().str("event", "notice").str("message", string_format(
                 "the frozen weights' transposed copies (%.2f GiB) with the model (%.2f GiB) would not fit in the %.2f GiB of memory "
-                "available: the copies are made in each pass instead (--frozen-backward matmul: about 0.85-1x the speed, without the copies' memory)",
-                copies / 1073741824.0, model_bytes / 1073741824.0, memory_available / 1073741824.0)).emit();
+                "available: the copies are made in each pass instead (%s, without the copies' memory)",
+                copies / 1073741824.0, model_bytes / 1073741824.0, memory_available / 1073741824.0, k_copies_in_each_pass_cost)).emit();
         } else {
             // a split model's weights are repacked only with the copies made once (its other files
             // are not mapped for copies in each pass): that way stands

@@ -668,7 +668,7 @@ bool pass_fits(void * ud, size_t compute_bytes) {
         }
     } else {
         instead = next.cached ? "the frozen weights' copies are made once instead"
-                              : "the frozen weights' copies are made in each pass instead (--frozen-backward matmul: about 0.85-1x the speed)";
+                              : std::string("the frozen weights' copies are made in each pass instead (") + k_copies_in_each_pass_cost + ")";
     }
     json_line().str("event", "notice").str("message", string_format(
         "a training pass's activations (%.2f GiB) with the model and the weight copies or the file pages they are made from (%.2f GiB) "
