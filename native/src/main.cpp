@@ -102,8 +102,9 @@ uint64_t weight_copy_bytes(const base_info & base, ggml_type type, bool forward_
 
 // The ways a training pass may hold its memory that the options leave, the fastest first: the
 // copies made once, else in each pass (k_copies_in_each_pass_cost, from the mapped file), then the
-// same with each layer's activations recomputed (about one more forward pass). The first is the
-// one tried; a training graph measured too large for the memory takes the next (pass_fits).
+// same with the first layers' activations recomputed (as many as the memory needs: that share of
+// one more forward pass), then with every layer's (about one more forward pass). The first is
+// the one tried; a training graph measured too large for the memory takes the next (pass_fits).
 std::vector<trainer_graph::memory_plan> memory_plans(const train_params & p, const base_info & base, bool on_gpu, ggml_type grad_type,
         bool forward_copies, uint64_t model_bytes, uint64_t memory_available) {
     std::vector<bool> once; // the copies' ways
@@ -127,15 +128,22 @@ std::vector<trainer_graph::memory_plan> memory_plans(const train_params & p, con
             once = base.split ? std::vector<bool>{ true } : std::vector<bool>{ true, false };
         }
     }
-    const std::vector<bool> recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu) ? std::vector<bool>{ true }
-                                      : p.recompute == "off" ? std::vector<bool>{ false } : std::vector<bool>{ false, true };
+    using way = trainer_graph::recompute_way;
+    const std::vector<way> recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu) ? std::vector<way>{ way::all }
+                                     : p.recompute == "off" ? std::vector<way>{ way::none } : std::vector<way>{ way::none, way::first_layers, way::all };
     std::vector<trainer_graph::memory_plan> plans;
-    for (const bool r : recompute) {
+    for (const way r : recompute) {
         for (const bool c : once) {
             plans.push_back({ c, r });
         }
     }
     return plans;
+}
+
+// How many layers' activations the training passes recompute (the done line's count).
+int recomputed_layers(const trainer_graph & tg) {
+    using way = trainer_graph::recompute_way;
+    return tg.recompute == way::all ? tg.n_layers : tg.recompute == way::first_layers ? tg.recompute_layers : 0;
 }
 
 // A given adapter brings its own rank, alpha and targets: they are what trains, and what the new
@@ -477,6 +485,7 @@ int run(int argc, char ** argv) {
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
     tg.forward_copies = forward_copies;
     tg.recompute = plans.front().recompute;
+    tg.n_layers = llama_model_n_layer(model);
     tg.fallbacks.assign(plans.begin() + 1, plans.end());
     tg.memory_available   = memory_available;
     tg.memory_held        = model_bytes;
@@ -506,7 +515,7 @@ int run(int argc, char ** argv) {
         .integer("threads", cparams.n_threads).integer("batch_tokens", capacity).integer("attention_block", shape.block)
         .integer("warmup_steps", warmup_steps(p, total_steps)).boolean("mixed_precision", mixed)
         .str("input_grad_type", ggml_type_name(grad_type)).str("frozen_backward", out_prod ? "out_prod" : cached ? "cached" : "matmul")
-        .integer("memory_available_bytes", (int64_t) memory_available).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute).emit();
+        .integer("memory_available_bytes", (int64_t) memory_available).boolean("forward_bf16", tg.forward_copies).boolean("recompute", tg.recompute != trainer_graph::recompute_way::none).emit();
 
     // one shape for every training micro-batch of the run: the most output rows any of them has
     auto step_samples = [&](int64_t step) {
@@ -661,7 +670,8 @@ int run(int argc, char ** argv) {
         .integer("graph_builds", tg.n_builds).integer("passes", tg.n_passes).integer("weight_copy_bytes", tg.wt.bytes)
         .integer("repacked_weights", tg.wt.from_file).integer("weight_file_bytes", tg.mapped.bytes)
         .integer("train_graph_nodes", tg.train_graph_nodes).str("frozen_backward", out_prod ? "out_prod" : tg.cached ? "cached" : "matmul")
-        .boolean("recompute", tg.recompute).raw("compute_buffer_bytes", buffers.text()).emit();
+        .boolean("recompute", tg.recompute != trainer_graph::recompute_way::none).integer("recomputed_layers", recomputed_layers(tg))
+        .raw("compute_buffer_bytes", buffers.text()).emit();
 
     adamw_free(opt);
     trainer_graph_free(tg);

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <map>
 #include <new>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -487,8 +488,9 @@ ggml_cgraph * pass_build(void * ud, ggml_cgraph * gf, ggml_tensor * logits) {
             return nullptr; // a source of a frozen weight failed (plain_source)
         }
         tg.last.objective_grad = ggml_graph_get_grad_acc(graph, loss.objective);
-        if (tg.recompute) {
-            graph = recompute_activations(tg.last.meta, graph, n_forward);
+        if (tg.recompute != trainer_graph::recompute_way::none) {
+            graph = recompute_activations(tg.last.meta, graph, n_forward,
+                    tg.recompute == trainer_graph::recompute_way::all ? -1 : tg.recompute_layers);
             if (!graph) {
                 tg.build_error = "the training graph with recomputed activations has more nodes than it has room for: rerun with --recompute off";
                 return nullptr;
@@ -648,27 +650,81 @@ void trainer_grads_zero(trainer_graph & tg) {
     ggml_backend_buffer_clear(tg.grad_buf, 0);
 }
 
+// A step's time the way `w`, against the copies made once with every activation kept.
+double step_time(const trainer_graph & tg, const trainer_graph::memory_plan & w) {
+    using way = trainer_graph::recompute_way;
+    const double recomputed = w.recompute == way::all ? 1.0 : w.recompute == way::first_layers ? (double) w.layers / tg.n_layers : 0.0;
+    return (w.cached ? 1.0 : k_copies_in_each_pass_time) + k_recompute_all_time * recomputed;
+}
+
+// The way after a training graph declined (`compute_bytes` beside `room`): of the fallbacks, the
+// fastest by step_time (the first of equals). A way recomputing the first layers takes as many as
+// fit by the measure of the graph with every activation kept under the same copies' way: each
+// layer's share of it taken alike, one more for the layer recomputed at a time (measured, the
+// count is then at most one too many). One whose count reaches all the layers is passed over:
+// recomputing every layer is measured as it is. None where no way is left.
+std::optional<trainer_graph::memory_plan> next_memory_plan(trainer_graph & tg, int32_t n_tokens, uint64_t compute_bytes, uint64_t room) {
+    using way = trainer_graph::recompute_way;
+    if (tg.recompute == way::none) {
+        tg.kept[tg.cached] = { n_tokens, compute_bytes, room };
+    }
+    std::vector<trainer_graph::memory_plan> ways;
+    for (trainer_graph::memory_plan w : tg.fallbacks) {
+        const trainer_graph::kept_measure & m = tg.kept[w.cached];
+        if (w.recompute == way::first_layers) {
+            if (m.n_tokens != n_tokens || m.compute <= m.room) {
+                continue; // not measured for this micro-batch
+            }
+            w.layers = (int) std::ceil(tg.n_layers * (double) (m.compute - m.room) / (double) m.compute) + 1;
+            if (w.layers >= tg.n_layers) {
+                continue;
+            }
+        }
+        ways.push_back(w);
+    }
+    if (ways.empty()) {
+        tg.fallbacks.clear(); // only first layers' ways passed over
+        return std::nullopt;
+    }
+    const auto fastest = std::min_element(ways.begin(), ways.end(), [&](const auto & a, const auto & b) { return step_time(tg, a) < step_time(tg, b); });
+    const trainer_graph::memory_plan next = *fastest;
+    // the fallbacks less the one taken (a first layers' way passed over is weighed again after the next decline)
+    tg.fallbacks.erase(std::remove_if(tg.fallbacks.begin(), tg.fallbacks.end(),
+            [&](const auto & w) { return w.cached == next.cached && w.recompute == next.recompute; }), tg.fallbacks.end());
+    return next;
+}
+
 // A newly built graph, measured before it is allocated (the copies made once are allocated but
 // not yet written): a training graph whose compute buffers would not fit beside the model and the
-// weight copies is declined while another way remains (trainer_pass then builds it that way).
-// Copies made in each pass from the mapped file count its pages: every pass reads them again, so
-// they stay in memory beside the repacked weights (a 7B Q4_K: 3.5 GiB twice).
+// weight copies is declined while another way remains (trainer_pass then builds it the way chosen
+// here). Copies made in each pass from the mapped file count its pages: every pass reads them
+// again, so they stay in memory beside the repacked weights (a 7B Q4_K: 3.5 GiB twice).
 bool pass_fits(void * ud, size_t compute_bytes) {
-    const trainer_graph & tg = *static_cast<pass_call *>(ud)->tg;
+    const pass_call & call = *static_cast<pass_call *>(ud);
+    trainer_graph & tg = *call.tg;
     const uint64_t held = tg.memory_held + (uint64_t) tg.wt.bytes + (uint64_t) tg.mapped.bytes;
     if (held + compute_bytes <= tg.memory_available) {
         return true;
     }
-    const trainer_graph::memory_plan next = tg.fallbacks.front();
+    const uint64_t room = tg.memory_available > held ? tg.memory_available - held : 0;
+    const std::optional<trainer_graph::memory_plan> way = next_memory_plan(tg, (int32_t) call.mb->tokens.size(), compute_bytes, room);
+    if (!way) {
+        return true; // no other way: allocated as it is, where the memory decides
+    }
+    const trainer_graph::memory_plan next = *way;
+    tg.next = next;
     std::string instead;
-    if (next.recompute != tg.recompute) {
-        instead = "each layer's activations are recomputed in the backward pass instead (--recompute on: about one more forward pass of time)";
+    if (next.recompute == tg.recompute && next.layers == tg.recompute_layers) {
+        instead = next.cached ? "the frozen weights' copies are made once instead"
+                              : std::string("the frozen weights' copies are made in each pass instead (") + k_copies_in_each_pass_cost + ")";
+    } else {
+        instead = next.recompute == trainer_graph::recompute_way::first_layers
+            ? string_format("the activations of the first %d of the %d layers are recomputed in the backward pass instead (about %.0f%% of "
+                  "one more forward pass of time)", next.layers, tg.n_layers, 100.0 * next.layers / tg.n_layers)
+            : "each layer's activations are recomputed in the backward pass instead (--recompute on: about one more forward pass of time)";
         if (next.cached != tg.cached) {
             instead += next.cached ? ", with the frozen weights' copies made once" : ", with the frozen weights' copies made in each pass";
         }
-    } else {
-        instead = next.cached ? "the frozen weights' copies are made once instead"
-                              : std::string("the frozen weights' copies are made in each pass instead (") + k_copies_in_each_pass_cost + ")";
     }
     json_line().str("event", "notice").str("message", string_format(
         "a training pass's activations (%.2f GiB) with the model and the weight copies or the file pages they are made from (%.2f GiB) "
@@ -702,20 +758,20 @@ double trainer_pass(trainer_graph & tg, const micro_batch & mb, bool backward) {
     if (rc != 0 && !tg.build_error.empty()) {
         throw input_error(tg.build_error);
     }
-    if (rc == LLAMA_AUTOACT_PASS_DECLINED) { // pass_fits said why: the next way
-        const trainer_graph::memory_plan next = tg.fallbacks.front();
-        tg.fallbacks.erase(tg.fallbacks.begin());
+    if (rc == LLAMA_AUTOACT_PASS_DECLINED) { // pass_fits chose the next way and said why
+        const trainer_graph::memory_plan next = tg.next;
         tg.last.graph = nullptr; // built, never allocated: not to be reused
         if (next.cached != tg.cached) {
             trainer_weight_copies(tg, next.cached);
         }
         tg.recompute = next.recompute;
+        tg.recompute_layers = next.layers;
         return trainer_pass(tg, mb, backward);
     }
     if (rc == LLAMA_AUTOACT_PASS_ALLOC_FAILED || host_memory) {
         throw runtime_failure(string_format("out of memory: the %s graph of a %zu-token micro-batch does not fit (%s); lower --batch-tokens%s",
                 backward ? "training" : "forward", mb.tokens.size(), host_memory ? "its work buffer in host memory" : "its size is in the log above",
-                tg.recompute ? "" : " or use --recompute on"));
+                tg.recompute == trainer_graph::recompute_way::all ? "" : " or use --recompute on"));
     }
     if (rc != 0) {
         throw runtime_failure(string_format("llama.cpp failed on a micro-batch of %d samples (code %d; rerun with --verbose)", mb.n_samples, rc));

@@ -30,7 +30,13 @@ struct trainer_graph {
     ggml_backend_buffer * grad_buf = nullptr; // the gradient accumulators
     int64_t               slice_elements = 0; // see trainer_frozen_backward
     bool                  sliced = false;     // large frozen weights' input gradients are made a slice at a time
-    bool                  recompute = false; // training graphs recompute each layer's activations (recompute.h)
+    // Training graphs' activations: kept, the first `recompute_layers` layers' recomputed in the
+    // backward pass (memory for the later layers' only; time for that share of one more forward
+    // pass), or every layer's (recompute.h)
+    enum class recompute_way { none, first_layers, all };
+    recompute_way         recompute = recompute_way::none;
+    int                   recompute_layers = 0; // with first_layers
+    int                   n_layers = 0;
     bool                  loss_gradient_forward = true; // false: the whole loss through ggml's backward pass (tests)
     bool                  forward_copies = false; // training passes' forward matmuls through F32/F16 weights on copies in wt.type
     bool                  keep_dropout_masks = false; // the masks stay readable after a pass (trainer_dropout_masks_json)
@@ -40,10 +46,16 @@ struct trainer_graph {
     // auto, --recompute auto on a CPU), the fastest first. A training graph whose compute buffers
     // would not fit in memory_available beside memory_held (the model) and the weight copies, or
     // the file's pages the copies made in each pass read, is built again the next way (pass_fits).
-    struct memory_plan { bool cached; bool recompute; };
+    // A way that recomputes the first layers takes as many as the declined graphs' measures say
+    // fit (`layers`), none where that is all of them.
+    struct memory_plan { bool cached; recompute_way recompute; int layers = 0; };
     std::vector<memory_plan> fallbacks;
     uint64_t              memory_available = 0; // bytes; 0: unknown
     uint64_t              memory_held = 0;
+    // the last training graph declined with every activation kept, for each copies' way ([cached]):
+    // its micro-batch's tokens, its compute buffers and the room it had beside the rest
+    struct kept_measure { int32_t n_tokens = 0; uint64_t compute = 0, room = 0; } kept[2];
+    memory_plan           next = {};           // the way pass_fits chose after the graph it declined
 
     // the graph of the last pass, kept while the next pass has the same shape
     struct {
@@ -105,6 +117,11 @@ void trainer_frozen_backward(trainer_graph & tg, int type, bool cache, bool on_c
 // What the copies made in each pass cost, as the notices that choose them say it (measured on a
 // 7B and a 100M: 0.85-0.89x on an Intel Xeon with AMX, 0.95-1x on an AMD EPYC).
 constexpr const char * k_copies_in_each_pass_cost = "--frozen-backward matmul: about 0.85-1x the speed";
+// The ways' time against copies made once with every activation kept, as measured on a 7B Q4_K
+// (an Intel Xeon: copies in each pass 0.89x the speed, every layer recomputed 0.71x; an AMD EPYC:
+// 0.95x and 0.73x): recomputing n of the L layers costs n/L of the latter. The plan takes the
+// fastest way that fits.
+constexpr double k_copies_in_each_pass_time = 1.12, k_recompute_all_time = 0.4;
 // The frozen weights' transposed copies made once (`cache`) or in each pass from now on: copies
 // made so far and the mapped file are dropped where the way changes.
 void trainer_weight_copies(trainer_graph & tg, bool cache);

@@ -57,7 +57,7 @@ struct recomputer {
 
 } // namespace
 
-ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int n_forward) {
+ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int n_forward, int n_layers) {
     recomputer r{ ctx, {}, {}, {} };
     for (int i = 0; i < n_forward; ++i) {
         ggml_tensor * t = ggml_graph_node(graph, i);
@@ -70,6 +70,9 @@ ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int
             ggml_tensor * leaf = ggml_new_tensor(ctx, t->type, GGML_MAX_DIMS, t->ne);
             ggml_format_name(leaf, "%.56s (kept)", ggml_get_name(t));
             r.kept[t] = ggml_cpy(ctx, t, leaf);
+            if ((int) r.kept.size() == n_layers) {
+                break; // the later layers' activations are the forward pass's own
+            }
         }
     }
     if (r.kept.empty()) {

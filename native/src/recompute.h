@@ -10,10 +10,12 @@ struct ggml_cgraph;
 
 // `graph` holds the forward pass in its first `n_forward` nodes and the backward pass after them.
 // The layers' outputs (llama.cpp's "l_out-<layer>") are kept; every other forward node that the
-// backward pass reads is recomputed from them. Returns the new graph (in `ctx`); `graph` itself,
-// after a warning on stderr, when it names no layer outputs; nullptr when the copies do not fit in
-// a graph of `graph`'s size.
-ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int n_forward);
+// backward pass reads is recomputed from them: every one with `n_layers` < 0, else only those up
+// to the output of the first `n_layers` layers, the later layers' activations kept (memory for
+// theirs; time for n_layers / all of one more forward pass). Returns the new graph (in `ctx`);
+// `graph` itself, after a warning on stderr, when it names no layer outputs; nullptr when the
+// copies do not fit in a graph of `graph`'s size.
+ggml_cgraph * recompute_activations(ggml_context * ctx, ggml_cgraph * graph, int n_forward, int n_layers = -1);
 
 struct ggml_tensor;
 

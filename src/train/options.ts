@@ -82,7 +82,7 @@ export const trainOptions = [
     { key: "seed", cli: "seed", config: "seed", flag: "--seed", kind: "int", default: 42, min: 0, max: Number.MAX_SAFE_INTEGER, help: "Seed of the initialization, the split and the data order" },
     // machine
     { key: "mixedPrecision", cli: "mixed-precision", config: "mixed_precision", flag: "--mixed-precision", kind: "choice", default: "auto", choices: mixedPrecisionModes, help: "Frozen-weight matmuls in 16 bits: the backward pass's (F16 on a GPU, BF16 on a CPU that multiplies BF16 natively, AVX512-BF16, else F16) and, with on and such a CPU, the forward pass's through F32/F16 weights (the loss then within ~2e-2 of the model's); auto = the backward pass's where faster (a GPU or such a CPU)" },
-    { key: "recompute", cli: "recompute", config: "recompute", flag: "--recompute", kind: "choice", default: "auto", choices: autoSwitchModes, help: "Recompute each layer's activations in the backward pass instead of keeping them all: memory for one layer's, about one more forward pass of time (auto = on for a GPU; on a CPU off, unless the activations would not fit in the memory available)" }
+    { key: "recompute", cli: "recompute", config: "recompute", flag: "--recompute", kind: "choice", default: "auto", choices: autoSwitchModes, help: "Recompute each layer's activations in the backward pass instead of keeping them all: memory for one layer's, about one more forward pass of time (auto = on for a GPU; on a CPU off, unless the activations would not fit in the memory available: then the first layers' as many as that needs, else all)" }
 ] as const satisfies readonly TrainOptionSpec[];
 
 type Row = (typeof trainOptions)[number];

@@ -40,6 +40,8 @@ export interface TrainDone {
     frozen_backward?: "cached" | "matmul" | "out_prod";
     /** Whether the backward pass recomputed activations in the end (auto turns it on where the memory is short). */
     recompute?: boolean;
+    /** How many layers' activations it recomputed: auto takes the first layers, as many as the memory needs, before all of them. */
+    recomputed_layers?: number;
 }
 
 export interface TrainStart {

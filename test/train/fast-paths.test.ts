@@ -56,6 +56,18 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         return { dump: readGradDump(out), start: run.events.find((e) => e.event === "start")!, dumped: run.events.find((e) => e.event === "grad_dump")! };
     }
 
+    // Two steps of one micro-batch of 8 full-context samples, as the memory plan decides them: the
+    // done line, the losses, the notices and the bytes that pass_fits weighs (the model, the copies
+    // or the file pages they are made from, the compute buffer).
+    async function trainPlanned(model: string, samples: string, name: string, args: string[]) {
+        const r = await runTrainer(["--base", model, "--data", samples, "--out", path.join(dir, `${name}.gguf`), "--ctx", "256", "--batch", "8",
+            "--batch-tokens", "2048", "--steps", "2", "--mixed-precision", "off", ...args]);
+        expect(r.exitCode, r.stderr).toBe(0);
+        const done = r.events.find((e) => e.event === "done")!;
+        return { done, losses: stepLosses(r), notices: r.events.filter((e) => e.event === "notice").map((e) => e.message as string),
+            bytes: fs.statSync(model).size + Number(done.weight_copy_bytes) + Number(done.weight_file_bytes) + Number(done.compute_buffer_bytes.CPU) };
+    }
+
     // Two grad dumps of one step agree: the loss within `lossTol`, every gradient within `gradTol`
     // (max relative difference), and the gradients are not all zero (the comparison means something).
     function expectSameDump(reference: GradDump, other: GradDump, lossTol: number, gradTol: number) {
@@ -268,15 +280,7 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         const model = path.join(dir, "plans-512.gguf");
         await writeSyntheticModel({ arch: "llama", nEmbd: 512, layers: 4, heads: 8, ff: 1024, ctx: 256, vocab: 512, out: model });
         const long = await samplesFile(dir, fullContextSamples(8), "plans.bin");
-        const train = async (name: string, args: string[]) => {
-            const r = await runTrainer(["--base", model, "--data", long, "--out", path.join(dir, `${name}.gguf`), "--ctx", "256", "--batch", "8",
-                "--batch-tokens", "2048", "--steps", "2", "--mixed-precision", "off", ...args]);
-            expect(r.exitCode, r.stderr).toBe(0);
-            const done = r.events.find((e) => e.event === "done")!;
-            return { done, losses: stepLosses(r), notices: r.events.filter((e) => e.event === "notice").map((e) => e.message as string),
-                // what pass_fits weighs: the model, the copies or the file pages they are made from, the compute buffer
-                bytes: fs.statSync(model).size + Number(done.weight_copy_bytes) + Number(done.weight_file_bytes) + Number(done.compute_buffer_bytes.CPU) };
-        };
+        const train = (name: string, args: string[]) => trainPlanned(model, long, name, args);
         // the four ways, each chosen by hand
         const once = await train("plans-once", ["--frozen-backward", "cached", "--recompute", "off"]);
         const perPass = await train("plans-per-pass", ["--frozen-backward", "matmul", "--recompute", "off"]);
@@ -294,6 +298,8 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         expect(middle.done).toMatchObject({ frozen_backward: "matmul", recompute: false });
         expect(middle.notices).toEqual([expect.stringMatching(/would not fit in the .* GiB of memory available: the frozen weights' copies are made in each pass instead/)]);
         expect(middle.losses).toEqual(perPass.losses);
+        // (copies in each pass with the first 3 of the 4 layers recomputed would fit too, but cost about
+        // 1.12 + 0.4 x 3/4 of a step against 1.4: step_time in pass.cpp)
         const tight = await auto(onceRecomputed.bytes);
         expect(tight.done).toMatchObject({ frozen_backward: "cached", recompute: true });
         expect(tight.notices).toEqual([
@@ -308,6 +314,31 @@ describe("the trainer's fast paths agree with the plain ones", () => {
             expect.stringMatching(/^the frozen weights' transposed copies \(.* GiB\) with the model \(.* GiB\) would not fit in the .* GiB of memory available: the copies are made in each pass instead/),
             expect.stringMatching(/: each layer's activations are recomputed in the backward pass instead \(--recompute on: about one more forward pass of time\)$/)
         ]);
+    });
+
+    it("on a CPU, auto recomputes the first layers' activations, as many as the memory needs, before every layer's: the same losses in a compute buffer between the two", async () => {
+        // 8 layers, the copies made in each pass (one copies' way): kept, the first layers recomputed, all
+        const model = path.join(dir, "layers-8.gguf");
+        await writeSyntheticModel({ arch: "llama", nEmbd: 256, layers: 8, heads: 4, ff: 768, ctx: 256, vocab: 512, out: model });
+        const long = await samplesFile(dir, fullContextSamples(8), "layers.bin");
+        const train = (name: string, args: string[]) => trainPlanned(model, long, name, ["--frozen-backward", "matmul", ...args]);
+        const kept = await train("layers-kept", ["--recompute", "off"]);
+        const all = await train("layers-all", ["--recompute", "on"]);
+        expect([kept.done.recomputed_layers, all.done.recomputed_layers]).toEqual([0, 8]);
+        const MiB = 2 ** 20;
+        const between = Math.round((kept.bytes + all.bytes) / 2 / MiB);
+        const some = await train("layers-some", ["--memory-available", String(between)]);
+        expect(some.notices).toEqual([expect.stringMatching(
+            /would not fit in the .* GiB of memory available: the activations of the first [1-7] of the 8 layers are recomputed in the backward pass instead \(about \d+% of one more forward pass of time\)$/)]);
+        const n = Number(/first (\d) of/.exec(some.notices[0]!)![1]);
+        expect(some.done).toMatchObject({ frozen_backward: "matmul", recompute: true, recomputed_layers: n });
+        expect(some.bytes).toBeLessThanOrEqual(between * MiB);
+        expect(some.bytes).toBeGreaterThan(all.bytes);
+        expect(some.losses).toEqual(kept.losses);
+        // below what every layer's recomputing needs, with less than the first layers: all of them
+        const short = await train("layers-short", ["--memory-available", String(Math.ceil(all.bytes / MiB) + 1)]);
+        expect(short.done).toMatchObject({ recomputed_layers: 8 });
+        expect(short.losses).toEqual(kept.losses);
     });
 
     it("under a 1 GB address-space limit the trainer plans with what it leaves, and a training graph beyond it is one line and exit 1, not a crash", async () => {

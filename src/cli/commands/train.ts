@@ -43,7 +43,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .options(trainCliOptions())
         .option("resume", { type: "boolean", default: true, describe: "Continue from a checkpoint left by an interrupted run (--no-resume starts over)" })
         .option("threads", sharedOptions.threads)
-        .option("memory-available", { type: "number", describe: "MiB of memory the trainer plans with: on a CPU it keeps the weights' copies and every layer's activations only where they fit, else makes the copies in each pass, then recomputes the activations (default: what the machine has free at start)" })
+        .option("memory-available", { type: "number", describe: "MiB of memory the trainer plans with: on a CPU it keeps the weights' copies and every layer's activations only where they fit, else makes the copies in each pass, then recomputes the first layers' activations, then every layer's (default: what the machine has free at start)" })
         .option("backend", { type: "string", default: "cpu", describe: `Native backend: ${nativeBackends.join(" | ")}` }) as unknown as Argv<TrainArgs>,
     handler: async (args) => {
         if (args["run-dir"] != null) {
