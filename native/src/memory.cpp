@@ -112,3 +112,19 @@ uint64_t available_memory_bytes() {
     return least_known(least_known(available, cgroup_headroom()), address_space_headroom());
 #endif
 }
+
+uint64_t resident_bytes() {
+#ifdef __APPLE__
+    mach_task_basic_info_data_t info {};
+    mach_msg_type_number_t count = MACH_TASK_BASIC_INFO_COUNT;
+    if (task_info(mach_task_self(), MACH_TASK_BASIC_INFO, (task_info_t) &info, &count) != KERN_SUCCESS) {
+        return 0;
+    }
+    return (uint64_t) info.resident_size;
+#else
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0, resident = 0;
+    statm >> size >> resident; // in pages
+    return resident * (uint64_t) sysconf(_SC_PAGESIZE);
+#endif
+}

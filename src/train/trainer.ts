@@ -75,6 +75,8 @@ export interface TrainStart {
     frozen_backward: "cached" | "matmul" | "out_prod";
     /** The memory the trainer planned with (0: unknown). */
     memory_available_bytes: number;
+    /** What the plan counts as held all along: the model file and the process's own state beside it (KV cache, adapter, gradients, moments, data). */
+    memory_held_bytes?: number;
 }
 
 export interface TrainAdapterOptions extends TrainHyperParams {

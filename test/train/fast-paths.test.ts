@@ -57,15 +57,16 @@ describe("the trainer's fast paths agree with the plain ones", () => {
     }
 
     // Two steps of one micro-batch of 8 full-context samples, as the memory plan decides them: the
-    // done line, the losses, the notices and the bytes that pass_fits weighs (the model, the copies
-    // or the file pages they are made from, the compute buffer).
+    // done line, the losses, the notices and the bytes that pass_fits weighs (the model and the
+    // process's own state, the copies or the file pages they are made from, the compute buffer).
     async function trainPlanned(model: string, samples: string, name: string, args: string[]) {
         const r = await runTrainer(["--base", model, "--data", samples, "--out", path.join(dir, `${name}.gguf`), "--ctx", "256", "--batch", "8",
             "--batch-tokens", "2048", "--steps", "2", "--mixed-precision", "off", ...args]);
         expect(r.exitCode, r.stderr).toBe(0);
+        const start = r.events.find((e) => e.event === "start")!;
         const done = r.events.find((e) => e.event === "done")!;
-        return { done, losses: stepLosses(r), notices: r.events.filter((e) => e.event === "notice").map((e) => e.message as string),
-            bytes: fs.statSync(model).size + Number(done.weight_copy_bytes) + Number(done.weight_file_bytes) + Number(done.compute_buffer_bytes.CPU) };
+        return { done, held: Number(start.memory_held_bytes), losses: stepLosses(r), notices: r.events.filter((e) => e.event === "notice").map((e) => e.message as string),
+            bytes: Number(start.memory_held_bytes) + Number(done.weight_copy_bytes) + Number(done.weight_file_bytes) + Number(done.compute_buffer_bytes.CPU) };
     }
 
     // Two grad dumps of one step agree: the loss within `lossTol`, every gradient within `gradTol`
@@ -325,6 +326,8 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         const kept = await train("layers-kept", ["--recompute", "off"]);
         const all = await train("layers-all", ["--recompute", "on"]);
         expect([kept.done.recomputed_layers, all.done.recomputed_layers]).toEqual([0, 8]);
+        // held beside the model all along and counted: the KV cache (2 MiB here), the adapter's gradients and moments
+        expect(kept.held).toBeGreaterThan(fs.statSync(model).size + 2 ** 21);
         const MiB = 2 ** 20;
         const between = Math.round((kept.bytes + all.bytes) / 2 / MiB);
         const some = await train("layers-some", ["--memory-available", String(between)]);
