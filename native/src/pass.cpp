@@ -660,8 +660,8 @@ double step_time(const trainer_graph & tg, const trainer_graph::memory_plan & w)
 // The way after a training graph declined (`compute_bytes` beside `room`): of the fallbacks, the
 // fastest by step_time (the first of equals). A way recomputing the first layers takes as many as
 // fit by the measure of the graph with every activation kept under the same copies' way: each
-// layer's share of it taken alike, one more for the layer recomputed at a time (measured, the
-// count is then at most one too many). One whose count reaches all the layers is passed over:
+// layer's share of it taken alike, one more for the layer recomputed at a time. Where that graph
+// is declined too, the next way follows. One whose count reaches all the layers is passed over:
 // recomputing every layer is measured as it is. None where no way is left.
 std::optional<trainer_graph::memory_plan> next_memory_plan(trainer_graph & tg, int32_t n_tokens, uint64_t compute_bytes, uint64_t room) {
     using way = trainer_graph::recompute_way;

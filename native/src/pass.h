@@ -44,7 +44,8 @@ struct trainer_graph {
     // How a training pass may hold its memory: copies made once or in each pass, activations kept
     // or recomputed. `fallbacks`: after the way in use, the others the options leave (--frozen-backward
     // auto, --recompute auto on a CPU), the fastest first. A training graph whose compute buffers
-    // would not fit in memory_available beside memory_held (the model) and the weight copies, or
+    // would not fit in memory_available beside memory_held (the model and the process's own state:
+    // KV cache, adapter, gradients, moments, data) and the weight copies, or
     // the file's pages the copies made in each pass read, is built again the next way (pass_fits).
     // A way that recomputes the first layers takes as many as the declined graphs' measures say
     // fit (`layers`), none where that is all of them.
