@@ -138,7 +138,17 @@ const std::vector<flag> & flags() {
         FLAG_INT("--threads", threads, 0, 1024, "CPU threads (0 = all hardware threads)"),
         FLAG_INT("--n-gpu-layers", n_gpu_layers, -1, 1 << 20, "layers offloaded to a GPU backend (-1 = all)"),
         FLAG_CHOICE("--mixed-precision", mixed_precision, "auto | on | off: input gradients through frozen weights in 16 bits (F16 on a GPU, BF16 on a CPU that multiplies BF16 natively, AVX512-BF16, else F16) and, with on and such a CPU, the forward matmuls through F32/F16 weights on BF16 copies (the loss within ~2e-2 of the model's); auto: the input gradients where faster (a GPU or such a CPU), not for --grad-check", "auto", "on", "off"),
-        FLAG_CHOICE("--recompute", recompute, "auto | on | off: recompute each layer's activations from its input in the backward pass instead of keeping every layer's (memory for one layer's; about one more forward pass of time; auto: on with a GPU; on a CPU, where a training graph's activations would not fit in the memory available, the first layers' as many as it needs, then every layer's)", "auto", "on", "off"),
+        flag{"--recompute", "auto | on | off | N: recompute each layer's activations from its input in the backward pass instead of keeping every layer's (memory for one layer's; about one more forward pass of time), or only the first N layers' (N/L of that time; N >= L: every layer's); auto: on with a GPU; on a CPU, where a training graph's activations would not fit in the memory available, the first layers' as many as it needs, then every layer's",
+             [](const train_params & p) { return p.recompute; },
+             [](train_params & p, const std::string & v) {
+                 if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) {
+                     p.recompute = std::to_string(parse_int("--recompute", v, 1, 1 << 20));
+                 } else if (v == "auto" || v == "on" || v == "off") {
+                     p.recompute = v;
+                 } else {
+                     throw input_error("--recompute: expected auto, on, off or a count of first layers, got '" + v + "'");
+                 }
+             }},
         FLAG_CHOICE("--frozen-backward", frozen_backward, "auto | cached | matmul | out_prod: input gradients through frozen weights as matmuls with transposed copies made once (cached) or in each pass (matmul), or upstream's OUT_PROD (the tests' reference); on a CPU the forward pass takes the weights as llama.cpp repacks them for the CPU's own kernels (AMX tiles, AVX2 blocks) but with out_prod, and the copies of those come from the base file; auto = cached on a CPU where the copies fit beside the model and the first training graph as measured in the memory available (--memory-available), else matmul", "auto", "cached", "matmul", "out_prod"),
         FLAG_INT("--memory-available", memory_available_mib, 0, 1 << 30, "MiB of memory the trainer plans with (--frozen-backward auto); 0 = what the machine has available at start (MemAvailable, or a cgroup's limit or ulimit -v where lower)"),
         FLAG_SWITCH("--no-graph-reuse", no_graph_reuse, "build a fresh graph for every micro-batch (tests)"),
@@ -212,6 +222,10 @@ bool train_params_parse(int argc, char ** argv, train_params & params) {
         params.checkpoint = params.out + ".ckpt";
     }
     return true;
+}
+
+int recompute_count(const train_params & p) {
+    return p.recompute == "auto" || p.recompute == "on" || p.recompute == "off" ? 0 : std::stoi(p.recompute);
 }
 
 std::string train_params_json(const train_params & p) {

@@ -56,7 +56,7 @@ struct train_params {
     int32_t threads      = 0;  // 0 = all hardware threads
     int32_t n_gpu_layers = 0;  // layers offloaded to a GPU backend (-1 = all)
     std::string mixed_precision = "auto"; // auto | on | off: 16-bit input gradients through frozen weights (frozen_grad_type)
-    std::string recompute = "auto";       // auto | on | off: recompute each layer's activations in the backward pass
+    std::string recompute = "auto";       // auto | on | off | N: recompute each layer's (or the first N layers') activations in the backward pass
     std::string frozen_backward = "auto"; // auto | cached | matmul | out_prod (see --help)
     int32_t memory_available_mib = 0;     // memory planned with; 0 = the machine's available memory
     bool    no_graph_reuse = false; // build a fresh graph for every micro-batch (tests)
@@ -79,3 +79,5 @@ bool train_params_parse(int argc, char ** argv, train_params & params);
 
 // The configuration as a JSON object (recorded in the adapter's autoact.train_config).
 std::string train_params_json(const train_params & params);
+// --recompute N: the count of first layers whose activations are recomputed; 0 for auto, on or off
+int recompute_count(const train_params & params);

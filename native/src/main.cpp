@@ -129,12 +129,14 @@ std::vector<trainer_graph::memory_plan> memory_plans(const train_params & p, con
         }
     }
     using way = trainer_graph::recompute_way;
-    const std::vector<way> recompute = p.recompute == "on" || (p.recompute == "auto" && on_gpu) ? std::vector<way>{ way::all }
+    const int count = recompute_count(p); // --recompute N
+    const std::vector<way> recompute = count > 0 ? std::vector<way>{ way::first_layers }
+                                     : p.recompute == "on" || (p.recompute == "auto" && on_gpu) ? std::vector<way>{ way::all }
                                      : p.recompute == "off" ? std::vector<way>{ way::none } : std::vector<way>{ way::none, way::first_layers, way::all };
     std::vector<trainer_graph::memory_plan> plans;
     for (const way r : recompute) {
         for (const bool c : once) {
-            plans.push_back({ c, r });
+            plans.push_back({ c, r, count }); // 0 first layers: as many as fit (next_memory_plan)
         }
     }
     return plans;
@@ -375,7 +377,7 @@ int run(int argc, char ** argv) {
     const bool forward_copies = p.mixed_precision == "on" && grad_type == GGML_TYPE_BF16;
     const uint64_t memory_available = p.memory_available_mib > 0 ? (uint64_t) p.memory_available_mib << 20 : available_memory_bytes();
     const uint64_t model_bytes = file_size(p.base); // the weights, repacked or mapped: held all along
-    const std::vector<trainer_graph::memory_plan> plans = memory_plans(p, base, on_gpu, grad_type, forward_copies, model_bytes, memory_available);
+    std::vector<trainer_graph::memory_plan> plans = memory_plans(p, base, on_gpu, grad_type, forward_copies, model_bytes, memory_available);
     const bool cached = plans.front().cached;
     // Only the copies read a weight otherwise, so the forward pass may take weights that llama.cpp
     // repacks for the CPU's own kernels (AMX tiles: 3x a Q8_0 forward pass where the CPU has them);
@@ -486,7 +488,14 @@ int run(int argc, char ** argv) {
     // differs from the model's own NLL by up to ~2e-2, so `auto` leaves the forward pass alone)
     tg.forward_copies = forward_copies;
     tg.recompute = plans.front().recompute;
+    tg.recompute_layers = plans.front().layers;
     tg.n_layers = llama_model_n_layer(model);
+    if (tg.recompute == trainer_graph::recompute_way::first_layers && tg.recompute_layers >= tg.n_layers) {
+        tg.recompute = trainer_graph::recompute_way::all; // --recompute N of N >= L: every layer's
+        for (auto & w : plans) {
+            w.recompute = trainer_graph::recompute_way::all;
+        }
+    }
     tg.fallbacks.assign(plans.begin() + 1, plans.end());
     tg.memory_available   = memory_available;
     tg.memory_held        = model_bytes;

@@ -657,28 +657,45 @@ double step_time(const trainer_graph & tg, const trainer_graph::memory_plan & w)
     return (w.cached ? 1.0 : k_copies_in_each_pass_time) + k_recompute_all_time * recomputed;
 }
 
+// How many first layers' activations a graph of `n_tokens` under the copies' way `cached` should
+// recompute, by the measures of the graphs declined: with every activation kept alone, each
+// layer's share of it taken alike, one more for the layer recomputed at a time; with a count of
+// first layers declined too, the saving per layer that those two graphs measured (a graph's
+// buffers beside the layers' activations make the first estimate short). 0: not measured for this
+// micro-batch, or every layer (which is measured as it is).
+int first_layers_count(const trainer_graph & tg, bool cached, int32_t n_tokens) {
+    const trainer_graph::graph_measure & kept = tg.kept[cached];
+    if (kept.n_tokens != n_tokens || kept.compute <= kept.room) {
+        return 0;
+    }
+    const trainer_graph::graph_measure & some = tg.first_layers[cached];
+    double n = std::ceil(tg.n_layers * (double) (kept.compute - kept.room) / (double) kept.compute) + 1;
+    if (some.n_tokens == n_tokens && some.layers > 0) {
+        if (some.compute >= kept.compute) {
+            return 0; // recomputing those layers saved nothing
+        }
+        const double per_layer = (double) (kept.compute - some.compute) / some.layers;
+        n = std::max(std::ceil((double) (kept.compute - std::min(some.room, kept.compute)) / per_layer), some.layers + 1.0);
+    }
+    return n < tg.n_layers ? (int) n : 0;
+}
+
 // The way after a training graph declined (`compute_bytes` beside `room`): of the fallbacks, the
-// fastest by step_time (the first of equals). A way recomputing the first layers takes as many as
-// fit by the measure of the graph with every activation kept under the same copies' way: each
-// layer's share of it taken alike, one more for the layer recomputed at a time. Where that graph
-// is declined too, the next way follows. One whose count reaches all the layers is passed over:
-// recomputing every layer is measured as it is. None where no way is left.
+// fastest by step_time (the first of equals). A way recomputing as many first layers as fit takes
+// the count of first_layers_count; it stays among the fallbacks, so that a count declined too is
+// followed by a larger one, until that count would be every layer. None where no way is left.
 std::optional<trainer_graph::memory_plan> next_memory_plan(trainer_graph & tg, int32_t n_tokens, uint64_t compute_bytes, uint64_t room) {
     using way = trainer_graph::recompute_way;
     if (tg.recompute == way::none) {
-        tg.kept[tg.cached] = { n_tokens, compute_bytes, room };
+        tg.kept[tg.cached] = { n_tokens, 0, compute_bytes, room };
+    } else if (tg.recompute == way::first_layers) {
+        tg.first_layers[tg.cached] = { n_tokens, tg.recompute_layers, compute_bytes, room };
     }
+    const auto as_many_as_fit = [](const trainer_graph::memory_plan & w) { return w.recompute == way::first_layers && w.layers == 0; };
     std::vector<trainer_graph::memory_plan> ways;
     for (trainer_graph::memory_plan w : tg.fallbacks) {
-        const trainer_graph::kept_measure & m = tg.kept[w.cached];
-        if (w.recompute == way::first_layers) {
-            if (m.n_tokens != n_tokens || m.compute <= m.room) {
-                continue; // not measured for this micro-batch
-            }
-            w.layers = (int) std::ceil(tg.n_layers * (double) (m.compute - m.room) / (double) m.compute) + 1;
-            if (w.layers >= tg.n_layers) {
-                continue;
-            }
+        if (as_many_as_fit(w) && (w.layers = first_layers_count(tg, w.cached, n_tokens)) == 0) {
+            continue;
         }
         ways.push_back(w);
     }
@@ -688,9 +705,9 @@ std::optional<trainer_graph::memory_plan> next_memory_plan(trainer_graph & tg, i
     }
     const auto fastest = std::min_element(ways.begin(), ways.end(), [&](const auto & a, const auto & b) { return step_time(tg, a) < step_time(tg, b); });
     const trainer_graph::memory_plan next = *fastest;
-    // the fallbacks less the one taken (a first layers' way passed over is weighed again after the next decline)
-    tg.fallbacks.erase(std::remove_if(tg.fallbacks.begin(), tg.fallbacks.end(),
-            [&](const auto & w) { return w.cached == next.cached && w.recompute == next.recompute; }), tg.fallbacks.end());
+    // the fallbacks less the one taken, but for a count of first layers to be measured
+    tg.fallbacks.erase(std::remove_if(tg.fallbacks.begin(), tg.fallbacks.end(), [&](const auto & w) {
+        return w.cached == next.cached && w.recompute == next.recompute && !as_many_as_fit(w); }), tg.fallbacks.end());
     return next;
 }
 

@@ -47,15 +47,17 @@ struct trainer_graph {
     // would not fit in memory_available beside memory_held (the model and the process's own state:
     // KV cache, adapter, gradients, moments, data) and the weight copies, or
     // the file's pages the copies made in each pass read, is built again the next way (pass_fits).
-    // A way that recomputes the first layers takes as many as the declined graphs' measures say
-    // fit (`layers`), none where that is all of them.
+    // A way that recomputes the first layers takes the count given (`layers`, --recompute N) or,
+    // with 0, as many as the declined graphs' measures say fit, none where that is all of them.
     struct memory_plan { bool cached; recompute_way recompute; int layers = 0; };
     std::vector<memory_plan> fallbacks;
     uint64_t              memory_available = 0; // bytes; 0: unknown
     uint64_t              memory_held = 0;
-    // the last training graph declined with every activation kept, for each copies' way ([cached]):
-    // its micro-batch's tokens, its compute buffers and the room it had beside the rest
-    struct kept_measure { int32_t n_tokens = 0; uint64_t compute = 0, room = 0; } kept[2];
+    // the last training graphs declined, for each copies' way ([cached]), one with every activation
+    // kept and one with the first layers' recomputed: its micro-batch's tokens, the count of layers
+    // recomputed, its compute buffers and the room it had beside the rest
+    struct graph_measure { int32_t n_tokens = 0; int layers = 0; uint64_t compute = 0, room = 0; };
+    graph_measure         kept[2], first_layers[2];
     memory_plan           next = {};           // the way pass_fits chose after the graph it declined
 
     // the graph of the last pass, kept while the next pass has the same shape

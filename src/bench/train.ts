@@ -46,8 +46,8 @@ export interface TrainBenchOptions {
     batchTokens?: number;
     /** The trainer's --mixed-precision (src/train/options.ts): auto | on | off. Defaults to its table's. */
     mixedPrecision?: "auto" | "on" | "off";
-    /** The trainer's --recompute: auto | on | off. Defaults to its table's. */
-    recompute?: "auto" | "on" | "off";
+    /** The trainer's --recompute: auto | on | off | a count of first layers ("12"). Defaults to its table's. */
+    recompute?: TrainHyperParams["recompute"];
     /** llama-bench repetitions of pp<ctx>. */
     reps?: number;
     /**

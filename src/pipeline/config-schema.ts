@@ -4,7 +4,7 @@
  * key or a value of the wrong type is an error that names the file, the line and the key.
  */
 
-import { trainConfigChecks, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
+import { trainConfigChecks, trainConfigCounts, trainConfigDefaults, trainConfigEnums, type TrainConfig } from "../train/options.js";
 import { evalMethods, type EvalMethod } from "../data/schemas.js";
 import { remoteServerKinds, type RemoteServerKind } from "../llm/remote-backend.js";
 import { gpuChoices, type GpuChoice } from "../llm/types.js";
@@ -258,6 +258,9 @@ export const configArrayElements: Record<string, unknown> = {
 };
 
 /** Numeric keys that must be whole numbers, and their minimum. */
+/** Text keys that also take a count, which YAML may write as a number: taken as its text. */
+export const configCountsAsText: readonly string[] = trainConfigCounts("train");
+
 export const configIntegers: Record<string, number> = {
     "model.threads": 0,
     "model.context_size": 64,

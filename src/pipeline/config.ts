@@ -5,7 +5,7 @@ import { InputError, errorMessage } from "../util/errors.js";
 import { loadModelPresets } from "../gguf/presets.js";
 import { isRemoteSource } from "../llm/model-source.js";
 import {
-    configArrayElements, configChecks, configEnums, configIntegers, defaultConfig, forbiddenConfigKeys, type PipelineConfig
+    configArrayElements, configChecks, configCountsAsText, configEnums, configIntegers, defaultConfig, forbiddenConfigKeys, type PipelineConfig
 } from "./config-schema.js";
 
 export interface LoadedConfig {
@@ -185,6 +185,8 @@ function checkValue(value: unknown, template: unknown, keyPath: string, where: (
                 fail(`must be at least ${min}, got ${String(value)}`);
         }
     } else if (typeof template === "string") {
+        if (typeof value === "number" && configCountsAsText.includes(keyPath))
+            value = String(value); // "recompute: 12"
         if (typeof value !== "string")
             fail(`must be a string, got ${describe(value)}`);
     } else if (typeof template === "boolean") {

@@ -44,6 +44,8 @@ interface ChoiceOption extends TrainOptionBase {
     kind: "choice";
     default: string;
     choices: readonly string[];
+    /** Also a count: a whole number in this range, written as a string ("12") like the choices. */
+    count?: { min: number; max: number };
 }
 
 interface ListOption extends TrainOptionBase {
@@ -82,12 +84,13 @@ export const trainOptions = [
     { key: "seed", cli: "seed", config: "seed", flag: "--seed", kind: "int", default: 42, min: 0, max: Number.MAX_SAFE_INTEGER, help: "Seed of the initialization, the split and the data order" },
     // machine
     { key: "mixedPrecision", cli: "mixed-precision", config: "mixed_precision", flag: "--mixed-precision", kind: "choice", default: "auto", choices: mixedPrecisionModes, help: "Frozen-weight matmuls in 16 bits: the backward pass's (F16 on a GPU, BF16 on a CPU that multiplies BF16 natively, AVX512-BF16, else F16) and, with on and such a CPU, the forward pass's through F32/F16 weights (the loss then within ~2e-2 of the model's); auto = the backward pass's where faster (a GPU or such a CPU)" },
-    { key: "recompute", cli: "recompute", config: "recompute", flag: "--recompute", kind: "choice", default: "auto", choices: autoSwitchModes, help: "Recompute each layer's activations in the backward pass instead of keeping them all: memory for one layer's, about one more forward pass of time (auto = on for a GPU; on a CPU off, unless the activations would not fit in the memory available: then the first layers' as many as that needs, else all)" }
+    { key: "recompute", cli: "recompute", config: "recompute", flag: "--recompute", kind: "choice", default: "auto", choices: autoSwitchModes, count: { min: 1, max: 2 ** 20 }, help: "Recompute each layer's activations in the backward pass instead of keeping them all: memory for one layer's, about one more forward pass of time; N: only the first N layers' (N of the L layers' share of that time; all from N = L) (auto = on for a GPU; on a CPU off, unless the activations would not fit in the memory available: then the first layers' as many as that needs, else all)" }
 ] as const satisfies readonly TrainOptionSpec[];
 
 type Row = (typeof trainOptions)[number];
 type ValueOf<R> =
     R extends { kind: "list"; choices: readonly (infer C)[] } ? C[]
+        : R extends { kind: "choice"; choices: readonly (infer C)[]; count: object } ? C | `${number}`
         : R extends { kind: "choice"; choices: readonly (infer C)[] } ? C
             : number;
 
@@ -116,8 +119,12 @@ export function trainOptionProblem(option: TrainOptionSpec, value: unknown): str
                 return `must be ${whole ? "a whole number" : "a number"} from ${option.min} to ${option.max}, got ${value}`;
             return null;
         }
-        case "choice":
-            return typeof value === "string" && option.choices.includes(value) ? null : `must be one of ${option.choices.join(" | ")}, got ${describe(value)}`;
+        case "choice": {
+            if (typeof value === "string" && (option.choices.includes(value) || isCount(option, value)))
+                return null;
+            const count = option.count != null ? ` or a whole number from ${option.count.min} to ${option.count.max}` : "";
+            return `must be one of ${option.choices.join(" | ")}${count}, got ${describe(value)}`;
+        }
         case "list": {
             if (!Array.isArray(value))
                 return `must be a list, got ${describe(value)}`;
@@ -130,6 +137,11 @@ export function trainOptionProblem(option: TrainOptionSpec, value: unknown): str
             return twice === undefined ? null : `has ${describe(twice)} twice`;
         }
     }
+}
+
+/** Whether `value` is a count the option takes beside its choices ("12"). */
+function isCount(option: ChoiceOption, value: string): boolean {
+    return option.count != null && /^[0-9]+$/.test(value) && Number(value) >= option.count.min && Number(value) <= option.count.max;
 }
 
 function describe(value: unknown): string {
@@ -203,12 +215,17 @@ export function trainOptionsFromConfig(config: TrainConfig): ResolvedTrainHyperP
 export function trainConfigEnums(prefix: string): Record<string, readonly string[]> {
     const out: Record<string, readonly string[]> = {};
     for (const option of rows) {
-        if (option.kind === "choice")
+        if (option.kind === "choice" && option.count == null) // with counts: trainConfigChecks
             out[`${prefix}.${option.config}`] = option.choices;
         else if (option.kind === "list")
             out[`${prefix}.${option.config}[]`] = option.choices;
     }
     return out;
+}
+
+/** The `train.*` keys whose text may be a count, which a config may write as a number ("recompute: 12"). */
+export function trainConfigCounts(prefix: string): string[] {
+    return rows.filter((option) => option.kind === "choice" && option.count != null).map((option) => `${prefix}.${option.config}`);
 }
 
 /** Range and type checks of the `train.*` keys, as the config schema runs them. */
@@ -230,7 +247,7 @@ export interface TrainCliOption {
 /** yargs options of `autoact train`, by flag name. */
 export function trainCliOptions(): Record<string, TrainCliOption> {
     return Object.fromEntries(rows.map((option): [string, TrainCliOption] => {
-        const range = option.kind === "choice" ? `: ${option.choices.join(" | ")}`
+        const range = option.kind === "choice" ? `: ${option.choices.join(" | ")}${option.count != null ? ` | N (${option.count.min} to ${option.count.max})` : ""}`
             : option.kind === "list" ? `, comma-separated: ${option.choices.join(",")}`
                 : option.max <= 4096 ? ` (${option.min} to ${option.max})` : "";
         const value = option.kind === "list" ? option.default.join(",") : option.default;

@@ -117,19 +117,26 @@ describe("the trainer's options table", () => {
         expect(() => loadConfig(rank)).toThrow(`${rank}:2: "train.rank" must be a whole number from 1 to 4096, got 2.5`);
         const mixed = write("mixed.yaml", "train:\n  mixed_precision: fp8\n");
         expect(() => loadConfig(mixed)).toThrow(`${mixed}:2: "train.mixed_precision" must be one of auto | on | off`);
+        // --recompute takes a count of first layers beside its choices, as text or a number
+        const count = write("count.yaml", "train:\n  recompute: 0\n");
+        expect(() => loadConfig(count)).toThrow(`${count}:2: "train.recompute" must be one of auto | on | off or a whole number from 1 to 1048576, got "0"`);
+        const twelve = trainOptionsFromConfig(loadConfig(write("count-12.yaml", "train:\n  recompute: 12\n")).config.train);
+        expect(flagValue(trainerArgs({ ...files, ...twelve }), "--recompute")).toBe("12");
         const none = write("none.yaml", "train:\n  targets: []\n");
         expect(() => loadConfig(none)).toThrow(`${none}:2: "train.targets" must name at least one of`);
         expect(() => loadConfig(write("ok.yaml", "name: t\n"), { set: ["train.batch_tokens=-1"] })).toThrow(/--set train\.batch_tokens: "train\.batch_tokens" must be a whole number from 0/);
     });
 
     it("rejects a flag value out of range naming the flag", () => {
-        const { problems } = trainOptionsFromCli({ "lora-dropout": 2, targets: "attn_q,mlp", "mixed-precision": "fp8", rank: Number.NaN });
+        const { problems } = trainOptionsFromCli({ "lora-dropout": 2, targets: "attn_q,mlp", "mixed-precision": "fp8", rank: Number.NaN, recompute: "3.5" });
         expect(problems).toEqual([
             "--rank must be a number, got NaN",
             "--lora-dropout must be a number from 0 to 0.9, got 2",
             "--targets has \"mlp\": expected any of attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down",
-            "--mixed-precision must be one of auto | on | off, got \"fp8\""
+            "--mixed-precision must be one of auto | on | off, got \"fp8\"",
+            "--recompute must be one of auto | on | off or a whole number from 1 to 1048576, got \"3.5\""
         ]);
+        expect(trainOptionsFromCli({ recompute: "12" })).toEqual({ values: { recompute: "12" }, problems: [] });
     });
 });
 

@@ -8,7 +8,7 @@ import { quoteArg } from "../../bench/llama-bench.js";
 import type { GpuChoice } from "../../llm/engine.js";
 import { checkAdapterFitsBase, checkGgufFileSync } from "../../llm/gguf-check.js";
 import { nativeBackends, type NativeBackend } from "../../train/native-build.js";
-import { trainCliOptions } from "../../train/options.js";
+import { trainCliOptions, type TrainHyperParams } from "../../train/options.js";
 import { sharedOptions } from "../shared-options.js";
 import { commandGroup } from "../command-group.js";
 
@@ -210,7 +210,7 @@ const train: CommandModule<object, TrainArgs> = {
             batch: single(args.batch, "batch"),
             batchTokens: single(args["batch-tokens"], "batch-tokens"),
             mixedPrecision: single(args["mixed-precision"], "mixed-precision") as "auto" | "on" | "off" | undefined,
-            recompute: single(args.recompute, "recompute") as "auto" | "on" | "off" | undefined,
+            recompute: single(args.recompute, "recompute") as TrainHyperParams["recompute"],
             reps: single(args.reps, "reps"),
             rounds: single(args.rounds, "rounds"),
             compareTorch: args["compare-torch"],
