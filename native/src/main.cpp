@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -55,6 +56,20 @@ void on_llama_log(ggml_log_level level, const char * text, void *) {
     } else if (level == GGML_LOG_LEVEL_ERROR) {
         g_llama_errors += text;
     }
+}
+
+// ggml ends the process on a failed check (GGML_ASSERT) with a debugger's backtrace on stdout,
+// where our JSON lines go. The one seen in use is ggml_init's failed malloc under a tight memory
+// limit; for it and any other, one error line and exit 1 instead (--verbose keeps ggml's own).
+[[noreturn]] void on_ggml_abort(const char * message) {
+    const std::string what = strstr(message, "mem_buffer != NULL") != nullptr
+        ? std::string("out of memory: llama.cpp could not allocate a graph's bookkeeping (ggml_init); lower --batch-tokens or raise the memory limit")
+        : std::string("llama.cpp stopped on a failed check: ") + message + " (rerun with --verbose for its backtrace)";
+    json_line().str("event", "error").str("kind", "runtime").str("message", what).emit();
+    fprintf(stderr, "%sautoact-train: %s\n", g_llama_errors.c_str(), what.c_str());
+    fflush(stdout);
+    fflush(stderr);
+    std::_Exit(1);
 }
 
 // Warm-up steps: --warmup-ratio of the total when given, else --warmup.
@@ -338,6 +353,9 @@ int run(int argc, char ** argv) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
     llama_log_set(on_llama_log, nullptr);
+    if (!g_verbose) {
+        ggml_set_abort_callback(on_ggml_abort);
+    }
     llama_backend_init();
 
     // ---- the base model's header: architecture, tensor shapes and types ----
@@ -450,7 +468,9 @@ int run(int argc, char ** argv) {
     cparams.op_offload      = p.n_gpu_layers != 0;
     llama_context * lctx = llama_init_from_model(model, cparams);
     if (!lctx) {
-        throw runtime_failure("llama.cpp could not create a context of " + std::to_string(capacity) + " tokens");
+        const bool memory = g_llama_errors.find("failed to allocate") != std::string::npos; // its own buffers
+        throw runtime_failure(std::string(memory ? "out of memory: " : "") + "llama.cpp could not create a context of " + std::to_string(capacity) +
+                " tokens" + (memory ? " (its buffers, in the log above); lower --batch-tokens or --ctx" : ""));
     }
     float scale = 1.0f;
     if (llama_set_adapters_lora(lctx, &lora, 1, &scale) != 0) {

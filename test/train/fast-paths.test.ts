@@ -379,6 +379,26 @@ describe("the trainer's fast paths agree with the plain ones", () => {
         }
     });
 
+    it("under an address-space limit too small for llama.cpp's own allocations the trainer stops with one line and exit 1, never an abort", async () => {
+        const model = path.join(dir, "vocab-64k-small.gguf");
+        await writeSyntheticModel({ arch: "llama", nEmbd: 64, layers: 1, heads: 4, ff: 128, ctx: 256, vocab: 65536, out: model });
+        const samples = await samplesFile(dir, fullContextSamples(1), "one-long.bin");
+        // where the limit falls among llama.cpp's allocations decides which fails: a buffer (its
+        // own error) or a graph's bookkeeping in ggml_init, whose failed check would abort (SIGABRT,
+        // a debugger's backtrace on stdout) but for the trainer's abort callback (here: 150, 250
+        // and 300 MB)
+        for (const kb of [150_000, 200_000, 250_000, 300_000]) {
+            const run = await runTrainer(["--base", model, "--data", samples, "--out", path.join(dir, `small-${kb}.gguf`), "--ctx", "256",
+                "--batch", "1", "--steps", "1"], { addressSpaceKb: kb });
+            expect(run.exitCode, `${kb} KB: ${run.stderr}`).toBe(1);
+            const last = run.stderr.trim().split("\n").at(-1)!;
+            expect(last, `${kb} KB`).toMatch(/^autoact-train: out of memory: .*; lower --batch-tokens/);
+            expect(run.events.at(-1), `${kb} KB`).toMatchObject({ event: "error", kind: "runtime" });
+            expect(run.stdout, `${kb} KB`).not.toMatch(/GGML_ASSERT|#\d+ +0x/);
+            expect(fs.existsSync(path.join(dir, `small-${kb}.gguf`))).toBe(false);
+        }
+    });
+
     it("LoRA dropout: every keep-mask keeps 1 - p of its entries, each drawn independently of its neighbour", async () => {
         const out = path.join(dir, "dropout.grads");
         const run = await runTrainer(["--base", base, "--data", data, "--out", path.join(dir, "dropout.gguf"), "--ctx", "64",

@@ -38,6 +38,7 @@ export function nativeBuild(): Promise<NativeBuild> {
 export interface TrainerRun {
     exitCode: number;
     events: ({ event: string } & Record<string, any>)[];
+    stdout: string;
     stderr: string;
 }
 
@@ -71,7 +72,7 @@ export async function runTrainer(args: string[], options: {
         }
     });
     const result = await child;
-    return { exitCode: result.exitCode ?? -1, events, stderr: String(result.stderr) };
+    return { exitCode: result.exitCode ?? -1, events, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
 export function stepLosses(run: TrainerRun): number[] {
