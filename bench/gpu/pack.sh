@@ -7,7 +7,8 @@
 # The archive holds node's binary (as node-bin), dist/, the runtime packages of node_modules
 # without node-llama-cpp's prebuilt engines and llama.cpp source bundle (the suite's training
 # runs use llama-bench and autoact-train), and the native build's binaries
-# (native/build/<backend>/bin), built beforehand here with `npm run build:native -- --backend B`.
+# (native/build/<backend>/bin), built beforehand here with `npm run build:native -- --backend B
+# --portable` (code for any x86-64 CPU with AVX2, not this one's own instructions).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,8 +25,11 @@ done
 cd "$root"
 bin="native/build/$backend/bin"
 for f in "$bin/autoact-train" "$bin/llama-bench" dist/src/cli/main.js; do
-    [ -f "$f" ] || { echo "pack.sh: $f is missing: run npm run build and npm run build:native -- --backend $backend first" >&2; exit 2; }
+    [ -f "$f" ] || { echo "pack.sh: $f is missing: run npm run build and npm run build:native -- --backend $backend --portable first" >&2; exit 2; }
 done
+# binaries built for this CPU's own instructions may stop with SIGILL on the other machine's
+grep -q '^GGML_NATIVE:BOOL=OFF$' "native/build/$backend/CMakeCache.txt" 2>/dev/null || {
+    echo "pack.sh: native/build/$backend was built for this CPU only: run npm run build:native -- --backend $backend --portable first" >&2; exit 2; }
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 cp "$(command -v node)" "$stage/node-bin"

@@ -36,6 +36,8 @@ export interface NativeBuildOptions {
     force?: boolean;
     /** Folder holding the clone and the build folders. Defaults to <package>/native/build. */
     buildRoot?: string;
+    /** Binaries to carry to another machine (nativeConfigureFlags). Defaults to false: this CPU's own instructions. */
+    portable?: boolean;
 }
 
 export interface NativeBuild {
@@ -62,7 +64,7 @@ const bundleDir = path.join(packageRoot, "node_modules", "node-llama-cpp", "llam
 export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promise<NativeBuild> {
     const {
         backend = "cpu", onProgress = () => {}, jobs = defaultThreadCount(), force = false,
-        buildRoot = path.join(nativeDir, "build")
+        buildRoot = path.join(nativeDir, "build"), portable = false
     } = options;
     const started = performance.now();
     if (!(nativeBackends as readonly string[]).includes(backend))
@@ -73,7 +75,7 @@ export async function ensureNativeBuild(options: NativeBuildOptions = {}): Promi
     const llamaTag = await preparePatchedSource(source, force, onProgress);
 
     const buildDir = path.join(buildRoot, backend);
-    await configure(buildDir, source, backend, tools, onProgress);
+    await configure(buildDir, source, nativeConfigureFlags(backend, portable), tools, onProgress);
 
     const targets = nativeTargets.map((t) => t.target);
     onProgress({ phase: "build", message: `building ${targets.join(", ")} (${backend}, ${jobs} jobs)` });
@@ -201,17 +203,33 @@ async function preparePatchedSource(source: string, force: boolean, onProgress: 
     return tag;
 }
 
-async function configure(buildDir: string, source: string, backend: NativeBackend, tools: Tools, onProgress: (p: NativeBuildProgress) => void): Promise<void> {
+/**
+ * ggml's CMake flags for a backend. A portable build (`autoact native build --portable`, for
+ * bench/gpu/pack.sh) runs on another machine: x86-64 code for AVX2 (any x86 GPU host has it)
+ * instead of this CPU's own instructions, which the other CPU may lack; with CUDA, without the
+ * flash-attention kernels, a third of a cold CUDA build, which the trainer and the training
+ * benchmark's llama-bench do not use.
+ */
+export function nativeConfigureFlags(backend: NativeBackend, portable: boolean): string[] {
+    const x86 = process.arch === "x64" || process.arch === "ia32";
+    return [
+        `-DGGML_NATIVE=${portable ? "OFF" : "ON"}`,
+        ...(portable && x86 ? ["-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_BMI2=ON"] : []),
+        `-DGGML_CUDA=${backend === "cuda" ? "ON" : "OFF"}`,
+        ...(backend === "cuda" ? [`-DGGML_CUDA_FA=${portable ? "OFF" : "ON"}`] : []), // both ways: CMake's cache keeps the last
+        `-DGGML_VULKAN=${backend === "vulkan" ? "ON" : "OFF"}`,
+        `-DGGML_METAL=${backend === "metal" ? "ON" : "OFF"}`
+    ];
+}
+
+async function configure(buildDir: string, source: string, flags: string[], tools: Tools, onProgress: (p: NativeBuildProgress) => void): Promise<void> {
     const args = [
         "-S", nativeDir, "-B", buildDir,
         ...(tools.ninja ? ["-G", "Ninja"] : []),
         "-DCMAKE_BUILD_TYPE=Release",
         `-DAUTOACT_LLAMA_SRC=${source}`,
         `-DGGML_CCACHE=${tools.ccache ? "ON" : "OFF"}`,
-        "-DGGML_NATIVE=ON",
-        `-DGGML_CUDA=${backend === "cuda" ? "ON" : "OFF"}`,
-        `-DGGML_VULKAN=${backend === "vulkan" ? "ON" : "OFF"}`,
-        `-DGGML_METAL=${backend === "metal" ? "ON" : "OFF"}`
+        ...flags
     ];
     // Re-run CMake only when its arguments changed (CMake itself notices edited CMakeLists).
     const stampFile = path.join(buildDir, "autoact-configure.json");
@@ -224,7 +242,7 @@ async function configure(buildDir: string, source: string, backend: NativeBacken
     const moved = cached !== "" && (cachedPath("CMAKE_HOME_DIRECTORY") !== nativeDir || cachedPath("CMAKE_CACHEFILE_DIR") !== path.resolve(buildDir));
     if (!moved && fs.existsSync(generated) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, "utf8") === JSON.stringify(args))
         return;
-    onProgress({ phase: "configure", message: `configuring ${backend} build in ${buildDir}` });
+    onProgress({ phase: "configure", message: `configuring the build in ${buildDir}` });
     if (moved) {
         for (const stale of [cache, path.join(buildDir, "CMakeFiles")])
             fs.rmSync(stale, { recursive: true, force: true });

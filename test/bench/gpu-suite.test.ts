@@ -55,6 +55,14 @@ describe.skipIf(!built)("bench/gpu/run.sh", () => {
         expect(fs.existsSync(path.join(dir, "report", "parallel.svg"))).toBe(true);
     });
 
+    it("packs only a portable build (pack.sh): binaries for this CPU's own instructions are refused", () => {
+        // the tests' CPU build is this machine's own (-march=native)
+        const packed = spawnSync("bash", [path.join(packageRoot, "bench", "gpu", "pack.sh"), "--backend", "cpu", "--out", path.join(dir, "pack.tar.xz")], { encoding: "utf8" });
+        expect(packed.status, packed.stderr).toBe(2);
+        expect(packed.stderr.trim()).toMatch(/^pack\.sh: native\/build\/cpu( was built for this CPU only|\/bin\/autoact-train is missing): run npm run build.* --backend cpu --portable first$/);
+        expect(fs.existsSync(path.join(dir, "pack.tar.xz"))).toBe(false);
+    });
+
     it("refuses unknown arguments and a missing node binary", () => {
         const bad = run(["--frobnicate"]);
         expect(bad.status).toBe(2);

@@ -8,6 +8,7 @@ interface BuildArgs {
     backend: string;
     jobs?: number;
     force: boolean;
+    portable: boolean;
 }
 
 const build: CommandModule<object, BuildArgs> = {
@@ -16,12 +17,13 @@ const build: CommandModule<object, BuildArgs> = {
     builder: (yargs) => yargs
         .option("backend", { type: "string", default: "cpu", describe: `${nativeBackends.join(" | ")}` })
         .option("jobs", { type: "number", describe: "Parallel compile jobs (default: the physical cores this process may use)" })
-        .option("force", { type: "boolean", default: false, describe: "Re-clone and re-patch llama.cpp" }) as unknown as Argv<BuildArgs>,
+        .option("force", { type: "boolean", default: false, describe: "Re-clone and re-patch llama.cpp" })
+        .option("portable", { type: "boolean", default: false, describe: "Binaries to carry to another machine (bench/gpu/pack.sh): x86-64 code for AVX2 instead of this CPU's own instructions; with CUDA, without the flash-attention kernels (unused by the trainer; a third of a cold build)" }) as unknown as Argv<BuildArgs>,
     handler: async (args) => {
         if (!(nativeBackends as readonly string[]).includes(args.backend))
             throw new InputError(`--backend: expected ${nativeBackends.join(", ")}; got "${args.backend}"`);
         const progress = createTrainProgress();
-        const result = await ensureNativeBuild({ backend: args.backend as NativeBackend, jobs: args.jobs, force: args.force, onProgress: progress.build });
+        const result = await ensureNativeBuild({ backend: args.backend as NativeBackend, jobs: args.jobs, force: args.force, portable: args.portable, onProgress: progress.build });
         progress.done();
         process.stdout.write(`${JSON.stringify({ ...result, seconds: Number(result.seconds.toFixed(2)) })}\n`);
     }
