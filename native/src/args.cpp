@@ -52,6 +52,11 @@ float parse_float(const std::string & flag, const std::string & v, double lo, do
     return (float) x;
 }
 
+// --recompute's words; anything else it takes is a count of first layers
+bool is_recompute_word(const std::string & v) {
+    return v == "auto" || v == "on" || v == "off";
+}
+
 std::vector<std::string> split_list(const std::string & v) {
     std::vector<std::string> out;
     size_t start = 0;
@@ -143,7 +148,7 @@ const std::vector<flag> & flags() {
              [](train_params & p, const std::string & v) {
                  if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) {
                      p.recompute = std::to_string(parse_int("--recompute", v, 1, 1 << 20));
-                 } else if (v == "auto" || v == "on" || v == "off") {
+                 } else if (is_recompute_word(v)) {
                      p.recompute = v;
                  } else {
                      throw input_error("--recompute: expected auto, on, off or a count of first layers, got '" + v + "'");
@@ -225,7 +230,7 @@ bool train_params_parse(int argc, char ** argv, train_params & params) {
 }
 
 int recompute_count(const train_params & p) {
-    return p.recompute == "auto" || p.recompute == "on" || p.recompute == "off" ? 0 : std::stoi(p.recompute);
+    return is_recompute_word(p.recompute) ? 0 : std::stoi(p.recompute);
 }
 
 std::string train_params_json(const train_params & p) {

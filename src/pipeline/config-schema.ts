@@ -257,10 +257,10 @@ export const configArrayElements: Record<string, unknown> = {
     "data.eval": { name: "", format: "jsonl", file: "", limit: 0 } satisfies EvalSetConfig
 };
 
-/** Numeric keys that must be whole numbers, and their minimum. */
 /** Text keys that also take a count, which YAML may write as a number: taken as its text. */
 export const configCountsAsText: readonly string[] = trainConfigCounts("train");
 
+/** Numeric keys that must be whole numbers, and their minimum. */
 export const configIntegers: Record<string, number> = {
     "model.threads": 0,
     "model.context_size": 64,
